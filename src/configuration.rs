@@ -1,0 +1,132 @@
+//! Typed settings: `config/default.toml` (compiled in), an optional file, then `ORGSSO_*`
+//! environment variables. Parsed once at start into a tree the rest of the service reads.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use config::{Config, Environment, File, FileFormat};
+use serde::Deserialize;
+use url::Url;
+
+use crate::crypto::Secret;
+
+const DEFAULTS: &str = include_str!("../config/default.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub listen: String,
+    pub public_url: Url,
+    pub database_url: Secret,
+    pub data_dir: PathBuf,
+    #[serde(default)]
+    pub admin_token: Option<Secret>,
+    #[serde(default)]
+    pub secret_key: Option<Secret>,
+    pub log_format: LogFormat,
+    pub database: DatabaseSettings,
+    pub session: SessionSettings,
+    pub login: LoginSettings,
+    pub oidc: OidcSettings,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DatabaseSettings {
+    pub max_connections: u32,
+    pub acquire_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SessionSettings {
+    pub cookie_name: String,
+    pub idle_timeout_secs: u64,
+    pub absolute_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LoginSettings {
+    pub flow_ttl_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct OidcSettings {
+    pub http_timeout_secs: u64,
+    pub clock_leeway_secs: u64,
+    pub max_id_token_age_secs: u64,
+    pub jwks_refetch_cooldown_secs: u64,
+    pub jwks_max_age_secs: u64,
+}
+
+impl OidcSettings {
+    pub fn http_timeout(&self) -> Duration {
+        Duration::from_secs(self.http_timeout_secs)
+    }
+}
+
+impl Settings {
+    /// Defaults, then `file` when given, then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Settings, config::ConfigError> {
+        let mut builder =
+            Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
+        if let Some(path) = file {
+            builder = builder.add_source(File::from(path).required(true));
+        }
+        let settings: Settings = builder
+            .add_source(
+                Environment::with_prefix("ORGSSO")
+                    .prefix_separator("_")
+                    .separator("__"),
+            )
+            .build()?
+            .try_deserialize()?;
+        settings.check()?;
+        Ok(settings)
+    }
+
+    /// The compiled-in defaults alone (tests start from these).
+    pub fn defaults() -> Settings {
+        Config::builder()
+            .add_source(File::from_str(DEFAULTS, FileFormat::Toml))
+            .build()
+            .and_then(|c| c.try_deserialize())
+            .expect("config/default.toml is valid")
+    }
+
+    fn check(&self) -> Result<(), config::ConfigError> {
+        let bad = |m: String| Err(config::ConfigError::Message(m));
+        if !matches!(self.public_url.scheme(), "http" | "https") {
+            return bad(format!(
+                "public_url must be an http(s) URL, got {}",
+                self.public_url
+            ));
+        }
+        if self.session.idle_timeout_secs == 0 || self.session.absolute_timeout_secs == 0 {
+            return bad("session timeouts must be greater than zero".into());
+        }
+        if self.login.flow_ttl_secs == 0 {
+            return bad("login.flow_ttl_secs must be greater than zero".into());
+        }
+        Ok(())
+    }
+
+    /// Cookies carry `Secure` when users reach the service over https.
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url.scheme() == "https"
+    }
+
+    /// `{public_url}/sso/callback`, the one redirect URI admins register at their IdP.
+    pub fn redirect_uri(&self) -> String {
+        self.public_path("/sso/callback")
+    }
+
+    /// An absolute URL for a path on this service.
+    pub fn public_path(&self, path: &str) -> String {
+        format!("{}{}", self.public_url.as_str().trim_end_matches('/'), path)
+    }
+}

@@ -1,0 +1,12 @@
+//! orgsso: a self-hosted, multi-tenant OpenID Connect single sign-on login service.
+
+pub mod configuration;
+pub mod crypto;
+pub mod domain;
+pub mod http;
+pub mod oidc;
+pub mod roles;
+pub mod sso;
+pub mod startup;
+pub mod store;
+pub mod telemetry;

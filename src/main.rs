@@ -1,0 +1,47 @@
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use orgsso::configuration::Settings;
+use orgsso::startup::{open_store, Application};
+
+/// orgsso: OpenID Connect single sign-on for organisations.
+///
+/// Settings come from the built-in defaults (config/default.toml), the file given with
+/// --config, then ORGSSO_* environment variables, which win.
+#[derive(Parser)]
+#[command(version, about, long_about)]
+struct Cli {
+    /// A TOML settings file layered over the defaults.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the service (applies database migrations first).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let settings = Settings::load(cli.config.as_deref())?;
+    orgsso::telemetry::init(settings.log_format);
+    match cli.command {
+        Command::Serve => {
+            let app = Application::build(settings).await?;
+            tracing::info!(addr = %app.local_addr(), public_url = %app.sso.settings.public_url, "orgsso listening");
+            app.run_until_stopped().await?;
+        }
+        Command::Migrate => {
+            open_store(&settings).await?;
+            tracing::info!("migrations applied");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,268 @@
+//! OpenID Connect discovery: fetch `/.well-known/openid-configuration`, check it, and fetch the
+//! JWKS it names. Every refusal says which part of the provider's answer was wrong.
+
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use super::{describe, read_limited};
+use crate::domain::{is_loopback, Issuer};
+use crate::oidc::idtoken::ALLOWED_ALGS;
+
+const MAX_DOCUMENT: usize = 512 * 1024;
+
+/// What orgsso keeps of the provider's discovery document.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ProviderMetadata {
+    pub issuer: String,
+    pub authorization_endpoint: String,
+    pub token_endpoint: String,
+    pub jwks_uri: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_session_endpoint: Option<String>,
+    /// Empty means the spec default, `client_secret_basic`.
+    #[serde(default)]
+    pub token_endpoint_auth_methods_supported: Vec<String>,
+    #[serde(default)]
+    pub id_token_signing_alg_values_supported: Vec<String>,
+    /// RFC 9207: when true the callback must carry `iss`.
+    #[serde(default)]
+    pub authorization_response_iss_parameter_supported: bool,
+}
+
+impl ProviderMetadata {
+    /// `client_secret_basic` unless the provider only offers `client_secret_post`.
+    pub fn use_post_auth(&self) -> bool {
+        let m = &self.token_endpoint_auth_methods_supported;
+        !m.is_empty() && !m.iter().any(|s| s == "client_secret_basic") && m.iter().any(|s| s == "client_secret_post")
+    }
+
+    /// Algorithms we accept for this provider's ID tokens: its advertised list within our
+    /// allow-list (never `none`, never HMAC).
+    pub fn id_token_algorithms(&self) -> Vec<jsonwebtoken::Algorithm> {
+        if self.id_token_signing_alg_values_supported.is_empty() {
+            return vec![jsonwebtoken::Algorithm::RS256];
+        }
+        ALLOWED_ALGS
+            .iter()
+            .copied()
+            .filter(|a| self.id_token_signing_alg_values_supported.iter().any(|s| alg_name(*a) == s))
+            .collect()
+    }
+}
+
+pub fn alg_name(a: jsonwebtoken::Algorithm) -> &'static str {
+    use jsonwebtoken::Algorithm::*;
+    match a {
+        HS256 => "HS256",
+        HS384 => "HS384",
+        HS512 => "HS512",
+        RS256 => "RS256",
+        RS384 => "RS384",
+        RS512 => "RS512",
+        PS256 => "PS256",
+        PS384 => "PS384",
+        PS512 => "PS512",
+        ES256 => "ES256",
+        ES384 => "ES384",
+        EdDSA => "EdDSA",
+        #[allow(unreachable_patterns)]
+        _ => "unsupported",
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DiscoveryError {
+    #[error("the issuer's discovery document at {url} could not be fetched: {reason}. Check the issuer URL and that the IdP is reachable from orgsso")]
+    Unreachable { url: String, reason: String },
+    #[error("the issuer's discovery document at {url} answered HTTP {status}; is the issuer URL right? (it is the URL before /.well-known/openid-configuration)")]
+    Status { url: String, status: u16 },
+    #[error("the issuer's discovery document at {url} is not valid JSON ({reason})")]
+    NotJson { url: String, reason: String },
+    #[error("the discovery document lacks `{0}`, which OpenID Connect requires")]
+    Missing(&'static str),
+    #[error("the discovery document says its issuer is {found:?}, not {expected:?}: use exactly the issuer the document names")]
+    IssuerMismatch { expected: String, found: String },
+    #[error("the discovery document's `{field}` is not usable: {reason}")]
+    BadField { field: &'static str, reason: String },
+    #[error("the IdP's JWKS at {url} is not usable: {reason}")]
+    Jwks { url: String, reason: String },
+}
+
+/// Fetches and checks the provider's configuration and its JWKS (returned raw, to seed the
+/// key cache).
+pub async fn discover(http: &reqwest::Client, issuer: &Issuer) -> Result<(ProviderMetadata, serde_json::Value), DiscoveryError> {
+    let url = format!("{}/.well-known/openid-configuration", issuer.as_str().trim_end_matches('/'));
+    let doc = fetch_json(http, &url).await?;
+    let meta = check_document(&doc, issuer)?;
+    let jwks = fetch_json(http, &meta.jwks_uri).await.map_err(|e| DiscoveryError::Jwks {
+        url: meta.jwks_uri.clone(),
+        reason: e.to_string(),
+    })?;
+    match jwks.get("keys") {
+        Some(serde_json::Value::Array(keys)) if !keys.is_empty() => Ok((meta, jwks)),
+        _ => Err(DiscoveryError::Jwks {
+            url: meta.jwks_uri.clone(),
+            reason: "it has no `keys` array with at least one key".into(),
+        }),
+    }
+}
+
+async fn fetch_json(http: &reqwest::Client, url: &str) -> Result<serde_json::Value, DiscoveryError> {
+    let resp = http
+        .get(url)
+        .header(reqwest::header::ACCEPT, "application/json")
+        .send()
+        .await
+        .map_err(|e| DiscoveryError::Unreachable { url: url.into(), reason: describe(&e) })?;
+    if !resp.status().is_success() {
+        return Err(DiscoveryError::Status { url: url.into(), status: resp.status().as_u16() });
+    }
+    let body = read_limited(resp, MAX_DOCUMENT)
+        .await
+        .map_err(|e| DiscoveryError::Unreachable { url: url.into(), reason: e.to_string() })?;
+    let value: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| DiscoveryError::NotJson { url: url.into(), reason: e.to_string() })?;
+    if !value.is_object() {
+        return Err(DiscoveryError::NotJson { url: url.into(), reason: "expected a JSON object".into() });
+    }
+    Ok(value)
+}
+
+/// Pure check of a discovery document against the configured issuer.
+pub fn check_document(doc: &serde_json::Value, issuer: &Issuer) -> Result<ProviderMetadata, DiscoveryError> {
+    let text = |field: &'static str| -> Result<String, DiscoveryError> {
+        match doc.get(field) {
+            None | Some(serde_json::Value::Null) => Err(DiscoveryError::Missing(field)),
+            Some(serde_json::Value::String(s)) => Ok(s.clone()),
+            Some(_) => Err(DiscoveryError::BadField { field, reason: "it is not a string".into() }),
+        }
+    };
+    let found = text("issuer")?;
+    if found != issuer.as_str() {
+        return Err(DiscoveryError::IssuerMismatch { expected: issuer.as_str().into(), found });
+    }
+    let endpoint = |field: &'static str| -> Result<String, DiscoveryError> {
+        let s = text(field)?;
+        check_endpoint(&s).map_err(|reason| DiscoveryError::BadField { field, reason })?;
+        Ok(s)
+    };
+    let strings = |field: &'static str| -> Result<Vec<String>, DiscoveryError> {
+        match doc.get(field) {
+            None | Some(serde_json::Value::Null) => Ok(Vec::new()),
+            Some(serde_json::Value::Array(a)) => a
+                .iter()
+                .map(|v| v.as_str().map(str::to_owned))
+                .collect::<Option<Vec<_>>>()
+                .ok_or(DiscoveryError::BadField { field, reason: "it must be an array of strings".into() }),
+            Some(_) => Err(DiscoveryError::BadField { field, reason: "it must be an array of strings".into() }),
+        }
+    };
+    let meta = ProviderMetadata {
+        issuer: found,
+        authorization_endpoint: endpoint("authorization_endpoint")?,
+        token_endpoint: endpoint("token_endpoint")?,
+        jwks_uri: endpoint("jwks_uri")?,
+        end_session_endpoint: match doc.get("end_session_endpoint") {
+            Some(serde_json::Value::String(_)) => Some(endpoint("end_session_endpoint")?),
+            _ => None,
+        },
+        token_endpoint_auth_methods_supported: strings("token_endpoint_auth_methods_supported")?,
+        id_token_signing_alg_values_supported: strings("id_token_signing_alg_values_supported")?,
+        authorization_response_iss_parameter_supported: doc
+            .get("authorization_response_iss_parameter_supported")
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false),
+    };
+    let response_types = strings("response_types_supported")?;
+    if !response_types.is_empty() && !response_types.iter().any(|t| t == "code") {
+        return Err(DiscoveryError::BadField {
+            field: "response_types_supported",
+            reason: "the IdP does not offer the authorization code flow (response type `code`)".into(),
+        });
+    }
+    let methods = &meta.token_endpoint_auth_methods_supported;
+    if !methods.is_empty() && !methods.iter().any(|m| m == "client_secret_basic" || m == "client_secret_post") {
+        return Err(DiscoveryError::BadField {
+            field: "token_endpoint_auth_methods_supported",
+            reason: format!("orgsso authenticates with client_secret_basic or client_secret_post; the IdP offers only {methods:?}"),
+        });
+    }
+    if meta.id_token_algorithms().is_empty() {
+        return Err(DiscoveryError::BadField {
+            field: "id_token_signing_alg_values_supported",
+            reason: format!(
+                "the IdP signs ID tokens only with {:?}; orgsso accepts RS256/384/512, PS256/384/512, ES256/384 and EdDSA",
+                meta.id_token_signing_alg_values_supported
+            ),
+        });
+    }
+    Ok(meta)
+}
+
+/// Endpoints follow the issuer rule: https, or http on a loopback host.
+fn check_endpoint(s: &str) -> Result<(), String> {
+    let url = Url::parse(s).map_err(|e| format!("{s:?} is not a URL ({e})"))?;
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if is_loopback(&url) => Ok(()),
+        _ => Err(format!("{s:?} must use https")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn issuer() -> Issuer {
+        Issuer::parse("https://idp.example.com").unwrap()
+    }
+
+    fn doc() -> serde_json::Value {
+        json!({
+            "issuer": "https://idp.example.com",
+            "authorization_endpoint": "https://idp.example.com/auth",
+            "token_endpoint": "https://idp.example.com/token",
+            "jwks_uri": "https://idp.example.com/jwks",
+            "response_types_supported": ["code"],
+            "id_token_signing_alg_values_supported": ["RS256", "HS256"],
+        })
+    }
+
+    #[test]
+    fn accepts_a_good_document() {
+        let m = check_document(&doc(), &issuer()).unwrap();
+        assert_eq!(m.id_token_algorithms(), vec![jsonwebtoken::Algorithm::RS256]);
+        assert!(!m.use_post_auth());
+    }
+
+    #[test]
+    fn refuses_bad_documents() {
+        let cases: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>, &str)> = vec![
+            ("issuer mismatch", Box::new(|d| d["issuer"] = json!("https://other.example.com")), "not \"https://idp.example.com\""),
+            ("trailing slash counts", Box::new(|d| d["issuer"] = json!("https://idp.example.com/")), "issuer"),
+            ("no jwks_uri", Box::new(|d| { d.as_object_mut().unwrap().remove("jwks_uri"); }), "lacks `jwks_uri`"),
+            ("no token endpoint", Box::new(|d| { d.as_object_mut().unwrap().remove("token_endpoint"); }), "token_endpoint"),
+            ("http endpoint", Box::new(|d| d["token_endpoint"] = json!("http://idp.example.com/token")), "https"),
+            ("no code flow", Box::new(|d| d["response_types_supported"] = json!(["id_token"])), "authorization code"),
+            ("only HMAC", Box::new(|d| d["id_token_signing_alg_values_supported"] = json!(["HS256", "none"])), "accepts"),
+            ("private_key_jwt only", Box::new(|d| d["token_endpoint_auth_methods_supported"] = json!(["private_key_jwt"])), "client_secret_basic"),
+            ("wrong type", Box::new(|d| d["jwks_uri"] = json!(5)), "not a string"),
+        ];
+        for (name, mutate, expect) in cases {
+            let mut d = doc();
+            mutate(&mut d);
+            let err = check_document(&d, &issuer()).expect_err(name).to_string();
+            assert!(err.contains(expect), "{name}: {err}");
+        }
+    }
+
+    #[test]
+    fn post_auth_only_when_basic_is_missing() {
+        let mut d = doc();
+        d["token_endpoint_auth_methods_supported"] = json!(["client_secret_post"]);
+        assert!(check_document(&d, &issuer()).unwrap().use_post_auth());
+        d["token_endpoint_auth_methods_supported"] = json!(["client_secret_post", "client_secret_basic"]);
+        assert!(!check_document(&d, &issuer()).unwrap().use_post_auth());
+    }
+}

@@ -1,0 +1,153 @@
+use serde::{Deserialize, Serialize};
+
+use super::Sso;
+use crate::crypto::{random_token, Secret};
+use crate::domain::{parse_scopes, Invalid, Issuer};
+use crate::oidc::discovery::{discover, DiscoveryError, ProviderMetadata};
+use crate::store::{new_id, ConnectionRow, DisconnectCounts, OrgRow, StoreError};
+
+/// `PUT /api/v1/orgs/{slug}/sso`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectRequest {
+    pub issuer: String,
+    pub client_id: String,
+    /// Required on first connect; on an update, omitted keeps the stored secret.
+    #[serde(default)]
+    pub client_secret: Option<Secret>,
+    #[serde(default)]
+    pub scopes: Option<Vec<String>>,
+}
+
+/// A connection as the admin API shows it: never the secret.
+#[derive(Debug, Serialize)]
+pub struct ConnectionView {
+    pub status: &'static str,
+    pub issuer: String,
+    pub client_id: String,
+    pub scopes: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub login_url: Option<String>,
+    pub redirect_uri: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disconnected_at: Option<i64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("{0}")]
+    Invalid(#[from] Invalid),
+    #[error("{0}")]
+    Discovery(#[from] DiscoveryError),
+    #[error("another change to this org's SSO connection happened at the same time; try again")]
+    Conflict,
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for ConnectError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(_) => ConnectError::Conflict,
+            other => ConnectError::Store(other),
+        }
+    }
+}
+
+fn parse_client_id(s: &str) -> Result<String, Invalid> {
+    let t = s.trim();
+    if t.is_empty() || t.len() > 255 || t.chars().any(char::is_control) {
+        return Err(Invalid("client_id must be 1 to 255 characters, as your IdP shows it".into()));
+    }
+    Ok(t.to_owned())
+}
+
+fn check_secret(s: &Secret) -> Result<(), Invalid> {
+    if s.expose().is_empty() || s.expose().len() > 2048 {
+        return Err(Invalid("client_secret must be 1 to 2048 characters".into()));
+    }
+    Ok(())
+}
+
+impl Sso {
+    pub fn view(&self, c: &ConnectionRow) -> ConnectionView {
+        ConnectionView {
+            status: if c.is_connected() { "connected" } else { "disconnected" },
+            issuer: c.issuer.clone(),
+            client_id: c.client_id.clone(),
+            scopes: serde_json::from_str(&c.scopes).unwrap_or_default(),
+            login_url: c.is_connected().then(|| self.login_url(&c.login_id)),
+            redirect_uri: self.settings.redirect_uri(),
+            created_at: c.created_at,
+            updated_at: c.updated_at,
+            disconnected_at: c.disconnected_at,
+        }
+    }
+
+    /// Connects (or updates) the org's IdP after discovery succeeds. Returns the connection
+    /// and whether it is new (a new login URL) rather than an update (login URL kept).
+    pub async fn connect(&self, org: &OrgRow, req: ConnectRequest, actor: &str, now: i64) -> Result<(ConnectionRow, bool), ConnectError> {
+        let issuer = Issuer::parse(&req.issuer)?;
+        let client_id = parse_client_id(&req.client_id)?;
+        let scopes = parse_scopes(req.scopes)?;
+        if let Some(s) = &req.client_secret {
+            check_secret(s)?;
+        }
+        let current = self.store.latest_connection(&org.id).await?.filter(|c| c.is_connected());
+        if current.is_none() && req.client_secret.is_none() {
+            return Err(Invalid("client_secret is required to connect an IdP".into()).into());
+        }
+        let (meta, jwks): (ProviderMetadata, serde_json::Value) = discover(&self.http, &issuer).await?;
+        let metadata = serde_json::to_string(&meta).expect("metadata serialises");
+        let scopes_json = serde_json::to_string(&scopes).expect("scopes serialise");
+        let detail = serde_json::json!({"issuer": issuer.as_str(), "client_id": client_id, "scopes": scopes});
+        let row = match current {
+            Some(mut c) => {
+                if let Some(s) = &req.client_secret {
+                    c.client_secret_enc = self.secrets.encrypt(s.expose(), &c.id);
+                }
+                c.issuer = issuer.as_str().to_owned();
+                c.client_id = client_id;
+                c.scopes = scopes_json;
+                c.metadata = metadata;
+                c.updated_at = now;
+                if !self.store.update_connection(&c, actor, &detail).await? {
+                    return Err(ConnectError::Conflict);
+                }
+                (c, false)
+            }
+            None => {
+                let id = new_id();
+                let secret = req.client_secret.as_ref().expect("checked above");
+                let c = ConnectionRow {
+                    client_secret_enc: self.secrets.encrypt(secret.expose(), &id),
+                    id,
+                    org_id: org.id.clone(),
+                    // 256 bits: the login URL is shared, but not guessable.
+                    login_id: random_token(32),
+                    issuer: issuer.as_str().to_owned(),
+                    client_id,
+                    scopes: scopes_json,
+                    metadata,
+                    status: "connected".into(),
+                    created_at: now,
+                    updated_at: now,
+                    disconnected_at: None,
+                };
+                self.store.insert_connection(&c, actor, &detail).await?;
+                (c, true)
+            }
+        };
+        if let Ok(uri) = url::Url::parse(&meta.jwks_uri) {
+            // Best effort: a seeding failure only means the first sign-in fetches the keys.
+            let _ = self.jwks.insert_seeded(&uri, &jwks);
+        }
+        Ok(row)
+    }
+
+    pub async fn disconnect(&self, org: &OrgRow, actor: &str, now: i64) -> Result<Option<DisconnectCounts>, StoreError> {
+        self.store.disconnect(&org.id, actor, now).await
+    }
+}

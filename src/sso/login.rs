@@ -1,0 +1,250 @@
+use std::time::Duration;
+
+use openidconnect::PkceCodeChallenge;
+use serde::Deserialize;
+use time::OffsetDateTime;
+
+use super::Sso;
+use crate::crypto::{ct_eq, random_token, sha256_b64};
+use crate::domain::{EmailAddress, ReturnTo};
+use crate::oidc::client::{authorize_url, exchange_code, printable, AuthorizeRequest, ExchangeError};
+use crate::oidc::discovery::ProviderMetadata;
+use crate::oidc::idtoken::{self, Expectations, IdTokenError};
+use crate::roles::Outcome;
+use crate::store::{ConnectionRow, FlowRow, NewLogin, StoreError};
+
+/// Query parameters of `GET /sso/callback`.
+#[derive(Debug, Default, Deserialize)]
+pub struct CallbackParams {
+    pub code: Option<String>,
+    pub state: Option<String>,
+    pub iss: Option<String>,
+    pub error: Option<String>,
+    pub error_description: Option<String>,
+}
+
+/// A verified, enrolled sign-in; the caller starts the session.
+#[derive(Debug, Clone)]
+pub struct LoginSuccess {
+    pub user_id: String,
+    pub org_id: String,
+    pub connection_id: String,
+    pub role: String,
+    pub return_to: String,
+}
+
+/// Every way a sign-in can fail. Each says what happened and what to try; none carries a
+/// token, code or secret.
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    #[error("This login link does not exist. Check the link your administrator shared.")]
+    UnknownLoginUrl,
+    #[error("This login link was retired when single sign-on was disconnected. Ask your administrator for the current link.")]
+    Retired,
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("This sign-in attempt is unknown or was already used. Start again from your organisation's login link.")]
+    UnknownFlow,
+    #[error("This sign-in attempt expired. Start again from your organisation's login link.")]
+    FlowExpired,
+    #[error("This sign-in was started in a different browser. Start again from your organisation's login link in this browser.")]
+    OtherBrowser,
+    #[error("The answer came from {got:?}, not from the identity provider this sign-in was sent to. Start again; if it happens again, tell your administrator.")]
+    WrongIssuer { got: String },
+    #[error("The identity provider did not sign you in: {error}{}", description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
+    Idp { error: String, description: Option<String> },
+    #[error("The identity provider could not complete the sign-in: {0}. Try again later; if it persists, tell your administrator.")]
+    Exchange(#[from] ExchangeError),
+    #[error("The identity provider's answer could not be verified: {0}. Tell your administrator.")]
+    IdToken(#[from] IdTokenError),
+    #[error("Your account is not allowed to sign in to this organisation{}. Ask your administrator for access.", rule.map(|r| format!(" (rule {r})")).unwrap_or_default())]
+    Denied { rule: Option<usize> },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl LoginError {
+    /// A stable snake_case code for logs and the audit trail.
+    pub fn code(&self) -> &'static str {
+        match self {
+            LoginError::UnknownLoginUrl => "unknown_login_url",
+            LoginError::Retired => "login_url_retired",
+            LoginError::BadRequest(_) => "bad_request",
+            LoginError::UnknownFlow => "unknown_state",
+            LoginError::FlowExpired => "flow_expired",
+            LoginError::OtherBrowser => "other_browser",
+            LoginError::WrongIssuer { .. } => "issuer_mismatch",
+            LoginError::Idp { .. } => "idp_error",
+            LoginError::Exchange(_) => "token_exchange_failed",
+            LoginError::IdToken(e) => e.code(),
+            LoginError::Denied { .. } => "access_denied",
+            LoginError::Store(_) => "store",
+        }
+    }
+}
+
+fn metadata(c: &ConnectionRow) -> Result<ProviderMetadata, LoginError> {
+    serde_json::from_str(&c.metadata).map_err(|e| StoreError::Corrupt(format!("connection {} metadata: {e}", c.id)).into())
+}
+
+impl Sso {
+    /// Begins a sign-in through the connection behind `login_id`: stores the flow (state,
+    /// nonce, PKCE verifier, browser binding) and returns the IdP authorization URL.
+    pub async fn start_login(
+        &self,
+        login_id: &str,
+        return_to: Option<&str>,
+        login_hint: Option<&str>,
+        browser_binding: &str,
+        now: i64,
+    ) -> Result<url::Url, LoginError> {
+        let conn = self.store.connection_by_login_id(login_id).await?.ok_or(LoginError::UnknownLoginUrl)?;
+        if !conn.is_connected() {
+            return Err(LoginError::Retired);
+        }
+        let return_to = return_to
+            .map(ReturnTo::parse)
+            .transpose()
+            .map_err(|e| LoginError::BadRequest(e.to_string()))?;
+        let login_hint = login_hint.and_then(|h| EmailAddress::parse(h).ok());
+        let meta = metadata(&conn)?;
+        let state = random_token(32);
+        let nonce = random_token(32);
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let scopes: Vec<String> = serde_json::from_str(&conn.scopes).unwrap_or_else(|_| vec!["openid".into()]);
+        let redirect_uri = self.settings.redirect_uri();
+        let url = authorize_url(
+            &meta,
+            &AuthorizeRequest {
+                client_id: &conn.client_id,
+                redirect_uri: &redirect_uri,
+                scopes: &scopes,
+                state: &state,
+                nonce: &nonce,
+                code_challenge: challenge.as_str(),
+                login_hint: login_hint.as_ref().map(|h| h.as_str()),
+            },
+        )
+        .map_err(|e| StoreError::Corrupt(format!("authorization endpoint: {e}")))?;
+        self.store
+            .insert_flow(&FlowRow {
+                state_hash: sha256_b64(&state),
+                connection_id: conn.id.clone(),
+                browser_hash: sha256_b64(browser_binding),
+                nonce,
+                pkce_verifier: verifier.secret().clone(),
+                return_to: return_to.map(|r| r.as_str().to_owned()),
+                created_at: now,
+                expires_at: now + self.settings.login.flow_ttl_secs as i64,
+            })
+            .await?;
+        Ok(url)
+    }
+
+    /// Finishes a sign-in at the callback: checks the flow, exchanges the code, verifies the
+    /// ID token, applies the org's rules and enrols the user. No session is made here.
+    pub async fn finish_login(
+        &self,
+        params: &CallbackParams,
+        browser_binding: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Result<LoginSuccess, LoginError> {
+        let ts = now.unix_timestamp();
+        let state = params
+            .state
+            .as_deref()
+            .filter(|s| !s.is_empty() && s.len() <= 512)
+            .ok_or_else(|| LoginError::BadRequest("The answer from the identity provider has no state. Start again from your organisation's login link.".into()))?;
+        // Taken (deleted) first: whatever happens below, this state cannot be used again.
+        let flow = self.store.take_flow(&sha256_b64(state)).await?.ok_or(LoginError::UnknownFlow)?;
+        if flow.expires_at <= ts {
+            return Err(LoginError::FlowExpired);
+        }
+        if !browser_binding.is_some_and(|b| ct_eq(&sha256_b64(b), &flow.browser_hash)) {
+            return Err(LoginError::OtherBrowser);
+        }
+        let conn = self.store.connection_by_id(&flow.connection_id).await?.ok_or(LoginError::Retired)?;
+        if !conn.is_connected() {
+            return Err(LoginError::Retired);
+        }
+        let meta = metadata(&conn)?;
+        // RFC 9207: the answer must come from the issuer we sent the browser to (mix-up defence).
+        match &params.iss {
+            Some(iss) if iss != &conn.issuer => return Err(LoginError::WrongIssuer { got: printable(iss, 200) }),
+            None if meta.authorization_response_iss_parameter_supported => {
+                return Err(LoginError::BadRequest(
+                    "The identity provider's answer lacks the `iss` parameter it promises to send. Start again; if it happens again, tell your administrator.".into(),
+                ))
+            }
+            _ => {}
+        }
+        if let Some(error) = &params.error {
+            return Err(LoginError::Idp {
+                error: printable(error, 64),
+                description: params.error_description.as_deref().map(|d| printable(d, 300)),
+            });
+        }
+        let code = params
+            .code
+            .as_deref()
+            .filter(|c| !c.is_empty() && c.len() <= 4096)
+            .ok_or_else(|| LoginError::BadRequest("The identity provider's answer has no authorization code. Start again.".into()))?;
+
+        let secret = self
+            .secrets
+            .decrypt(&conn.client_secret_enc, &conn.id)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let redirect_uri = self.settings.redirect_uri();
+        let id_token = exchange_code(&self.http, &meta, &conn.client_id, &secret, code, &redirect_uri, &flow.pkce_verifier).await?;
+
+        let jwks_uri = url::Url::parse(&meta.jwks_uri).map_err(|e| StoreError::Corrupt(format!("jwks_uri: {e}")))?;
+        let cache = self.jwks.get(&jwks_uri);
+        let algorithms = meta.id_token_algorithms();
+        let oidc = &self.settings.oidc;
+        let expect = Expectations {
+            issuer: &conn.issuer,
+            client_id: &conn.client_id,
+            nonce: &flow.nonce,
+            algorithms: &algorithms,
+            trusted_audiences: &[],
+            leeway: Duration::from_secs(oidc.clock_leeway_secs),
+            max_iat_age: Duration::from_secs(oidc.max_id_token_age_secs),
+        };
+        let verified = idtoken::verify(&id_token, &cache, &expect, now).await?;
+
+        let claims = serde_json::Value::Object(verified.claims.clone());
+        let mapping = self.role_mapping(&conn.org_id).await?;
+        let decision = mapping.evaluate(&claims);
+        let role = match decision.outcome {
+            Outcome::Deny => {
+                let detail = serde_json::json!({"issuer": conn.issuer, "subject": verified.subject, "rule": decision.rule});
+                self.store.audit(Some(&conn.org_id), "rules", "login.denied", &detail, ts).await?;
+                return Err(LoginError::Denied { rule: decision.rule });
+            }
+            Outcome::Role(r) => r,
+        };
+        let email = verified.email.as_deref().map(str::to_lowercase);
+        let claims_json = claims.to_string();
+        let outcome = self
+            .store
+            .enrol(&NewLogin {
+                issuer: &conn.issuer,
+                subject: &verified.subject,
+                email: email.as_deref(),
+                name: verified.name.as_deref(),
+                org_id: &conn.org_id,
+                connection_id: &conn.id,
+                role: role.as_str(),
+                claims_json: &claims_json,
+                now: ts,
+            })
+            .await?;
+        Ok(LoginSuccess {
+            user_id: outcome.user_id,
+            org_id: conn.org_id,
+            connection_id: conn.id,
+            role: role.as_str().to_owned(),
+            return_to: flow.return_to.unwrap_or_else(|| "/".into()),
+        })
+    }
+}

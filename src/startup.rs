@@ -1,0 +1,147 @@
+//! Building and running the service: settings in, a bound listener and a ready router out.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::{HeaderName, Request};
+use tokio::net::TcpListener;
+use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId as TowerRequestId, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use tower_sessions::cookie::SameSite;
+use tower_sessions::{Expiry, SessionManagerLayer};
+
+use crate::configuration::Settings;
+use crate::crypto::SecretBox;
+use crate::http::{self, AppState};
+use crate::oidc::jwks::{JwksRegistry, JwksSettings};
+use crate::sso::Sso;
+use crate::store::sessions::DbSessionStore;
+use crate::store::{PoolSettings, Store};
+
+pub struct Application {
+    listener: TcpListener,
+    router: axum::Router,
+    pub sso: Sso,
+}
+
+#[derive(Clone, Copy)]
+struct MakeId;
+
+impl MakeRequestId for MakeId {
+    fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<TowerRequestId> {
+        crate::crypto::random_token(12).parse().ok().map(TowerRequestId::new)
+    }
+}
+
+pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
+    let store = Store::connect(
+        settings.database_url.expose(),
+        &PoolSettings {
+            max_connections: settings.database.max_connections,
+            acquire_timeout: Duration::from_secs(settings.database.acquire_timeout_secs),
+        },
+    )
+    .await?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+impl Application {
+    /// Opens the database (applying migrations), loads the secret key and binds the listener
+    /// (port 0 picks a free port, as the tests do).
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let listener = TcpListener::bind(&settings.listen).await?;
+        Self::build_with_listener(settings, listener).await
+    }
+
+    /// As `build`, on a listener bound by the caller (tests bind first to learn the port that
+    /// the public URL must carry).
+    pub async fn build_with_listener(settings: Settings, listener: TcpListener) -> anyhow::Result<Application> {
+        let store = open_store(&settings).await?;
+        let (secrets, generated) = SecretBox::load_or_create(settings.secret_key.as_ref().map(|s| s.expose()), &settings.data_dir)?;
+        if generated {
+            tracing::warn!(
+                path = %settings.data_dir.join("secret.key").display(),
+                "ORGSSO_SECRET_KEY is unset: generated a secret key; back it up, and set ORGSSO_SECRET_KEY when running several instances"
+            );
+        }
+        if settings.admin_token.is_none() {
+            tracing::warn!("ORGSSO_ADMIN_TOKEN is unset: the admin API answers 401");
+        }
+        let oidc = &settings.oidc;
+        let http_client = crate::oidc::http_client(oidc.http_timeout());
+        let jwks = Arc::new(JwksRegistry::new(
+            http_client.clone(),
+            JwksSettings {
+                refetch_cooldown: Duration::from_secs(oidc.jwks_refetch_cooldown_secs),
+                max_age: Duration::from_secs(oidc.jwks_max_age_secs),
+                max_bytes: 256 * 1024,
+            },
+        ));
+        let settings = Arc::new(settings);
+        let sso = Sso { store: store.clone(), settings: settings.clone(), secrets, http: http_client, jwks };
+        let router = app_router(AppState { sso: sso.clone() });
+        Ok(Application { listener, router, sso })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("bound listener has an address")
+    }
+
+    /// Serves until the process receives Ctrl-C / SIGTERM.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let store = self.sso.store.clone();
+        let purge = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                if let Err(e) = store.purge_expired(time::OffsetDateTime::now_utc().unix_timestamp()).await {
+                    tracing::warn!(error = %e, "purging expired sessions failed");
+                }
+            }
+        });
+        let result = axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown_signal()).await;
+        purge.abort();
+        result
+    }
+}
+
+fn app_router(state: AppState) -> axum::Router {
+    let s = &state.sso.settings;
+    let sessions = SessionManagerLayer::new(DbSessionStore::new(state.sso.store.clone()))
+        .with_name(s.session.cookie_name.clone())
+        .with_secure(s.secure_cookies())
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_path("/")
+        .with_expiry(Expiry::OnInactivity(time::Duration::seconds(s.session.idle_timeout_secs as i64)));
+    let x_request_id = HeaderName::from_static("x-request-id");
+    http::router()
+        .with_state(state)
+        .layer(sessions)
+        .layer(
+            // Spans carry the path only: query strings hold codes and states.
+            TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+                let rid = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %rid)
+            }),
+        )
+        .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
+        .layer(SetRequestIdLayer::new(x_request_id, MakeId))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}

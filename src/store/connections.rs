@@ -1,0 +1,121 @@
+use super::{audit_in_tx, on_db, Result, Store};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ConnectionRow {
+    pub id: String,
+    pub org_id: String,
+    pub login_id: String,
+    pub issuer: String,
+    pub client_id: String,
+    /// Encrypted with the service's secret key, bound to `id`.
+    pub client_secret_enc: String,
+    /// JSON array of scopes.
+    pub scopes: String,
+    /// JSON of the provider metadata found by discovery.
+    pub metadata: String,
+    pub status: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub disconnected_at: Option<i64>,
+}
+
+impl ConnectionRow {
+    pub fn is_connected(&self) -> bool {
+        self.status == "connected"
+    }
+}
+
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct DisconnectCounts {
+    pub sessions_revoked: u64,
+    pub members_downgraded: u64,
+}
+
+const COLUMNS: &str = "id, org_id, login_id, issuer, client_id, client_secret_enc, scopes, metadata, status, created_at, updated_at, disconnected_at";
+
+impl Store {
+    /// Stores a new, connected connection. A second concurrent connect for the same org hits
+    /// the one-connected-per-org index and is a `Conflict`.
+    pub async fn insert_connection(&self, c: &ConnectionRow, actor: &str, detail: &serde_json::Value) -> Result<()> {
+        on_db!(self.db(), p => {
+            let mut tx = p.begin().await?;
+            sqlx::query(&format!("INSERT INTO sso_connections ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"))
+                .bind(&c.id).bind(&c.org_id).bind(&c.login_id).bind(&c.issuer).bind(&c.client_id)
+                .bind(&c.client_secret_enc).bind(&c.scopes).bind(&c.metadata).bind(&c.status)
+                .bind(c.created_at).bind(c.updated_at).bind(c.disconnected_at)
+                .execute(&mut *tx).await?;
+            audit_in_tx!(tx, &c.org_id, actor, "sso.connect", detail, c.updated_at)?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Updates a connected connection in place (its login URL stays). Returns false when it
+    /// is no longer connected.
+    pub async fn update_connection(&self, c: &ConnectionRow, actor: &str, detail: &serde_json::Value) -> Result<bool> {
+        let updated = on_db!(self.db(), p => {
+            let mut tx = p.begin().await?;
+            let n = sqlx::query(
+                "UPDATE sso_connections SET issuer = $1, client_id = $2, client_secret_enc = $3, scopes = $4, metadata = $5, updated_at = $6
+                 WHERE id = $7 AND status = 'connected'")
+                .bind(&c.issuer).bind(&c.client_id).bind(&c.client_secret_enc).bind(&c.scopes)
+                .bind(&c.metadata).bind(c.updated_at).bind(&c.id)
+                .execute(&mut *tx).await?.rows_affected();
+            if n == 1 {
+                audit_in_tx!(tx, &c.org_id, actor, "sso.update", detail, c.updated_at)?;
+            }
+            tx.commit().await?;
+            n == 1
+        });
+        Ok(updated)
+    }
+
+    pub async fn connection_by_login_id(&self, login_id: &str) -> Result<Option<ConnectionRow>> {
+        Ok(on_db!(self.db(), p => sqlx::query_as::<_, ConnectionRow>(&format!("SELECT {COLUMNS} FROM sso_connections WHERE login_id = $1"))
+            .bind(login_id).fetch_optional(p).await?))
+    }
+
+    pub async fn connection_by_id(&self, id: &str) -> Result<Option<ConnectionRow>> {
+        Ok(on_db!(self.db(), p => sqlx::query_as::<_, ConnectionRow>(&format!("SELECT {COLUMNS} FROM sso_connections WHERE id = $1"))
+            .bind(id).fetch_optional(p).await?))
+    }
+
+    /// The org's newest connection, connected or not.
+    pub async fn latest_connection(&self, org_id: &str) -> Result<Option<ConnectionRow>> {
+        Ok(on_db!(self.db(), p => sqlx::query_as::<_, ConnectionRow>(&format!(
+            "SELECT {COLUMNS} FROM sso_connections WHERE org_id = $1 ORDER BY (status = 'connected') DESC, created_at DESC, id DESC LIMIT 1"))
+            .bind(org_id).fetch_optional(p).await?))
+    }
+
+    /// Disconnects the org's connected IdP in one transaction: the connection is retired (its
+    /// login URL answers 410 from now on), every session that came through the org's SSO is
+    /// deleted, every SSO member becomes viewer, and pending sign-ins are dropped. `None` when
+    /// nothing was connected.
+    pub async fn disconnect(&self, org_id: &str, actor: &str, now: i64) -> Result<Option<DisconnectCounts>> {
+        let counts = on_db!(self.db(), p => {
+            let mut tx = p.begin().await?;
+            let retired: Option<(String,)> = sqlx::query_as(
+                "UPDATE sso_connections SET status = 'disconnected', disconnected_at = $1, updated_at = $1
+                 WHERE org_id = $2 AND status = 'connected' RETURNING id")
+                .bind(now).bind(org_id).fetch_optional(&mut *tx).await?;
+            let counts = match retired {
+                None => None,
+                Some((conn_id,)) => {
+                    let sessions_revoked = sqlx::query("DELETE FROM sessions WHERE org_id = $1 AND connection_id IS NOT NULL")
+                        .bind(org_id).execute(&mut *tx).await?.rows_affected();
+                    let members_downgraded = sqlx::query(
+                        "UPDATE memberships SET role = 'viewer', updated_at = $1 WHERE org_id = $2 AND source = 'sso' AND role <> 'viewer'")
+                        .bind(now).bind(org_id).execute(&mut *tx).await?.rows_affected();
+                    sqlx::query("DELETE FROM login_flows WHERE connection_id = $1").bind(&conn_id).execute(&mut *tx).await?;
+                    let counts = DisconnectCounts { sessions_revoked, members_downgraded };
+                    let detail = serde_json::json!({"connection_id": conn_id, "sessions_revoked": sessions_revoked, "members_downgraded": members_downgraded});
+                    audit_in_tx!(tx, org_id, actor, "sso.disconnect", detail, now)?;
+                    Some(counts)
+                }
+            };
+            tx.commit().await?;
+            counts
+        });
+        Ok(counts)
+    }
+}

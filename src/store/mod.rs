@@ -1,0 +1,169 @@
+//! Persistence. One `Store` over either SQLite or PostgreSQL: queries are written once in SQL
+//! both accept (`$n` placeholders, `ON CONFLICT`, `RETURNING`, unix-second BIGINTs, text ids)
+//! and run on whichever pool is configured through the `on_db!` macro. Dialect differences live
+//! in `migrations/sqlite` vs `migrations/postgres` and in `connect`.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+
+mod audit;
+mod connections;
+mod flows;
+mod orgs;
+pub mod sessions;
+mod users;
+
+pub use audit::AuditEvent;
+pub use connections::{ConnectionRow, DisconnectCounts};
+pub use flows::FlowRow;
+pub use orgs::OrgRow;
+pub use users::{EnrolOutcome, MemberRow, NewLogin};
+
+#[derive(Clone, Debug)]
+pub enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs `$body` with `$pool` bound to the concrete pool. The body is compiled once per backend,
+/// so the same query text is type-checked against both drivers.
+macro_rules! on_db {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match $db {
+            $crate::store::Db::Sqlite($pool) => $body,
+            $crate::store::Db::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use on_db;
+
+/// Appends an audit event inside an open transaction (`$tx`).
+macro_rules! audit_in_tx {
+    ($tx:expr, $org_id:expr, $actor:expr, $action:expr, $detail:expr, $now:expr) => {
+        sqlx::query(
+            "INSERT INTO audit_events (org_id, actor, action, detail, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind($org_id)
+        .bind($actor)
+        .bind($action)
+        .bind($detail.to_string())
+        .bind($now)
+        .execute(&mut *$tx)
+        .await
+    };
+}
+pub(crate) use audit_in_tx;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database did not answer in time or the connection broke: the caller should answer 503.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    /// A unique constraint refused the write.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// A stored value could not be read back (corruption or a bug).
+    #[error("stored data is invalid: {0}")]
+    Corrupt(String),
+    #[error("database error: {0}")]
+    Other(sqlx::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                StoreError::Unavailable(e.to_string())
+            }
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                StoreError::Conflict(db.constraint().map(str::to_owned).unwrap_or_else(|| db.message().to_owned()))
+            }
+            _ => StoreError::Other(e),
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+#[derive(Clone, Debug)]
+pub struct Store {
+    db: Db,
+}
+
+pub struct PoolSettings {
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+}
+
+impl Store {
+    /// Opens the pool for `url` (`sqlite://…` or `postgres://…`). SQLite files are created when
+    /// missing, with WAL and a busy timeout so concurrent writers wait instead of failing.
+    pub async fn connect(url: &str, pool: &PoolSettings) -> anyhow::Result<Store> {
+        let db = if url.starts_with("sqlite:") {
+            let opts = SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(10));
+            if let Some(parent) = opts.get_filename().parent() {
+                if !parent.as_os_str().is_empty() {
+                    std::fs::create_dir_all(parent)?;
+                }
+            }
+            Db::Sqlite(
+                SqlitePoolOptions::new()
+                    .max_connections(pool.max_connections)
+                    .acquire_timeout(pool.acquire_timeout)
+                    .connect_with(opts)
+                    .await?,
+            )
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Db::Postgres(
+                PgPoolOptions::new()
+                    .max_connections(pool.max_connections)
+                    .acquire_timeout(pool.acquire_timeout)
+                    .connect(url)
+                    .await?,
+            )
+        } else {
+            anyhow::bail!("database_url must start with sqlite:// or postgres://");
+        };
+        Ok(Store { db })
+    }
+
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        match &self.db {
+            Db::Sqlite(p) => sqlx::migrate!("./migrations/sqlite").run(p).await?,
+            Db::Postgres(p) => sqlx::migrate!("./migrations/postgres").run(p).await?,
+        }
+        Ok(())
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// True when the database answers a trivial query.
+    pub async fn ping(&self) -> bool {
+        on_db!(&self.db, p => sqlx::query("SELECT 1").execute(p).await.is_ok())
+    }
+
+    /// Deletes expired sessions and login flows; run periodically.
+    pub async fn purge_expired(&self, now: i64) -> Result<u64> {
+        let n = on_db!(&self.db, p => {
+            let a = sqlx::query("DELETE FROM sessions WHERE expires_at <= $1").bind(now).execute(p).await?;
+            let b = sqlx::query("DELETE FROM login_flows WHERE expires_at <= $1").bind(now).execute(p).await?;
+            a.rows_affected() + b.rows_affected()
+        });
+        Ok(n)
+    }
+}
+
+/// A fresh random identifier for a row (128 bits, base64url).
+pub fn new_id() -> String {
+    crate::crypto::random_token(16)
+}

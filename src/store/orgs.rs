@@ -1,0 +1,97 @@
+use super::{audit_in_tx, on_db, Result, Store};
+
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct OrgRow {
+    pub id: String,
+    pub slug: String,
+    pub name: String,
+    pub created_at: i64,
+}
+
+impl Store {
+    /// Creates the org and its claimed domains in one transaction. A taken slug or domain is a
+    /// `Conflict`, and nothing is written.
+    pub async fn create_org(&self, org: &OrgRow, domains: &[String], actor: &str) -> Result<()> {
+        let detail = serde_json::json!({"slug": org.slug, "name": org.name, "domains": domains});
+        on_db!(self.db(), p => {
+            let mut tx = p.begin().await?;
+            sqlx::query("INSERT INTO orgs (id, slug, name, created_at) VALUES ($1, $2, $3, $4)")
+                .bind(&org.id).bind(&org.slug).bind(&org.name).bind(org.created_at)
+                .execute(&mut *tx).await?;
+            for d in domains {
+                sqlx::query("INSERT INTO org_domains (domain, org_id, created_at) VALUES ($1, $2, $3)")
+                    .bind(d).bind(&org.id).bind(org.created_at)
+                    .execute(&mut *tx).await?;
+            }
+            audit_in_tx!(tx, &org.id, actor, "org.create", detail, org.created_at)?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    pub async fn org_by_slug(&self, slug: &str) -> Result<Option<OrgRow>> {
+        Ok(on_db!(self.db(), p => sqlx::query_as::<_, OrgRow>("SELECT id, slug, name, created_at FROM orgs WHERE slug = $1")
+            .bind(slug).fetch_optional(p).await?))
+    }
+
+    pub async fn org_by_id(&self, id: &str) -> Result<Option<OrgRow>> {
+        Ok(on_db!(self.db(), p => sqlx::query_as::<_, OrgRow>("SELECT id, slug, name, created_at FROM orgs WHERE id = $1")
+            .bind(id).fetch_optional(p).await?))
+    }
+
+    pub async fn list_orgs(&self) -> Result<Vec<OrgRow>> {
+        Ok(on_db!(self.db(), p => sqlx::query_as::<_, OrgRow>("SELECT id, slug, name, created_at FROM orgs ORDER BY slug")
+            .fetch_all(p).await?))
+    }
+
+    pub async fn org_domains(&self, org_id: &str) -> Result<Vec<String>> {
+        let rows: Vec<(String,)> = on_db!(self.db(), p => sqlx::query_as("SELECT domain FROM org_domains WHERE org_id = $1 ORDER BY domain")
+            .bind(org_id).fetch_all(p).await?);
+        Ok(rows.into_iter().map(|r| r.0).collect())
+    }
+
+    /// Replaces the org's claimed domains as a whole.
+    pub async fn set_org_domains(&self, org_id: &str, domains: &[String], actor: &str, now: i64) -> Result<()> {
+        let detail = serde_json::json!({"domains": domains});
+        on_db!(self.db(), p => {
+            let mut tx = p.begin().await?;
+            sqlx::query("DELETE FROM org_domains WHERE org_id = $1").bind(org_id).execute(&mut *tx).await?;
+            for d in domains {
+                sqlx::query("INSERT INTO org_domains (domain, org_id, created_at) VALUES ($1, $2, $3)")
+                    .bind(d).bind(org_id).bind(now)
+                    .execute(&mut *tx).await?;
+            }
+            audit_in_tx!(tx, org_id, actor, "org.domains", detail, now)?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    pub async fn org_for_domain(&self, domain: &str) -> Result<Option<OrgRow>> {
+        Ok(on_db!(self.db(), p => sqlx::query_as::<_, OrgRow>(
+            "SELECT o.id, o.slug, o.name, o.created_at FROM orgs o JOIN org_domains d ON d.org_id = o.id WHERE d.domain = $1")
+            .bind(domain).fetch_optional(p).await?))
+    }
+
+    /// The org's role-mapping rule set as stored JSON, if one was ever set.
+    pub async fn role_mapping(&self, org_id: &str) -> Result<Option<String>> {
+        let row: Option<(String,)> = on_db!(self.db(), p => sqlx::query_as("SELECT spec FROM role_mappings WHERE org_id = $1")
+            .bind(org_id).fetch_optional(p).await?);
+        Ok(row.map(|r| r.0))
+    }
+
+    pub async fn put_role_mapping(&self, org_id: &str, spec_json: &str, actor: &str, now: i64) -> Result<()> {
+        let detail: serde_json::Value = serde_json::from_str(spec_json).unwrap_or_default();
+        on_db!(self.db(), p => {
+            let mut tx = p.begin().await?;
+            sqlx::query(
+                "INSERT INTO role_mappings (org_id, spec, updated_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (org_id) DO UPDATE SET spec = excluded.spec, updated_at = excluded.updated_at")
+                .bind(org_id).bind(spec_json).bind(now)
+                .execute(&mut *tx).await?;
+            audit_in_tx!(tx, org_id, actor, "role_mapping.update", detail, now)?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+}

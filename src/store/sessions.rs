@@ -1,0 +1,109 @@
+//! tower-sessions storage in the `sessions` table. The signed-in user, org and connection are
+//! copied from the record into columns, so revoking every session of a connection, org or user
+//! is one statement. `save` only updates: a session deleted by a revocation is never brought back
+//! by a request that loaded it just before.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+use tower_sessions::session::{Id, Record};
+use tower_sessions::session_store::{Error, Result as StoreResult, SessionStore};
+
+use super::{on_db, Store};
+
+/// Session keys the columns are taken from.
+pub const KEY_USER: &str = "uid";
+pub const KEY_ORG: &str = "org";
+pub const KEY_CONNECTION: &str = "conn";
+
+#[derive(Debug, Clone)]
+pub struct DbSessionStore {
+    store: Store,
+}
+
+impl DbSessionStore {
+    pub fn new(store: Store) -> Self {
+        DbSessionStore { store }
+    }
+}
+
+fn backend(e: impl std::fmt::Display) -> Error {
+    Error::Backend(e.to_string())
+}
+
+fn column(record: &Record, key: &str) -> Option<String> {
+    record.data.get(key).and_then(|v| v.as_str()).map(str::to_owned)
+}
+
+impl Store {
+    /// Revokes every session of one user in one org (used by logout-everywhere and tests).
+    pub async fn revoke_user_sessions(&self, org_id: &str, user_id: &str) -> super::Result<u64> {
+        Ok(on_db!(self.db(), p => sqlx::query("DELETE FROM sessions WHERE org_id = $1 AND user_id = $2")
+            .bind(org_id).bind(user_id).execute(p).await?.rows_affected()))
+    }
+
+    pub async fn count_sessions(&self, org_id: &str) -> super::Result<i64> {
+        let (n,): (i64,) = on_db!(self.db(), p => sqlx::query_as("SELECT COUNT(*) FROM sessions WHERE org_id = $1")
+            .bind(org_id).fetch_one(p).await?);
+        Ok(n)
+    }
+}
+
+#[async_trait]
+impl SessionStore for DbSessionStore {
+    async fn create(&self, record: &mut Record) -> StoreResult<()> {
+        let data = serde_json::to_string(&record.data).map_err(backend)?;
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let (user, org, conn) = (column(record, KEY_USER), column(record, KEY_ORG), column(record, KEY_CONNECTION));
+        // Bounded retries on the (astronomically unlikely) id collision.
+        for _ in 0..3 {
+            let id = record.id.to_string();
+            // An SSO session is only written while its connection is still connected, so a
+            // sign-in that races a disconnect cannot leave a live session behind.
+            let inserted = on_db!(self.store.db(), p => sqlx::query(
+                "INSERT INTO sessions (id, data, expires_at, user_id, org_id, connection_id, created_at)
+                 SELECT $1, $2, $3, $4, $5, $6, $7
+                 WHERE $6 IS NULL OR EXISTS (SELECT 1 FROM sso_connections WHERE id = $6 AND status = 'connected')
+                 ON CONFLICT (id) DO NOTHING")
+                .bind(&id).bind(&data).bind(record.expiry_date.unix_timestamp())
+                .bind(&user).bind(&org).bind(&conn).bind(now)
+                .execute(p).await.map_err(backend)?.rows_affected());
+            if inserted == 1 {
+                return Ok(());
+            }
+            let taken: Option<(String,)> = on_db!(self.store.db(), p => sqlx::query_as("SELECT id FROM sessions WHERE id = $1")
+                .bind(&id).fetch_optional(p).await.map_err(backend)?);
+            if taken.is_none() {
+                return Err(Error::Backend("the SSO connection was disconnected during sign-in".into()));
+            }
+            record.id = Id::default();
+        }
+        Err(Error::Backend("could not allocate a session id".into()))
+    }
+
+    async fn save(&self, record: &Record) -> StoreResult<()> {
+        let data = serde_json::to_string(&record.data).map_err(backend)?;
+        on_db!(self.store.db(), p => { sqlx::query("UPDATE sessions SET data = $1, expires_at = $2 WHERE id = $3")
+            .bind(&data).bind(record.expiry_date.unix_timestamp()).bind(record.id.to_string())
+            .execute(p).await.map_err(backend)?; });
+        Ok(())
+    }
+
+    async fn load(&self, id: &Id) -> StoreResult<Option<Record>> {
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let row: Option<(String, i64)> = on_db!(self.store.db(), p => sqlx::query_as(
+            "SELECT data, expires_at FROM sessions WHERE id = $1 AND expires_at > $2")
+            .bind(id.to_string()).bind(now).fetch_optional(p).await.map_err(backend)?);
+        let Some((data, expires_at)) = row else { return Ok(None) };
+        let data: HashMap<String, serde_json::Value> = serde_json::from_str(&data).map_err(backend)?;
+        let expiry_date = OffsetDateTime::from_unix_timestamp(expires_at).map_err(backend)?;
+        Ok(Some(Record { id: *id, data, expiry_date }))
+    }
+
+    async fn delete(&self, id: &Id) -> StoreResult<()> {
+        on_db!(self.store.db(), p => { sqlx::query("DELETE FROM sessions WHERE id = $1")
+            .bind(id.to_string()).execute(p).await.map_err(backend)?; });
+        Ok(())
+    }
+}

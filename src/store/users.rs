@@ -1,0 +1,117 @@
+use super::{audit_in_tx, new_id, on_db, OrgRow, Result, Store};
+
+/// What a verified sign-in tells the store.
+#[derive(Debug, Clone)]
+pub struct NewLogin<'a> {
+    pub issuer: &'a str,
+    pub subject: &'a str,
+    pub email: Option<&'a str>,
+    pub name: Option<&'a str>,
+    pub org_id: &'a str,
+    pub connection_id: &'a str,
+    pub role: &'a str,
+    /// The ID token's claims as JSON, kept on the membership for the rule dry run.
+    pub claims_json: &'a str,
+    pub now: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct EnrolOutcome {
+    pub user_id: String,
+    pub new_user: bool,
+    pub previous_role: Option<String>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct MemberRow {
+    pub user_id: String,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub role: String,
+    pub source: String,
+    pub last_login_at: Option<i64>,
+}
+
+impl Store {
+    /// Finds or creates the user for (issuer, subject), refreshes their profile and sets their
+    /// membership role, all in one transaction. Concurrent first sign-ins of one identity make
+    /// exactly one user: the identity's primary key decides, and a loser adopts the winner.
+    pub async fn enrol(&self, l: &NewLogin<'_>) -> Result<EnrolOutcome> {
+        on_db!(self.db(), p => {
+            let mut tx = p.begin().await?;
+            // A write first: on SQLite this takes the write lock at once, so two sign-ins never
+            // race from a read snapshot into a write.
+            let existing: Option<(String,)> = sqlx::query_as(
+                "UPDATE identities SET last_login_at = $1 WHERE issuer = $2 AND subject = $3 RETURNING user_id")
+                .bind(l.now).bind(l.issuer).bind(l.subject).fetch_optional(&mut *tx).await?;
+            let (user_id, new_user) = match existing {
+                Some((uid,)) => {
+                    sqlx::query("UPDATE users SET email = $1, name = $2, updated_at = $3 WHERE id = $4")
+                        .bind(l.email).bind(l.name).bind(l.now).bind(&uid).execute(&mut *tx).await?;
+                    (uid, false)
+                }
+                None => {
+                    let uid = new_id();
+                    sqlx::query("INSERT INTO users (id, email, name, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)")
+                        .bind(&uid).bind(l.email).bind(l.name).bind(l.now).execute(&mut *tx).await?;
+                    let won = sqlx::query(
+                        "INSERT INTO identities (issuer, subject, user_id, created_at, last_login_at) VALUES ($1, $2, $3, $4, $4)
+                         ON CONFLICT (issuer, subject) DO NOTHING")
+                        .bind(l.issuer).bind(l.subject).bind(&uid).bind(l.now)
+                        .execute(&mut *tx).await?.rows_affected() == 1;
+                    if won {
+                        (uid, true)
+                    } else {
+                        sqlx::query("DELETE FROM users WHERE id = $1").bind(&uid).execute(&mut *tx).await?;
+                        let (winner,): (String,) = sqlx::query_as("SELECT user_id FROM identities WHERE issuer = $1 AND subject = $2")
+                            .bind(l.issuer).bind(l.subject).fetch_one(&mut *tx).await?;
+                        (winner, false)
+                    }
+                }
+            };
+            let previous: Option<(String,)> = sqlx::query_as("SELECT role FROM memberships WHERE org_id = $1 AND user_id = $2")
+                .bind(l.org_id).bind(&user_id).fetch_optional(&mut *tx).await?;
+            sqlx::query(
+                "INSERT INTO memberships (org_id, user_id, role, source, connection_id, last_login_at, last_claims, created_at, updated_at)
+                 VALUES ($1, $2, $3, 'sso', $4, $5, $6, $5, $5)
+                 ON CONFLICT (org_id, user_id) DO UPDATE SET role = excluded.role, source = 'sso',
+                   connection_id = excluded.connection_id, last_login_at = excluded.last_login_at,
+                   last_claims = excluded.last_claims, updated_at = excluded.updated_at")
+                .bind(l.org_id).bind(&user_id).bind(l.role).bind(l.connection_id).bind(l.now).bind(l.claims_json)
+                .execute(&mut *tx).await?;
+            let previous_role = previous.map(|r| r.0);
+            let login = serde_json::json!({"user_id": user_id, "connection_id": l.connection_id, "role": l.role, "new_user": new_user});
+            audit_in_tx!(tx, l.org_id, &format!("user:{user_id}"), "login", login, l.now)?;
+            if previous_role.as_deref() != Some(l.role) {
+                let change = serde_json::json!({"user_id": user_id, "from": previous_role, "to": l.role});
+                audit_in_tx!(tx, l.org_id, "rules", "member.role_change", change, l.now)?;
+            }
+            tx.commit().await?;
+            Ok(EnrolOutcome { user_id, new_user, previous_role })
+        })
+    }
+
+    pub async fn members(&self, org_id: &str) -> Result<Vec<MemberRow>> {
+        Ok(on_db!(self.db(), p => sqlx::query_as::<_, MemberRow>(
+            "SELECT u.id AS user_id, u.email, u.name, m.role, m.source, m.last_login_at
+             FROM memberships m JOIN users u ON u.id = m.user_id WHERE m.org_id = $1 ORDER BY u.email, u.id")
+            .bind(org_id).fetch_all(p).await?))
+    }
+
+    pub async fn member(&self, org_id: &str, user_id: &str) -> Result<Option<MemberRow>> {
+        Ok(on_db!(self.db(), p => sqlx::query_as::<_, MemberRow>(
+            "SELECT u.id AS user_id, u.email, u.name, m.role, m.source, m.last_login_at
+             FROM memberships m JOIN users u ON u.id = m.user_id WHERE m.org_id = $1 AND m.user_id = $2")
+            .bind(org_id).bind(user_id).fetch_optional(p).await?))
+    }
+
+    /// Orgs in which someone with this email has signed in through SSO before.
+    pub async fn orgs_for_email(&self, email: &str) -> Result<Vec<OrgRow>> {
+        Ok(on_db!(self.db(), p => sqlx::query_as::<_, OrgRow>(
+            "SELECT DISTINCT o.id, o.slug, o.name, o.created_at FROM users u
+             JOIN memberships m ON m.user_id = u.id AND m.source = 'sso'
+             JOIN orgs o ON o.id = m.org_id
+             WHERE u.email = $1 ORDER BY o.slug")
+            .bind(email).fetch_all(p).await?))
+    }
+}

@@ -1,0 +1,178 @@
+//! Starting orgsso for a test: a fresh SQLite file in a temp dir, port 0, and clients that
+//! behave like a browser (cookie jar, no automatic redirects).
+
+use std::time::Duration;
+
+use orgsso::configuration::Settings;
+use orgsso::crypto::Secret;
+use orgsso::sso::Sso;
+use orgsso::startup::Application;
+use reqwest::{Client, Response, StatusCode};
+use serde_json::{json, Value};
+use tempfile::TempDir;
+
+use crate::idp::{login_at_idp, IdpClient, IdpConfig, TestIdp};
+
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef";
+pub const CLIENT_ID: &str = "orgsso-test";
+pub const CLIENT_SECRET: &str = "test-client-secret-that-must-never-leak";
+
+pub struct TestApp {
+    pub base: String,
+    pub api: Client,
+    pub sso: Sso,
+    pub db_path: std::path::PathBuf,
+    _dir: TempDir,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
+    orgsso::telemetry::init(orgsso::configuration::LogFormat::Text);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db_path = dir.path().join("orgsso.db");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().unwrap();
+    let mut settings = Settings::defaults();
+    settings.listen = addr.to_string();
+    settings.public_url = format!("http://{addr}").parse().unwrap();
+    settings.database_url = Secret::new(format!("sqlite://{}?mode=rwc", db_path.display()));
+    settings.data_dir = dir.path().join("data");
+    settings.admin_token = Some(Secret::new(ADMIN_TOKEN));
+    settings.oidc.http_timeout_secs = 2;
+    customise(&mut settings);
+    let app = Application::build_with_listener(settings, listener).await.expect("app builds");
+    let sso = app.sso.clone();
+    let server = tokio::spawn(async move {
+        app.run_until_stopped().await.expect("server runs");
+    });
+    TestApp {
+        base: format!("http://{addr}"),
+        api: Client::builder().timeout(Duration::from_secs(20)).build().unwrap(),
+        sso,
+        db_path,
+        _dir: dir,
+        _server: server,
+    }
+}
+
+/// A browser: its own cookie jar (path-aware), redirects followed by hand.
+pub fn browser() -> Client {
+    Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+}
+
+pub fn location(resp: &Response) -> String {
+    resp.headers()
+        .get(reqwest::header::LOCATION)
+        .unwrap_or_else(|| panic!("no Location header on a {} answer", resp.status()))
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub fn redirect_uri(&self) -> String {
+        self.url("/sso/callback")
+    }
+
+    pub async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut req = self.api.request(method, self.url(path)).bearer_auth(ADMIN_TOKEN);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("admin request");
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    pub async fn create_org(&self, slug: &str, domains: &[&str]) {
+        let (status, body) = self
+            .admin(reqwest::Method::POST, "/api/v1/orgs", Some(json!({"slug": slug, "name": format!("Org {slug}"), "domains": domains})))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+
+    /// Connects the org to `issuer` and returns the answer (with `login_url`).
+    pub async fn connect(&self, slug: &str, issuer: &str) -> Value {
+        let (status, body) = self
+            .admin(
+                reqwest::Method::PUT,
+                &format!("/api/v1/orgs/{slug}/sso"),
+                Some(json!({"issuer": issuer, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "scopes": ["openid", "email", "profile", "groups"]})),
+            )
+            .await;
+        assert!(status == StatusCode::CREATED || status == StatusCode::OK, "{status} {body}");
+        body
+    }
+
+    pub async fn set_rules(&self, slug: &str, rules: Value) {
+        let (status, body) = self
+            .admin(reqwest::Method::PUT, &format!("/api/v1/orgs/{slug}/sso/role-mapping"), Some(rules))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+
+    pub async fn members(&self, slug: &str) -> Vec<Value> {
+        let (status, body) = self.admin(reqwest::Method::GET, &format!("/api/v1/orgs/{slug}/members"), None).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body.as_array().unwrap().clone()
+    }
+
+    /// `GET /api/v1/me` in this browser: `Some(identity)` when signed in, `None` on 401.
+    pub async fn me(&self, browser: &Client) -> Option<Value> {
+        let resp = browser.get(self.url("/api/v1/me")).send().await.unwrap();
+        match resp.status() {
+            StatusCode::OK => Some(resp.json().await.unwrap()),
+            StatusCode::UNAUTHORIZED => None,
+            other => panic!("/api/v1/me answered {other}"),
+        }
+    }
+
+    /// Signs in through `login_url` at the real IdP as `account`; returns orgsso's answer to
+    /// the callback.
+    pub async fn login(&self, browser: &Client, login_url: &str, account: &str) -> Response {
+        let start = browser.get(login_url).send().await.unwrap();
+        assert_eq!(start.status(), StatusCode::SEE_OTHER, "login URL should redirect to the IdP");
+        let callback = login_at_idp(browser, &location(&start), account).await;
+        assert!(callback.starts_with(&self.redirect_uri()), "IdP sent the browser to {callback}");
+        browser.get(&callback).send().await.unwrap()
+    }
+}
+
+/// A real IdP with one client for this app and the given accounts.
+pub async fn start_idp(app: &TestApp, accounts: Value) -> TestIdp {
+    TestIdp::start(IdpConfig {
+        clients: vec![IdpClient {
+            client_id: CLIENT_ID.into(),
+            client_secret: CLIENT_SECRET.into(),
+            redirect_uris: vec![app.redirect_uri()],
+        }],
+        accounts: accounts.as_object().unwrap().clone(),
+    })
+    .await
+}
+
+pub fn account(email: &str, name: &str, groups: &[&str]) -> Value {
+    json!({"email": email, "email_verified": true, "name": name, "groups": groups})
+}
+
+/// Reads the whole SQLite file as bytes (including WAL) to check what is stored at rest.
+pub fn raw_database(app: &TestApp) -> Vec<u8> {
+    let mut bytes = std::fs::read(&app.db_path).unwrap_or_default();
+    let wal = app.db_path.with_extension("db-wal");
+    bytes.extend(std::fs::read(wal).unwrap_or_default());
+    bytes
+}

@@ -1,0 +1,9 @@
+//! One integration-test binary: orgsso against a real OpenID Provider (npm `oidc-provider`,
+//! started by the tests on 127.0.0.1), a hostile in-test IdP, and a real SQLite file.
+
+mod admin_api;
+mod helpers;
+mod hostile;
+mod idp;
+mod login_flow;
+mod store;

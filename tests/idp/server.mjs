@@ -1,0 +1,373 @@
+// Test OpenID Provider for orgsso's integration tests.
+//
+// A real `oidc-provider` (see package.json for the pinned version) listening on
+// 127.0.0.1 only. It is normally started by tests/api/idp.rs (TestIdp::start),
+// which passes the configuration in the IDP_CONFIG environment variable:
+//
+//   {
+//     "port": 0,                       // 0 = pick a free port; otherwise bind exactly this port
+//     "clients": [{ "client_id": "...", "client_secret": "...",
+//                   "redirect_uris": ["http://127.0.0.1:1234/cb"],
+//                   "token_endpoint_auth_method": "client_secret_basic" }],  // optional, or client_secret_post
+//     "accounts": { "alice": { "email": "...", "email_verified": true, "name": "...", "groups": ["..."] } },
+//     "initial_stats": { "jwks_fetches": 0, "token_requests": 0 }          // optional (used across restarts)
+//   }
+//
+// Once listening it prints exactly one line on stdout:
+//   READY {"issuer":"http://127.0.0.1:<port>","port":<port>,"kid":"<kid>"}
+// Everything else (oidc-provider warnings, errors) goes to stderr. Nothing secret is logged.
+//
+// Behaviour:
+// - A fresh RSA-2048 RS256 signing key with a random kid at every start (restart = key rotation).
+// - PKCE (S256) required for every authorization request; authorization_code + response_type=code.
+// - Scopes openid, email, profile, groups; their claims are put into the ID token too
+//   (conformIdTokenClaims: false).
+// - devInteractions: GET /interaction/<uid> renders a login form; POST it with
+//   prompt=login&login=<account id>&password=<anything>. Unknown account ids are refused
+//   (200 with the login form again, plus "unknown account: <id>").
+// - Consent is pre-granted (loadExistingGrant), so the consent screen normally never appears.
+// - Test hook: a request carrying the header `x-test-idp-account: <id>` whose IdP session
+//   belongs to a different account is sent through the login prompt again (so one cookie
+//   jar can log in as several accounts one after another).
+// - Test control endpoints (handled before the provider):
+//     PUT /__test/accounts/<id>   body: JSON object of claims  -> 204 (creates or replaces)
+//     GET /__test/stats           -> {"jwks_fetches": n, "token_requests": n}
+// - Exits when stdin closes (parent died) and on SIGTERM / SIGINT / SIGHUP. To run it by hand
+//   with stdin at /dev/null, set IDP_IGNORE_STDIN=1.
+
+import * as crypto from 'node:crypto';
+import * as http from 'node:http';
+
+// Keep stdout for the READY line only: oidc-provider prints notices with console.info.
+console.log = (...args) => console.error(...args);
+console.info = (...args) => console.error(...args);
+// Drop oidc-provider's start-up warnings that are expected for a test provider.
+const EXPECTED_WARNINGS = [
+  'Unsupported runtime', 'in-memory adapter', 'devInteractions is enabled', 'already parsed request body',
+];
+const originalWarn = console.warn;
+console.warn = (...args) => {
+  const text = args.map(String).join(' ');
+  if (EXPECTED_WARNINGS.some((w) => text.includes(w))) return;
+  originalWarn(...args);
+};
+
+// Imported dynamically so that the console overrides above are in place first.
+const { default: Provider, interactionPolicy } = await import('oidc-provider');
+
+function fail(message) {
+  process.stderr.write(`test-idp: ${message}\n`);
+  process.exit(1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lifetime: exit when the parent goes away.
+// ---------------------------------------------------------------------------------------------
+for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP']) {
+  process.on(signal, () => process.exit(0));
+}
+if (process.env.IDP_IGNORE_STDIN !== '1') {
+  process.stdin.on('end', () => process.exit(0));
+  process.stdin.on('close', () => process.exit(0));
+  process.stdin.on('error', () => process.exit(0));
+  process.stdin.resume(); // discard anything written to us; we only care about EOF
+}
+
+// ---------------------------------------------------------------------------------------------
+// Configuration
+// ---------------------------------------------------------------------------------------------
+let config;
+try {
+  config = JSON.parse(process.env.IDP_CONFIG ?? '');
+} catch (err) {
+  fail(`IDP_CONFIG must be set to a JSON document (${err.message})`);
+}
+if (config === null || typeof config !== 'object') fail('IDP_CONFIG must be a JSON object');
+
+const requestedPort = Number(config.port ?? 0);
+if (!Number.isInteger(requestedPort) || requestedPort < 0 || requestedPort > 65535) {
+  fail('IDP_CONFIG.port must be an integer in 0..65535');
+}
+
+const clients = (config.clients ?? []).map((c, i) => {
+  for (const field of ['client_id', 'client_secret']) {
+    if (typeof c[field] !== 'string' || c[field] === '') fail(`clients[${i}].${field} must be a non-empty string`);
+  }
+  if (!Array.isArray(c.redirect_uris) || c.redirect_uris.length === 0) {
+    fail(`clients[${i}].redirect_uris must be a non-empty array`);
+  }
+  const method = c.token_endpoint_auth_method ?? 'client_secret_basic';
+  if (!['client_secret_basic', 'client_secret_post'].includes(method)) {
+    fail(`clients[${i}].token_endpoint_auth_method must be client_secret_basic or client_secret_post`);
+  }
+  return {
+    client_id: c.client_id,
+    client_secret: c.client_secret,
+    redirect_uris: c.redirect_uris,
+    token_endpoint_auth_method: method,
+    grant_types: ['authorization_code'],
+    response_types: ['code'],
+    id_token_signed_response_alg: 'RS256',
+  };
+});
+
+// Mutable account store: id -> claims object (without `sub`; sub is always the id).
+const accounts = new Map();
+for (const [id, claims] of Object.entries(config.accounts ?? {})) {
+  if (claims === null || typeof claims !== 'object' || Array.isArray(claims)) {
+    fail(`accounts.${id} must be a JSON object of claims`);
+  }
+  accounts.set(id, claims);
+}
+
+const stats = {
+  jwks_fetches: Number(config.initial_stats?.jwks_fetches ?? 0),
+  token_requests: Number(config.initial_stats?.token_requests ?? 0),
+};
+
+// ---------------------------------------------------------------------------------------------
+// HTTP server: listen first (to learn the port), then build the provider with that issuer.
+// ---------------------------------------------------------------------------------------------
+let providerCallback; // set once the provider exists
+let jwksPath = '/jwks';
+let tokenPath = '/token';
+
+function readBody(req, limit = 1024 * 1024) {
+  return new Promise((resolve, reject) => {
+    const chunks = [];
+    let size = 0;
+    req.on('data', (chunk) => {
+      size += chunk.length;
+      if (size > limit) {
+        reject(new Error('body too large'));
+        req.destroy();
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}
+
+function sendJson(res, status, value) {
+  const body = JSON.stringify(value);
+  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+  res.end(body);
+}
+
+async function handleTestEndpoint(req, res, pathname) {
+  if (pathname === '/__test/stats' && req.method === 'GET') {
+    sendJson(res, 200, { ...stats });
+    return;
+  }
+  const m = /^\/__test\/accounts\/([^/]+)$/.exec(pathname);
+  if (m && req.method === 'PUT') {
+    let id;
+    let claims;
+    try {
+      id = decodeURIComponent(m[1]);
+      claims = JSON.parse((await readBody(req)).toString('utf8'));
+    } catch (err) {
+      sendJson(res, 400, { error: `bad request: ${err.message}` });
+      return;
+    }
+    if (claims === null || typeof claims !== 'object' || Array.isArray(claims)) {
+      sendJson(res, 400, { error: 'body must be a JSON object of claims' });
+      return;
+    }
+    accounts.set(id, claims);
+    res.writeHead(204);
+    res.end();
+    return;
+  }
+  sendJson(res, 404, { error: 'unknown test endpoint' });
+}
+
+const server = http.createServer((req, res) => {
+  const pathname = (req.url ?? '/').split('?')[0];
+  if (pathname.startsWith('/__test/')) {
+    handleTestEndpoint(req, res, pathname).catch((err) => {
+      process.stderr.write(`test-idp: test endpoint error: ${err.message}\n`);
+      if (!res.headersSent) sendJson(res, 500, { error: 'internal error' });
+    });
+    return;
+  }
+  if (!providerCallback) {
+    sendJson(res, 503, { error: 'starting' });
+    return;
+  }
+  if (pathname === jwksPath) stats.jwks_fetches += 1;
+  if (pathname === tokenPath) stats.token_requests += 1;
+  if (req.method === 'POST' && /^\/interaction\/[^/]+$/.test(pathname)) {
+    // Refuse logins for unknown accounts like a real IdP refuses bad credentials: show the
+    // login form again (oidc-provider itself would accept any id and fail later).
+    readBody(req, 56 * 1024).then((body) => {
+      const form = new URLSearchParams(body.toString('utf8'));
+      if (form.get('prompt') === 'login' && !accounts.has(form.get('login') ?? '')) {
+        process.stderr.write(`test-idp: login refused: unknown account ${JSON.stringify(form.get('login'))}\n`);
+        res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
+        res.end(unknownAccountPage(pathname, form.get('login') ?? ''));
+        return;
+      }
+      req.body = body; // oidc-provider reads an already consumed body from req.body
+      providerCallback(req, res);
+    }).catch((err) => {
+      process.stderr.write(`test-idp: reading interaction form: ${err.message}\n`);
+      if (!res.headersSent) sendJson(res, 400, { error: 'bad request' });
+    });
+    return;
+  }
+  providerCallback(req, res);
+});
+
+function htmlEscape(value) {
+  return String(value).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+function unknownAccountPage(action, login) {
+  return `<!DOCTYPE html><html><head><title>Sign-in</title></head><body>
+<p class="error">unknown account: ${htmlEscape(login)}</p>
+<form autocomplete="off" action="${htmlEscape(action)}" method="post">
+  <input type="hidden" name="prompt" value="login"/>
+  <input required type="text" name="login" placeholder="Enter any login">
+  <input required type="password" name="password" placeholder="and password">
+  <button type="submit">Sign-in</button>
+</form></body></html>`;
+}
+server.keepAliveTimeout = 5000;
+
+async function listen() {
+  // A fixed port (restart on the same port) may still be held for a moment by the previous
+  // process: retry EADDRINUSE for up to ~10 s.
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    try {
+      await new Promise((resolve, reject) => {
+        const onError = (err) => { server.off('listening', onListening); reject(err); };
+        const onListening = () => { server.off('error', onError); resolve(); };
+        server.once('error', onError);
+        server.once('listening', onListening);
+        server.listen({ host: '127.0.0.1', port: requestedPort, exclusive: true });
+      });
+      return server.address().port;
+    } catch (err) {
+      if (err.code === 'EADDRINUSE' && requestedPort !== 0 && Date.now() < deadline) {
+        await new Promise((r) => { setTimeout(r, 100); });
+        continue;
+      }
+      throw err;
+    }
+  }
+}
+
+let port;
+try {
+  port = await listen();
+} catch (err) {
+  fail(`cannot listen on 127.0.0.1:${requestedPort}: ${err.message}`);
+}
+const issuer = `http://127.0.0.1:${port}`;
+
+// ---------------------------------------------------------------------------------------------
+// Provider
+// ---------------------------------------------------------------------------------------------
+const kid = crypto.randomBytes(12).toString('base64url');
+const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+const signingJwk = { ...privateKey.export({ format: 'jwk' }), kid, alg: 'RS256', use: 'sig' };
+
+const ACCOUNT_HEADER = 'x-test-idp-account';
+
+const policy = interactionPolicy.base();
+policy.get('login').checks.add(new interactionPolicy.Check(
+  'test_account_switch',
+  'the test harness asked for a different account than the current IdP session',
+  (ctx) => {
+    const wanted = ctx.get(ACCOUNT_HEADER);
+    const current = ctx.oidc.session.accountId;
+    if (wanted && current && wanted !== current) return interactionPolicy.Check.REQUEST_PROMPT;
+    return interactionPolicy.Check.NO_NEED_TO_PROMPT;
+  },
+));
+
+const SCOPES = ['openid', 'email', 'profile', 'groups'];
+
+const provider = new Provider(issuer, {
+  clients,
+  jwks: { keys: [signingJwk] },
+  cookies: {
+    keys: [crypto.randomBytes(32).toString('base64url'), crypto.randomBytes(32).toString('base64url')],
+  },
+  scopes: SCOPES,
+  responseTypes: ['code'],
+  claims: {
+    openid: ['sub'],
+    email: ['email', 'email_verified'],
+    profile: ['name', 'preferred_username'],
+    groups: ['groups'],
+  },
+  conformIdTokenClaims: false,
+  pkce: { required: () => true },
+  features: {
+    devInteractions: { enabled: true },
+  },
+  interactions: { policy },
+  ttl: {
+    AccessToken: 3600,
+    AuthorizationCode: 600,
+    IdToken: 3600,
+    Interaction: 3600,
+    Session: 86400,
+    Grant: 86400,
+  },
+  async findAccount(_ctx, id) {
+    if (!accounts.has(id)) return undefined;
+    return {
+      accountId: id,
+      // Read the store at claim time so PUT /__test/accounts/<id> is seen by the next token.
+      async claims() {
+        return { ...(accounts.get(id) ?? {}), sub: id };
+      },
+    };
+  },
+  // Pre-grant everything that is asked for, so no consent screen appears.
+  async loadExistingGrant(ctx) {
+    const { oidc } = ctx;
+    const grantId = oidc.result?.consent?.grantId || oidc.session.grantIdFor(oidc.client.clientId);
+    let grant;
+    if (grantId) grant = await oidc.provider.Grant.find(grantId);
+    if (!grant) {
+      grant = new oidc.provider.Grant({ clientId: oidc.client.clientId, accountId: oidc.session.accountId });
+    }
+    const requested = String(oidc.params.scope ?? '').split(' ').filter((s) => SCOPES.includes(s));
+    grant.addOIDCScope([...new Set(['openid', ...requested])].join(' '));
+    const requestedClaims = oidc.requestParamClaims ? [...oidc.requestParamClaims] : [];
+    if (requestedClaims.length) grant.addOIDCClaims(requestedClaims);
+    await grant.save();
+    return grant;
+  },
+  async renderError(ctx, out) {
+    // Plain, greppable error page: "error: <code>" / "error_description: <text>".
+    ctx.type = 'html';
+    ctx.body = `<!DOCTYPE html><html><head><title>test-idp error</title></head><body>
+<h1>oops! something went wrong</h1>
+${Object.entries(out).map(([k, v]) => `<pre><strong>${htmlEscape(k)}</strong>: ${htmlEscape(v)}</pre>`).join('\n')}
+</body></html>`;
+  },
+});
+
+// Log errors (never request bodies, tokens or secrets).
+provider.on('server_error', (_ctx, err) => {
+  process.stderr.write(`test-idp: server_error: ${err?.stack ?? err}\n`);
+});
+for (const event of ['authorization.error', 'grant.error', 'end_session.error', 'userinfo.error']) {
+  provider.on(event, (_ctx, err) => {
+    process.stderr.write(`test-idp: ${event}: ${err?.error ?? err?.name}: ${err?.error_description ?? err?.message}\n`);
+  });
+}
+
+jwksPath = new URL(provider.urlFor('jwks')).pathname;
+tokenPath = new URL(provider.urlFor('token')).pathname;
+providerCallback = provider.callback();
+
+process.stdout.write(`READY ${JSON.stringify({ issuer, port, kid })}\n`);
