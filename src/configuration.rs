@@ -72,8 +72,7 @@ impl OidcSettings {
 impl Settings {
     /// Defaults, then `file` when given, then the environment.
     pub fn load(file: Option<&Path>) -> Result<Settings, config::ConfigError> {
-        let mut builder =
-            Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
+        let mut builder = Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
         if let Some(path) = file {
             builder = builder.add_source(File::from(path).required(true));
         }

@@ -96,7 +96,10 @@ impl SecretBox {
 
     /// The configured key, or the one kept in `data_dir/secret.key`, created (mode 0600) when
     /// missing. Returns whether a key was generated, so the caller can warn.
-    pub fn load_or_create(configured: Option<&str>, data_dir: &Path) -> Result<(Self, bool), CryptoError> {
+    pub fn load_or_create(
+        configured: Option<&str>,
+        data_dir: &Path,
+    ) -> Result<(Self, bool), CryptoError> {
         if let Some(key) = configured {
             return Ok((Self::from_base64(key)?, false));
         }
@@ -142,7 +145,9 @@ impl SecretBox {
             .strip_prefix(VERSION)
             .and_then(|s| s.strip_prefix(':'))
             .ok_or(CryptoError::Decrypt)?;
-        let bytes = URL_SAFE_NO_PAD.decode(body).map_err(|_| CryptoError::Decrypt)?;
+        let bytes = URL_SAFE_NO_PAD
+            .decode(body)
+            .map_err(|_| CryptoError::Decrypt)?;
         if bytes.len() < 12 + 16 {
             return Err(CryptoError::Decrypt);
         }
@@ -219,7 +224,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.path().join("secret.key")).unwrap().permissions().mode();
+            let mode = std::fs::metadata(dir.path().join("secret.key"))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
     }

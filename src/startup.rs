@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use axum::http::{HeaderName, Request};
 use tokio::net::TcpListener;
-use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId as TowerRequestId, SetRequestIdLayer};
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId as TowerRequestId, SetRequestIdLayer,
+};
 use tower_http::trace::TraceLayer;
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
@@ -30,7 +32,10 @@ struct MakeId;
 
 impl MakeRequestId for MakeId {
     fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<TowerRequestId> {
-        crate::crypto::random_token(12).parse().ok().map(TowerRequestId::new)
+        crate::crypto::random_token(12)
+            .parse()
+            .ok()
+            .map(TowerRequestId::new)
     }
 }
 
@@ -57,9 +62,15 @@ impl Application {
 
     /// As `build`, on a listener bound by the caller (tests bind first to learn the port that
     /// the public URL must carry).
-    pub async fn build_with_listener(settings: Settings, listener: TcpListener) -> anyhow::Result<Application> {
+    pub async fn build_with_listener(
+        settings: Settings,
+        listener: TcpListener,
+    ) -> anyhow::Result<Application> {
         let store = open_store(&settings).await?;
-        let (secrets, generated) = SecretBox::load_or_create(settings.secret_key.as_ref().map(|s| s.expose()), &settings.data_dir)?;
+        let (secrets, generated) = SecretBox::load_or_create(
+            settings.secret_key.as_ref().map(|s| s.expose()),
+            &settings.data_dir,
+        )?;
         if generated {
             tracing::warn!(
                 path = %settings.data_dir.join("secret.key").display(),
@@ -80,13 +91,25 @@ impl Application {
             },
         ));
         let settings = Arc::new(settings);
-        let sso = Sso { store: store.clone(), settings: settings.clone(), secrets, http: http_client, jwks };
+        let sso = Sso {
+            store: store.clone(),
+            settings: settings.clone(),
+            secrets,
+            http: http_client,
+            jwks,
+        };
         let router = app_router(AppState { sso: sso.clone() });
-        Ok(Application { listener, router, sso })
+        Ok(Application {
+            listener,
+            router,
+            sso,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("bound listener has an address")
+        self.listener
+            .local_addr()
+            .expect("bound listener has an address")
     }
 
     /// Serves until the process receives Ctrl-C / SIGTERM.
@@ -96,12 +119,17 @@ impl Application {
             let mut tick = tokio::time::interval(Duration::from_secs(60));
             loop {
                 tick.tick().await;
-                if let Err(e) = store.purge_expired(time::OffsetDateTime::now_utc().unix_timestamp()).await {
+                if let Err(e) = store
+                    .purge_expired(time::OffsetDateTime::now_utc().unix_timestamp())
+                    .await
+                {
                     tracing::warn!(error = %e, "purging expired sessions failed");
                 }
             }
         });
-        let result = axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown_signal()).await;
+        let result = axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown_signal())
+            .await;
         purge.abort();
         result
     }
@@ -115,7 +143,9 @@ fn app_router(state: AppState) -> axum::Router {
         .with_http_only(true)
         .with_same_site(SameSite::Lax)
         .with_path("/")
-        .with_expiry(Expiry::OnInactivity(time::Duration::seconds(s.session.idle_timeout_secs as i64)));
+        .with_expiry(Expiry::OnInactivity(time::Duration::seconds(
+            s.session.idle_timeout_secs as i64,
+        )));
     let x_request_id = HeaderName::from_static("x-request-id");
     http::router()
         .with_state(state)
@@ -137,7 +167,8 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             s.recv().await;
         }
     };

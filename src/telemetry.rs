@@ -6,7 +6,8 @@ use tracing_subscriber::{fmt, EnvFilter};
 use crate::configuration::LogFormat;
 
 pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_sessions=warn"));
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_sessions=warn"));
     let builder = fmt().with_env_filter(filter).with_target(false);
     // try_init: tests start many apps in one process.
     let _ = match format {

@@ -20,7 +20,8 @@ pub struct Slug(String);
 impl Slug {
     pub fn parse(s: &str) -> Result<Slug, Invalid> {
         let ok = (2..=63).contains(&s.len())
-            && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
         if ok {
             Ok(Slug(s.to_owned()))
         } else {
@@ -50,7 +51,11 @@ pub struct EmailAddress(String);
 impl EmailAddress {
     pub fn parse(s: &str) -> Result<EmailAddress, Invalid> {
         let t = s.trim().to_lowercase();
-        let bad = || Invalid(format!("{s:?} does not look like an email address (name@example.com)"));
+        let bad = || {
+            Invalid(format!(
+                "{s:?} does not look like an email address (name@example.com)"
+            ))
+        };
         if t.len() > 254 || t.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(bad());
         }
@@ -98,8 +103,11 @@ pub struct Issuer(String);
 
 impl Issuer {
     pub fn parse(s: &str) -> Result<Issuer, Invalid> {
-        let url = Url::parse(s.trim())
-            .map_err(|e| Invalid(format!("issuer {s:?} is not a URL ({e}); use e.g. https://login.example.com")))?;
+        let url = Url::parse(s.trim()).map_err(|e| {
+            Invalid(format!(
+                "issuer {s:?} is not a URL ({e}); use e.g. https://login.example.com"
+            ))
+        })?;
         if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
             return invalid("issuer must not carry a query, fragment or credentials");
         }
@@ -138,7 +146,11 @@ pub struct ReturnTo(String);
 
 impl ReturnTo {
     pub fn parse(s: &str) -> Result<ReturnTo, Invalid> {
-        let bad = || Invalid("return_to must be a relative path on this site, starting with a single '/'".into());
+        let bad = || {
+            Invalid(
+                "return_to must be a relative path on this site, starting with a single '/'".into(),
+            )
+        };
         if s.len() > 2048
             || !s.starts_with('/')
             || s.starts_with("//")
@@ -166,8 +178,15 @@ pub fn parse_scopes(scopes: Option<Vec<String>>) -> Result<Vec<String>, Invalid>
     let mut out: Vec<String> = Vec::new();
     for s in scopes {
         let s = s.trim().to_owned();
-        if s.is_empty() || s.len() > 128 || !s.chars().all(|c| c.is_ascii_graphic() && c != '"' && c != '\\') {
-            return invalid(format!("scope {s:?} is not valid: scopes are non-empty words without spaces or quotes"));
+        if s.is_empty()
+            || s.len() > 128
+            || !s
+                .chars()
+                .all(|c| c.is_ascii_graphic() && c != '"' && c != '\\')
+        {
+            return invalid(format!(
+                "scope {s:?} is not valid: scopes are non-empty words without spaces or quotes"
+            ));
         }
         if !out.contains(&s) {
             out.push(s);
@@ -248,9 +267,22 @@ mod tests {
 
     #[test]
     fn emails_and_domains() {
-        assert_eq!(EmailAddress::parse(" Alice@Acme.COM ").unwrap().as_str(), "alice@acme.com");
-        assert_eq!(EmailAddress::parse("a@acme.com").unwrap().domain(), "acme.com");
-        for bad in ["", "alice", "@acme.com", "alice@", "alice@acme", "a b@acme.com"] {
+        assert_eq!(
+            EmailAddress::parse(" Alice@Acme.COM ").unwrap().as_str(),
+            "alice@acme.com"
+        );
+        assert_eq!(
+            EmailAddress::parse("a@acme.com").unwrap().domain(),
+            "acme.com"
+        );
+        for bad in [
+            "",
+            "alice",
+            "@acme.com",
+            "alice@",
+            "alice@acme",
+            "a b@acme.com",
+        ] {
             assert!(EmailAddress::parse(bad).is_err(), "{bad}");
         }
         assert!(Domain::parse("acme.com").is_ok());
@@ -261,9 +293,17 @@ mod tests {
 
     #[test]
     fn scopes() {
-        assert_eq!(parse_scopes(None).unwrap(), vec!["openid", "email", "profile"]);
         assert_eq!(
-            parse_scopes(Some(vec!["openid".into(), "groups".into(), "openid".into()])).unwrap(),
+            parse_scopes(None).unwrap(),
+            vec!["openid", "email", "profile"]
+        );
+        assert_eq!(
+            parse_scopes(Some(vec![
+                "openid".into(),
+                "groups".into(),
+                "openid".into()
+            ]))
+            .unwrap(),
             vec!["openid", "groups"]
         );
         assert!(parse_scopes(Some(vec!["email".into()])).is_err());

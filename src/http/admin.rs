@@ -24,18 +24,27 @@ impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let Some(expected) = &state.sso.settings.admin_token else {
-            return Err(ApiError::unauthorized("The admin API is disabled: set ORGSSO_ADMIN_TOKEN to enable it."));
+            return Err(ApiError::unauthorized(
+                "The admin API is disabled: set ORGSSO_ADMIN_TOKEN to enable it.",
+            ));
         };
         let given = parts
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
             .map(str::trim);
         match given {
-            Some(token) if !expected.expose().is_empty() && ct_eq(token, expected.expose()) => Ok(Admin),
+            Some(token) if !expected.expose().is_empty() && ct_eq(token, expected.expose()) => {
+                Ok(Admin)
+            }
             Some(_) => Err(ApiError::unauthorized("The admin token is wrong.")),
-            None => Err(ApiError::unauthorized("Send the admin token as `Authorization: Bearer <token>`.")),
+            None => Err(ApiError::unauthorized(
+                "Send the admin token as `Authorization: Bearer <token>`.",
+            )),
         }
     }
 }
@@ -47,18 +56,29 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/orgs", post(create_org).get(list_orgs))
         .route("/api/v1/orgs/{slug}", get(get_org))
         .route("/api/v1/orgs/{slug}/domains", put(put_domains))
-        .route("/api/v1/orgs/{slug}/sso", put(put_sso).get(get_sso).delete(delete_sso))
-        .route("/api/v1/orgs/{slug}/sso/role-mapping", put(put_rules).get(get_rules))
-        .route("/api/v1/orgs/{slug}/sso/role-mapping/test", post(test_rules))
+        .route(
+            "/api/v1/orgs/{slug}/sso",
+            put(put_sso).get(get_sso).delete(delete_sso),
+        )
+        .route(
+            "/api/v1/orgs/{slug}/sso/role-mapping",
+            put(put_rules).get(get_rules),
+        )
+        .route(
+            "/api/v1/orgs/{slug}/sso/role-mapping/test",
+            post(test_rules),
+        )
         .route("/api/v1/orgs/{slug}/members", get(members))
         .route("/api/v1/orgs/{slug}/audit", get(audit))
 }
 
 async fn org(sso: &Sso, slug: &str) -> Result<OrgRow, ApiError> {
-    sso.store
-        .org_by_slug(slug)
-        .await?
-        .ok_or_else(|| ApiError::not_found("org_not_found", format!("There is no org with slug {slug:?}.")))
+    sso.store.org_by_slug(slug).await?.ok_or_else(|| {
+        ApiError::not_found(
+            "org_not_found",
+            format!("There is no org with slug {slug:?}."),
+        )
+    })
 }
 
 fn parse_domains(domains: Vec<String>) -> Result<Vec<String>, ApiError> {
@@ -70,7 +90,10 @@ fn parse_domains(domains: Vec<String>) -> Result<Vec<String>, ApiError> {
         }
     }
     if out.len() > 50 {
-        return Err(ApiError::unprocessable("invalid_domain", "At most 50 domains per org."));
+        return Err(ApiError::unprocessable(
+            "invalid_domain",
+            "At most 50 domains per org.",
+        ));
     }
     Ok(out)
 }
@@ -84,7 +107,9 @@ async fn org_json(sso: &Sso, org: &OrgRow) -> Result<serde_json::Value, ApiError
         }
         None => json!({"status": "not_configured"}),
     };
-    Ok(json!({"slug": org.slug, "name": org.name, "domains": domains, "created_at": org.created_at, "sso": sso_status}))
+    Ok(
+        json!({"slug": org.slug, "name": org.name, "domains": domains, "created_at": org.created_at, "sso": sso_status}),
+    )
 }
 
 #[derive(Deserialize)]
@@ -96,18 +121,34 @@ struct CreateOrg {
     domains: Vec<String>,
 }
 
-async fn create_org(_: Admin, State(sso): State<Sso>, ApiJson(req): ApiJson<CreateOrg>) -> Result<Response, ApiError> {
+async fn create_org(
+    _: Admin,
+    State(sso): State<Sso>,
+    ApiJson(req): ApiJson<CreateOrg>,
+) -> Result<Response, ApiError> {
     let slug = Slug::parse(&req.slug).map_err(|e| ApiError::unprocessable("invalid_slug", e.0))?;
     let name = parse_name(&req.name).map_err(|e| ApiError::unprocessable("invalid_name", e.0))?;
     let domains = parse_domains(req.domains)?;
-    let org = OrgRow { id: new_id(), slug: slug.as_str().to_owned(), name, created_at: now().unix_timestamp() };
-    sso.store.create_org(&org, &domains, ACTOR).await.map_err(|e| match e {
-        crate::store::StoreError::Conflict(c) if c.contains("domain") => {
-            ApiError::conflict("domain_taken", "One of these domains already belongs to another org.")
-        }
-        crate::store::StoreError::Conflict(_) => ApiError::conflict("slug_taken", format!("The slug {:?} is already taken.", org.slug)),
-        other => other.into(),
-    })?;
+    let org = OrgRow {
+        id: new_id(),
+        slug: slug.as_str().to_owned(),
+        name,
+        created_at: now().unix_timestamp(),
+    };
+    sso.store
+        .create_org(&org, &domains, ACTOR)
+        .await
+        .map_err(|e| match e {
+            crate::store::StoreError::Conflict(c) if c.contains("domain") => ApiError::conflict(
+                "domain_taken",
+                "One of these domains already belongs to another org.",
+            ),
+            crate::store::StoreError::Conflict(_) => ApiError::conflict(
+                "slug_taken",
+                format!("The slug {:?} is already taken.", org.slug),
+            ),
+            other => other.into(),
+        })?;
     Ok((StatusCode::CREATED, Json(org_json(&sso, &org).await?)).into_response())
 }
 
@@ -120,7 +161,11 @@ async fn list_orgs(_: Admin, State(sso): State<Sso>) -> Result<Json<serde_json::
     Ok(Json(serde_json::Value::Array(out)))
 }
 
-async fn get_org(_: Admin, State(sso): State<Sso>, Path(slug): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
+async fn get_org(
+    _: Admin,
+    State(sso): State<Sso>,
+    Path(slug): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let org = org(&sso, &slug).await?;
     Ok(Json(org_json(&sso, &org).await?))
 }
@@ -131,44 +176,84 @@ struct PutDomains {
     domains: Vec<String>,
 }
 
-async fn put_domains(_: Admin, State(sso): State<Sso>, Path(slug): Path<String>, ApiJson(req): ApiJson<PutDomains>) -> Result<Json<serde_json::Value>, ApiError> {
+async fn put_domains(
+    _: Admin,
+    State(sso): State<Sso>,
+    Path(slug): Path<String>,
+    ApiJson(req): ApiJson<PutDomains>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let org = org(&sso, &slug).await?;
     let domains = parse_domains(req.domains)?;
     sso.store
         .set_org_domains(&org.id, &domains, ACTOR, now().unix_timestamp())
         .await
         .map_err(|e| match e {
-            crate::store::StoreError::Conflict(_) => ApiError::conflict("domain_taken", "One of these domains already belongs to another org."),
+            crate::store::StoreError::Conflict(_) => ApiError::conflict(
+                "domain_taken",
+                "One of these domains already belongs to another org.",
+            ),
             other => other.into(),
         })?;
     Ok(Json(org_json(&sso, &org).await?))
 }
 
-async fn put_sso(_: Admin, State(sso): State<Sso>, Path(slug): Path<String>, ApiJson(req): ApiJson<ConnectRequest>) -> Result<Response, ApiError> {
+async fn put_sso(
+    _: Admin,
+    State(sso): State<Sso>,
+    Path(slug): Path<String>,
+    ApiJson(req): ApiJson<ConnectRequest>,
+) -> Result<Response, ApiError> {
     let org = org(&sso, &slug).await?;
-    let (conn, created) = sso.connect(&org, req, ACTOR, now().unix_timestamp()).await.map_err(|e| match e {
-        ConnectError::Invalid(i) => ApiError::unprocessable("invalid_connection", i.0),
-        ConnectError::Discovery(d) => ApiError::unprocessable("discovery_failed", d.to_string()),
-        ConnectError::Conflict => ApiError::conflict("concurrent_change", ConnectError::Conflict.to_string()),
-        ConnectError::Store(s) => s.into(),
-    })?;
-    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    let (conn, created) = sso
+        .connect(&org, req, ACTOR, now().unix_timestamp())
+        .await
+        .map_err(|e| match e {
+            ConnectError::Invalid(i) => ApiError::unprocessable("invalid_connection", i.0),
+            ConnectError::Discovery(d) => {
+                ApiError::unprocessable("discovery_failed", d.to_string())
+            }
+            ConnectError::Conflict => {
+                ApiError::conflict("concurrent_change", ConnectError::Conflict.to_string())
+            }
+            ConnectError::Store(s) => s.into(),
+        })?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok((status, Json(sso.view(&conn))).into_response())
 }
 
-async fn get_sso(_: Admin, State(sso): State<Sso>, Path(slug): Path<String>) -> Result<Response, ApiError> {
+async fn get_sso(
+    _: Admin,
+    State(sso): State<Sso>,
+    Path(slug): Path<String>,
+) -> Result<Response, ApiError> {
     let org = org(&sso, &slug).await?;
     match sso.store.latest_connection(&org.id).await? {
         Some(c) => Ok(Json(sso.view(&c)).into_response()),
-        None => Err(ApiError::not_found("sso_not_configured", "This org has never connected an identity provider; PUT one to this URL.")),
+        None => Err(ApiError::not_found(
+            "sso_not_configured",
+            "This org has never connected an identity provider; PUT one to this URL.",
+        )),
     }
 }
 
-async fn delete_sso(_: Admin, State(sso): State<Sso>, Path(slug): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
+async fn delete_sso(
+    _: Admin,
+    State(sso): State<Sso>,
+    Path(slug): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let org = org(&sso, &slug).await?;
     match sso.disconnect(&org, ACTOR, now().unix_timestamp()).await? {
-        Some(c) => Ok(Json(json!({"status": "disconnected", "sessions_revoked": c.sessions_revoked, "members_downgraded": c.members_downgraded}))),
-        None => Err(ApiError::conflict("sso_not_connected", "This org's identity provider is not connected, so there is nothing to disconnect.")),
+        Some(c) => Ok(Json(
+            json!({"status": "disconnected", "sessions_revoked": c.sessions_revoked, "members_downgraded": c.members_downgraded}),
+        )),
+        None => Err(ApiError::conflict(
+            "sso_not_connected",
+            "This org's identity provider is not connected, so there is nothing to disconnect.",
+        )),
     }
 }
 
@@ -176,11 +261,15 @@ async fn delete_sso(_: Admin, State(sso): State<Sso>, Path(slug): Path<String>) 
 fn parse_rule_set(value: serde_json::Value) -> Result<RoleMappingSpec, ApiError> {
     let bad = |m: String| ApiError::unprocessable("invalid_rule", m);
     let serde_json::Value::Object(mut obj) = value else {
-        return Err(bad("The rule set must be a JSON object: {\"default_role\": \"viewer\", \"rules\": [...]}".into()));
+        return Err(bad(
+            "The rule set must be a JSON object: {\"default_role\": \"viewer\", \"rules\": [...]}"
+                .into(),
+        ));
     };
     if let Some(serde_json::Value::Array(rules)) = obj.get("rules") {
         for (i, rule) in rules.iter().enumerate() {
-            serde_json::from_value::<crate::roles::RuleSpec>(rule.clone()).map_err(|e| bad(format!("rule {i}: {e}")))?;
+            serde_json::from_value::<crate::roles::RuleSpec>(rule.clone())
+                .map_err(|e| bad(format!("rule {i}: {e}")))?;
         }
     }
     match obj.get("default_role") {
@@ -188,22 +277,36 @@ fn parse_rule_set(value: serde_json::Value) -> Result<RoleMappingSpec, ApiError>
             obj.insert("default_role".into(), json!("viewer"));
         }
         Some(d) => {
-            serde_json::from_value::<crate::roles::Outcome>(d.clone()).map_err(|e| bad(format!("default_role: {e}")))?;
+            serde_json::from_value::<crate::roles::Outcome>(d.clone())
+                .map_err(|e| bad(format!("default_role: {e}")))?;
         }
     }
-    serde_json::from_value(serde_json::Value::Object(obj)).map_err(|e| bad(format!("The rule set is not valid: {e}")))
+    serde_json::from_value(serde_json::Value::Object(obj))
+        .map_err(|e| bad(format!("The rule set is not valid: {e}")))
 }
 
-async fn put_rules(_: Admin, State(sso): State<Sso>, Path(slug): Path<String>, ApiJson(value): ApiJson<serde_json::Value>) -> Result<Json<RoleMappingSpec>, ApiError> {
+async fn put_rules(
+    _: Admin,
+    State(sso): State<Sso>,
+    Path(slug): Path<String>,
+    ApiJson(value): ApiJson<serde_json::Value>,
+) -> Result<Json<RoleMappingSpec>, ApiError> {
     let org = org(&sso, &slug).await?;
     let spec = parse_rule_set(value)?;
-    match sso.put_role_mapping(&org.id, spec, ACTOR, now().unix_timestamp()).await? {
+    match sso
+        .put_role_mapping(&org.id, spec, ACTOR, now().unix_timestamp())
+        .await?
+    {
         Ok(mapping) => Ok(Json(mapping.spec().clone())),
         Err(e) => Err(ApiError::unprocessable("invalid_rule", e.to_string())),
     }
 }
 
-async fn get_rules(_: Admin, State(sso): State<Sso>, Path(slug): Path<String>) -> Result<Json<RoleMappingSpec>, ApiError> {
+async fn get_rules(
+    _: Admin,
+    State(sso): State<Sso>,
+    Path(slug): Path<String>,
+) -> Result<Json<RoleMappingSpec>, ApiError> {
     let org = org(&sso, &slug).await?;
     Ok(Json(sso.role_mapping(&org.id).await?.spec().clone()))
 }
@@ -214,21 +317,41 @@ struct DryRun {
     claims: serde_json::Value,
 }
 
-async fn test_rules(_: Admin, State(sso): State<Sso>, Path(slug): Path<String>, ApiJson(req): ApiJson<DryRun>) -> Result<Json<serde_json::Value>, ApiError> {
+async fn test_rules(
+    _: Admin,
+    State(sso): State<Sso>,
+    Path(slug): Path<String>,
+    ApiJson(req): ApiJson<DryRun>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let org = org(&sso, &slug).await?;
     if !req.claims.is_object() {
-        return Err(ApiError::unprocessable("invalid_claims", "`claims` must be a JSON object, like an ID token's payload."));
+        return Err(ApiError::unprocessable(
+            "invalid_claims",
+            "`claims` must be a JSON object, like an ID token's payload.",
+        ));
     }
     let decision = sso.role_mapping(&org.id).await?.evaluate(&req.claims);
-    Ok(Json(json!({"role": decision.outcome.as_str(), "rule": decision.rule})))
+    Ok(Json(
+        json!({"role": decision.outcome.as_str(), "rule": decision.rule}),
+    ))
 }
 
-async fn members(_: Admin, State(sso): State<Sso>, Path(slug): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
+async fn members(
+    _: Admin,
+    State(sso): State<Sso>,
+    Path(slug): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let org = org(&sso, &slug).await?;
-    Ok(Json(serde_json::to_value(sso.store.members(&org.id).await?).map_err(ApiError::internal)?))
+    Ok(Json(
+        serde_json::to_value(sso.store.members(&org.id).await?).map_err(ApiError::internal)?,
+    ))
 }
 
-async fn audit(_: Admin, State(sso): State<Sso>, Path(slug): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
+async fn audit(
+    _: Admin,
+    State(sso): State<Sso>,
+    Path(slug): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let org = org(&sso, &slug).await?;
     let events = sso.store.audit_events(&org.id, 500).await?;
     let out: Vec<_> = events

@@ -37,7 +37,10 @@ pub fn router() -> Router<AppState> {
 
 fn see_other(to: &str) -> Response {
     let mut res = Redirect::to(to).into_response();
-    res.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+    res.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
     res
 }
 
@@ -62,7 +65,13 @@ async fn start(
         .filter(|v| v.len() >= 32 && v.len() <= 64)
         .unwrap_or_else(|| random_token(32));
     let url = sso
-        .start_login(&login_id, q.return_to.as_deref(), q.login_hint.as_deref(), &binding, now().unix_timestamp())
+        .start_login(
+            &login_id,
+            q.return_to.as_deref(),
+            q.login_hint.as_deref(),
+            &binding,
+            now().unix_timestamp(),
+        )
         .await
         .map_err(|e| PageError::from_login(e, rid))?;
     let cookie = Cookie::build((FLOW_COOKIE, binding))
@@ -70,7 +79,9 @@ async fn start(
         .http_only(true)
         .secure(sso.settings.secure_cookies())
         .same_site(SameSite::Lax)
-        .max_age(time::Duration::seconds(sso.settings.login.flow_ttl_secs as i64))
+        .max_age(time::Duration::seconds(
+            sso.settings.login.flow_ttl_secs as i64,
+        ))
         .build();
     Ok((jar.add(cookie), see_other(url.as_str())))
 }
@@ -109,13 +120,20 @@ async fn signed_in(session: &Session, sso: &Sso) -> Result<Option<SignedIn>, Sto
 }
 
 /// `GET /`: who you are, or the way to sign in.
-async fn home(State(sso): State<Sso>, session: Session, RequestId(rid): RequestId) -> Result<Response, PageError> {
+async fn home(
+    State(sso): State<Sso>,
+    session: Session,
+    RequestId(rid): RequestId,
+) -> Result<Response, PageError> {
     let fail = |e| PageError::from_store(e, rid.clone());
     let Some(who) = signed_in(&session, &sso).await.map_err(fail)? else {
         return Ok(see_other("/login"));
     };
     let (Some(member), Some(org)) = (
-        sso.store.member(&who.org_id, &who.user_id).await.map_err(fail)?,
+        sso.store
+            .member(&who.org_id, &who.user_id)
+            .await
+            .map_err(fail)?,
         sso.store.org_by_id(&who.org_id).await.map_err(fail)?,
     ) else {
         session.flush().await.ok();
@@ -133,7 +151,13 @@ struct LoginQuery {
     return_to: Option<String>,
 }
 
-fn login_form(status: StatusCode, message: Option<&str>, email: Option<&str>, return_to: Option<&str>, rid: &str) -> Response {
+fn login_form(
+    status: StatusCode,
+    message: Option<&str>,
+    email: Option<&str>,
+    return_to: Option<&str>,
+    rid: &str,
+) -> Response {
     pages::render(
         status,
         "login.html",
@@ -143,7 +167,10 @@ fn login_form(status: StatusCode, message: Option<&str>, email: Option<&str>, re
 
 /// `GET /login`: the "Login with SSO" page.
 async fn login_page(Query(q): Query<LoginQuery>, RequestId(rid): RequestId) -> Response {
-    let return_to = q.return_to.as_deref().filter(|r| ReturnTo::parse(r).is_ok());
+    let return_to = q
+        .return_to
+        .as_deref()
+        .filter(|r| ReturnTo::parse(r).is_ok());
     login_form(StatusCode::OK, None, None, return_to, &rid)
 }
 
@@ -154,15 +181,39 @@ struct LoginForm {
 }
 
 /// `POST /login/sso`: routes an email to its org's IdP.
-async fn login_sso(State(sso): State<Sso>, RequestId(rid): RequestId, Form(form): Form<LoginForm>) -> Result<Response, PageError> {
-    let return_to = form.return_to.as_deref().filter(|r| !r.is_empty() && ReturnTo::parse(r).is_ok());
+async fn login_sso(
+    State(sso): State<Sso>,
+    RequestId(rid): RequestId,
+    Form(form): Form<LoginForm>,
+) -> Result<Response, PageError> {
+    let return_to = form
+        .return_to
+        .as_deref()
+        .filter(|r| !r.is_empty() && ReturnTo::parse(r).is_ok());
     let email = match EmailAddress::parse(&form.email) {
         Ok(e) => e,
-        Err(e) => return Ok(login_form(StatusCode::UNPROCESSABLE_ENTITY, Some(&e.0), Some(&form.email), return_to, &rid)),
+        Err(e) => {
+            return Ok(login_form(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some(&e.0),
+                Some(&form.email),
+                return_to,
+                &rid,
+            ))
+        }
     };
     let fail = |e| PageError::from_store(e, rid.clone());
-    let mut orgs = sso.store.orgs_for_email(email.as_str()).await.map_err(fail)?;
-    if let Some(o) = sso.store.org_for_domain(email.domain()).await.map_err(fail)? {
+    let mut orgs = sso
+        .store
+        .orgs_for_email(email.as_str())
+        .await
+        .map_err(fail)?;
+    if let Some(o) = sso
+        .store
+        .org_for_domain(email.domain())
+        .await
+        .map_err(fail)?
+    {
         if !orgs.iter().any(|x| x.id == o.id) {
             orgs.push(o);
         }
@@ -172,12 +223,28 @@ async fn login_sso(State(sso): State<Sso>, RequestId(rid): RequestId, Form(form)
             "We don't know an organisation for {}. Use the login link your administrator shared with you, or ask them to add your email domain.",
             email.as_str()
         );
-        return Ok(login_form(StatusCode::NOT_FOUND, Some(&msg), Some(email.as_str()), return_to, &rid));
+        return Ok(login_form(
+            StatusCode::NOT_FOUND,
+            Some(&msg),
+            Some(email.as_str()),
+            return_to,
+            &rid,
+        ));
     }
     let mut choices = Vec::new();
     for org in &orgs {
-        if let Some(c) = sso.store.latest_connection(&org.id).await.map_err(fail)?.filter(|c| c.is_connected()) {
-            let mut href = format!("/sso/{}?login_hint={}", c.login_id, urlencode(email.as_str()));
+        if let Some(c) = sso
+            .store
+            .latest_connection(&org.id)
+            .await
+            .map_err(fail)?
+            .filter(|c| c.is_connected())
+        {
+            let mut href = format!(
+                "/sso/{}?login_hint={}",
+                c.login_id,
+                urlencode(email.as_str())
+            );
             if let Some(r) = return_to {
                 href.push_str(&format!("&return_to={}", urlencode(r)));
             }
@@ -187,12 +254,24 @@ async fn login_sso(State(sso): State<Sso>, RequestId(rid): RequestId, Form(form)
     match choices.len() {
         0 => {
             let names: Vec<_> = orgs.iter().map(|o| o.name.as_str()).collect();
-            let msg = format!("Single sign-on for {} is not connected right now. Ask your administrator.", names.join(", "));
-            Ok(login_form(StatusCode::CONFLICT, Some(&msg), Some(email.as_str()), return_to, &rid))
+            let msg = format!(
+                "Single sign-on for {} is not connected right now. Ask your administrator.",
+                names.join(", ")
+            );
+            Ok(login_form(
+                StatusCode::CONFLICT,
+                Some(&msg),
+                Some(email.as_str()),
+                return_to,
+                &rid,
+            ))
         }
         1 => Ok(see_other(&choices[0].1)),
         _ => {
-            let orgs: Vec<_> = choices.into_iter().map(|(name, href)| json!({"name": name, "href": href})).collect();
+            let orgs: Vec<_> = choices
+                .into_iter()
+                .map(|(name, href)| json!({"name": name, "href": href}))
+                .collect();
             Ok(pages::render(
                 StatusCode::OK,
                 "choose.html",
@@ -208,40 +287,66 @@ fn urlencode(s: &str) -> String {
 
 /// `GET /api/v1/me`.
 async fn me(State(sso): State<Sso>, session: Session) -> Result<Json<serde_json::Value>, ApiError> {
-    let who = signed_in(&session, &sso)
-        .await?
-        .ok_or_else(|| ApiError::unauthorized("You are not signed in: sign in through your organisation's login link."))?;
-    let (Some(member), Some(org)) = (sso.store.member(&who.org_id, &who.user_id).await?, sso.store.org_by_id(&who.org_id).await?) else {
+    let who = signed_in(&session, &sso).await?.ok_or_else(|| {
+        ApiError::unauthorized(
+            "You are not signed in: sign in through your organisation's login link.",
+        )
+    })?;
+    let (Some(member), Some(org)) = (
+        sso.store.member(&who.org_id, &who.user_id).await?,
+        sso.store.org_by_id(&who.org_id).await?,
+    ) else {
         session.flush().await.ok();
-        return Err(ApiError::unauthorized("Your membership no longer exists: sign in again."));
+        return Err(ApiError::unauthorized(
+            "Your membership no longer exists: sign in again.",
+        ));
     };
-    Ok(Json(json!({"user_id": member.user_id, "email": member.email, "name": member.name, "org": org.slug, "role": member.role})))
+    Ok(Json(
+        json!({"user_id": member.user_id, "email": member.email, "name": member.name, "org": org.slug, "role": member.role}),
+    ))
 }
 
 /// `POST /logout`: ends the session and offers the IdP's end-session URL.
-async fn logout(State(sso): State<Sso>, session: Session, headers: HeaderMap, RequestId(rid): RequestId) -> Result<Response, PageError> {
+async fn logout(
+    State(sso): State<Sso>,
+    session: Session,
+    headers: HeaderMap,
+    RequestId(rid): RequestId,
+) -> Result<Response, PageError> {
     let fail = |e| PageError::from_store(e, rid.clone());
     let who = signed_in(&session, &sso).await.map_err(fail)?;
     let mut end_session_url = None;
     if let Some(conn_id) = who.as_ref().and_then(|w| w.connection_id.clone()) {
         if let Some(c) = sso.store.connection_by_id(&conn_id).await.map_err(fail)? {
             if let Ok(meta) = serde_json::from_str::<ProviderMetadata>(&c.metadata) {
-                end_session_url = meta.end_session_endpoint.and_then(|e| url::Url::parse(&e).ok()).map(|mut u| {
-                    u.query_pairs_mut()
-                        .append_pair("client_id", &c.client_id)
-                        .append_pair("post_logout_redirect_uri", &sso.settings.public_path("/login"));
-                    u.to_string()
-                });
+                end_session_url = meta
+                    .end_session_endpoint
+                    .and_then(|e| url::Url::parse(&e).ok())
+                    .map(|mut u| {
+                        u.query_pairs_mut()
+                            .append_pair("client_id", &c.client_id)
+                            .append_pair(
+                                "post_logout_redirect_uri",
+                                &sso.settings.public_path("/login"),
+                            );
+                        u.to_string()
+                    });
             }
         }
     }
-    session.flush().await.map_err(|e| fail(StoreError::Unavailable(e.to_string())))?;
+    session
+        .flush()
+        .await
+        .map_err(|e| fail(StoreError::Unavailable(e.to_string())))?;
     let wants_json = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains("application/json"));
     if wants_json {
-        return Ok(Json(json!({"status": "signed_out", "end_session_url": end_session_url})).into_response());
+        return Ok(
+            Json(json!({"status": "signed_out", "end_session_url": end_session_url}))
+                .into_response(),
+        );
     }
     Ok(pages::render(
         StatusCode::OK,

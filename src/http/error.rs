@@ -18,7 +18,11 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into() }
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
     }
     pub fn unauthorized(message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
@@ -39,7 +43,11 @@ impl ApiError {
     }
     pub fn unavailable(e: impl std::fmt::Display) -> Self {
         tracing::warn!(error = %e, "database unavailable");
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "The database is not answering; try again shortly.")
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "The database is not answering; try again shortly.",
+        )
     }
 }
 
@@ -47,7 +55,10 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Unavailable(_) => ApiError::unavailable(e),
-            StoreError::Conflict(c) => ApiError::conflict("conflict", format!("that would duplicate an existing value ({c})")),
+            StoreError::Conflict(c) => ApiError::conflict(
+                "conflict",
+                format!("that would duplicate an existing value ({c})"),
+            ),
             other => ApiError::internal(other),
         }
     }
@@ -58,10 +69,12 @@ impl IntoResponse for ApiError {
         let body = serde_json::json!({"error": {"code": self.code, "message": self.message}});
         let mut res = (self.status, Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
-            res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            res.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         }
         res
     }
@@ -75,7 +88,14 @@ impl From<JsonRejection> for ApiError {
             JsonRejection::BytesRejection(_) => StatusCode::PAYLOAD_TOO_LARGE,
             _ => StatusCode::UNPROCESSABLE_ENTITY,
         };
-        ApiError::new(status, "invalid_body", format!("The request body is not what this endpoint takes: {}", r.body_text()))
+        ApiError::new(
+            status,
+            "invalid_body",
+            format!(
+                "The request body is not what this endpoint takes: {}",
+                r.body_text()
+            ),
+        )
     }
 }
 

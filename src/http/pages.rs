@@ -51,7 +51,8 @@ pub fn render(status: StatusCode, template: &str, ctx: impl Serialize) -> Respon
         .and_then(|t| t.render(ctx))
         .unwrap_or_else(|e| {
             tracing::error!(error = %e, template, "template failed");
-            "<!doctype html><title>Error</title><p>Something went wrong rendering this page.</p>".into()
+            "<!doctype html><title>Error</title><p>Something went wrong rendering this page.</p>"
+                .into()
         });
     let mut res = (status, Html(body)).into_response();
     security_headers(res.headers_mut());
@@ -65,7 +66,13 @@ pub struct Link {
 }
 
 /// A page that says what happened and what to try, with the request id to quote.
-pub fn message(status: StatusCode, title: &str, message: &str, request_id: &str, links: Vec<Link>) -> Response {
+pub fn message(
+    status: StatusCode,
+    title: &str,
+    message: &str,
+    request_id: &str,
+    links: Vec<Link>,
+) -> Response {
     let kind = if status.is_success() { "info" } else { "error" };
     render(
         status,
@@ -84,8 +91,17 @@ pub struct PageError {
 
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
-        let links = vec![Link { href: "/login".into(), label: "Back to sign-in" }];
-        message(self.status, self.title, &self.message, &self.request_id, links)
+        let links = vec![Link {
+            href: "/login".into(),
+            label: "Back to sign-in",
+        }];
+        message(
+            self.status,
+            self.title,
+            &self.message,
+            &self.request_id,
+            links,
+        )
     }
 }
 
@@ -94,14 +110,23 @@ impl PageError {
         let (status, message) = match &e {
             StoreError::Unavailable(_) => {
                 tracing::warn!(error = %e, "database unavailable");
-                (StatusCode::SERVICE_UNAVAILABLE, "The service cannot reach its database right now. Try again in a moment.".to_owned())
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "The service cannot reach its database right now. Try again in a moment."
+                        .to_owned(),
+                )
             }
             _ => {
                 tracing::error!(error = %e, "internal error");
                 (StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side. Try again; if it persists, give your administrator the request id below.".to_owned())
             }
         };
-        PageError { status, title: "Sign-in failed", message, request_id }
+        PageError {
+            status,
+            title: "Sign-in failed",
+            message,
+            request_id,
+        }
     }
 
     /// Maps a sign-in failure to its page: 4xx for everything the browser, the IdP or the
@@ -110,27 +135,41 @@ impl PageError {
         let status = match &e {
             LoginError::UnknownLoginUrl => StatusCode::NOT_FOUND,
             LoginError::Retired => StatusCode::GONE,
-            LoginError::BadRequest(_) | LoginError::UnknownFlow | LoginError::FlowExpired | LoginError::OtherBrowser | LoginError::WrongIssuer { .. } => {
-                StatusCode::BAD_REQUEST
-            }
+            LoginError::BadRequest(_)
+            | LoginError::UnknownFlow
+            | LoginError::FlowExpired
+            | LoginError::OtherBrowser
+            | LoginError::WrongIssuer { .. } => StatusCode::BAD_REQUEST,
             LoginError::Idp { error, .. } if error == "access_denied" => StatusCode::FORBIDDEN,
             LoginError::Idp { .. } => StatusCode::BAD_REQUEST,
             // The IdP misbehaved (down, slow, refused, garbage): the sign-in depended on it.
             LoginError::Exchange(_) => StatusCode::FAILED_DEPENDENCY,
+            LoginError::IdToken(t) if t.is_idp_fault() => StatusCode::FAILED_DEPENDENCY,
             LoginError::IdToken(_) => StatusCode::UNAUTHORIZED,
             LoginError::Denied { .. } => StatusCode::FORBIDDEN,
             LoginError::Store(_) => {
-                let LoginError::Store(s) = e else { unreachable!() };
+                let LoginError::Store(s) = e else {
+                    unreachable!()
+                };
                 return Self::from_store(s, request_id);
             }
         };
-        tracing::info!(reason = e.code(), status = status.as_u16(), "sign-in refused");
+        tracing::info!(
+            reason = e.code(),
+            status = status.as_u16(),
+            "sign-in refused"
+        );
         let title = match status {
             StatusCode::NOT_FOUND => "Login link not found",
             StatusCode::GONE => "Login link retired",
             StatusCode::FORBIDDEN => "Access denied",
             _ => "Sign-in failed",
         };
-        PageError { status, title, message: e.to_string(), request_id }
+        PageError {
+            status,
+            title,
+            message: e.to_string(),
+            request_id,
+        }
     }
 }

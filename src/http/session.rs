@@ -39,8 +39,15 @@ pub async fn establish(session: &Session, login: &LoginSuccess, now: i64) -> Ses
 }
 
 /// The signed-in user, if the session is live. Past the absolute timeout the session is ended.
-pub async fn current(session: &Session, settings: &SessionSettings, now: i64) -> SessionResult<Option<SignedIn>> {
-    let (Some(user_id), Some(org_id)) = (session.get::<String>(KEY_USER).await?, session.get::<String>(KEY_ORG).await?) else {
+pub async fn current(
+    session: &Session,
+    settings: &SessionSettings,
+    now: i64,
+) -> SessionResult<Option<SignedIn>> {
+    let (Some(user_id), Some(org_id)) = (
+        session.get::<String>(KEY_USER).await?,
+        session.get::<String>(KEY_ORG).await?,
+    ) else {
         return Ok(None);
     };
     let auth_at: i64 = session.get(KEY_AUTH_AT).await?.unwrap_or(0);

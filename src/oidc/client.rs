@@ -23,7 +23,10 @@ pub struct AuthorizeRequest<'a> {
 }
 
 /// The IdP's authorization endpoint with the request's parameters appended to any it already has.
-pub fn authorize_url(meta: &ProviderMetadata, req: &AuthorizeRequest<'_>) -> Result<Url, url::ParseError> {
+pub fn authorize_url(
+    meta: &ProviderMetadata,
+    req: &AuthorizeRequest<'_>,
+) -> Result<Url, url::ParseError> {
     let mut url = Url::parse(&meta.authorization_endpoint)?;
     {
         let mut q = url.query_pairs_mut();
@@ -47,7 +50,10 @@ pub enum ExchangeError {
     #[error("the identity provider's token endpoint could not be reached: {0}")]
     Unreachable(String),
     #[error("the identity provider refused the sign-in code ({error}{})", description.as_deref().map(|d| format!(": {d}")).unwrap_or_default())]
-    Refused { error: String, description: Option<String> },
+    Refused {
+        error: String,
+        description: Option<String>,
+    },
     #[error("the identity provider's token endpoint failed with HTTP {0}")]
     Status(u16),
     #[error("the identity provider's token endpoint answered something that is not a token response ({0})")]
@@ -73,17 +79,27 @@ pub async fn exchange_code(
         ("redirect_uri", redirect_uri),
         ("code_verifier", code_verifier),
     ];
-    let mut req = http.post(&meta.token_endpoint).header(reqwest::header::ACCEPT, "application/json");
+    let mut req = http
+        .post(&meta.token_endpoint)
+        .header(reqwest::header::ACCEPT, "application/json");
     if meta.use_post_auth() {
         form.push(("client_id", client_id));
         form.push(("client_secret", client_secret.expose()));
     } else {
         // RFC 6749 §2.3.1: both parts are form-urlencoded before base64.
         let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-        let basic = STANDARD.encode(format!("{}:{}", enc(client_id), enc(client_secret.expose())));
+        let basic = STANDARD.encode(format!(
+            "{}:{}",
+            enc(client_id),
+            enc(client_secret.expose())
+        ));
         req = req.header(reqwest::header::AUTHORIZATION, format!("Basic {basic}"));
     }
-    let resp = req.form(&form).send().await.map_err(|e| ExchangeError::Unreachable(describe(&e)))?;
+    let resp = req
+        .form(&form)
+        .send()
+        .await
+        .map_err(|e| ExchangeError::Unreachable(describe(&e)))?;
     let status = resp.status();
     let body = read_limited(resp, MAX_TOKEN_RESPONSE)
         .await
@@ -91,7 +107,11 @@ pub async fn exchange_code(
     let json: Option<serde_json::Value> = serde_json::from_slice(&body).ok();
     if !status.is_success() {
         // RFC 6749 §5.2 error answers are shown (trimmed, printable) so an admin can act on them.
-        if let Some(error) = json.as_ref().and_then(|j| j.get("error")).and_then(|e| e.as_str()) {
+        if let Some(error) = json
+            .as_ref()
+            .and_then(|j| j.get("error"))
+            .and_then(|e| e.as_str())
+        {
             return Err(ExchangeError::Refused {
                 error: printable(error, 64),
                 description: json
@@ -105,7 +125,10 @@ pub async fn exchange_code(
     }
     let json = json.ok_or_else(|| ExchangeError::Malformed("not JSON".into()))?;
     if let Some(tt) = json.get("token_type") {
-        if !tt.as_str().is_some_and(|t| t.eq_ignore_ascii_case("bearer") || t.eq_ignore_ascii_case("dpop")) {
+        if !tt
+            .as_str()
+            .is_some_and(|t| t.eq_ignore_ascii_case("bearer") || t.eq_ignore_ascii_case("dpop"))
+        {
             return Err(ExchangeError::Malformed("unexpected token_type".into()));
         }
     }
@@ -118,7 +141,10 @@ pub async fn exchange_code(
 
 /// Keeps printable ASCII only, cut to `max` characters: IdP-provided text shown to people.
 pub fn printable(s: &str, max: usize) -> String {
-    s.chars().filter(|c| c.is_ascii_graphic() || *c == ' ').take(max).collect()
+    s.chars()
+        .filter(|c| c.is_ascii_graphic() || *c == ' ')
+        .take(max)
+        .collect()
 }
 
 #[cfg(test)]

@@ -33,7 +33,9 @@ impl ProviderMetadata {
     /// `client_secret_basic` unless the provider only offers `client_secret_post`.
     pub fn use_post_auth(&self) -> bool {
         let m = &self.token_endpoint_auth_methods_supported;
-        !m.is_empty() && !m.iter().any(|s| s == "client_secret_basic") && m.iter().any(|s| s == "client_secret_post")
+        !m.is_empty()
+            && !m.iter().any(|s| s == "client_secret_basic")
+            && m.iter().any(|s| s == "client_secret_post")
     }
 
     /// Algorithms we accept for this provider's ID tokens: its advertised list within our
@@ -45,7 +47,11 @@ impl ProviderMetadata {
         ALLOWED_ALGS
             .iter()
             .copied()
-            .filter(|a| self.id_token_signing_alg_values_supported.iter().any(|s| alg_name(*a) == s))
+            .filter(|a| {
+                self.id_token_signing_alg_values_supported
+                    .iter()
+                    .any(|s| alg_name(*a) == s)
+            })
             .collect()
     }
 }
@@ -90,14 +96,22 @@ pub enum DiscoveryError {
 
 /// Fetches and checks the provider's configuration and its JWKS (returned raw, to seed the
 /// key cache).
-pub async fn discover(http: &reqwest::Client, issuer: &Issuer) -> Result<(ProviderMetadata, serde_json::Value), DiscoveryError> {
-    let url = format!("{}/.well-known/openid-configuration", issuer.as_str().trim_end_matches('/'));
+pub async fn discover(
+    http: &reqwest::Client,
+    issuer: &Issuer,
+) -> Result<(ProviderMetadata, serde_json::Value), DiscoveryError> {
+    let url = format!(
+        "{}/.well-known/openid-configuration",
+        issuer.as_str().trim_end_matches('/')
+    );
     let doc = fetch_json(http, &url).await?;
     let meta = check_document(&doc, issuer)?;
-    let jwks = fetch_json(http, &meta.jwks_uri).await.map_err(|e| DiscoveryError::Jwks {
-        url: meta.jwks_uri.clone(),
-        reason: e.to_string(),
-    })?;
+    let jwks = fetch_json(http, &meta.jwks_uri)
+        .await
+        .map_err(|e| DiscoveryError::Jwks {
+            url: meta.jwks_uri.clone(),
+            reason: e.to_string(),
+        })?;
     match jwks.get("keys") {
         Some(serde_json::Value::Array(keys)) if !keys.is_empty() => Ok((meta, jwks)),
         _ => Err(DiscoveryError::Jwks {
@@ -107,39 +121,66 @@ pub async fn discover(http: &reqwest::Client, issuer: &Issuer) -> Result<(Provid
     }
 }
 
-async fn fetch_json(http: &reqwest::Client, url: &str) -> Result<serde_json::Value, DiscoveryError> {
+async fn fetch_json(
+    http: &reqwest::Client,
+    url: &str,
+) -> Result<serde_json::Value, DiscoveryError> {
     let resp = http
         .get(url)
         .header(reqwest::header::ACCEPT, "application/json")
         .send()
         .await
-        .map_err(|e| DiscoveryError::Unreachable { url: url.into(), reason: describe(&e) })?;
+        .map_err(|e| DiscoveryError::Unreachable {
+            url: url.into(),
+            reason: describe(&e),
+        })?;
     if !resp.status().is_success() {
-        return Err(DiscoveryError::Status { url: url.into(), status: resp.status().as_u16() });
+        return Err(DiscoveryError::Status {
+            url: url.into(),
+            status: resp.status().as_u16(),
+        });
     }
     let body = read_limited(resp, MAX_DOCUMENT)
         .await
-        .map_err(|e| DiscoveryError::Unreachable { url: url.into(), reason: e.to_string() })?;
-    let value: serde_json::Value = serde_json::from_slice(&body)
-        .map_err(|e| DiscoveryError::NotJson { url: url.into(), reason: e.to_string() })?;
+        .map_err(|e| DiscoveryError::Unreachable {
+            url: url.into(),
+            reason: e.to_string(),
+        })?;
+    let value: serde_json::Value =
+        serde_json::from_slice(&body).map_err(|e| DiscoveryError::NotJson {
+            url: url.into(),
+            reason: e.to_string(),
+        })?;
     if !value.is_object() {
-        return Err(DiscoveryError::NotJson { url: url.into(), reason: "expected a JSON object".into() });
+        return Err(DiscoveryError::NotJson {
+            url: url.into(),
+            reason: "expected a JSON object".into(),
+        });
     }
     Ok(value)
 }
 
 /// Pure check of a discovery document against the configured issuer.
-pub fn check_document(doc: &serde_json::Value, issuer: &Issuer) -> Result<ProviderMetadata, DiscoveryError> {
+pub fn check_document(
+    doc: &serde_json::Value,
+    issuer: &Issuer,
+) -> Result<ProviderMetadata, DiscoveryError> {
     let text = |field: &'static str| -> Result<String, DiscoveryError> {
         match doc.get(field) {
             None | Some(serde_json::Value::Null) => Err(DiscoveryError::Missing(field)),
             Some(serde_json::Value::String(s)) => Ok(s.clone()),
-            Some(_) => Err(DiscoveryError::BadField { field, reason: "it is not a string".into() }),
+            Some(_) => Err(DiscoveryError::BadField {
+                field,
+                reason: "it is not a string".into(),
+            }),
         }
     };
     let found = text("issuer")?;
     if found != issuer.as_str() {
-        return Err(DiscoveryError::IssuerMismatch { expected: issuer.as_str().into(), found });
+        return Err(DiscoveryError::IssuerMismatch {
+            expected: issuer.as_str().into(),
+            found,
+        });
     }
     let endpoint = |field: &'static str| -> Result<String, DiscoveryError> {
         let s = text(field)?;
@@ -153,8 +194,14 @@ pub fn check_document(doc: &serde_json::Value, issuer: &Issuer) -> Result<Provid
                 .iter()
                 .map(|v| v.as_str().map(str::to_owned))
                 .collect::<Option<Vec<_>>>()
-                .ok_or(DiscoveryError::BadField { field, reason: "it must be an array of strings".into() }),
-            Some(_) => Err(DiscoveryError::BadField { field, reason: "it must be an array of strings".into() }),
+                .ok_or(DiscoveryError::BadField {
+                    field,
+                    reason: "it must be an array of strings".into(),
+                }),
+            Some(_) => Err(DiscoveryError::BadField {
+                field,
+                reason: "it must be an array of strings".into(),
+            }),
         }
     };
     let meta = ProviderMetadata {
@@ -177,11 +224,16 @@ pub fn check_document(doc: &serde_json::Value, issuer: &Issuer) -> Result<Provid
     if !response_types.is_empty() && !response_types.iter().any(|t| t == "code") {
         return Err(DiscoveryError::BadField {
             field: "response_types_supported",
-            reason: "the IdP does not offer the authorization code flow (response type `code`)".into(),
+            reason: "the IdP does not offer the authorization code flow (response type `code`)"
+                .into(),
         });
     }
     let methods = &meta.token_endpoint_auth_methods_supported;
-    if !methods.is_empty() && !methods.iter().any(|m| m == "client_secret_basic" || m == "client_secret_post") {
+    if !methods.is_empty()
+        && !methods
+            .iter()
+            .any(|m| m == "client_secret_basic" || m == "client_secret_post")
+    {
         return Err(DiscoveryError::BadField {
             field: "token_endpoint_auth_methods_supported",
             reason: format!("orgsso authenticates with client_secret_basic or client_secret_post; the IdP offers only {methods:?}"),
@@ -232,22 +284,68 @@ mod tests {
     #[test]
     fn accepts_a_good_document() {
         let m = check_document(&doc(), &issuer()).unwrap();
-        assert_eq!(m.id_token_algorithms(), vec![jsonwebtoken::Algorithm::RS256]);
+        assert_eq!(
+            m.id_token_algorithms(),
+            vec![jsonwebtoken::Algorithm::RS256]
+        );
         assert!(!m.use_post_auth());
     }
 
     #[test]
     fn refuses_bad_documents() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>, &str)> = vec![
-            ("issuer mismatch", Box::new(|d| d["issuer"] = json!("https://other.example.com")), "not \"https://idp.example.com\""),
-            ("trailing slash counts", Box::new(|d| d["issuer"] = json!("https://idp.example.com/")), "issuer"),
-            ("no jwks_uri", Box::new(|d| { d.as_object_mut().unwrap().remove("jwks_uri"); }), "lacks `jwks_uri`"),
-            ("no token endpoint", Box::new(|d| { d.as_object_mut().unwrap().remove("token_endpoint"); }), "token_endpoint"),
-            ("http endpoint", Box::new(|d| d["token_endpoint"] = json!("http://idp.example.com/token")), "https"),
-            ("no code flow", Box::new(|d| d["response_types_supported"] = json!(["id_token"])), "authorization code"),
-            ("only HMAC", Box::new(|d| d["id_token_signing_alg_values_supported"] = json!(["HS256", "none"])), "accepts"),
-            ("private_key_jwt only", Box::new(|d| d["token_endpoint_auth_methods_supported"] = json!(["private_key_jwt"])), "client_secret_basic"),
-            ("wrong type", Box::new(|d| d["jwks_uri"] = json!(5)), "not a string"),
+        type Mutation = Box<dyn Fn(&mut serde_json::Value)>;
+        let cases: Vec<(&str, Mutation, &str)> = vec![
+            (
+                "issuer mismatch",
+                Box::new(|d| d["issuer"] = json!("https://other.example.com")),
+                "not \"https://idp.example.com\"",
+            ),
+            (
+                "trailing slash counts",
+                Box::new(|d| d["issuer"] = json!("https://idp.example.com/")),
+                "issuer",
+            ),
+            (
+                "no jwks_uri",
+                Box::new(|d| {
+                    d.as_object_mut().unwrap().remove("jwks_uri");
+                }),
+                "lacks `jwks_uri`",
+            ),
+            (
+                "no token endpoint",
+                Box::new(|d| {
+                    d.as_object_mut().unwrap().remove("token_endpoint");
+                }),
+                "token_endpoint",
+            ),
+            (
+                "http endpoint",
+                Box::new(|d| d["token_endpoint"] = json!("http://idp.example.com/token")),
+                "https",
+            ),
+            (
+                "no code flow",
+                Box::new(|d| d["response_types_supported"] = json!(["id_token"])),
+                "authorization code",
+            ),
+            (
+                "only HMAC",
+                Box::new(|d| d["id_token_signing_alg_values_supported"] = json!(["HS256", "none"])),
+                "accepts",
+            ),
+            (
+                "private_key_jwt only",
+                Box::new(|d| {
+                    d["token_endpoint_auth_methods_supported"] = json!(["private_key_jwt"])
+                }),
+                "client_secret_basic",
+            ),
+            (
+                "wrong type",
+                Box::new(|d| d["jwks_uri"] = json!(5)),
+                "not a string",
+            ),
         ];
         for (name, mutate, expect) in cases {
             let mut d = doc();
@@ -262,7 +360,8 @@ mod tests {
         let mut d = doc();
         d["token_endpoint_auth_methods_supported"] = json!(["client_secret_post"]);
         assert!(check_document(&d, &issuer()).unwrap().use_post_auth());
-        d["token_endpoint_auth_methods_supported"] = json!(["client_secret_post", "client_secret_basic"]);
+        d["token_endpoint_auth_methods_supported"] =
+            json!(["client_secret_post", "client_secret_basic"]);
         assert!(!check_document(&d, &issuer()).unwrap().use_post_auth());
     }
 }

@@ -26,7 +26,11 @@ pub async fn read_limited(mut resp: reqwest::Response, max: usize) -> Result<Vec
         return Err(BodyError::TooLarge(max));
     }
     let mut out = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| BodyError::Read(describe(&e)))? {
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| BodyError::Read(describe(&e)))?
+    {
         if out.len() + chunk.len() > max {
             return Err(BodyError::TooLarge(max));
         }

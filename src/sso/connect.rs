@@ -59,7 +59,9 @@ impl From<StoreError> for ConnectError {
 fn parse_client_id(s: &str) -> Result<String, Invalid> {
     let t = s.trim();
     if t.is_empty() || t.len() > 255 || t.chars().any(char::is_control) {
-        return Err(Invalid("client_id must be 1 to 255 characters, as your IdP shows it".into()));
+        return Err(Invalid(
+            "client_id must be 1 to 255 characters, as your IdP shows it".into(),
+        ));
     }
     Ok(t.to_owned())
 }
@@ -74,7 +76,11 @@ fn check_secret(s: &Secret) -> Result<(), Invalid> {
 impl Sso {
     pub fn view(&self, c: &ConnectionRow) -> ConnectionView {
         ConnectionView {
-            status: if c.is_connected() { "connected" } else { "disconnected" },
+            status: if c.is_connected() {
+                "connected"
+            } else {
+                "disconnected"
+            },
             issuer: c.issuer.clone(),
             client_id: c.client_id.clone(),
             scopes: serde_json::from_str(&c.scopes).unwrap_or_default(),
@@ -88,18 +94,29 @@ impl Sso {
 
     /// Connects (or updates) the org's IdP after discovery succeeds. Returns the connection
     /// and whether it is new (a new login URL) rather than an update (login URL kept).
-    pub async fn connect(&self, org: &OrgRow, req: ConnectRequest, actor: &str, now: i64) -> Result<(ConnectionRow, bool), ConnectError> {
+    pub async fn connect(
+        &self,
+        org: &OrgRow,
+        req: ConnectRequest,
+        actor: &str,
+        now: i64,
+    ) -> Result<(ConnectionRow, bool), ConnectError> {
         let issuer = Issuer::parse(&req.issuer)?;
         let client_id = parse_client_id(&req.client_id)?;
         let scopes = parse_scopes(req.scopes)?;
         if let Some(s) = &req.client_secret {
             check_secret(s)?;
         }
-        let current = self.store.latest_connection(&org.id).await?.filter(|c| c.is_connected());
+        let current = self
+            .store
+            .latest_connection(&org.id)
+            .await?
+            .filter(|c| c.is_connected());
         if current.is_none() && req.client_secret.is_none() {
             return Err(Invalid("client_secret is required to connect an IdP".into()).into());
         }
-        let (meta, jwks): (ProviderMetadata, serde_json::Value) = discover(&self.http, &issuer).await?;
+        let (meta, jwks): (ProviderMetadata, serde_json::Value) =
+            discover(&self.http, &issuer).await?;
         let metadata = serde_json::to_string(&meta).expect("metadata serialises");
         let scopes_json = serde_json::to_string(&scopes).expect("scopes serialise");
         let detail = serde_json::json!({"issuer": issuer.as_str(), "client_id": client_id, "scopes": scopes});
@@ -147,7 +164,12 @@ impl Sso {
         Ok(row)
     }
 
-    pub async fn disconnect(&self, org: &OrgRow, actor: &str, now: i64) -> Result<Option<DisconnectCounts>, StoreError> {
+    pub async fn disconnect(
+        &self,
+        org: &OrgRow,
+        actor: &str,
+        now: i64,
+    ) -> Result<Option<DisconnectCounts>, StoreError> {
         self.store.disconnect(&org.id, actor, now).await
     }
 }

@@ -7,7 +7,9 @@ use time::OffsetDateTime;
 use super::Sso;
 use crate::crypto::{ct_eq, random_token, sha256_b64};
 use crate::domain::{EmailAddress, ReturnTo};
-use crate::oidc::client::{authorize_url, exchange_code, printable, AuthorizeRequest, ExchangeError};
+use crate::oidc::client::{
+    authorize_url, exchange_code, printable, AuthorizeRequest, ExchangeError,
+};
 use crate::oidc::discovery::ProviderMetadata;
 use crate::oidc::idtoken::{self, Expectations, IdTokenError};
 use crate::roles::Outcome;
@@ -52,7 +54,10 @@ pub enum LoginError {
     #[error("The answer came from {got:?}, not from the identity provider this sign-in was sent to. Start again; if it happens again, tell your administrator.")]
     WrongIssuer { got: String },
     #[error("The identity provider did not sign you in: {error}{}", description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
-    Idp { error: String, description: Option<String> },
+    Idp {
+        error: String,
+        description: Option<String>,
+    },
     #[error("The identity provider could not complete the sign-in: {0}. Try again later; if it persists, tell your administrator.")]
     Exchange(#[from] ExchangeError),
     #[error("The identity provider's answer could not be verified: {0}. Tell your administrator.")]
@@ -84,7 +89,8 @@ impl LoginError {
 }
 
 fn metadata(c: &ConnectionRow) -> Result<ProviderMetadata, LoginError> {
-    serde_json::from_str(&c.metadata).map_err(|e| StoreError::Corrupt(format!("connection {} metadata: {e}", c.id)).into())
+    serde_json::from_str(&c.metadata)
+        .map_err(|e| StoreError::Corrupt(format!("connection {} metadata: {e}", c.id)).into())
 }
 
 impl Sso {
@@ -98,7 +104,11 @@ impl Sso {
         browser_binding: &str,
         now: i64,
     ) -> Result<url::Url, LoginError> {
-        let conn = self.store.connection_by_login_id(login_id).await?.ok_or(LoginError::UnknownLoginUrl)?;
+        let conn = self
+            .store
+            .connection_by_login_id(login_id)
+            .await?
+            .ok_or(LoginError::UnknownLoginUrl)?;
         if !conn.is_connected() {
             return Err(LoginError::Retired);
         }
@@ -111,7 +121,8 @@ impl Sso {
         let state = random_token(32);
         let nonce = random_token(32);
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-        let scopes: Vec<String> = serde_json::from_str(&conn.scopes).unwrap_or_else(|_| vec!["openid".into()]);
+        let scopes: Vec<String> =
+            serde_json::from_str(&conn.scopes).unwrap_or_else(|_| vec!["openid".into()]);
         let redirect_uri = self.settings.redirect_uri();
         let url = authorize_url(
             &meta,
@@ -156,14 +167,22 @@ impl Sso {
             .filter(|s| !s.is_empty() && s.len() <= 512)
             .ok_or_else(|| LoginError::BadRequest("The answer from the identity provider has no state. Start again from your organisation's login link.".into()))?;
         // Taken (deleted) first: whatever happens below, this state cannot be used again.
-        let flow = self.store.take_flow(&sha256_b64(state)).await?.ok_or(LoginError::UnknownFlow)?;
+        let flow = self
+            .store
+            .take_flow(&sha256_b64(state))
+            .await?
+            .ok_or(LoginError::UnknownFlow)?;
         if flow.expires_at <= ts {
             return Err(LoginError::FlowExpired);
         }
         if !browser_binding.is_some_and(|b| ct_eq(&sha256_b64(b), &flow.browser_hash)) {
             return Err(LoginError::OtherBrowser);
         }
-        let conn = self.store.connection_by_id(&flow.connection_id).await?.ok_or(LoginError::Retired)?;
+        let conn = self
+            .store
+            .connection_by_id(&flow.connection_id)
+            .await?
+            .ok_or(LoginError::Retired)?;
         if !conn.is_connected() {
             return Err(LoginError::Retired);
         }
@@ -181,23 +200,40 @@ impl Sso {
         if let Some(error) = &params.error {
             return Err(LoginError::Idp {
                 error: printable(error, 64),
-                description: params.error_description.as_deref().map(|d| printable(d, 300)),
+                description: params
+                    .error_description
+                    .as_deref()
+                    .map(|d| printable(d, 300)),
             });
         }
         let code = params
             .code
             .as_deref()
             .filter(|c| !c.is_empty() && c.len() <= 4096)
-            .ok_or_else(|| LoginError::BadRequest("The identity provider's answer has no authorization code. Start again.".into()))?;
+            .ok_or_else(|| {
+                LoginError::BadRequest(
+                    "The identity provider's answer has no authorization code. Start again.".into(),
+                )
+            })?;
 
         let secret = self
             .secrets
             .decrypt(&conn.client_secret_enc, &conn.id)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let redirect_uri = self.settings.redirect_uri();
-        let id_token = exchange_code(&self.http, &meta, &conn.client_id, &secret, code, &redirect_uri, &flow.pkce_verifier).await?;
+        let id_token = exchange_code(
+            &self.http,
+            &meta,
+            &conn.client_id,
+            &secret,
+            code,
+            &redirect_uri,
+            &flow.pkce_verifier,
+        )
+        .await?;
 
-        let jwks_uri = url::Url::parse(&meta.jwks_uri).map_err(|e| StoreError::Corrupt(format!("jwks_uri: {e}")))?;
+        let jwks_uri = url::Url::parse(&meta.jwks_uri)
+            .map_err(|e| StoreError::Corrupt(format!("jwks_uri: {e}")))?;
         let cache = self.jwks.get(&jwks_uri);
         let algorithms = meta.id_token_algorithms();
         let oidc = &self.settings.oidc;
@@ -218,8 +254,12 @@ impl Sso {
         let role = match decision.outcome {
             Outcome::Deny => {
                 let detail = serde_json::json!({"issuer": conn.issuer, "subject": verified.subject, "rule": decision.rule});
-                self.store.audit(Some(&conn.org_id), "rules", "login.denied", &detail, ts).await?;
-                return Err(LoginError::Denied { rule: decision.rule });
+                self.store
+                    .audit(Some(&conn.org_id), "rules", "login.denied", &detail, ts)
+                    .await?;
+                return Err(LoginError::Denied {
+                    rule: decision.rule,
+                });
             }
             Outcome::Role(r) => r,
         };

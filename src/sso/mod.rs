@@ -34,7 +34,8 @@ impl Sso {
                 .map_err(|e| StoreError::Corrupt(format!("role mapping of org {org_id}: {e}")))?,
             None => RoleMappingSpec::default(),
         };
-        RoleMapping::compile(spec).map_err(|e| StoreError::Corrupt(format!("role mapping of org {org_id}: {e}")))
+        RoleMapping::compile(spec)
+            .map_err(|e| StoreError::Corrupt(format!("role mapping of org {org_id}: {e}")))
     }
 
     /// Validates the whole rule set before anything is stored.
@@ -50,7 +51,9 @@ impl Sso {
             Err(e) => return Ok(Err(e)),
         };
         let json = serde_json::to_string(mapping.spec()).expect("a rule set serialises");
-        self.store.put_role_mapping(org_id, &json, actor, now).await?;
+        self.store
+            .put_role_mapping(org_id, &json, actor, now)
+            .await?;
         Ok(Ok(mapping))
     }
 

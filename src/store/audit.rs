@@ -12,7 +12,14 @@ pub struct AuditEvent {
 
 impl Store {
     /// Appends one audit event outside any other write.
-    pub async fn audit(&self, org_id: Option<&str>, actor: &str, action: &str, detail: &serde_json::Value, now: i64) -> Result<()> {
+    pub async fn audit(
+        &self,
+        org_id: Option<&str>,
+        actor: &str,
+        action: &str,
+        detail: &serde_json::Value,
+        now: i64,
+    ) -> Result<()> {
         on_db!(self.db(), p => {
             sqlx::query("INSERT INTO audit_events (org_id, actor, action, detail, created_at) VALUES ($1, $2, $3, $4, $5)")
                 .bind(org_id).bind(actor).bind(action).bind(detail.to_string()).bind(now)

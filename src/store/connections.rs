@@ -36,7 +36,12 @@ const COLUMNS: &str = "id, org_id, login_id, issuer, client_id, client_secret_en
 impl Store {
     /// Stores a new, connected connection. A second concurrent connect for the same org hits
     /// the one-connected-per-org index and is a `Conflict`.
-    pub async fn insert_connection(&self, c: &ConnectionRow, actor: &str, detail: &serde_json::Value) -> Result<()> {
+    pub async fn insert_connection(
+        &self,
+        c: &ConnectionRow,
+        actor: &str,
+        detail: &serde_json::Value,
+    ) -> Result<()> {
         on_db!(self.db(), p => {
             let mut tx = p.begin().await?;
             sqlx::query(&format!("INSERT INTO sso_connections ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"))
@@ -52,7 +57,12 @@ impl Store {
 
     /// Updates a connected connection in place (its login URL stays). Returns false when it
     /// is no longer connected.
-    pub async fn update_connection(&self, c: &ConnectionRow, actor: &str, detail: &serde_json::Value) -> Result<bool> {
+    pub async fn update_connection(
+        &self,
+        c: &ConnectionRow,
+        actor: &str,
+        detail: &serde_json::Value,
+    ) -> Result<bool> {
         let updated = on_db!(self.db(), p => {
             let mut tx = p.begin().await?;
             let n = sqlx::query(
@@ -71,27 +81,38 @@ impl Store {
     }
 
     pub async fn connection_by_login_id(&self, login_id: &str) -> Result<Option<ConnectionRow>> {
-        Ok(on_db!(self.db(), p => sqlx::query_as::<_, ConnectionRow>(&format!("SELECT {COLUMNS} FROM sso_connections WHERE login_id = $1"))
-            .bind(login_id).fetch_optional(p).await?))
+        Ok(
+            on_db!(self.db(), p => sqlx::query_as::<_, ConnectionRow>(&format!("SELECT {COLUMNS} FROM sso_connections WHERE login_id = $1"))
+            .bind(login_id).fetch_optional(p).await?),
+        )
     }
 
     pub async fn connection_by_id(&self, id: &str) -> Result<Option<ConnectionRow>> {
-        Ok(on_db!(self.db(), p => sqlx::query_as::<_, ConnectionRow>(&format!("SELECT {COLUMNS} FROM sso_connections WHERE id = $1"))
-            .bind(id).fetch_optional(p).await?))
+        Ok(
+            on_db!(self.db(), p => sqlx::query_as::<_, ConnectionRow>(&format!("SELECT {COLUMNS} FROM sso_connections WHERE id = $1"))
+            .bind(id).fetch_optional(p).await?),
+        )
     }
 
     /// The org's newest connection, connected or not.
     pub async fn latest_connection(&self, org_id: &str) -> Result<Option<ConnectionRow>> {
-        Ok(on_db!(self.db(), p => sqlx::query_as::<_, ConnectionRow>(&format!(
+        Ok(
+            on_db!(self.db(), p => sqlx::query_as::<_, ConnectionRow>(&format!(
             "SELECT {COLUMNS} FROM sso_connections WHERE org_id = $1 ORDER BY (status = 'connected') DESC, created_at DESC, id DESC LIMIT 1"))
-            .bind(org_id).fetch_optional(p).await?))
+            .bind(org_id).fetch_optional(p).await?),
+        )
     }
 
     /// Disconnects the org's connected IdP in one transaction: the connection is retired (its
     /// login URL answers 410 from now on), every session that came through the org's SSO is
     /// deleted, every SSO member becomes viewer, and pending sign-ins are dropped. `None` when
     /// nothing was connected.
-    pub async fn disconnect(&self, org_id: &str, actor: &str, now: i64) -> Result<Option<DisconnectCounts>> {
+    pub async fn disconnect(
+        &self,
+        org_id: &str,
+        actor: &str,
+        now: i64,
+    ) -> Result<Option<DisconnectCounts>> {
         let counts = on_db!(self.db(), p => {
             let mut tx = p.begin().await?;
             let retired: Option<(String,)> = sqlx::query_as(

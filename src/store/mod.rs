@@ -7,7 +7,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 
 mod audit;
 mod connections;
@@ -78,9 +80,11 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
                 StoreError::Unavailable(e.to_string())
             }
-            sqlx::Error::Database(db) if db.is_unique_violation() => {
-                StoreError::Conflict(db.constraint().map(str::to_owned).unwrap_or_else(|| db.message().to_owned()))
-            }
+            sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(
+                db.constraint()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| db.message().to_owned()),
+            ),
             _ => StoreError::Other(e),
         }
     }

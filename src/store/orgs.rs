@@ -30,18 +30,24 @@ impl Store {
     }
 
     pub async fn org_by_slug(&self, slug: &str) -> Result<Option<OrgRow>> {
-        Ok(on_db!(self.db(), p => sqlx::query_as::<_, OrgRow>("SELECT id, slug, name, created_at FROM orgs WHERE slug = $1")
-            .bind(slug).fetch_optional(p).await?))
+        Ok(
+            on_db!(self.db(), p => sqlx::query_as::<_, OrgRow>("SELECT id, slug, name, created_at FROM orgs WHERE slug = $1")
+            .bind(slug).fetch_optional(p).await?),
+        )
     }
 
     pub async fn org_by_id(&self, id: &str) -> Result<Option<OrgRow>> {
-        Ok(on_db!(self.db(), p => sqlx::query_as::<_, OrgRow>("SELECT id, slug, name, created_at FROM orgs WHERE id = $1")
-            .bind(id).fetch_optional(p).await?))
+        Ok(
+            on_db!(self.db(), p => sqlx::query_as::<_, OrgRow>("SELECT id, slug, name, created_at FROM orgs WHERE id = $1")
+            .bind(id).fetch_optional(p).await?),
+        )
     }
 
     pub async fn list_orgs(&self) -> Result<Vec<OrgRow>> {
-        Ok(on_db!(self.db(), p => sqlx::query_as::<_, OrgRow>("SELECT id, slug, name, created_at FROM orgs ORDER BY slug")
-            .fetch_all(p).await?))
+        Ok(
+            on_db!(self.db(), p => sqlx::query_as::<_, OrgRow>("SELECT id, slug, name, created_at FROM orgs ORDER BY slug")
+            .fetch_all(p).await?),
+        )
     }
 
     pub async fn org_domains(&self, org_id: &str) -> Result<Vec<String>> {
@@ -51,7 +57,13 @@ impl Store {
     }
 
     /// Replaces the org's claimed domains as a whole.
-    pub async fn set_org_domains(&self, org_id: &str, domains: &[String], actor: &str, now: i64) -> Result<()> {
+    pub async fn set_org_domains(
+        &self,
+        org_id: &str,
+        domains: &[String],
+        actor: &str,
+        now: i64,
+    ) -> Result<()> {
         let detail = serde_json::json!({"domains": domains});
         on_db!(self.db(), p => {
             let mut tx = p.begin().await?;
@@ -80,7 +92,13 @@ impl Store {
         Ok(row.map(|r| r.0))
     }
 
-    pub async fn put_role_mapping(&self, org_id: &str, spec_json: &str, actor: &str, now: i64) -> Result<()> {
+    pub async fn put_role_mapping(
+        &self,
+        org_id: &str,
+        spec_json: &str,
+        actor: &str,
+        now: i64,
+    ) -> Result<()> {
         let detail: serde_json::Value = serde_json::from_str(spec_json).unwrap_or_default();
         on_db!(self.db(), p => {
             let mut tx = p.begin().await?;

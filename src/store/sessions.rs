@@ -33,14 +33,20 @@ fn backend(e: impl std::fmt::Display) -> Error {
 }
 
 fn column(record: &Record, key: &str) -> Option<String> {
-    record.data.get(key).and_then(|v| v.as_str()).map(str::to_owned)
+    record
+        .data
+        .get(key)
+        .and_then(|v| v.as_str())
+        .map(str::to_owned)
 }
 
 impl Store {
     /// Revokes every session of one user in one org (used by logout-everywhere and tests).
     pub async fn revoke_user_sessions(&self, org_id: &str, user_id: &str) -> super::Result<u64> {
-        Ok(on_db!(self.db(), p => sqlx::query("DELETE FROM sessions WHERE org_id = $1 AND user_id = $2")
-            .bind(org_id).bind(user_id).execute(p).await?.rows_affected()))
+        Ok(
+            on_db!(self.db(), p => sqlx::query("DELETE FROM sessions WHERE org_id = $1 AND user_id = $2")
+            .bind(org_id).bind(user_id).execute(p).await?.rows_affected()),
+        )
     }
 
     pub async fn count_sessions(&self, org_id: &str) -> super::Result<i64> {
@@ -55,7 +61,11 @@ impl SessionStore for DbSessionStore {
     async fn create(&self, record: &mut Record) -> StoreResult<()> {
         let data = serde_json::to_string(&record.data).map_err(backend)?;
         let now = OffsetDateTime::now_utc().unix_timestamp();
-        let (user, org, conn) = (column(record, KEY_USER), column(record, KEY_ORG), column(record, KEY_CONNECTION));
+        let (user, org, conn) = (
+            column(record, KEY_USER),
+            column(record, KEY_ORG),
+            column(record, KEY_CONNECTION),
+        );
         // Bounded retries on the (astronomically unlikely) id collision.
         for _ in 0..3 {
             let id = record.id.to_string();
@@ -75,7 +85,9 @@ impl SessionStore for DbSessionStore {
             let taken: Option<(String,)> = on_db!(self.store.db(), p => sqlx::query_as("SELECT id FROM sessions WHERE id = $1")
                 .bind(&id).fetch_optional(p).await.map_err(backend)?);
             if taken.is_none() {
-                return Err(Error::Backend("the SSO connection was disconnected during sign-in".into()));
+                return Err(Error::Backend(
+                    "the SSO connection was disconnected during sign-in".into(),
+                ));
             }
             record.id = Id::default();
         }
@@ -95,10 +107,17 @@ impl SessionStore for DbSessionStore {
         let row: Option<(String, i64)> = on_db!(self.store.db(), p => sqlx::query_as(
             "SELECT data, expires_at FROM sessions WHERE id = $1 AND expires_at > $2")
             .bind(id.to_string()).bind(now).fetch_optional(p).await.map_err(backend)?);
-        let Some((data, expires_at)) = row else { return Ok(None) };
-        let data: HashMap<String, serde_json::Value> = serde_json::from_str(&data).map_err(backend)?;
+        let Some((data, expires_at)) = row else {
+            return Ok(None);
+        };
+        let data: HashMap<String, serde_json::Value> =
+            serde_json::from_str(&data).map_err(backend)?;
         let expiry_date = OffsetDateTime::from_unix_timestamp(expires_at).map_err(backend)?;
-        Ok(Some(Record { id: *id, data, expiry_date }))
+        Ok(Some(Record {
+            id: *id,
+            data,
+            expiry_date,
+        }))
     }
 
     async fn delete(&self, id: &Id) -> StoreResult<()> {

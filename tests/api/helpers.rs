@@ -34,7 +34,9 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
     orgsso::telemetry::init(orgsso::configuration::LogFormat::Text);
     let dir = tempfile::tempdir().expect("temp dir");
     let db_path = dir.path().join("orgsso.db");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().unwrap();
     let mut settings = Settings::defaults();
     settings.listen = addr.to_string();
@@ -44,14 +46,19 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
     settings.admin_token = Some(Secret::new(ADMIN_TOKEN));
     settings.oidc.http_timeout_secs = 2;
     customise(&mut settings);
-    let app = Application::build_with_listener(settings, listener).await.expect("app builds");
+    let app = Application::build_with_listener(settings, listener)
+        .await
+        .expect("app builds");
     let sso = app.sso.clone();
     let server = tokio::spawn(async move {
         app.run_until_stopped().await.expect("server runs");
     });
     TestApp {
         base: format!("http://{addr}"),
-        api: Client::builder().timeout(Duration::from_secs(20)).build().unwrap(),
+        api: Client::builder()
+            .timeout(Duration::from_secs(20))
+            .build()
+            .unwrap(),
         sso,
         db_path,
         _dir: dir,
@@ -87,20 +94,35 @@ impl TestApp {
         self.url("/sso/callback")
     }
 
-    pub async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let mut req = self.api.request(method, self.url(path)).bearer_auth(ADMIN_TOKEN);
+    pub async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .api
+            .request(method, self.url(path))
+            .bearer_auth(ADMIN_TOKEN);
         if let Some(b) = body {
             req = req.json(&b);
         }
         let resp = req.send().await.expect("admin request");
         let status = resp.status();
         let text = resp.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     pub async fn create_org(&self, slug: &str, domains: &[&str]) {
         let (status, body) = self
-            .admin(reqwest::Method::POST, "/api/v1/orgs", Some(json!({"slug": slug, "name": format!("Org {slug}"), "domains": domains})))
+            .admin(
+                reqwest::Method::POST,
+                "/api/v1/orgs",
+                Some(json!({"slug": slug, "name": format!("Org {slug}"), "domains": domains})),
+            )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
     }
@@ -114,19 +136,32 @@ impl TestApp {
                 Some(json!({"issuer": issuer, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "scopes": ["openid", "email", "profile", "groups"]})),
             )
             .await;
-        assert!(status == StatusCode::CREATED || status == StatusCode::OK, "{status} {body}");
+        assert!(
+            status == StatusCode::CREATED || status == StatusCode::OK,
+            "{status} {body}"
+        );
         body
     }
 
     pub async fn set_rules(&self, slug: &str, rules: Value) {
         let (status, body) = self
-            .admin(reqwest::Method::PUT, &format!("/api/v1/orgs/{slug}/sso/role-mapping"), Some(rules))
+            .admin(
+                reqwest::Method::PUT,
+                &format!("/api/v1/orgs/{slug}/sso/role-mapping"),
+                Some(rules),
+            )
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
     }
 
     pub async fn members(&self, slug: &str) -> Vec<Value> {
-        let (status, body) = self.admin(reqwest::Method::GET, &format!("/api/v1/orgs/{slug}/members"), None).await;
+        let (status, body) = self
+            .admin(
+                reqwest::Method::GET,
+                &format!("/api/v1/orgs/{slug}/members"),
+                None,
+            )
+            .await;
         assert_eq!(status, StatusCode::OK, "{body}");
         body.as_array().unwrap().clone()
     }
@@ -145,9 +180,16 @@ impl TestApp {
     /// the callback.
     pub async fn login(&self, browser: &Client, login_url: &str, account: &str) -> Response {
         let start = browser.get(login_url).send().await.unwrap();
-        assert_eq!(start.status(), StatusCode::SEE_OTHER, "login URL should redirect to the IdP");
+        assert_eq!(
+            start.status(),
+            StatusCode::SEE_OTHER,
+            "login URL should redirect to the IdP"
+        );
         let callback = login_at_idp(browser, &location(&start), account).await;
-        assert!(callback.starts_with(&self.redirect_uri()), "IdP sent the browser to {callback}");
+        assert!(
+            callback.starts_with(&self.redirect_uri()),
+            "IdP sent the browser to {callback}"
+        );
         browser.get(&callback).send().await.unwrap()
     }
 }

@@ -27,7 +27,11 @@ const JWK_B: &str = include_str!("../fixtures/rsa_b.jwk.json");
 #[derive(Clone)]
 enum Answer {
     /// A JWT built from this header and payload, signed as `Sign` says.
-    Token { header: Value, claims: Value, sign: Sign },
+    Token {
+        header: Value,
+        claims: Value,
+        sign: Sign,
+    },
     /// Any raw body with a status.
     Raw(u16, String),
     /// Waits this long before answering (past orgsso's timeout).
@@ -59,14 +63,21 @@ impl Drop for Hostile {
 async fn token(State(answer): State<Arc<Mutex<Answer>>>) -> Response {
     let a = answer.lock().unwrap().clone();
     match a {
-        Answer::Raw(status, body) => {
-            (axum::http::StatusCode::from_u16(status).unwrap(), [("content-type", "application/json")], body).into_response()
-        }
+        Answer::Raw(status, body) => (
+            axum::http::StatusCode::from_u16(status).unwrap(),
+            [("content-type", "application/json")],
+            body,
+        )
+            .into_response(),
         Answer::Slow(d) => {
             tokio::time::sleep(d).await;
             (axum::http::StatusCode::OK, "{}").into_response()
         }
-        Answer::Token { header, claims, sign } => {
+        Answer::Token {
+            header,
+            claims,
+            sign,
+        } => {
             let jwt = build_jwt(&header, &claims, sign);
             Json(json!({"access_token": "at", "token_type": "Bearer", "expires_in": 300, "id_token": jwt})).into_response()
         }
@@ -74,14 +85,31 @@ async fn token(State(answer): State<Arc<Mutex<Answer>>>) -> Response {
 }
 
 fn build_jwt(header: &Value, claims: &Value, sign: Sign) -> String {
-    let input = format!("{}.{}", URL_SAFE_NO_PAD.encode(header.to_string()), URL_SAFE_NO_PAD.encode(claims.to_string()));
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
     let sig = match sign {
-        Sign::KeyA => jsonwebtoken::crypto::sign(input.as_bytes(), &EncodingKey::from_rsa_pem(KEY_A.as_bytes()).unwrap(), Algorithm::RS256).unwrap(),
-        Sign::KeyB => jsonwebtoken::crypto::sign(input.as_bytes(), &EncodingKey::from_rsa_pem(KEY_B.as_bytes()).unwrap(), Algorithm::RS256).unwrap(),
+        Sign::KeyA => jsonwebtoken::crypto::sign(
+            input.as_bytes(),
+            &EncodingKey::from_rsa_pem(KEY_A.as_bytes()).unwrap(),
+            Algorithm::RS256,
+        )
+        .unwrap(),
+        Sign::KeyB => jsonwebtoken::crypto::sign(
+            input.as_bytes(),
+            &EncodingKey::from_rsa_pem(KEY_B.as_bytes()).unwrap(),
+            Algorithm::RS256,
+        )
+        .unwrap(),
         Sign::Unsigned => String::new(),
-        Sign::HmacWithPublicKey => {
-            jsonwebtoken::crypto::sign(input.as_bytes(), &EncodingKey::from_secret(KEY_A_PUB.as_bytes()), Algorithm::HS256).unwrap()
-        }
+        Sign::HmacWithPublicKey => jsonwebtoken::crypto::sign(
+            input.as_bytes(),
+            &EncodingKey::from_secret(KEY_A_PUB.as_bytes()),
+            Algorithm::HS256,
+        )
+        .unwrap(),
     };
     format!("{input}.{sig}")
 }
@@ -104,14 +132,21 @@ impl Hostile {
         });
         let jwks = json!({"keys": [serde_json::from_str::<Value>(JWK_A).unwrap()]});
         let app = Router::new()
-            .route("/.well-known/openid-configuration", get(move || async move { Json(discovery) }))
+            .route(
+                "/.well-known/openid-configuration",
+                get(move || async move { Json(discovery) }),
+            )
             .route("/jwks", get(move || async move { Json(jwks) }))
             .route("/token", post(token))
             .with_state(answer.clone());
         let server = tokio::spawn(async move {
             axum::serve(listener, app).await.unwrap();
         });
-        Hostile { issuer, answer, server }
+        Hostile {
+            issuer,
+            answer,
+            server,
+        }
     }
 
     fn set(&self, a: Answer) {
@@ -152,7 +187,11 @@ async fn start(login_url: &str) -> Started {
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
     let url = url::Url::parse(&location(&resp)).unwrap();
     let q: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
-    Started { browser, state: q["state"].clone(), nonce: q["nonce"].clone() }
+    Started {
+        browser,
+        state: q["state"].clone(),
+        nonce: q["nonce"].clone(),
+    }
 }
 
 impl Started {
@@ -168,11 +207,27 @@ impl Started {
     }
 }
 
-async fn assert_refused(app: &TestApp, s: &Started, status: StatusCode, expected: StatusCode, page: &str, case: &str) {
+async fn assert_refused(
+    app: &TestApp,
+    s: &Started,
+    status: StatusCode,
+    expected: StatusCode,
+    page: &str,
+    case: &str,
+) {
     assert_eq!(status, expected, "{case}: {page}");
-    assert!(app.me(&s.browser).await.is_none(), "{case}: a session was started");
-    assert!(app.members("acme").await.is_empty(), "{case}: a user was enrolled");
-    assert!(page.contains("Request id"), "{case}: the page gives a request id");
+    assert!(
+        app.me(&s.browser).await.is_none(),
+        "{case}: a session was started"
+    );
+    assert!(
+        app.members("acme").await.is_empty(),
+        "{case}: a user was enrolled"
+    );
+    assert!(
+        page.contains("Request id"),
+        "{case}: the page gives a request id"
+    );
 }
 
 type Mutation = fn(&mut Value, &mut Value);
@@ -182,43 +237,177 @@ async fn every_id_token_defect_is_refused() {
     let (app, hostile, login_url) = setup().await;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let cases: Vec<(&str, Sign, Mutation, &str)> = vec![
-        ("signed by an unpublished key with a published kid", Sign::KeyB, |_, _| {}, "signature"),
-        ("kid the JWKS does not have", Sign::KeyB, |h, _| h["kid"] = json!("hostile-b"), ""),
-        ("alg none", Sign::Unsigned, |h, _| h["alg"] = json!("none"), ""),
-        ("HS256 keyed with the RSA public key", Sign::HmacWithPublicKey, |h, _| h["alg"] = json!("HS256"), ""),
-        ("embedded jwk header", Sign::KeyB, |h, _| h["jwk"] = serde_json::from_str(JWK_B).unwrap(), ""),
-        ("jku header", Sign::KeyA, |h, _| h["jku"] = json!("http://127.0.0.1:1/jwks"), ""),
-        ("x5u header", Sign::KeyA, |h, _| h["x5u"] = json!("http://127.0.0.1:1/cert"), ""),
-        ("unknown crit", Sign::KeyA, |h, _| h["crit"] = json!(["exp-ext"]), ""),
-        ("wrong iss", Sign::KeyA, |_, c| c["iss"] = json!("http://127.0.0.1:9/other"), ""),
-        ("aud without our client", Sign::KeyA, |_, c| c["aud"] = json!("someone-else"), ""),
-        ("aud with an untrusted extra audience", Sign::KeyA, |_, c| c["aud"] = json!([CLIENT_ID, "evil-app"]), ""),
-        ("azp of another client", Sign::KeyA, |_, c| c["azp"] = json!("evil-app"), ""),
-        ("expired", Sign::KeyA, |_, c| c["exp"] = json!(time::OffsetDateTime::now_utc().unix_timestamp() - 3600), ""),
-        ("exp as a string", Sign::KeyA, |_, c| c["exp"] = json!("9999999999"), ""),
-        ("no exp", Sign::KeyA, |_, c| { c.as_object_mut().unwrap().remove("exp"); }, ""),
-        ("no iat", Sign::KeyA, |_, c| { c.as_object_mut().unwrap().remove("iat"); }, ""),
-        ("iat in the future", Sign::KeyA, |_, c| c["iat"] = json!(time::OffsetDateTime::now_utc().unix_timestamp() + 3600), ""),
-        ("iat long ago", Sign::KeyA, |_, c| c["iat"] = json!(time::OffsetDateTime::now_utc().unix_timestamp() - 86400), ""),
-        ("nbf in the future", Sign::KeyA, |_, c| c["nbf"] = json!(time::OffsetDateTime::now_utc().unix_timestamp() + 3600), ""),
-        ("wrong nonce", Sign::KeyA, |_, c| c["nonce"] = json!("not-the-nonce"), ""),
-        ("no nonce", Sign::KeyA, |_, c| { c.as_object_mut().unwrap().remove("nonce"); }, ""),
-        ("no sub", Sign::KeyA, |_, c| { c.as_object_mut().unwrap().remove("sub"); }, ""),
+        (
+            "signed by an unpublished key with a published kid",
+            Sign::KeyB,
+            |_, _| {},
+            "signature",
+        ),
+        (
+            "kid the JWKS does not have",
+            Sign::KeyB,
+            |h, _| h["kid"] = json!("hostile-b"),
+            "",
+        ),
+        (
+            "alg none",
+            Sign::Unsigned,
+            |h, _| h["alg"] = json!("none"),
+            "",
+        ),
+        (
+            "HS256 keyed with the RSA public key",
+            Sign::HmacWithPublicKey,
+            |h, _| h["alg"] = json!("HS256"),
+            "",
+        ),
+        (
+            "embedded jwk header",
+            Sign::KeyB,
+            |h, _| h["jwk"] = serde_json::from_str(JWK_B).unwrap(),
+            "",
+        ),
+        (
+            "jku header",
+            Sign::KeyA,
+            |h, _| h["jku"] = json!("http://127.0.0.1:1/jwks"),
+            "",
+        ),
+        (
+            "x5u header",
+            Sign::KeyA,
+            |h, _| h["x5u"] = json!("http://127.0.0.1:1/cert"),
+            "",
+        ),
+        (
+            "unknown crit",
+            Sign::KeyA,
+            |h, _| h["crit"] = json!(["exp-ext"]),
+            "",
+        ),
+        (
+            "wrong iss",
+            Sign::KeyA,
+            |_, c| c["iss"] = json!("http://127.0.0.1:9/other"),
+            "",
+        ),
+        (
+            "aud without our client",
+            Sign::KeyA,
+            |_, c| c["aud"] = json!("someone-else"),
+            "",
+        ),
+        (
+            "aud with an untrusted extra audience",
+            Sign::KeyA,
+            |_, c| c["aud"] = json!([CLIENT_ID, "evil-app"]),
+            "",
+        ),
+        (
+            "azp of another client",
+            Sign::KeyA,
+            |_, c| c["azp"] = json!("evil-app"),
+            "",
+        ),
+        (
+            "expired",
+            Sign::KeyA,
+            |_, c| c["exp"] = json!(time::OffsetDateTime::now_utc().unix_timestamp() - 3600),
+            "",
+        ),
+        (
+            "exp as a string",
+            Sign::KeyA,
+            |_, c| c["exp"] = json!("9999999999"),
+            "",
+        ),
+        (
+            "no exp",
+            Sign::KeyA,
+            |_, c| {
+                c.as_object_mut().unwrap().remove("exp");
+            },
+            "",
+        ),
+        (
+            "no iat",
+            Sign::KeyA,
+            |_, c| {
+                c.as_object_mut().unwrap().remove("iat");
+            },
+            "",
+        ),
+        (
+            "iat in the future",
+            Sign::KeyA,
+            |_, c| c["iat"] = json!(time::OffsetDateTime::now_utc().unix_timestamp() + 3600),
+            "",
+        ),
+        (
+            "iat long ago",
+            Sign::KeyA,
+            |_, c| c["iat"] = json!(time::OffsetDateTime::now_utc().unix_timestamp() - 86400),
+            "",
+        ),
+        (
+            "nbf in the future",
+            Sign::KeyA,
+            |_, c| c["nbf"] = json!(time::OffsetDateTime::now_utc().unix_timestamp() + 3600),
+            "",
+        ),
+        (
+            "wrong nonce",
+            Sign::KeyA,
+            |_, c| c["nonce"] = json!("not-the-nonce"),
+            "",
+        ),
+        (
+            "no nonce",
+            Sign::KeyA,
+            |_, c| {
+                c.as_object_mut().unwrap().remove("nonce");
+            },
+            "",
+        ),
+        (
+            "no sub",
+            Sign::KeyA,
+            |_, c| {
+                c.as_object_mut().unwrap().remove("sub");
+            },
+            "",
+        ),
         ("empty sub", Sign::KeyA, |_, c| c["sub"] = json!(""), ""),
-        ("aud as a number", Sign::KeyA, |_, c| c["aud"] = json!(5), ""),
+        (
+            "aud as a number",
+            Sign::KeyA,
+            |_, c| c["aud"] = json!(5),
+            "",
+        ),
     ];
     let _ = now;
     for (case, sign, mutate, _) in cases {
         let s = start(&login_url).await;
         let (mut header, mut claims) = hostile.good(&s.nonce);
         mutate(&mut header, &mut claims);
-        hostile.set(Answer::Token { header, claims, sign });
+        hostile.set(Answer::Token {
+            header,
+            claims,
+            sign,
+        });
         let (status, page) = s.callback(&app, &hostile.issuer).await;
         assert_refused(&app, &s, status, StatusCode::UNAUTHORIZED, &page, case).await;
     }
     let s = start(&login_url).await;
-    for (case, raw) in [("garbage", "not.a.jwt"), ("two parts", "abc.def"), ("oversized", &"a".repeat(20_000))] {
-        hostile.set(Answer::Raw(200, json!({"token_type": "Bearer", "id_token": raw}).to_string()));
+    for (case, raw) in [
+        ("garbage", "not.a.jwt"),
+        ("two parts", "abc.def"),
+        ("oversized", &"a".repeat(20_000)),
+    ] {
+        hostile.set(Answer::Raw(
+            200,
+            json!({"token_type": "Bearer", "id_token": raw}).to_string(),
+        ));
         let s2 = start(&login_url).await;
         let (status, page) = s2.callback(&app, &hostile.issuer).await;
         assert_refused(&app, &s2, status, StatusCode::UNAUTHORIZED, &page, case).await;
@@ -228,10 +417,17 @@ async fn every_id_token_defect_is_refused() {
     // The same harness with a good token signs in: the refusals above were for their defects.
     let s = start(&login_url).await;
     let (header, claims) = hostile.good(&s.nonce);
-    hostile.set(Answer::Token { header, claims, sign: Sign::KeyA });
+    hostile.set(Answer::Token {
+        header,
+        claims,
+        sign: Sign::KeyA,
+    });
     let (status, page) = s.callback(&app, &hostile.issuer).await;
     assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
-    assert_eq!(app.me(&s.browser).await.unwrap()["email"], "victim@example.com");
+    assert_eq!(
+        app.me(&s.browser).await.unwrap()["email"],
+        "victim@example.com"
+    );
 }
 
 #[tokio::test]
@@ -240,7 +436,10 @@ async fn flow_attacks_are_refused() {
 
     // Unknown and missing state.
     let b = browser();
-    for url in [format!("{}?code=x&state=forged", app.redirect_uri()), format!("{}?code=x", app.redirect_uri())] {
+    for url in [
+        format!("{}?code=x&state=forged", app.redirect_uri()),
+        format!("{}?code=x", app.redirect_uri()),
+    ] {
         let resp = b.get(&url).send().await.unwrap();
         assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{url}");
     }
@@ -248,10 +447,26 @@ async fn flow_attacks_are_refused() {
     // Finished in another browser: refused, and the flow is spent for the rightful browser too.
     let s = start(&login_url).await;
     let (header, claims) = hostile.good(&s.nonce);
-    hostile.set(Answer::Token { header, claims, sign: Sign::KeyA });
-    let thief = Started { browser: browser(), state: s.state.clone(), nonce: s.nonce.clone() };
+    hostile.set(Answer::Token {
+        header,
+        claims,
+        sign: Sign::KeyA,
+    });
+    let thief = Started {
+        browser: browser(),
+        state: s.state.clone(),
+        nonce: s.nonce.clone(),
+    };
     let (status, page) = thief.callback(&app, &hostile.issuer).await;
-    assert_refused(&app, &thief, status, StatusCode::BAD_REQUEST, &page, "other browser").await;
+    assert_refused(
+        &app,
+        &thief,
+        status,
+        StatusCode::BAD_REQUEST,
+        &page,
+        "other browser",
+    )
+    .await;
     assert!(page.contains("different browser"), "{page}");
     let (status, _) = s.callback(&app, &hostile.issuer).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "state is single-use");
@@ -259,10 +474,27 @@ async fn flow_attacks_are_refused() {
     // A callback claiming another issuer (mix-up), and one without the promised `iss`.
     let s = start(&login_url).await;
     let (status, page) = s.callback(&app, "http://127.0.0.1:9").await;
-    assert_refused(&app, &s, status, StatusCode::BAD_REQUEST, &page, "wrong iss on callback").await;
+    assert_refused(
+        &app,
+        &s,
+        status,
+        StatusCode::BAD_REQUEST,
+        &page,
+        "wrong iss on callback",
+    )
+    .await;
     let s = start(&login_url).await;
-    let resp = s.browser.get(format!("{}?code=x&state={}", app.redirect_uri(), s.state)).send().await.unwrap();
-    assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "missing iss although promised");
+    let resp = s
+        .browser
+        .get(format!("{}?code=x&state={}", app.redirect_uri(), s.state))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        StatusCode::BAD_REQUEST,
+        "missing iss although promised"
+    );
 
     // The IdP says no.
     let s = start(&login_url).await;
@@ -277,9 +509,19 @@ async fn flow_attacks_are_refused() {
     assert!(resp.text().await.unwrap().contains("User cancelled"));
 
     // Open redirects through return_to are refused before anything starts.
-    for evil in ["//evil.example", "https://evil.example/", "/\\evil.example", "evil", "/%5Cevil"] {
+    for evil in [
+        "//evil.example",
+        "https://evil.example/",
+        "/\\evil.example",
+        "evil",
+        "/%5Cevil",
+    ] {
         let q = url::form_urlencoded::byte_serialize(evil.as_bytes()).collect::<String>();
-        let resp = browser().get(format!("{login_url}?return_to={q}")).send().await.unwrap();
+        let resp = browser()
+            .get(format!("{login_url}?return_to={q}"))
+            .send()
+            .await
+            .unwrap();
         if evil == "/%5Cevil" {
             // Percent-encoded, it is a harmless path on this site.
             assert_eq!(resp.status(), StatusCode::SEE_OTHER);
@@ -290,20 +532,37 @@ async fn flow_attacks_are_refused() {
     }
 
     // Unknown login URL.
-    let resp = browser().get(app.url("/sso/not-a-real-login-id")).send().await.unwrap();
+    let resp = browser()
+        .get(app.url("/sso/not-a-real-login-id"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
     assert!(app.members("acme").await.is_empty());
 }
 
 #[tokio::test]
 async fn an_expired_flow_is_refused() {
-    let (app, hostile, login_url) = setup_with(spawn_app_with(|s| s.login.flow_ttl_secs = 1).await).await;
+    let (app, hostile, login_url) =
+        setup_with(spawn_app_with(|s| s.login.flow_ttl_secs = 1).await).await;
     let s = start(&login_url).await;
     let (header, claims) = hostile.good(&s.nonce);
-    hostile.set(Answer::Token { header, claims, sign: Sign::KeyA });
+    hostile.set(Answer::Token {
+        header,
+        claims,
+        sign: Sign::KeyA,
+    });
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let (status, page) = s.callback(&app, &hostile.issuer).await;
-    assert_refused(&app, &s, status, StatusCode::BAD_REQUEST, &page, "expired flow").await;
+    assert_refused(
+        &app,
+        &s,
+        status,
+        StatusCode::BAD_REQUEST,
+        &page,
+        "expired flow",
+    )
+    .await;
     assert!(page.contains("expired"), "{page}");
 }
 
@@ -311,11 +570,34 @@ async fn an_expired_flow_is_refused() {
 async fn a_broken_idp_gives_a_clear_4xx() {
     let (app, hostile, login_url) = setup().await;
     let cases = [
-        ("token endpoint 500", Answer::Raw(500, "{}".into()), "HTTP 500"),
-        ("garbage JSON", Answer::Raw(200, "<html>oops".into()), "not a token response"),
-        ("invalid_grant", Answer::Raw(400, r#"{"error":"invalid_grant","error_description":"code expired"}"#.into()), "invalid_grant"),
-        ("no id_token", Answer::Raw(200, r#"{"access_token":"x","token_type":"Bearer"}"#.into()), "no ID token"),
-        ("slow past the timeout", Answer::Slow(Duration::from_secs(5)), "did not answer in time"),
+        (
+            "token endpoint 500",
+            Answer::Raw(500, "{}".into()),
+            "HTTP 500",
+        ),
+        (
+            "garbage JSON",
+            Answer::Raw(200, "<html>oops".into()),
+            "not a token response",
+        ),
+        (
+            "invalid_grant",
+            Answer::Raw(
+                400,
+                r#"{"error":"invalid_grant","error_description":"code expired"}"#.into(),
+            ),
+            "invalid_grant",
+        ),
+        (
+            "no id_token",
+            Answer::Raw(200, r#"{"access_token":"x","token_type":"Bearer"}"#.into()),
+            "no ID token",
+        ),
+        (
+            "slow past the timeout",
+            Answer::Slow(Duration::from_secs(5)),
+            "did not answer in time",
+        ),
     ];
     for (case, answer, says) in cases {
         hostile.set(answer);
@@ -323,7 +605,10 @@ async fn a_broken_idp_gives_a_clear_4xx() {
         let (status, page) = s.callback(&app, &hostile.issuer).await;
         assert_refused(&app, &s, status, StatusCode::FAILED_DEPENDENCY, &page, case).await;
         assert!(page.contains(says), "{case}: {page}");
-        assert!(!page.contains(crate::helpers::CLIENT_SECRET) && !page.contains("the-code"), "{case}: page leaks");
+        assert!(
+            !page.contains(crate::helpers::CLIENT_SECRET) && !page.contains("the-code"),
+            "{case}: page leaks"
+        );
     }
     // The IdP goes away entirely.
     let s = start(&login_url).await;
@@ -331,5 +616,13 @@ async fn a_broken_idp_gives_a_clear_4xx() {
     drop(hostile);
     tokio::time::sleep(Duration::from_millis(100)).await;
     let (status, page) = s.callback(&app, &issuer).await;
-    assert_refused(&app, &s, status, StatusCode::FAILED_DEPENDENCY, &page, "IdP down").await;
+    assert_refused(
+        &app,
+        &s,
+        status,
+        StatusCode::FAILED_DEPENDENCY,
+        &page,
+        "IdP down",
+    )
+    .await;
 }

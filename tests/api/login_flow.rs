@@ -30,7 +30,8 @@ async fn setup() -> (TestApp, TestIdp, String) {
     .await;
     app.create_org("acme", &["acme.test"]).await;
     let conn = app.connect("acme", &idp.issuer).await;
-    app.set_rules("acme", serde_json::from_str(RULES).unwrap()).await;
+    app.set_rules("acme", serde_json::from_str(RULES).unwrap())
+        .await;
     let login_url = conn["login_url"].as_str().unwrap().to_owned();
     (app, idp, login_url)
 }
@@ -51,12 +52,22 @@ async fn sign_in_applies_rules_and_recomputes_roles_on_every_login() {
     let alice_id = me["user_id"].as_str().unwrap().to_owned();
 
     let bob = browser();
-    assert_eq!(app.login(&bob, &login_url, "bob").await.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        app.login(&bob, &login_url, "bob").await.status(),
+        StatusCode::SEE_OTHER
+    );
     assert_eq!(app.me(&bob).await.unwrap()["role"], "developer");
 
     let carol = browser();
-    assert_eq!(app.login(&carol, &login_url, "carol").await.status(), StatusCode::SEE_OTHER);
-    assert_eq!(app.me(&carol).await.unwrap()["role"], "viewer", "no rule matched: default role");
+    assert_eq!(
+        app.login(&carol, &login_url, "carol").await.status(),
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        app.me(&carol).await.unwrap()["role"],
+        "viewer",
+        "no rule matched: default role"
+    );
 
     let mallory = browser();
     let resp = app.login(&mallory, &login_url, "mallory").await;
@@ -66,12 +77,23 @@ async fn sign_in_applies_rules_and_recomputes_roles_on_every_login() {
     assert!(app.me(&mallory).await.is_none(), "no session after a deny");
 
     // Alice leaves the admins group at the IdP: her next sign-in makes her a developer.
-    idp.set_account("alice", account("alice@example.com", "Alice", &["engineering"])).await;
+    idp.set_account(
+        "alice",
+        account("alice@example.com", "Alice", &["engineering"]),
+    )
+    .await;
     let again = browser();
-    assert_eq!(app.login(&again, &login_url, "alice").await.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        app.login(&again, &login_url, "alice").await.status(),
+        StatusCode::SEE_OTHER
+    );
     let me = app.me(&again).await.unwrap();
     assert_eq!(me["role"], "developer");
-    assert_eq!(me["user_id"], alice_id.as_str(), "same (issuer, subject), same user");
+    assert_eq!(
+        me["user_id"],
+        alice_id.as_str(),
+        "same (issuer, subject), same user"
+    );
 
     let members = app.members("acme").await;
     assert_eq!(members.len(), 3, "{members:?}");
@@ -79,10 +101,26 @@ async fn sign_in_applies_rules_and_recomputes_roles_on_every_login() {
         assert_eq!(m["source"], "sso");
         assert!(m["last_login_at"].is_i64());
     }
-    let (_, audit) = app.admin(Method::GET, "/api/v1/orgs/acme/audit", None).await;
-    let actions: Vec<&str> = audit.as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
-    for expected in ["sso.connect", "role_mapping.update", "login", "login.denied", "member.role_change"] {
-        assert!(actions.contains(&expected), "audit lacks {expected}: {actions:?}");
+    let (_, audit) = app
+        .admin(Method::GET, "/api/v1/orgs/acme/audit", None)
+        .await;
+    let actions: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    for expected in [
+        "sso.connect",
+        "role_mapping.update",
+        "login",
+        "login.denied",
+        "member.role_change",
+    ] {
+        assert!(
+            actions.contains(&expected),
+            "audit lacks {expected}: {actions:?}"
+        );
     }
 }
 
@@ -90,11 +128,25 @@ async fn sign_in_applies_rules_and_recomputes_roles_on_every_login() {
 async fn return_to_is_honoured_and_the_session_id_changes_at_sign_in() {
     let (app, _idp, login_url) = setup().await;
     let b = browser();
-    let start = b.get(format!("{login_url}?return_to=/dashboard%3Ftab%3D2")).send().await.unwrap();
+    let start = b
+        .get(format!("{login_url}?return_to=/dashboard%3Ftab%3D2"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(start.status(), StatusCode::SEE_OTHER);
     let idp_url = location(&start);
-    for param in ["response_type=code", "code_challenge_method=S256", "code_challenge=", "nonce=", "state=", "scope=openid"] {
-        assert!(idp_url.contains(param), "authorization request lacks {param}: {idp_url}");
+    for param in [
+        "response_type=code",
+        "code_challenge_method=S256",
+        "code_challenge=",
+        "nonce=",
+        "state=",
+        "scope=openid",
+    ] {
+        assert!(
+            idp_url.contains(param),
+            "authorization request lacks {param}: {idp_url}"
+        );
     }
     let callback = crate::idp::login_at_idp(&b, &idp_url, "bob").await;
     let resp = b.get(&callback).send().await.unwrap();
@@ -129,7 +181,11 @@ fn session_cookie(resp: &reqwest::Response) -> String {
         .map(|c| {
             assert!(c.contains("HttpOnly"), "{c}");
             assert!(c.contains("SameSite=Lax"), "{c}");
-            c.split(';').next().unwrap().trim_start_matches("orgsso_session=").to_owned()
+            c.split(';')
+                .next()
+                .unwrap()
+                .trim_start_matches("orgsso_session=")
+                .to_owned()
         })
         .expect("a session cookie is set at sign-in")
 }
@@ -144,25 +200,55 @@ async fn login_with_sso_routes_emails_to_their_org() {
     assert!(page.text().await.unwrap().contains("name=\"email\""));
 
     // By verified domain.
-    let resp = b.post(app.url("/login/sso")).form(&[("email", "Dave@Acme.test")]).send().await.unwrap();
+    let resp = b
+        .post(app.url("/login/sso"))
+        .form(&[("email", "Dave@Acme.test")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
     let to = location(&resp);
-    assert!(login_url.ends_with(to.split('?').next().unwrap()), "{to} vs {login_url}");
+    assert!(
+        login_url.ends_with(to.split('?').next().unwrap()),
+        "{to} vs {login_url}"
+    );
     assert!(to.contains("login_hint=dave%40acme.test"), "{to}");
 
     // Unknown email: a clear answer, no redirect.
-    let resp = b.post(app.url("/login/sso")).form(&[("email", "eve@nowhere.test")]).send().await.unwrap();
+    let resp = b
+        .post(app.url("/login/sso"))
+        .form(&[("email", "eve@nowhere.test")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
     assert!(resp.headers().get("location").is_none());
-    assert!(resp.text().await.unwrap().contains("know an organisation for eve@nowhere.test"));
+    assert!(resp
+        .text()
+        .await
+        .unwrap()
+        .contains("know an organisation for eve@nowhere.test"));
 
     // Not an email at all.
-    let resp = b.post(app.url("/login/sso")).form(&[("email", "not-an-email")]).send().await.unwrap();
+    let resp = b
+        .post(app.url("/login/sso"))
+        .form(&[("email", "not-an-email")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
 
     // By an earlier SSO sign-in (example.com is no org's domain), then the whole way through.
-    assert_eq!(app.login(&browser(), &login_url, "alice").await.status(), StatusCode::SEE_OTHER);
-    let resp = b.post(app.url("/login/sso")).form(&[("email", "alice@example.com"), ("return_to", "/after")]).send().await.unwrap();
+    assert_eq!(
+        app.login(&browser(), &login_url, "alice").await.status(),
+        StatusCode::SEE_OTHER
+    );
+    let resp = b
+        .post(app.url("/login/sso"))
+        .form(&[("email", "alice@example.com"), ("return_to", "/after")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
     let start = b.get(app.url(&location(&resp))).send().await.unwrap();
     let callback = crate::idp::login_at_idp(&b, &location(&start), "alice").await;
@@ -185,11 +271,19 @@ async fn disconnect_revokes_sessions_downgrades_members_and_reconnect_issues_a_n
     let bob = browser();
     let carol = browser();
     for (b, who) in [(&alice, "alice"), (&bob, "bob"), (&carol, "carol")] {
-        assert_eq!(app.login(b, &login_url, who).await.status(), StatusCode::SEE_OTHER);
+        assert_eq!(
+            app.login(b, &login_url, who).await.status(),
+            StatusCode::SEE_OTHER
+        );
     }
-    let (status, body) = app.admin(Method::DELETE, "/api/v1/orgs/acme/sso", None).await;
+    let (status, body) = app
+        .admin(Method::DELETE, "/api/v1/orgs/acme/sso", None)
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body, json!({"status": "disconnected", "sessions_revoked": 3, "members_downgraded": 2}));
+    assert_eq!(
+        body,
+        json!({"status": "disconnected", "sessions_revoked": 3, "members_downgraded": 2})
+    );
 
     for b in [&alice, &bob, &carol] {
         assert!(app.me(b).await.is_none(), "every SSO session ends at once");
@@ -201,11 +295,18 @@ async fn disconnect_revokes_sessions_downgrades_members_and_reconnect_issues_a_n
     assert_eq!(old.status(), StatusCode::GONE);
     let (_, org) = app.admin(Method::GET, "/api/v1/orgs/acme", None).await;
     assert_eq!(org["sso"]["status"], "disconnected");
-    let (status, _) = app.admin(Method::DELETE, "/api/v1/orgs/acme/sso", None).await;
+    let (status, _) = app
+        .admin(Method::DELETE, "/api/v1/orgs/acme/sso", None)
+        .await;
     assert_eq!(status, StatusCode::CONFLICT, "nothing left to disconnect");
 
     // Login with SSO for a disconnected org says so.
-    let resp = browser().post(app.url("/login/sso")).form(&[("email", "x@acme.test")]).send().await.unwrap();
+    let resp = browser()
+        .post(app.url("/login/sso"))
+        .form(&[("email", "x@acme.test")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::CONFLICT);
     assert!(resp.text().await.unwrap().contains("not connected"));
 
@@ -220,27 +321,44 @@ async fn disconnect_revokes_sessions_downgrades_members_and_reconnect_issues_a_n
     assert_eq!(status, StatusCode::CREATED, "{conn}");
     let new_url = conn["login_url"].as_str().unwrap();
     assert_ne!(new_url, login_url);
-    assert_eq!(browser().get(&login_url).send().await.unwrap().status(), StatusCode::GONE);
+    assert_eq!(
+        browser().get(&login_url).send().await.unwrap().status(),
+        StatusCode::GONE
+    );
     let alice = browser();
-    assert_eq!(app.login(&alice, new_url, "alice").await.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        app.login(&alice, new_url, "alice").await.status(),
+        StatusCode::SEE_OTHER
+    );
     assert_eq!(app.me(&alice).await.unwrap()["role"], "admin");
 }
 
 #[tokio::test]
 async fn sign_in_follows_key_rotation_at_the_idp() {
     let (app, mut idp, login_url) = setup().await;
-    assert_eq!(app.login(&browser(), &login_url, "alice").await.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        app.login(&browser(), &login_url, "alice").await.status(),
+        StatusCode::SEE_OTHER
+    );
     let old_kid = idp.kid.clone();
     idp.rotate_keys().await;
     assert_ne!(idp.kid, old_kid);
     let before = idp.stats().await["jwks_fetches"].as_i64().unwrap();
     let b = browser();
     let resp = app.login(&b, &login_url, "bob").await;
-    assert_eq!(resp.status(), StatusCode::SEE_OTHER, "{}", resp.text().await.unwrap_or_default());
+    assert_eq!(
+        resp.status(),
+        StatusCode::SEE_OTHER,
+        "{}",
+        resp.text().await.unwrap_or_default()
+    );
     assert_eq!(app.me(&b).await.unwrap()["role"], "developer");
     let after = idp.stats().await["jwks_fetches"].as_i64().unwrap();
     assert_eq!(after - before, 1, "one refetch for the unknown kid");
     // A second sign-in with the new key needs no fetch.
-    assert_eq!(app.login(&browser(), &login_url, "carol").await.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        app.login(&browser(), &login_url, "carol").await.status(),
+        StatusCode::SEE_OTHER
+    );
     assert_eq!(idp.stats().await["jwks_fetches"].as_i64().unwrap(), after);
 }

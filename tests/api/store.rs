@@ -9,7 +9,12 @@ use crate::helpers::spawn_app;
 async fn concurrent_first_logins_make_one_user() {
     let app = spawn_app().await;
     let store = app.sso.store.clone();
-    let org = OrgRow { id: new_id(), slug: "acme".into(), name: "Acme".into(), created_at: 0 };
+    let org = OrgRow {
+        id: new_id(),
+        slug: "acme".into(),
+        name: "Acme".into(),
+        created_at: 0,
+    };
     store.create_org(&org, &[], "test").await.unwrap();
     let mut tasks = Vec::new();
     for i in 0..16 {
