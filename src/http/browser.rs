@@ -5,14 +5,14 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::{Form, Json, Router};
+use axum::{Json, Router};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use serde::Deserialize;
 use serde_json::json;
 use tower_sessions::Session;
 
 use super::error::ApiError;
-use super::pages::{self, PageError};
+use super::pages::{self, PageError, PageForm, PageQuery};
 use super::session::{self, SignedIn};
 use super::{now, AppState, RequestId};
 use crate::crypto::random_token;
@@ -54,7 +54,7 @@ struct StartQuery {
 async fn start(
     State(sso): State<Sso>,
     Path(login_id): Path<String>,
-    Query(q): Query<StartQuery>,
+    PageQuery(q): PageQuery<StartQuery>,
     jar: CookieJar,
     RequestId(rid): RequestId,
 ) -> Result<(CookieJar, Response), PageError> {
@@ -89,7 +89,7 @@ async fn start(
 /// `GET /sso/callback`: verifies the answer, enrols the user and starts the session.
 async fn callback(
     State(sso): State<Sso>,
-    Query(params): Query<CallbackParams>,
+    PageQuery(params): PageQuery<CallbackParams>,
     jar: CookieJar,
     session: Session,
     RequestId(rid): RequestId,
@@ -184,7 +184,7 @@ struct LoginForm {
 async fn login_sso(
     State(sso): State<Sso>,
     RequestId(rid): RequestId,
-    Form(form): Form<LoginForm>,
+    PageForm(form): PageForm<LoginForm>,
 ) -> Result<Response, PageError> {
     let return_to = form
         .return_to

@@ -173,3 +173,58 @@ impl PageError {
         }
     }
 }
+
+fn request_id_of(headers: &HeaderMap) -> String {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn malformed(what: &str, detail: String, request_id: String) -> PageError {
+    PageError {
+        status: StatusCode::BAD_REQUEST,
+        title: "Bad request",
+        message: format!(
+            "The {what} is malformed ({detail}). Start again from your organisation's login link."
+        ),
+        request_id,
+    }
+}
+
+/// `Query` for pages: a malformed query string gets the error page, not plain text.
+pub struct PageQuery<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequestParts<S>
+    for PageQuery<T>
+{
+    type Rejection = PageError;
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, PageError> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(v)) => Ok(PageQuery(v)),
+            Err(e) => Err(malformed(
+                "address",
+                e.body_text(),
+                request_id_of(&parts.headers),
+            )),
+        }
+    }
+}
+
+/// `Form` for pages, likewise.
+pub struct PageForm<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequest<S> for PageForm<T> {
+    type Rejection = PageError;
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, PageError> {
+        let rid = request_id_of(req.headers());
+        match axum::Form::<T>::from_request(req, state).await {
+            Ok(axum::Form(v)) => Ok(PageForm(v)),
+            Err(e) => Err(malformed("form", e.body_text(), rid)),
+        }
+    }
+}

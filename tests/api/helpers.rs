@@ -31,7 +31,10 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
-    orgsso::telemetry::init(orgsso::configuration::LogFormat::Text);
+    // Logs only on request (TEST_LOG=1), so a failing test's output stays readable.
+    if std::env::var_os("TEST_LOG").is_some() {
+        orgsso::telemetry::init(orgsso::configuration::LogFormat::Text);
+    }
     let dir = tempfile::tempdir().expect("temp dir");
     let db_path = dir.path().join("orgsso.db");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

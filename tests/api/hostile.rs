@@ -155,7 +155,7 @@ impl Hostile {
 
     /// The header and claims of a token that is right in every way, for this sign-in's nonce.
     fn good(&self, nonce: &str) -> (Value, Value) {
-        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let now = now();
         (
             json!({"alg": "RS256", "typ": "JWT", "kid": "hostile-a"}),
             json!({"iss": self.issuer, "aud": CLIENT_ID, "sub": "user-1", "email": "victim@example.com", "email_verified": true,
@@ -232,161 +232,42 @@ async fn assert_refused(
 
 type Mutation = fn(&mut Value, &mut Value);
 
+fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
 #[tokio::test]
 async fn every_id_token_defect_is_refused() {
     let (app, hostile, login_url) = setup().await;
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    // (case, signature, mutation of header and claims, what the refusal page must say)
+    #[rustfmt::skip]
     let cases: Vec<(&str, Sign, Mutation, &str)> = vec![
-        (
-            "signed by an unpublished key with a published kid",
-            Sign::KeyB,
-            |_, _| {},
-            "signature",
-        ),
-        (
-            "kid the JWKS does not have",
-            Sign::KeyB,
-            |h, _| h["kid"] = json!("hostile-b"),
-            "",
-        ),
-        (
-            "alg none",
-            Sign::Unsigned,
-            |h, _| h["alg"] = json!("none"),
-            "",
-        ),
-        (
-            "HS256 keyed with the RSA public key",
-            Sign::HmacWithPublicKey,
-            |h, _| h["alg"] = json!("HS256"),
-            "",
-        ),
-        (
-            "embedded jwk header",
-            Sign::KeyB,
-            |h, _| h["jwk"] = serde_json::from_str(JWK_B).unwrap(),
-            "",
-        ),
-        (
-            "jku header",
-            Sign::KeyA,
-            |h, _| h["jku"] = json!("http://127.0.0.1:1/jwks"),
-            "",
-        ),
-        (
-            "x5u header",
-            Sign::KeyA,
-            |h, _| h["x5u"] = json!("http://127.0.0.1:1/cert"),
-            "",
-        ),
-        (
-            "unknown crit",
-            Sign::KeyA,
-            |h, _| h["crit"] = json!(["exp-ext"]),
-            "",
-        ),
-        (
-            "wrong iss",
-            Sign::KeyA,
-            |_, c| c["iss"] = json!("http://127.0.0.1:9/other"),
-            "",
-        ),
-        (
-            "aud without our client",
-            Sign::KeyA,
-            |_, c| c["aud"] = json!("someone-else"),
-            "",
-        ),
-        (
-            "aud with an untrusted extra audience",
-            Sign::KeyA,
-            |_, c| c["aud"] = json!([CLIENT_ID, "evil-app"]),
-            "",
-        ),
-        (
-            "azp of another client",
-            Sign::KeyA,
-            |_, c| c["azp"] = json!("evil-app"),
-            "",
-        ),
-        (
-            "expired",
-            Sign::KeyA,
-            |_, c| c["exp"] = json!(time::OffsetDateTime::now_utc().unix_timestamp() - 3600),
-            "",
-        ),
-        (
-            "exp as a string",
-            Sign::KeyA,
-            |_, c| c["exp"] = json!("9999999999"),
-            "",
-        ),
-        (
-            "no exp",
-            Sign::KeyA,
-            |_, c| {
-                c.as_object_mut().unwrap().remove("exp");
-            },
-            "",
-        ),
-        (
-            "no iat",
-            Sign::KeyA,
-            |_, c| {
-                c.as_object_mut().unwrap().remove("iat");
-            },
-            "",
-        ),
-        (
-            "iat in the future",
-            Sign::KeyA,
-            |_, c| c["iat"] = json!(time::OffsetDateTime::now_utc().unix_timestamp() + 3600),
-            "",
-        ),
-        (
-            "iat long ago",
-            Sign::KeyA,
-            |_, c| c["iat"] = json!(time::OffsetDateTime::now_utc().unix_timestamp() - 86400),
-            "",
-        ),
-        (
-            "nbf in the future",
-            Sign::KeyA,
-            |_, c| c["nbf"] = json!(time::OffsetDateTime::now_utc().unix_timestamp() + 3600),
-            "",
-        ),
-        (
-            "wrong nonce",
-            Sign::KeyA,
-            |_, c| c["nonce"] = json!("not-the-nonce"),
-            "",
-        ),
-        (
-            "no nonce",
-            Sign::KeyA,
-            |_, c| {
-                c.as_object_mut().unwrap().remove("nonce");
-            },
-            "",
-        ),
-        (
-            "no sub",
-            Sign::KeyA,
-            |_, c| {
-                c.as_object_mut().unwrap().remove("sub");
-            },
-            "",
-        ),
-        ("empty sub", Sign::KeyA, |_, c| c["sub"] = json!(""), ""),
-        (
-            "aud as a number",
-            Sign::KeyA,
-            |_, c| c["aud"] = json!(5),
-            "",
-        ),
+        ("unpublished key, published kid", Sign::KeyB, |_, _| {}, "signature does not verify"),
+        ("kid the JWKS lacks", Sign::KeyB, |h, _| h["kid"] = json!("hostile-b"), "no signing key matching"),
+        ("alg none", Sign::Unsigned, |h, _| h["alg"] = json!("none"), "unsigned"),
+        ("HS256 keyed with the RSA public key", Sign::HmacWithPublicKey, |h, _| h["alg"] = json!("HS256"), "shared-secret"),
+        ("embedded jwk header", Sign::KeyB, |h, _| h["jwk"] = serde_json::from_str(JWK_B).unwrap(), "names its own key"),
+        ("jku header", Sign::KeyA, |h, _| h["jku"] = json!("http://127.0.0.1:1/jwks"), "names its own key"),
+        ("x5u header", Sign::KeyA, |h, _| h["x5u"] = json!("http://127.0.0.1:1/cert"), "names its own key"),
+        ("unknown crit", Sign::KeyA, |h, _| h["crit"] = json!(["exp-ext"]), "crit"),
+        ("wrong iss", Sign::KeyA, |_, c| c["iss"] = json!("http://127.0.0.1:9/other"), "different issuer"),
+        ("aud without our client", Sign::KeyA, |_, c| c["aud"] = json!("someone-else"), "audience does not include"),
+        ("untrusted extra audience", Sign::KeyA, |_, c| c["aud"] = json!([CLIENT_ID, "evil-app"]), "audience this connection does not trust"),
+        ("azp of another client", Sign::KeyA, |_, c| c["azp"] = json!("evil-app"), "authorized party"),
+        ("expired", Sign::KeyA, |_, c| c["exp"] = json!(now() - 3600), "expired"),
+        ("exp as a string", Sign::KeyA, |_, c| c["exp"] = json!("9999999999"), "wrong type"),
+        ("aud as a number", Sign::KeyA, |_, c| c["aud"] = json!(5), "wrong type"),
+        ("no exp", Sign::KeyA, |_, c| { c.as_object_mut().unwrap().remove("exp"); }, "no &quot;exp&quot;"),
+        ("no iat", Sign::KeyA, |_, c| { c.as_object_mut().unwrap().remove("iat"); }, "no &quot;iat&quot;"),
+        ("iat in the future", Sign::KeyA, |_, c| c["iat"] = json!(now() + 3600), "in the future"),
+        ("iat long ago", Sign::KeyA, |_, c| c["iat"] = json!(now() - 86400), "too long ago"),
+        ("nbf in the future", Sign::KeyA, |_, c| c["nbf"] = json!(now() + 3600), "not valid yet"),
+        ("wrong nonce", Sign::KeyA, |_, c| c["nonce"] = json!("not-the-nonce"), "nonce does not match"),
+        ("no nonce", Sign::KeyA, |_, c| { c.as_object_mut().unwrap().remove("nonce"); }, "no &quot;nonce&quot;"),
+        ("no sub", Sign::KeyA, |_, c| { c.as_object_mut().unwrap().remove("sub"); }, "no &quot;sub&quot;"),
+        ("empty sub", Sign::KeyA, |_, c| c["sub"] = json!(""), "subject"),
     ];
-    let _ = now;
-    for (case, sign, mutate, _) in cases {
+    for (case, sign, mutate, says) in cases {
         let s = start(&login_url).await;
         let (mut header, mut claims) = hostile.good(&s.nonce);
         mutate(&mut header, &mut claims);
@@ -397,6 +278,10 @@ async fn every_id_token_defect_is_refused() {
         });
         let (status, page) = s.callback(&app, &hostile.issuer).await;
         assert_refused(&app, &s, status, StatusCode::UNAUTHORIZED, &page, case).await;
+        assert!(
+            page.contains(says),
+            "{case}: page should say {says:?}: {page}"
+        );
     }
     let s = start(&login_url).await;
     for (case, raw) in [
@@ -412,7 +297,6 @@ async fn every_id_token_defect_is_refused() {
         let (status, page) = s2.callback(&app, &hostile.issuer).await;
         assert_refused(&app, &s2, status, StatusCode::UNAUTHORIZED, &page, case).await;
     }
-    drop(s);
 
     // The same harness with a good token signs in: the refusals above were for their defects.
     let s = start(&login_url).await;

@@ -4,7 +4,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::helpers::{account, browser, location, spawn_app, start_idp, TestApp};
+use crate::helpers::{account, browser, location, spawn_app, spawn_app_with, start_idp, TestApp};
 use crate::idp::TestIdp;
 
 const RULES: &str = r#"{
@@ -17,7 +17,10 @@ const RULES: &str = r#"{
 }"#;
 
 async fn setup() -> (TestApp, TestIdp, String) {
-    let app = spawn_app().await;
+    setup_with(spawn_app().await).await
+}
+
+async fn setup_with(app: TestApp) -> (TestApp, TestIdp, String) {
     let idp = start_idp(
         &app,
         json!({
@@ -361,4 +364,76 @@ async fn sign_in_follows_key_rotation_at_the_idp() {
         StatusCode::SEE_OTHER
     );
     assert_eq!(idp.stats().await["jwks_fetches"].as_i64().unwrap(), after);
+}
+
+#[tokio::test]
+async fn sessions_end_when_idle_and_at_the_absolute_timeout() {
+    // Idle: a session unused for longer than the idle timeout is gone.
+    let (app, _idp, login_url) =
+        setup_with(spawn_app_with(|s| s.session.idle_timeout_secs = 1).await).await;
+    let b = browser();
+    assert_eq!(
+        app.login(&b, &login_url, "bob").await.status(),
+        StatusCode::SEE_OTHER
+    );
+    assert!(app.me(&b).await.is_some());
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    assert!(app.me(&b).await.is_none(), "idle session expired");
+
+    // Absolute: however busy, a session ends this long after sign-in.
+    let (app, _idp, login_url) =
+        setup_with(spawn_app_with(|s| s.session.absolute_timeout_secs = 2).await).await;
+    let b = browser();
+    assert_eq!(
+        app.login(&b, &login_url, "bob").await.status(),
+        StatusCode::SEE_OTHER
+    );
+    for _ in 0..3 {
+        assert!(app.me(&b).await.is_some());
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert!(app.me(&b).await.is_none(), "absolute timeout reached");
+}
+
+#[tokio::test]
+async fn malformed_browser_requests_get_a_page_not_a_500() {
+    let app = spawn_app().await;
+    let b = browser();
+    for url in [
+        app.url("/sso/callback?state=a&state=b"),
+        app.url("/sso/callback?code=%FF%FE&state=x"),
+        app.url("/sso/callback"),
+    ] {
+        let resp = b.get(&url).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{url}");
+        assert!(resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"));
+    }
+    let resp = b
+        .post(app.url("/login/sso"))
+        .form(&[("nope", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    assert!(resp.text().await.unwrap().contains("form is malformed"));
+    assert_eq!(
+        b.get(app.url("/")).send().await.unwrap().status(),
+        StatusCode::SEE_OTHER,
+        "/ sends strangers to /login"
+    );
+    let out = b
+        .post(app.url("/logout"))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        out.status(),
+        StatusCode::OK,
+        "logout without a session is harmless"
+    );
 }

@@ -62,3 +62,79 @@ async fn concurrent_first_logins_make_one_user() {
     assert!(!ids.contains(&other.user_id));
     assert_eq!(store.members(&org.id).await.unwrap().len(), 2);
 }
+
+/// A sign-in that finishes after its connection was disconnected cannot leave a session: the
+/// session row is only written while the connection is connected.
+#[tokio::test]
+async fn no_session_is_written_for_a_disconnected_connection() {
+    use orgsso::store::sessions::{DbSessionStore, KEY_CONNECTION, KEY_ORG, KEY_USER};
+    use orgsso::store::ConnectionRow;
+    use tower_sessions::session::{Id, Record};
+    use tower_sessions::SessionStore;
+
+    let app = spawn_app().await;
+    let store = app.sso.store.clone();
+    let org = OrgRow {
+        id: new_id(),
+        slug: "acme".into(),
+        name: "Acme".into(),
+        created_at: 0,
+    };
+    store.create_org(&org, &[], "test").await.unwrap();
+    let conn = ConnectionRow {
+        id: new_id(),
+        org_id: org.id.clone(),
+        login_id: new_id(),
+        issuer: "https://idp.example.com".into(),
+        client_id: "c".into(),
+        client_secret_enc: "v1:x".into(),
+        scopes: "[\"openid\"]".into(),
+        metadata: "{}".into(),
+        status: "connected".into(),
+        created_at: 0,
+        updated_at: 0,
+        disconnected_at: None,
+    };
+    store
+        .insert_connection(&conn, "test", &serde_json::json!({}))
+        .await
+        .unwrap();
+    let sessions = DbSessionStore::new(store.clone());
+    let record = |user: &str| {
+        let mut data = std::collections::HashMap::new();
+        data.insert(KEY_USER.to_owned(), serde_json::json!(user));
+        data.insert(KEY_ORG.to_owned(), serde_json::json!(org.id));
+        data.insert(KEY_CONNECTION.to_owned(), serde_json::json!(conn.id));
+        Record {
+            id: Id::default(),
+            data,
+            expiry_date: time::OffsetDateTime::now_utc() + time::Duration::hours(1),
+        }
+    };
+    let mut live = record("u1");
+    sessions
+        .create(&mut live)
+        .await
+        .expect("connected: session written");
+    assert!(sessions.load(&live.id).await.unwrap().is_some());
+
+    let counts = store
+        .disconnect(&org.id, "test", 10)
+        .await
+        .unwrap()
+        .expect("was connected");
+    assert_eq!(counts.sessions_revoked, 1);
+    assert!(sessions.load(&live.id).await.unwrap().is_none(), "revoked");
+    // A request that loaded the session before the disconnect must not write it back.
+    sessions.save(&live).await.unwrap();
+    assert!(
+        sessions.load(&live.id).await.unwrap().is_none(),
+        "save never resurrects"
+    );
+    let mut late = record("u2");
+    assert!(
+        sessions.create(&mut late).await.is_err(),
+        "a late sign-in gets no session"
+    );
+    assert_eq!(store.count_sessions(&org.id).await.unwrap(), 0);
+}
