@@ -1,8 +1,10 @@
 //! Login round trip on this machine: orgsso + the real test IdP (npm `oidc-provider`) on
 //! 127.0.0.1, SQLite file. Measures, over sequential sign-ins,
-//!   - the whole browser round trip: login URL → IdP authorize + login form → callback → session;
-//!   - orgsso's callback alone: flow lookup, code exchange, ID-token verification, rules,
-//!     enrolment and session write.
+//!
+//! - the whole browser round trip: login URL → IdP authorize + login form → callback → session;
+//! - orgsso's callback alone: flow lookup, code exchange, ID-token verification, rules,
+//!   enrolment and session write.
+//!
 //! Run: `cargo bench --bench login_roundtrip` (ROUNDS=n to change the count, default 200).
 
 #[path = "../tests/api/idp.rs"]

@@ -283,7 +283,6 @@ async fn every_id_token_defect_is_refused() {
             "{case}: page should say {says:?}: {page}"
         );
     }
-    let s = start(&login_url).await;
     for (case, raw) in [
         ("garbage", "not.a.jwt"),
         ("two parts", "abc.def"),
