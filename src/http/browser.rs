@@ -75,7 +75,8 @@ async fn start(
         .await
         .map_err(|e| PageError::from_login(e, rid))?;
     let cookie = Cookie::build((FLOW_COOKIE, binding))
-        .path("/sso/callback")
+        // Sent to /sso/{id} too, so a second tab reuses the binding instead of replacing it.
+        .path("/sso")
         .http_only(true)
         .secure(sso.settings.secure_cookies())
         .same_site(SameSite::Lax)

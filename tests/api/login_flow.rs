@@ -437,3 +437,24 @@ async fn malformed_browser_requests_get_a_page_not_a_500() {
         "logout without a session is harmless"
     );
 }
+
+#[tokio::test]
+async fn two_tabs_of_one_browser_can_sign_in_at_once() {
+    let (app, _idp, login_url) = setup().await;
+    let b = browser();
+    let first = location(&b.get(&login_url).send().await.unwrap());
+    let second = location(
+        &b.get(format!("{login_url}?return_to=/second"))
+            .send()
+            .await
+            .unwrap(),
+    );
+    let back_second = crate::idp::login_at_idp(&b, &second, "bob").await;
+    let back_first = crate::idp::login_at_idp(&b, &first, "bob").await;
+    for (back, to) in [(back_first, "/"), (back_second, "/second")] {
+        let resp = b.get(&back).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+        assert_eq!(location(&resp), to);
+    }
+    assert_eq!(app.me(&b).await.unwrap()["email"], "bob@example.com");
+}
