@@ -14,6 +14,7 @@ use sqlx::sqlite::{
 mod audit;
 mod connections;
 mod flows;
+mod jwt;
 mod orgs;
 pub mod sessions;
 mod users;
@@ -21,6 +22,7 @@ mod users;
 pub use audit::AuditEvent;
 pub use connections::{ConnectionRow, DisconnectCounts};
 pub use flows::FlowRow;
+pub use jwt::{JwtSecretRow, SigningKeyRow};
 pub use orgs::OrgRow;
 pub use users::{EnrolOutcome, MemberRow, NewLogin};
 

@@ -32,6 +32,11 @@ fn backend(e: impl std::fmt::Display) -> Error {
     Error::Backend(e.to_string())
 }
 
+/// The non-secret reference to a session that tokens carry: a hash of its id (the cookie value).
+pub fn sid_hash(session_id: &str) -> String {
+    crate::crypto::sha256_b64(session_id)
+}
+
 fn column(record: &Record, key: &str) -> Option<String> {
     record
         .data
@@ -40,7 +45,46 @@ fn column(record: &Record, key: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// A live session with the identity it stands for, as the verify endpoint needs it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct LiveSessionRow {
+    pub user_id: String,
+    pub org_id: String,
+    pub org_slug: String,
+    pub expires_at: i64,
+    pub data: String,
+    pub role: String,
+    pub email: Option<String>,
+    pub name: Option<String>,
+}
+
 impl Store {
+    /// The session behind `sid_hash`, if it exists and has not expired, with its member's
+    /// current role.
+    pub async fn live_session(
+        &self,
+        sid_hash: &str,
+        now: i64,
+    ) -> super::Result<Option<LiveSessionRow>> {
+        Ok(on_db!(self.db(), p => sqlx::query_as::<_, LiveSessionRow>(
+            "SELECT s.user_id, s.org_id, o.slug AS org_slug, s.expires_at, s.data, m.role, u.email, u.name
+             FROM sessions s
+             JOIN memberships m ON m.org_id = s.org_id AND m.user_id = s.user_id
+             JOIN users u ON u.id = s.user_id
+             JOIN orgs o ON o.id = s.org_id
+             WHERE s.sid_hash = $1 AND s.expires_at > $2")
+            .bind(sid_hash).bind(now).fetch_optional(p).await?))
+    }
+
+    /// Pushes a session's idle expiry forward (activity seen by the verify endpoint).
+    pub async fn touch_session(&self, sid_hash: &str, expires_at: i64) -> super::Result<()> {
+        on_db!(self.db(), p => {
+            sqlx::query("UPDATE sessions SET expires_at = $1 WHERE sid_hash = $2 AND expires_at < $1")
+                .bind(expires_at).bind(sid_hash).execute(p).await?;
+        });
+        Ok(())
+    }
+
     /// Revokes every session of one user in one org (used by logout-everywhere and tests).
     pub async fn revoke_user_sessions(&self, org_id: &str, user_id: &str) -> super::Result<u64> {
         Ok(
@@ -72,12 +116,12 @@ impl SessionStore for DbSessionStore {
             // An SSO session is only written while its connection is still connected, so a
             // sign-in that races a disconnect cannot leave a live session behind.
             let inserted = on_db!(self.store.db(), p => sqlx::query(
-                "INSERT INTO sessions (id, data, expires_at, user_id, org_id, connection_id, created_at)
-                 SELECT $1, $2, $3, $4, $5, $6, $7
+                "INSERT INTO sessions (id, data, expires_at, user_id, org_id, connection_id, created_at, sid_hash)
+                 SELECT $1, $2, $3, $4, $5, $6, $7, $8
                  WHERE $6 IS NULL OR EXISTS (SELECT 1 FROM sso_connections WHERE id = $6 AND status = 'connected')
                  ON CONFLICT (id) DO NOTHING")
                 .bind(&id).bind(&data).bind(record.expiry_date.unix_timestamp())
-                .bind(&user).bind(&org).bind(&conn).bind(now)
+                .bind(&user).bind(&org).bind(&conn).bind(now).bind(sid_hash(&id))
                 .execute(p).await.map_err(backend)?.rows_affected());
             if inserted == 1 {
                 return Ok(());
