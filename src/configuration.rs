@@ -27,6 +27,12 @@ pub struct Settings {
     pub session: SessionSettings,
     pub login: LoginSettings,
     pub oidc: OidcSettings,
+    pub tokens: TokenSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct TokenSettings {
+    pub access_token_ttl_secs: u64,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -61,6 +67,9 @@ pub struct OidcSettings {
     pub max_id_token_age_secs: u64,
     pub jwks_refetch_cooldown_secs: u64,
     pub jwks_max_age_secs: u64,
+    pub jwks_min_refresh_secs: u64,
+    pub jwks_max_refresh_secs: u64,
+    pub jwks_max_stale_secs: u64,
 }
 
 impl OidcSettings {
@@ -107,6 +116,9 @@ impl Settings {
         }
         if self.session.idle_timeout_secs == 0 || self.session.absolute_timeout_secs == 0 {
             return bad("session timeouts must be greater than zero".into());
+        }
+        if self.tokens.access_token_ttl_secs == 0 || self.tokens.access_token_ttl_secs > 86_400 {
+            return bad("tokens.access_token_ttl_secs must be between 1 and 86400".into());
         }
         if self.login.flow_ttl_secs == 0 {
             return bad("login.flow_ttl_secs must be greater than zero".into());

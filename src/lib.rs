@@ -1,9 +1,11 @@
 //! orgsso: a self-hosted, multi-tenant OpenID Connect single sign-on login service.
 
+pub mod auth;
 pub mod configuration;
 pub mod crypto;
 pub mod domain;
 pub mod http;
+pub mod jwt;
 pub mod oidc;
 pub mod roles;
 pub mod sso;

@@ -26,6 +26,19 @@ enum Command {
     Serve,
     /// Apply database migrations and exit.
     Migrate,
+    /// Manage the keys orgsso signs its tokens with.
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysAction {
+    /// Add a new signing key and sign with it from now on; the old public key stays in
+    /// /.well-known/jwks.json until the tokens it signed have expired. Running instances pick the
+    /// new key up within 30 seconds.
+    Rotate,
 }
 
 #[tokio::main]
@@ -53,6 +66,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate => {
             open_store(&settings).await?;
             tracing::info!("migrations applied");
+        }
+        Command::Keys {
+            action: KeysAction::Rotate,
+        } => {
+            let kid = orgsso::startup::rotate_signing_key(&settings).await?;
+            println!("new signing key {kid} is active");
         }
     }
     Ok(())

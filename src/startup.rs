@@ -13,6 +13,7 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
 
+use crate::auth::Gate;
 use crate::configuration::Settings;
 use crate::crypto::SecretBox;
 use crate::http::{self, AppState};
@@ -88,8 +89,22 @@ impl Application {
                 refetch_cooldown: Duration::from_secs(oidc.jwks_refetch_cooldown_secs),
                 max_age: Duration::from_secs(oidc.jwks_max_age_secs),
                 max_bytes: 256 * 1024,
+                min_refresh: Duration::from_secs(oidc.jwks_min_refresh_secs),
+                max_refresh: Duration::from_secs(oidc.jwks_max_refresh_secs),
+                max_stale: Duration::from_secs(oidc.jwks_max_stale_secs),
             },
         ));
+        let gate = Arc::new(Gate::new(
+            settings.tokens.access_token_ttl_secs as i64,
+            oidc.clock_leeway_secs as i64,
+        ));
+        gate.keys
+            .ensure_initial(
+                &store,
+                &secrets,
+                time::OffsetDateTime::now_utc().unix_timestamp(),
+            )
+            .await?;
         let settings = Arc::new(settings);
         let sso = Sso {
             store: store.clone(),
@@ -97,6 +112,7 @@ impl Application {
             secrets,
             http: http_client,
             jwks,
+            gate,
         };
         let router = app_router(AppState { sso: sso.clone() });
         Ok(Application {
@@ -157,7 +173,8 @@ fn app_router(state: AppState) -> axum::Router {
                     let rid = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
                     tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %rid)
                 })
-                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+                // Access lines at debug: the verify endpoint is called on every proxied request.
+                .on_response(DefaultOnResponse::new().level(tracing::Level::DEBUG)),
         )
         .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
         .layer(SetRequestIdLayer::new(x_request_id, MakeId))
@@ -177,4 +194,18 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+/// `orgsso keys rotate`: a new ES256 signing key signs from now on; the previous key stays
+/// published until the tokens it signed have expired.
+pub async fn rotate_signing_key(settings: &Settings) -> anyhow::Result<String> {
+    let store = open_store(settings).await?;
+    let (secrets, _) = SecretBox::load_or_create(
+        settings.secret_key.as_ref().map(|s| s.expose()),
+        &settings.data_dir,
+    )?;
+    let row =
+        crate::auth::keys::new_key_row(&secrets, time::OffsetDateTime::now_utc().unix_timestamp());
+    store.rotate_signing_key(&row, "cli").await?;
+    Ok(row.kid)
 }

@@ -49,7 +49,7 @@ impl FromRequestParts<AppState> for Admin {
     }
 }
 
-const ACTOR: &str = "admin";
+pub(super) const ACTOR: &str = "admin";
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -72,7 +72,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/orgs/{slug}/audit", get(audit))
 }
 
-async fn org(sso: &Sso, slug: &str) -> Result<OrgRow, ApiError> {
+pub(super) async fn org(sso: &Sso, slug: &str) -> Result<OrgRow, ApiError> {
     sso.store.org_by_slug(slug).await?.ok_or_else(|| {
         ApiError::not_found(
             "org_not_found",

@@ -335,6 +335,12 @@ async fn logout(
             }
         }
     }
+    if let Some(id) = session.id() {
+        // Tokens minted from this session stop verifying at once.
+        sso.gate
+            .sessions
+            .forget(&crate::store::sessions::sid_hash(&id.to_string()));
+    }
     session
         .flush()
         .await

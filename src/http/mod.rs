@@ -4,7 +4,9 @@ pub mod admin;
 pub mod browser;
 pub mod error;
 pub mod pages;
+pub mod secrets;
 pub mod session;
+pub mod tokens;
 
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
@@ -76,4 +78,6 @@ pub fn router() -> Router<AppState> {
         .route("/static/style.css", get(stylesheet))
         .merge(admin::router())
         .merge(browser::router())
+        .merge(secrets::router())
+        .merge(tokens::router())
 }

@@ -999,6 +999,7 @@ mod tests {
             refetch_cooldown: Duration::from_secs(3600),
             max_age: Duration::from_secs(3600),
             max_bytes: 64 * 1024,
+            ..JwksSettings::default()
         }
     }
 

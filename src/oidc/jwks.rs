@@ -4,11 +4,21 @@
 //!   seeded, never per verification. Keys that cannot be used (unsupported
 //!   type, malformed, weak, marked for encryption, carrying private material)
 //!   are skipped with a warning; the rest of the set stays usable.
-//! * A lookup that misses (unknown `kid`, empty cache, or a set older than
-//!   [`JwksSettings::max_age`]) triggers a refetch, at most once per
+//! * Freshness comes from the JWKS answer itself (RFC 9111): `Cache-Control:
+//!   s-maxage=N` (wins), else `max-age=N`, else `Expires` (relative to the
+//!   answer's `Date`); `no-cache`/`no-store` mean "refresh next time", and an
+//!   `Age` header is subtracted. Without any of these,
+//!   [`JwksSettings::max_age`] applies. The result is clamped to
+//!   [[`JwksSettings::min_refresh`], [`JwksSettings::max_refresh`]].
+//! * A lookup that misses (unknown `kid`, empty cache, or a set past its
+//!   freshness) triggers a refetch, at most once per
 //!   [`JwksSettings::refetch_cooldown`], with at most ONE fetch in flight per
-//!   cache: concurrent callers wait for that fetch and re-check the result.
-//! * A failed fetch keeps the previously cached keys.
+//!   cache: concurrent callers that miss wait for that fetch and re-check the
+//!   result; callers whose key is in the stale set are answered at once.
+//! * A failed refresh (IdP down, bad status, garbage, too large) keeps the
+//!   previously cached keys working, but only for
+//!   [`JwksSettings::max_stale`] past their freshness: after that lookups
+//!   fail with [`JwksError::Expired`] until a refresh succeeds.
 //! * The response body is read chunk by chunk and abandoned as soon as it
 //!   exceeds [`JwksSettings::max_bytes`].
 //!
@@ -19,7 +29,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex as StdMutex, PoisonError, RwLock};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -48,11 +58,23 @@ pub struct JwksSettings {
     /// Minimum gap between two fetches (a fetch triggered by an unknown key id
     /// or by age). Also applies after failed fetches.
     pub refetch_cooldown: Duration,
-    /// A key set older than this is refreshed on the next lookup even if the
-    /// key is present (if the refresh fails the old keys keep working).
+    /// Freshness of a key set whose answer carries no caching headers
+    /// (`Cache-Control: max-age`/`s-maxage`/`no-cache`, `Expires`), and of
+    /// seeded key sets (clamped like answer-given freshness). A set past its
+    /// freshness is refreshed on the next lookup even if the key is present.
     pub max_age: Duration,
     /// Largest JWKS response body accepted, in bytes.
     pub max_bytes: usize,
+    /// Shortest freshness granted, whatever the answer says (so `no-cache`
+    /// or `max-age=0` cannot make every lookup fetch). If larger than
+    /// `max_refresh`, `max_refresh` wins.
+    pub min_refresh: Duration,
+    /// Longest freshness granted, whatever the answer says (so key rotation
+    /// is noticed even behind `max-age=31536000`).
+    pub max_refresh: Duration,
+    /// How long past their freshness cached keys keep working while refreshes
+    /// fail. Past that, lookups fail with [`JwksError::Expired`].
+    pub max_stale: Duration,
 }
 
 impl Default for JwksSettings {
@@ -61,7 +83,21 @@ impl Default for JwksSettings {
             refetch_cooldown: Duration::from_secs(30),
             max_age: Duration::from_secs(3600),
             max_bytes: 256 * 1024,
+            min_refresh: Duration::from_secs(10),
+            max_refresh: Duration::from_secs(24 * 3600),
+            max_stale: Duration::from_secs(24 * 3600),
         }
+    }
+}
+
+impl JwksSettings {
+    /// `lifetime` limited to [`min_refresh`, `max_refresh`] (`max_refresh`
+    /// wins if the bounds are inverted; never panics).
+    ///
+    /// [`min_refresh`]: JwksSettings::min_refresh
+    /// [`max_refresh`]: JwksSettings::max_refresh
+    fn clamp_freshness(&self, lifetime: Duration) -> Duration {
+        lifetime.max(self.min_refresh).min(self.max_refresh)
     }
 }
 
@@ -118,6 +154,29 @@ pub enum JwksError {
         alg: Algorithm,
         kid: Option<String>,
     },
+    /// The cached keys are more than [`JwksSettings::max_stale`] past their
+    /// freshness and could not be refreshed (the last refresh failed, or a
+    /// new attempt is not allowed yet by the cooldown). IdP's fault.
+    #[error(
+        "the identity provider's JWKS at {uri} could not be refreshed and its cached keys expired: they are {stale_secs}s past their freshness, more than the {max_stale_secs}s they may be used stale ({last})",
+        last = describe_last_error(.last_error.as_deref())
+    )]
+    Expired {
+        uri: String,
+        /// Seconds since the cached keys stopped being fresh.
+        stale_secs: u64,
+        /// The configured [`JwksSettings::max_stale`], in seconds.
+        max_stale_secs: u64,
+        /// Message of the last failed refresh, if one failed.
+        last_error: Option<String>,
+    },
+}
+
+fn describe_last_error(last_error: Option<&str>) -> String {
+    match last_error {
+        Some(err) => format!("last refresh error: {err}"),
+        None => "no refresh has been attempted since".to_owned(),
+    }
 }
 
 impl JwksError {
@@ -137,6 +196,7 @@ impl JwksError {
             JwksError::Invalid { .. } => "jwks_invalid",
             JwksError::NoMatchingKey { .. } => "jwks_no_matching_key",
             JwksError::AmbiguousKey { .. } => "jwks_ambiguous_key",
+            JwksError::Expired { .. } => "jwks_expired",
         }
     }
 }
@@ -221,6 +281,11 @@ struct KeySet {
     keys: Vec<CachedKey>,
     /// When these keys were fetched/seeded; `None` = never loaded.
     loaded_at: Option<Instant>,
+    /// From this instant on, the next lookup refreshes the set.
+    fresh_until: Option<Instant>,
+    /// Past this instant the keys are no longer served (while refreshes
+    /// fail): `fresh_until + max_stale`.
+    usable_until: Option<Instant>,
 }
 
 enum Lookup {
@@ -230,8 +295,19 @@ enum Lookup {
 }
 
 impl KeySet {
-    fn is_fresh(&self, max_age: Duration) -> bool {
-        self.loaded_at.is_some_and(|t| t.elapsed() <= max_age)
+    /// Loaded keys, freshly enough to be served without a refresh.
+    fn is_fresh(&self, now: Instant) -> bool {
+        self.fresh_until.is_some_and(|t| now < t)
+    }
+
+    /// Loaded keys, possibly stale, but not beyond `max_stale`.
+    fn is_usable(&self, now: Instant) -> bool {
+        self.usable_until.is_some_and(|t| now <= t)
+    }
+
+    /// Loaded once, and now beyond `max_stale`.
+    fn is_expired(&self, now: Instant) -> bool {
+        self.loaded_at.is_some() && !self.is_usable(now)
     }
 
     fn lookup(&self, alg: Algorithm, kid: Option<&str>) -> Lookup {
@@ -474,6 +550,9 @@ fn describe_reqwest_error(err: reqwest::Error) -> String {
 struct FetchState {
     /// Start of the most recent fetch attempt (successful or not).
     last_attempt: Option<Instant>,
+    /// Message of the most recent fetch attempt if it failed (`None` after a
+    /// success), for [`JwksError::Expired`].
+    last_error: Option<String>,
 }
 
 /// Everything a background fetch needs (shared with the fetch task so the
@@ -514,16 +593,23 @@ impl JwksCache {
                 uri: jwks_uri,
                 settings,
                 keys: RwLock::new(Arc::new(KeySet::default())),
-                fetch: Arc::new(tokio::sync::Mutex::new(FetchState { last_attempt: None })),
+                fetch: Arc::new(tokio::sync::Mutex::new(FetchState {
+                    last_attempt: None,
+                    last_error: None,
+                })),
                 fetches: AtomicU64::new(0),
             }),
         }
     }
 
     /// A cache pre-seeded with an already downloaded key set (e.g. fetched
-    /// during discovery). The seed counts as loaded now for `max_age`, but
-    /// not as a fetch for the cooldown: the first unknown key id still
-    /// triggers an immediate fetch. Does no I/O.
+    /// during discovery). The seed counts as loaded now, fresh for `max_age`
+    /// (clamped to [`min_refresh`, `max_refresh`]), but not as a fetch for
+    /// the cooldown: the first unknown key id still triggers an immediate
+    /// fetch. Does no I/O.
+    ///
+    /// [`min_refresh`]: JwksSettings::min_refresh
+    /// [`max_refresh`]: JwksSettings::max_refresh
     pub fn with_keys(
         http: reqwest::Client,
         jwks_uri: Url,
@@ -532,10 +618,8 @@ impl JwksCache {
     ) -> Result<Self, JwksError> {
         let keys = parse_jwks(&jwks_uri, jwks_json)?;
         let cache = Self::new(http, jwks_uri, settings);
-        cache.inner.store(KeySet {
-            keys,
-            loaded_at: Some(Instant::now()),
-        });
+        let set = cache.inner.key_set(keys, None);
+        cache.inner.store(set);
         Ok(cache)
     }
 
@@ -549,6 +633,12 @@ impl JwksCache {
         self.inner.fetches.load(Ordering::Relaxed)
     }
 
+    /// Until when the cached key set is fresh (from then on the next lookup
+    /// refreshes it); `None` if nothing was ever loaded. For tests/metrics.
+    pub fn fresh_until(&self) -> Option<Instant> {
+        self.inner.snapshot().fresh_until
+    }
+
     /// Installs `keys` only if nothing was ever loaded. Returns whether it did.
     fn seed_if_empty(&self, keys: Vec<CachedKey>) -> bool {
         let mut guard = self
@@ -559,11 +649,25 @@ impl JwksCache {
         if guard.loaded_at.is_some() {
             return false;
         }
-        *guard = Arc::new(KeySet {
-            keys,
-            loaded_at: Some(Instant::now()),
-        });
+        *guard = Arc::new(self.inner.key_set(keys, None));
         true
+    }
+
+    /// Fetches the key set now (waiting for a fetch already in flight), stores it with the
+    /// answer's freshness, and returns how many usable keys it holds. Used when a JWK URL is
+    /// registered, so a URL that serves no usable keys is refused at once.
+    pub async fn prefetch(&self) -> Result<usize, JwksError> {
+        let inner = &self.inner;
+        // Not a kid miss: it does not start the refetch cooldown, so a rotation right after
+        // registration is still followed.
+        let mut state = Arc::clone(&inner.fetch).lock_owned().await;
+        let result = inner.fetch_keys().await.map(|(keys, lifetime)| {
+            let set = Arc::new(inner.key_set(keys, lifetime));
+            inner.store(Arc::clone(&set));
+            set.keys.len()
+        });
+        state.last_error = result.as_ref().err().map(ToString::to_string);
+        result
     }
 
     /// The key that verifies a token whose header has this `alg` and `kid`.
@@ -573,11 +677,13 @@ impl JwksCache {
     /// JWK `alg`, `use` and `key_ops` (when present) allow it. With a `kid`:
     /// the key with that kid; without: the single fitting key.
     ///
-    /// On a miss, an empty cache or a key set older than `max_age`, the set
-    /// is refetched, at most once per cooldown and with a single fetch in
-    /// flight (concurrent callers wait for it, then re-check). When that
-    /// fetch fails, still-cached keys keep working; the fetch error is
-    /// returned only if the key is not cached at all.
+    /// On a miss, an empty cache or a key set past its freshness, the set is
+    /// refetched, at most once per cooldown and with a single fetch in
+    /// flight (concurrent callers that miss wait for it, then re-check;
+    /// callers whose key is in the stale set get it at once). When that
+    /// fetch fails, still-cached keys keep working up to `max_stale` past
+    /// their freshness, after which [`JwksError::Expired`] is returned; the
+    /// fetch error itself is returned only if the key is not cached at all.
     ///
     /// The fetch runs in a spawned task, so cancelling this future does not
     /// abort it; must be called within a Tokio runtime (as reqwest requires).
@@ -594,42 +700,54 @@ impl JwksCache {
 
         // Fast path: fresh set, unambiguous answer.
         let set = inner.snapshot();
-        if set.is_fresh(inner.settings.max_age) {
-            match set.lookup(alg, kid) {
-                Lookup::NotFound => {}
-                done => return inner.resolve(done, alg, kid),
-            }
+        let lookup = set.lookup(alg, kid);
+        let found = !matches!(lookup, Lookup::NotFound);
+        if found && set.is_fresh(Instant::now()) {
+            return inner.resolve(lookup, alg, kid);
         }
-        drop(set);
 
         // Slow path: one fetcher at a time; waiters re-check after the lock.
-        let mut state = Arc::clone(&inner.fetch).lock_owned().await;
+        let mut state = match Arc::clone(&inner.fetch).try_lock_owned() {
+            Ok(state) => state,
+            Err(_busy) => {
+                // Another caller is refreshing (or about to decide not to).
+                // A stale but still usable key answers now rather than after
+                // that fetch; a miss waits, as the fetch may bring the key.
+                if found && set.is_usable(Instant::now()) {
+                    return inner.resolve(lookup, alg, kid);
+                }
+                Arc::clone(&inner.fetch).lock_owned().await
+            }
+        };
+        drop(lookup);
         let set = inner.snapshot();
         let lookup = set.lookup(alg, kid);
-        if set.is_fresh(inner.settings.max_age) && !matches!(lookup, Lookup::NotFound) {
+        let now = Instant::now();
+        if set.is_fresh(now) && !matches!(lookup, Lookup::NotFound) {
             return inner.resolve(lookup, alg, kid);
         }
         let cooling_down = state
             .last_attempt
-            .is_some_and(|t| t.elapsed() < inner.settings.refetch_cooldown);
+            .is_some_and(|t| now.saturating_duration_since(t) < inner.settings.refetch_cooldown);
         if cooling_down {
             // Possibly stale keys, but we may not fetch yet.
+            if set.is_expired(now) {
+                return Err(inner.expired(&set, now, state.last_error.clone()));
+            }
             return inner.resolve(lookup, alg, kid);
         }
-        state.last_attempt = Some(Instant::now());
+        state.last_attempt = Some(now);
 
         // The task owns the lock guard: the lock is released only once the
         // new key set is stored (or the fetch has failed).
         let task_inner = Arc::clone(inner);
         let refresh = async move {
-            let result = task_inner.fetch_keys().await.map(|keys| {
-                let new_set = Arc::new(KeySet {
-                    keys,
-                    loaded_at: Some(Instant::now()),
-                });
+            let result = task_inner.fetch_keys().await.map(|(keys, lifetime)| {
+                let new_set = Arc::new(task_inner.key_set(keys, lifetime));
                 task_inner.store(Arc::clone(&new_set));
                 new_set
             });
+            state.last_error = result.as_ref().err().map(ToString::to_string);
             drop(state);
             result
         };
@@ -649,11 +767,28 @@ impl JwksCache {
         match result {
             Ok(new_set) => inner.resolve(new_set.lookup(alg, kid), alg, kid),
             Err(err) => {
+                let now = Instant::now();
+                if set.is_expired(now) {
+                    let expired = inner.expired(&set, now, Some(err.to_string()));
+                    tracing::warn!(
+                        jwks_uri = %inner.uri,
+                        error = %err,
+                        error_code = err.code(),
+                        cached_keys = set.keys.len(),
+                        "fetching the identity provider's JWKS failed and the cached keys are too stale to use; refusing tokens until a refresh succeeds"
+                    );
+                    return Err(expired);
+                }
+                let stale_for = set
+                    .fresh_until
+                    .map_or(0, |t| now.saturating_duration_since(t).as_secs());
                 tracing::warn!(
                     jwks_uri = %inner.uri,
                     error = %err,
                     error_code = err.code(),
                     cached_keys = set.keys.len(),
+                    stale_secs = stale_for,
+                    max_stale_secs = inner.settings.max_stale.as_secs(),
                     "fetching the identity provider's JWKS failed; keeping the previously cached keys"
                 );
                 match lookup {
@@ -666,6 +801,32 @@ impl JwksCache {
 }
 
 impl Inner {
+    /// A key set loaded now, fresh for `lifetime` (from the answer's caching
+    /// headers; `None` = the configured `max_age`), clamped to the settings.
+    fn key_set(&self, keys: Vec<CachedKey>, lifetime: Option<Duration>) -> KeySet {
+        let settings = &self.settings;
+        let lifetime = settings.clamp_freshness(lifetime.unwrap_or(settings.max_age));
+        let now = Instant::now();
+        let fresh_until = instant_after(now, lifetime);
+        KeySet {
+            keys,
+            loaded_at: Some(now),
+            fresh_until: Some(fresh_until),
+            usable_until: Some(instant_after(fresh_until, settings.max_stale)),
+        }
+    }
+
+    fn expired(&self, set: &KeySet, now: Instant, last_error: Option<String>) -> JwksError {
+        JwksError::Expired {
+            uri: self.uri.to_string(),
+            stale_secs: set
+                .fresh_until
+                .map_or(0, |t| now.saturating_duration_since(t).as_secs()),
+            max_stale_secs: self.settings.max_stale.as_secs(),
+            last_error,
+        }
+    }
+
     fn snapshot(&self) -> Arc<KeySet> {
         Arc::clone(&self.keys.read().unwrap_or_else(PoisonError::into_inner))
     }
@@ -699,31 +860,38 @@ impl Inner {
         }
     }
 
-    /// Fetches and parses the key set (does not store it).
-    async fn fetch_keys(&self) -> Result<Vec<CachedKey>, JwksError> {
+    /// Fetches and parses the key set (does not store it), with the
+    /// freshness its answer grants (`None`: no caching headers).
+    async fn fetch_keys(&self) -> Result<(Vec<CachedKey>, Option<Duration>), JwksError> {
         self.fetches.fetch_add(1, Ordering::Relaxed);
-        let doc = match tokio::time::timeout(FETCH_HARD_TIMEOUT, self.fetch_document()).await {
-            Ok(result) => result?,
-            Err(_elapsed) => {
-                return Err(JwksError::Unreachable {
-                    uri: self.uri.to_string(),
-                    reason: format!(
-                        "no complete answer within {}s",
-                        FETCH_HARD_TIMEOUT.as_secs()
-                    ),
-                })
-            }
-        };
+        let (doc, lifetime) =
+            match tokio::time::timeout(FETCH_HARD_TIMEOUT, self.fetch_document()).await {
+                Ok(result) => result?,
+                Err(_elapsed) => {
+                    return Err(JwksError::Unreachable {
+                        uri: self.uri.to_string(),
+                        reason: format!(
+                            "no complete answer within {}s",
+                            FETCH_HARD_TIMEOUT.as_secs()
+                        ),
+                    })
+                }
+            };
         let keys = parse_jwks(&self.uri, &doc)?;
         tracing::info!(
             jwks_uri = %self.uri,
             keys = keys.len(),
+            fresh_for_secs = self
+                .settings
+                .clamp_freshness(lifetime.unwrap_or(self.settings.max_age))
+                .as_secs(),
+            freshness_from_answer = lifetime.is_some(),
             "fetched the identity provider's JWKS"
         );
-        Ok(keys)
+        Ok((keys, lifetime))
     }
 
-    async fn fetch_document(&self) -> Result<Value, JwksError> {
+    async fn fetch_document(&self) -> Result<(Value, Option<Duration>), JwksError> {
         let uri = || self.uri.to_string();
         let unreachable = |err: reqwest::Error| JwksError::Unreachable {
             uri: uri(),
@@ -751,6 +919,7 @@ impl Inner {
                 status: status.as_u16(),
             });
         }
+        let lifetime = freshness_from_headers(response.headers(), SystemTime::now());
         let max = self.settings.max_bytes;
         let declared = response.content_length();
         if declared.is_some_and(|len| len > max as u64) {
@@ -765,11 +934,102 @@ impl Inner {
             }
             body.extend_from_slice(&chunk);
         }
-        serde_json::from_slice(&body).map_err(|e| JwksError::NotJson {
+        let doc = serde_json::from_slice(&body).map_err(|e| JwksError::NotJson {
             uri: uri(),
             reason: e.to_string(),
-        })
+        })?;
+        Ok((doc, lifetime))
     }
+}
+
+/// `t + d`, or a far-future instant where that is not representable.
+fn instant_after(t: Instant, d: Duration) -> Instant {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    t.checked_add(d)
+        .or_else(|| t.checked_add(CENTURY.min(d)))
+        .unwrap_or(t)
+}
+
+/// An HTTP delta-seconds value (`1*DIGIT`, tolerating surrounding quotes);
+/// values too large for `u64` saturate. `None` if malformed.
+fn delta_seconds(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    let value = value
+        .strip_prefix('"')
+        .and_then(|v| v.strip_suffix('"'))
+        .unwrap_or(value);
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(Duration::from_secs(value.parse().unwrap_or(u64::MAX)))
+}
+
+/// How long an answer with these headers stays fresh (RFC 9111 section
+/// 4.2.1), minus its `Age`; `None` when it carries no freshness information
+/// (the configured `max_age` applies then).
+///
+/// * `Cache-Control: no-cache` or `no-store`: zero (refresh next time).
+/// * else `s-maxage=N` (we are a shared cache), else `max-age=N`; a
+///   malformed value counts as zero (RFC 9111: treat as stale);
+/// * else `Expires` minus the answer's `Date` (or `now` without a usable
+///   `Date`); an unparseable `Expires` (e.g. `0`) counts as zero.
+fn freshness_from_headers(
+    headers: &reqwest::header::HeaderMap,
+    now: SystemTime,
+) -> Option<Duration> {
+    use reqwest::header::{AGE, CACHE_CONTROL, DATE, EXPIRES};
+
+    let mut no_cache = false;
+    let mut max_age: Option<Duration> = None;
+    let mut s_maxage: Option<Duration> = None;
+    for value in headers.get_all(CACHE_CONTROL) {
+        let Ok(value) = value.to_str() else {
+            continue;
+        };
+        for directive in value.split(',') {
+            let (name, argument) = match directive.split_once('=') {
+                Some((name, argument)) => (name.trim(), Some(argument)),
+                None => (directive.trim(), None),
+            };
+            let seconds = || Some(argument.and_then(delta_seconds).unwrap_or(Duration::ZERO));
+            if name.eq_ignore_ascii_case("no-cache") || name.eq_ignore_ascii_case("no-store") {
+                no_cache = true;
+            } else if name.eq_ignore_ascii_case("max-age") {
+                // The first occurrence counts.
+                max_age = max_age.or_else(seconds);
+            } else if name.eq_ignore_ascii_case("s-maxage") {
+                s_maxage = s_maxage.or_else(seconds);
+            }
+        }
+    }
+
+    let http_date = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok())
+            .and_then(|v| httpdate::parse_http_date(v.trim()).ok())
+    };
+    let lifetime = if no_cache {
+        Duration::ZERO
+    } else if let Some(lifetime) = s_maxage.or(max_age) {
+        lifetime
+    } else if headers.contains_key(EXPIRES) {
+        match http_date(EXPIRES) {
+            Some(expires) => {
+                let date = http_date(DATE).unwrap_or(now);
+                expires.duration_since(date).unwrap_or(Duration::ZERO)
+            }
+            None => Duration::ZERO,
+        }
+    } else {
+        return None;
+    };
+    let age = headers
+        .get(AGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(delta_seconds)
+        .unwrap_or(Duration::ZERO);
+    Some(lifetime.saturating_sub(age))
 }
 
 /// All [`JwksCache`]s of the process, keyed by `jwks_uri`, so every
@@ -973,6 +1233,7 @@ pub(crate) mod test_support {
             hits: AtomicUsize,
             answer: Mutex<Answer>,
             delay: Mutex<Duration>,
+            headers: Mutex<Vec<(String, String)>>,
         }
 
         pub struct JwksServer {
@@ -987,6 +1248,7 @@ pub(crate) mod test_support {
                     hits: AtomicUsize::new(0),
                     answer: Mutex::new(answer),
                     delay: Mutex::new(Duration::ZERO),
+                    headers: Mutex::new(Vec::new()),
                 });
                 let handler_state = Arc::clone(&state);
                 let app = Router::new().route(
@@ -1000,7 +1262,8 @@ pub(crate) mod test_support {
                                 tokio::time::sleep(delay).await;
                             }
                             let answer = state.answer.lock().unwrap().clone();
-                            let response: Response = match answer {
+                            let extra = state.headers.lock().unwrap().clone();
+                            let mut response: Response = match answer {
                                 Answer::Json(body) => {
                                     ([(header::CONTENT_TYPE, "application/json")], body)
                                         .into_response()
@@ -1009,6 +1272,12 @@ pub(crate) mod test_support {
                                     StatusCode::from_u16(code).unwrap().into_response()
                                 }
                             };
+                            for (name, value) in extra {
+                                response.headers_mut().append(
+                                    header::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                                    header::HeaderValue::from_str(&value).unwrap(),
+                                );
+                            }
                             response
                         }
                     }),
@@ -1032,6 +1301,15 @@ pub(crate) mod test_support {
 
             pub fn set_delay(&self, delay: Duration) {
                 *self.state.delay.lock().unwrap() = delay;
+            }
+
+            /// Extra response headers (e.g. `Cache-Control`), added to every
+            /// answer from now on.
+            pub fn set_headers(&self, headers: &[(&str, &str)]) {
+                *self.state.headers.lock().unwrap() = headers
+                    .iter()
+                    .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+                    .collect();
             }
 
             /// Stops accepting connections (the listener is dropped).
@@ -1065,6 +1343,7 @@ mod tests {
         parse_jwks(&test_uri(), doc).map(|keys| KeySet {
             keys,
             loaded_at: Some(Instant::now()),
+            ..KeySet::default()
         })
     }
 
@@ -1072,15 +1351,21 @@ mod tests {
         matches!(set.lookup(alg, kid), Lookup::Found(_))
     }
 
+    /// No lower clamp (so `max_age` zero means "refresh on every lookup"),
+    /// a day of staleness.
     fn settings(cooldown: Duration, max_age: Duration, max_bytes: usize) -> JwksSettings {
         JwksSettings {
             refetch_cooldown: cooldown,
             max_age,
             max_bytes,
+            min_refresh: Duration::ZERO,
+            max_refresh: DAY,
+            max_stale: DAY,
         }
     }
 
     const HOUR: Duration = Duration::from_secs(3600);
+    const DAY: Duration = Duration::from_secs(24 * 3600);
 
     #[test]
     fn cache_and_registry_are_send_sync() {
@@ -1316,6 +1601,18 @@ mod tests {
                 "jwks_ambiguous_key",
                 true,
                 "the identity provider's JWKS at https://idp.example/jwks has several ES256 signing keys with no key id, so the right one cannot be chosen",
+            ),
+            (
+                JwksError::Expired { uri: uri.clone(), stale_secs: 90_000, max_stale_secs: 86_400, last_error: Some("HTTP status 503".into()) },
+                "jwks_expired",
+                true,
+                "the identity provider's JWKS at https://idp.example/jwks could not be refreshed and its cached keys expired: they are 90000s past their freshness, more than the 86400s they may be used stale (last refresh error: HTTP status 503)",
+            ),
+            (
+                JwksError::Expired { uri: uri.clone(), stale_secs: 5, max_stale_secs: 0, last_error: None },
+                "jwks_expired",
+                true,
+                "the identity provider's JWKS at https://idp.example/jwks could not be refreshed and its cached keys expired: they are 5s past their freshness, more than the 0s they may be used stale (no refresh has been attempted since)",
             ),
         ];
         for (err, code, idp, text) in cases {
@@ -1728,6 +2025,549 @@ mod tests {
             .insert_seeded(&bad_uri, &json!({"keys": 1}))
             .is_err());
         assert_eq!(registry.get(&bad_uri).fetch_count(), 0);
+        server.stop().await;
+    }
+
+    // ---- freshness from the answer, bounded staleness ----------------------
+
+    fn headers(pairs: &[(&str, &str)]) -> reqwest::header::HeaderMap {
+        let mut map = reqwest::header::HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(
+                reqwest::header::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                reqwest::header::HeaderValue::from_str(value).unwrap(),
+            );
+        }
+        map
+    }
+
+    fn secs(n: u64) -> Option<Duration> {
+        Some(Duration::from_secs(n))
+    }
+
+    #[test]
+    fn freshness_from_cache_control_expires_and_age() {
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let date = |t: SystemTime| httpdate::fmt_http_date(t);
+        let at = |d: u64| date(t0 + Duration::from_secs(d));
+        let before = date(t0 - Duration::from_secs(60));
+        let (now, plus60, plus120) = (at(0), at(60), at(120));
+        type Case<'a> = (Vec<(&'a str, &'a str)>, Option<Duration>);
+        let cases: Vec<Case> = vec![
+            (vec![], None),
+            (vec![("content-type", "application/json")], None),
+            (vec![("cache-control", "public")], None),
+            (vec![("cache-control", "max-age=60")], secs(60)),
+            (
+                vec![("cache-control", "public, max-age=60, must-revalidate")],
+                secs(60),
+            ),
+            (vec![("Cache-Control", "MAX-AGE=60")], secs(60)),
+            (vec![("cache-control", "max-age=\"60\"")], secs(60)),
+            (vec![("cache-control", "max-age = 60")], secs(60)),
+            // s-maxage wins over max-age, whichever is larger and in any order.
+            (
+                vec![("cache-control", "max-age=3600, s-maxage=30")],
+                secs(30),
+            ),
+            (
+                vec![("cache-control", "s-maxage=300, max-age=30")],
+                secs(300),
+            ),
+            // no-cache / no-store: refresh next time, whatever else is said.
+            (vec![("cache-control", "no-cache")], secs(0)),
+            (vec![("cache-control", "max-age=60, No-Store")], secs(0)),
+            (
+                vec![
+                    ("cache-control", "s-maxage=60"),
+                    ("cache-control", "no-cache"),
+                ],
+                secs(0),
+            ),
+            // Malformed values count as stale.
+            (vec![("cache-control", "max-age=abc")], secs(0)),
+            (vec![("cache-control", "max-age=-5")], secs(0)),
+            (vec![("cache-control", "max-age")], secs(0)),
+            (vec![("cache-control", "max-age=")], secs(0)),
+            // The first occurrence counts; several header lines combine.
+            (vec![("cache-control", "max-age=5, max-age=10")], secs(5)),
+            (
+                vec![("cache-control", "public"), ("cache-control", "max-age=5")],
+                secs(5),
+            ),
+            // Absurd values saturate (and are clamped by the settings later).
+            (
+                vec![("cache-control", "max-age=99999999999999999999999")],
+                Some(Duration::from_secs(u64::MAX)),
+            ),
+            // Expires, relative to the answer's Date, or to our clock.
+            (vec![("date", &now), ("expires", &plus120)], secs(120)),
+            (vec![("date", &plus60), ("expires", &plus120)], secs(60)),
+            (vec![("expires", &plus60)], secs(60)),
+            (vec![("expires", &before)], secs(0)),
+            (vec![("expires", "0")], secs(0)),
+            (vec![("date", "yesterday"), ("expires", &plus60)], secs(60)),
+            // Cache-Control wins over Expires.
+            (
+                vec![("cache-control", "max-age=5"), ("expires", &plus60)],
+                secs(5),
+            ),
+            (
+                vec![("cache-control", "public"), ("expires", &plus60)],
+                secs(60),
+            ),
+            // Age (time spent in caches on the way) is subtracted.
+            (
+                vec![("cache-control", "max-age=100"), ("age", "30")],
+                secs(70),
+            ),
+            (
+                vec![("cache-control", "max-age=100"), ("age", "300")],
+                secs(0),
+            ),
+            (
+                vec![("cache-control", "max-age=100"), ("age", "x")],
+                secs(100),
+            ),
+            (vec![("expires", &plus60), ("age", "10")], secs(50)),
+            (vec![("age", "10")], None),
+        ];
+        for (pairs, expected) in cases {
+            assert_eq!(
+                freshness_from_headers(&headers(&pairs), t0),
+                expected,
+                "{pairs:?}"
+            );
+        }
+        // A header value that is not text is ignored, not fatal.
+        let mut map = headers(&[("cache-control", "max-age=7")]);
+        map.append(
+            reqwest::header::CACHE_CONTROL,
+            reqwest::header::HeaderValue::from_bytes(b"no-cache\xff").unwrap(),
+        );
+        assert_eq!(freshness_from_headers(&map, t0), secs(7));
+    }
+
+    #[test]
+    fn freshness_is_clamped_and_never_overflows() {
+        let s = JwksSettings {
+            min_refresh: Duration::from_secs(10),
+            max_refresh: HOUR,
+            ..JwksSettings::default()
+        };
+        assert_eq!(s.clamp_freshness(Duration::ZERO), Duration::from_secs(10));
+        assert_eq!(
+            s.clamp_freshness(Duration::from_secs(60)),
+            Duration::from_secs(60)
+        );
+        assert_eq!(s.clamp_freshness(Duration::MAX), HOUR);
+        // Inverted bounds: max_refresh wins, no panic.
+        let inverted = JwksSettings {
+            min_refresh: HOUR,
+            max_refresh: Duration::from_secs(10),
+            ..s
+        };
+        assert_eq!(
+            inverted.clamp_freshness(Duration::ZERO),
+            Duration::from_secs(10)
+        );
+
+        // Unbounded settings do not overflow Instant arithmetic.
+        let unbounded = JwksSettings {
+            max_age: Duration::MAX,
+            max_refresh: Duration::MAX,
+            max_stale: Duration::MAX,
+            ..JwksSettings::default()
+        };
+        let cache =
+            JwksCache::with_keys(http_client(), test_uri(), unbounded, &jwks(&[&rsa1().jwk]))
+                .unwrap();
+        assert!(cache.fresh_until().unwrap() > Instant::now() + 365 * DAY);
+        assert_eq!(
+            JwksCache::new(http_client(), test_uri(), unbounded).fresh_until(),
+            None
+        );
+    }
+
+    fn fresh_for(cache: &JwksCache) -> Duration {
+        cache
+            .fresh_until()
+            .expect("keys were loaded")
+            .saturating_duration_since(Instant::now())
+    }
+
+    /// Sleeps until just past the cache's freshness (bounded: at most 3 s).
+    async fn sleep_past_freshness(cache: &JwksCache) {
+        let left = fresh_for(cache);
+        assert!(left <= Duration::from_secs(3), "{left:?}");
+        tokio::time::sleep(left + Duration::from_millis(50)).await;
+    }
+
+    fn assert_close(actual: Duration, expected: Duration) {
+        let slack = Duration::from_millis(400);
+        assert!(
+            actual <= expected && actual + slack >= expected,
+            "expected about {expected:?}, got {actual:?}"
+        );
+    }
+
+    async fn served_with(
+        header_pairs: &[(&str, &str)],
+        settings: JwksSettings,
+    ) -> (JwksServer, JwksCache) {
+        let server = JwksServer::start(Answer::Json(jwks(&[&rsa1().jwk]).to_string())).await;
+        server.set_headers(header_pairs);
+        let cache = JwksCache::new(http_client(), server.uri.clone(), settings);
+        cache.key_for(Algorithm::RS256, Some("rsa1")).await.unwrap();
+        assert_eq!(server.hits(), 1);
+        (server, cache)
+    }
+
+    #[tokio::test]
+    async fn max_age_from_the_answer_is_honoured() {
+        // Configured max_age is an hour: the answer's max-age=1 must win.
+        let (server, cache) = served_with(
+            &[("cache-control", "public, max-age=1")],
+            settings(Duration::ZERO, HOUR, 64 * 1024),
+        )
+        .await;
+        assert_close(fresh_for(&cache), Duration::from_secs(1));
+        for _ in 0..10 {
+            cache.key_for(Algorithm::RS256, Some("rsa1")).await.unwrap();
+        }
+        assert_eq!(server.hits(), 1, "no fetch while fresh");
+        sleep_past_freshness(&cache).await;
+        cache.key_for(Algorithm::RS256, Some("rsa1")).await.unwrap();
+        assert_eq!(server.hits(), 2, "one fetch once stale");
+        assert_close(fresh_for(&cache), Duration::from_secs(1));
+        cache.key_for(Algorithm::RS256, Some("rsa1")).await.unwrap();
+        assert_eq!(server.hits(), 2);
+        server.stop().await;
+    }
+
+    #[tokio::test]
+    async fn s_maxage_wins_over_max_age() {
+        let (server, cache) = served_with(
+            &[("cache-control", "max-age=3600, s-maxage=1")],
+            settings(Duration::ZERO, HOUR, 64 * 1024),
+        )
+        .await;
+        assert_close(fresh_for(&cache), Duration::from_secs(1));
+        cache.key_for(Algorithm::RS256, Some("rsa1")).await.unwrap();
+        assert_eq!(server.hits(), 1);
+        sleep_past_freshness(&cache).await;
+        cache.key_for(Algorithm::RS256, Some("rsa1")).await.unwrap();
+        assert_eq!(server.hits(), 2);
+
+        // And the other way round: a long s-maxage beats a short max-age.
+        server.set_headers(&[("cache-control", "max-age=1, s-maxage=600")]);
+        sleep_past_freshness(&cache).await;
+        cache.key_for(Algorithm::RS256, Some("rsa1")).await.unwrap();
+        assert_eq!(server.hits(), 3);
+        assert_close(fresh_for(&cache), Duration::from_secs(600));
+        server.stop().await;
+    }
+
+    #[tokio::test]
+    async fn expires_is_honoured() {
+        let base = SystemTime::now();
+        let date = httpdate::fmt_http_date(base);
+        let expires = httpdate::fmt_http_date(base + Duration::from_secs(1));
+        let (server, cache) = served_with(
+            &[("date", &date), ("expires", &expires)],
+            settings(Duration::ZERO, HOUR, 64 * 1024),
+        )
+        .await;
+        assert_close(fresh_for(&cache), Duration::from_secs(1));
+        cache.key_for(Algorithm::RS256, Some("rsa1")).await.unwrap();
+        assert_eq!(server.hits(), 1);
+        sleep_past_freshness(&cache).await;
+        cache.key_for(Algorithm::RS256, Some("rsa1")).await.unwrap();
+        assert_eq!(server.hits(), 2);
+        server.stop().await;
+    }
+
+    #[tokio::test]
+    async fn without_caching_headers_the_configured_max_age_applies() {
+        let max_age = Duration::from_millis(700);
+        let (server, cache) = served_with(&[], settings(Duration::ZERO, max_age, 64 * 1024)).await;
+        assert_close(fresh_for(&cache), max_age);
+        cache.key_for(Algorithm::RS256, Some("rsa1")).await.unwrap();
+        assert_eq!(server.hits(), 1);
+        sleep_past_freshness(&cache).await;
+        cache.key_for(Algorithm::RS256, Some("rsa1")).await.unwrap();
+        assert_eq!(server.hits(), 2);
+        server.stop().await;
+    }
+
+    #[tokio::test]
+    async fn answer_freshness_is_clamped_and_no_cache_means_refresh_next_time() {
+        let clamped = JwksSettings {
+            min_refresh: Duration::from_secs(10),
+            max_refresh: Duration::from_secs(60),
+            ..settings(Duration::ZERO, HOUR, 64 * 1024)
+        };
+        for (cache_control, expected) in [
+            ("max-age=31536000", 60),
+            ("max-age=0", 10),
+            ("no-cache", 10),
+            ("no-store, max-age=30", 10),
+            ("max-age=30", 30),
+        ] {
+            let (server, cache) = served_with(&[("cache-control", cache_control)], clamped).await;
+            assert_close(fresh_for(&cache), Duration::from_secs(expected));
+            server.stop().await;
+        }
+
+        // Without a lower clamp, no-cache: the keys are used now, and the
+        // next lookup refreshes.
+        let (server, cache) = served_with(
+            &[("cache-control", "no-cache")],
+            settings(Duration::ZERO, HOUR, 64 * 1024),
+        )
+        .await;
+        assert_eq!(fresh_for(&cache), Duration::ZERO);
+        cache.key_for(Algorithm::RS256, Some("rsa1")).await.unwrap();
+        assert_eq!(server.hits(), 2);
+        server.stop().await;
+    }
+
+    fn stale_settings(max_age: Duration, max_stale: Duration) -> JwksSettings {
+        JwksSettings {
+            max_stale,
+            ..settings(Duration::ZERO, max_age, 64 * 1024)
+        }
+    }
+
+    #[tokio::test]
+    async fn server_down_stale_keys_work_within_max_stale_and_are_refused_past_it() {
+        let (max_age, max_stale) = (Duration::from_millis(400), Duration::from_millis(800));
+        let (server, cache) = served_with(&[], stale_settings(max_age, max_stale)).await;
+        let uri = server.uri.clone();
+        let fresh_until = cache.fresh_until().unwrap();
+        server.stop().await;
+
+        // Fresh: no fetch at all.
+        cache.key_for(Algorithm::RS256, Some("rsa1")).await.unwrap();
+        assert_eq!(cache.fetch_count(), 1);
+
+        // Stale but within max_stale: the refresh fails, the key still works.
+        sleep_past_freshness(&cache).await;
+        cache.key_for(Algorithm::RS256, Some("rsa1")).await.unwrap();
+        assert_eq!(cache.fetch_count(), 2, "a refresh was attempted");
+        assert_eq!(cache.fresh_until(), Some(fresh_until), "unchanged");
+        // A miss surfaces the fetch error.
+        let err = cache
+            .key_for(Algorithm::RS256, Some("rsa2"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, JwksError::Unreachable { .. }), "{err:?}");
+
+        // Past max_stale: refused with a clear error, known kid or not.
+        let past = (fresh_until + max_stale).saturating_duration_since(Instant::now());
+        tokio::time::sleep(past + Duration::from_millis(50)).await;
+        for kid in ["rsa1", "rsa2"] {
+            let err = cache
+                .key_for(Algorithm::RS256, Some(kid))
+                .await
+                .unwrap_err();
+            let JwksError::Expired {
+                uri: err_uri,
+                max_stale_secs,
+                last_error: Some(last_error),
+                ..
+            } = &err
+            else {
+                panic!("expected Expired, got {err:?}");
+            };
+            assert_eq!(err_uri, uri.as_str());
+            assert_eq!(*max_stale_secs, 0);
+            assert!(last_error.contains("did not answer"), "{last_error}");
+            assert_eq!(err.code(), "jwks_expired");
+            assert!(err.is_idp_fault());
+            let text = err.to_string();
+            assert!(
+                text.contains(uri.as_str()) && text.contains("expired"),
+                "{text}"
+            );
+        }
+        assert_eq!(
+            cache.fetch_count(),
+            5,
+            "each lookup retried (zero cooldown)"
+        );
+    }
+
+    #[tokio::test]
+    async fn expired_keys_inside_the_cooldown_are_refused_without_fetching() {
+        let settings = JwksSettings {
+            refetch_cooldown: HOUR,
+            ..stale_settings(Duration::from_millis(200), Duration::from_millis(200))
+        };
+        let server = JwksServer::start(Answer::Json(jwks(&[&rsa1().jwk]).to_string())).await;
+        let cache = JwksCache::with_keys(
+            http_client(),
+            server.uri.clone(),
+            settings,
+            &jwks(&[&rsa1().jwk]),
+        )
+        .unwrap();
+        server.set_answer(Answer::Status(503));
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        // Stale: one refresh (fails), the stale key is served.
+        cache.key_for(Algorithm::RS256, Some("rsa1")).await.unwrap();
+        assert_eq!(server.hits(), 1);
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        // Expired, and the cooldown forbids a new attempt: refused, no fetch.
+        let err = cache
+            .key_for(Algorithm::RS256, Some("rsa1"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, JwksError::Expired { last_error: Some(e), .. } if e.contains("503")),
+            "{err:?}"
+        );
+        assert_eq!(server.hits(), 1);
+        server.stop().await;
+    }
+
+    #[tokio::test]
+    async fn failing_refreshes_of_any_kind_hit_the_staleness_bound_and_a_success_recovers() {
+        let (max_age, max_stale) = (Duration::from_millis(300), Duration::from_millis(300));
+        let good = jwks(&[&rsa1().jwk]).to_string();
+        let big = json!({ "keys": [rsa1().jwk], "padding": "x".repeat(8192) }).to_string();
+        for (answer, code) in [
+            (Answer::Status(500), "jwks_bad_status"),
+            (Answer::Json("garbage {".into()), "jwks_not_json"),
+            (Answer::Json("{\"keys\": []}".into()), "jwks_invalid"),
+            (Answer::Json(big), "jwks_too_large"),
+        ] {
+            let settings = JwksSettings {
+                max_bytes: 4096,
+                ..stale_settings(max_age, max_stale)
+            };
+            let (server, cache) = served_with(&[], settings).await;
+            server.set_answer(answer);
+            sleep_past_freshness(&cache).await;
+            cache.key_for(Algorithm::RS256, Some("rsa1")).await.unwrap();
+            let err = cache
+                .key_for(Algorithm::RS256, Some("rsa2"))
+                .await
+                .unwrap_err();
+            assert_eq!(err.code(), code, "{err}");
+
+            tokio::time::sleep(max_stale + Duration::from_millis(50)).await;
+            let err = cache
+                .key_for(Algorithm::RS256, Some("rsa1"))
+                .await
+                .unwrap_err();
+            assert_eq!(err.code(), "jwks_expired", "{err}");
+
+            // The IdP recovers: the next lookup refreshes and succeeds.
+            server.set_answer(Answer::Json(good.clone()));
+            cache.key_for(Algorithm::RS256, Some("rsa1")).await.unwrap();
+            assert_close(fresh_for(&cache), max_age);
+            server.stop().await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn stale_keys_are_served_at_once_while_one_slow_refresh_runs() {
+        let (a, b) = (rsa1(), rsa2());
+        let server = JwksServer::start(Answer::Json(jwks(&[&a.jwk, &b.jwk]).to_string())).await;
+        let cache = Arc::new(
+            JwksCache::with_keys(
+                http_client(),
+                server.uri.clone(),
+                stale_settings(Duration::from_millis(100), HOUR),
+                &jwks(&[&a.jwk]),
+            )
+            .unwrap(),
+        );
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        server.set_delay(Duration::from_millis(1500));
+
+        // One caller starts the (slow) refresh...
+        let trigger = {
+            let cache = Arc::clone(&cache);
+            tokio::spawn(async move {
+                cache
+                    .key_for(Algorithm::RS256, Some("rsa1"))
+                    .await
+                    .map(|_| ())
+            })
+        };
+        for _ in 0..200 {
+            if server.hits() == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(server.hits(), 1);
+
+        // ...meanwhile 50 callers with the stale key get it without waiting,
+        // and 50 callers with the new kid wait for that same fetch.
+        let mut quick = Vec::new();
+        let mut waiting = Vec::new();
+        for _ in 0..50 {
+            let c = Arc::clone(&cache);
+            quick.push(tokio::spawn(async move {
+                tokio::time::timeout(
+                    Duration::from_millis(500),
+                    c.key_for(Algorithm::RS256, Some("rsa1")),
+                )
+                .await
+                .map(|r| r.map(|_| ()))
+            }));
+            let c = Arc::clone(&cache);
+            waiting.push(tokio::spawn(async move {
+                c.key_for(Algorithm::RS256, Some("rsa2")).await.map(|_| ())
+            }));
+        }
+        for task in quick {
+            task.await
+                .unwrap()
+                .expect("served from the stale set, not after the refresh")
+                .unwrap();
+        }
+        for task in waiting {
+            task.await.unwrap().unwrap();
+        }
+        trigger.await.unwrap().unwrap();
+        assert_eq!(server.hits(), 1);
+        assert_eq!(cache.fetch_count(), 1);
+        server.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn fifty_concurrent_lookups_of_a_new_kid_on_a_stale_set_cause_exactly_one_fetch() {
+        let (a, b) = (rsa1(), rsa2());
+        let server = JwksServer::start(Answer::Json(jwks(&[&a.jwk, &b.jwk]).to_string())).await;
+        server.set_headers(&[("cache-control", "max-age=600")]);
+        server.set_delay(Duration::from_millis(300));
+        let cache = Arc::new(
+            JwksCache::with_keys(
+                http_client(),
+                server.uri.clone(),
+                stale_settings(Duration::ZERO, HOUR),
+                &jwks(&[&a.jwk]),
+            )
+            .unwrap(),
+        );
+        let mut tasks = Vec::new();
+        for i in 0..50 {
+            let cache = Arc::clone(&cache);
+            let kid = if i % 2 == 0 { "rsa2" } else { "rsa1" };
+            tasks.push(tokio::spawn(async move {
+                cache.key_for(Algorithm::RS256, Some(kid)).await.map(|_| ())
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+        assert_eq!(server.hits(), 1);
+        assert_eq!(cache.fetch_count(), 1);
+        assert_close(fresh_for(&cache), Duration::from_secs(600));
         server.stop().await;
     }
 }

@@ -24,6 +24,8 @@ pub struct Sso {
     pub secrets: SecretBox,
     pub http: reqwest::Client,
     pub jwks: Arc<JwksRegistry>,
+    /// Verify-endpoint caches and token minting; revocations here invalidate them at once.
+    pub gate: Arc<crate::auth::Gate>,
 }
 
 impl Sso {

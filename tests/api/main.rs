@@ -6,4 +6,6 @@ mod helpers;
 mod hostile;
 mod idp;
 mod login_flow;
+mod nginx;
 mod store;
+mod tokens;

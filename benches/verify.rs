@@ -1,0 +1,264 @@
+//! Load on the verify endpoint, the hot path of every protected request, against a release
+//! `orgsso serve` process with a real HTTP load generator (`wrk`, Debian's package):
+//! `/healthz` (the ceiling of the HTTP stack), a session cookie, an RS256 bearer token and an
+//! HS256 bearer token, in one run on the same machine. Reports requests/s, p50/p99 latency and
+//! the server's resident memory idle and at peak.
+//!
+//! Run: `cargo bench --bench verify` (DURATION=secs per scenario, default 10; CONNECTIONS=n,
+//! default 64). Traffic stays on 127.0.0.1.
+
+#[path = "../tests/api/idp.rs"]
+mod idp;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{json, Value};
+
+const ADMIN: &str = "bench-admin-token";
+const HS_SECRET: &str = "bench-hs256-secret-of-at-least-32-bytes";
+const RSA_PEM: &str = include_str!("../tests/fixtures/rsa_a.pem");
+
+fn rss_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+struct Run {
+    name: &'static str,
+    rps: f64,
+    p50: String,
+    p99: String,
+    non_2xx: u64,
+}
+
+fn wrk(name: &'static str, url: &str, header: Option<String>, secs: u64, conns: u32) -> Run {
+    let mut cmd = std::process::Command::new("wrk");
+    cmd.args([
+        "-t2",
+        &format!("-c{conns}"),
+        &format!("-d{secs}s"),
+        "--latency",
+    ]);
+    if let Some(h) = header {
+        cmd.args(["-H", &h]);
+    }
+    let out = cmd
+        .arg(url)
+        .output()
+        .expect("wrk runs (apt-get install wrk)");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let field = |prefix: &str| -> String {
+        text.lines()
+            .find(|l| l.trim_start().starts_with(prefix))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .unwrap_or("?")
+            .to_owned()
+    };
+    let non_2xx = text
+        .lines()
+        .find(|l| l.contains("Non-2xx or 3xx responses"))
+        .and_then(|l| l.split(':').nth(1))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    Run {
+        name,
+        rps: field("Requests/sec:").parse().unwrap_or(0.0),
+        p50: field("50%"),
+        p99: field("99%"),
+        non_2xx,
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let secs: u64 = std::env::var("DURATION")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    let conns: u32 = std::env::var("CONNECTIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(64);
+    let dir = tempfile::tempdir().unwrap();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let base = format!("http://127.0.0.1:{port}");
+    let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_orgsso"))
+        .arg("serve")
+        .env("ORGSSO_LISTEN", format!("127.0.0.1:{port}"))
+        .env("ORGSSO_PUBLIC_URL", &base)
+        .env(
+            "ORGSSO_DATABASE_URL",
+            format!("sqlite://{}/bench.db?mode=rwc", dir.path().display()),
+        )
+        .env("ORGSSO_DATA_DIR", dir.path().join("data"))
+        .env("ORGSSO_ADMIN_TOKEN", ADMIN)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("orgsso starts");
+    let pid = server.id().unwrap();
+    let api = reqwest::Client::new();
+    for _ in 0..100 {
+        if api.get(format!("{base}/healthz")).send().await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // An org with an IdP, one signed-in colleague, and an HS256 and an RS256 secret.
+    let idp = idp::TestIdp::start(idp::IdpConfig {
+        clients: vec![idp::IdpClient {
+            client_id: "bench".into(),
+            client_secret: "bench-secret".into(),
+            redirect_uris: vec![format!("{base}/sso/callback")],
+        }],
+        accounts:
+            json!({"alice": {"email": "alice@example.com", "name": "Alice", "groups": ["admins"]}})
+                .as_object()
+                .unwrap()
+                .clone(),
+    })
+    .await;
+    let admin = |r: reqwest::RequestBuilder| r.bearer_auth(ADMIN);
+    admin(api.post(format!("{base}/api/v1/orgs")))
+        .json(&json!({"slug": "acme", "name": "Acme"}))
+        .send()
+        .await
+        .unwrap();
+    let conn: Value = admin(api.put(format!("{base}/api/v1/orgs/acme/sso")))
+        .json(&json!({"issuer": idp.issuer, "client_id": "bench", "client_secret": "bench-secret", "scopes": ["openid", "email", "profile", "groups"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for body in [
+        json!({"name": "hs", "type": "hs256", "secret": HS_SECRET}),
+        json!({"name": "rs", "type": "rs256", "private_key": RSA_PEM}),
+    ] {
+        let r = admin(api.post(format!("{base}/api/v1/orgs/acme/jwt-secrets")))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let start = browser
+        .get(conn["login_url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let back = idp::login_at_idp(
+        &browser,
+        start.headers()["location"].to_str().unwrap(),
+        "alice",
+    )
+    .await;
+    let done = browser.get(&back).send().await.unwrap();
+    let cookie = done
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("orgsso_session="))
+        .and_then(|c| c.split(';').next())
+        .expect("session cookie")
+        .to_owned();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let claims =
+        json!({"sub": "svc", "email": "svc@example.com", "role": "developer", "exp": now + 3600});
+    let hs = jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(HS_SECRET.as_bytes()),
+    )
+    .unwrap();
+    let rs = jsonwebtoken::encode(
+        &Header::new(Algorithm::RS256),
+        &claims,
+        &EncodingKey::from_rsa_pem(RSA_PEM.as_bytes()).unwrap(),
+    )
+    .unwrap();
+    let verify = format!("{base}/auth/acme/verify");
+    for (what, header) in [
+        ("cookie", format!("Cookie: {cookie}")),
+        ("hs", format!("Authorization: Bearer {hs}")),
+        ("rs", format!("Authorization: Bearer {rs}")),
+    ] {
+        let (k, v) = header.split_once(": ").unwrap();
+        let r = api.get(&verify).header(k, v).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{what} does not verify before the load");
+    }
+
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let idle = rss_kib(pid, "VmRSS:");
+    let runs = [
+        wrk(
+            "/healthz (ceiling)",
+            &format!("{base}/healthz"),
+            None,
+            secs,
+            conns,
+        ),
+        wrk(
+            "verify, session cookie",
+            &verify,
+            Some(format!("Cookie: {cookie}")),
+            secs,
+            conns,
+        ),
+        wrk(
+            "verify, RS256 bearer",
+            &verify,
+            Some(format!("Authorization: Bearer {rs}")),
+            secs,
+            conns,
+        ),
+        wrk(
+            "verify, HS256 bearer",
+            &verify,
+            Some(format!("Authorization: Bearer {hs}")),
+            secs,
+            conns,
+        ),
+    ];
+    let peak = rss_kib(pid, "VmHWM:");
+    let ceiling = runs[0].rps;
+    println!("wrk -t2 -c{conns} -d{secs}s --latency, orgsso release on 127.0.0.1 (SQLite), same machine\n");
+    println!("| scenario | requests/s | vs /healthz | p50 | p99 | non-2xx |");
+    println!("|---|---|---|---|---|---|");
+    for r in &runs {
+        println!(
+            "| {} | {:.0} | {:.0}% | {} | {} | {} |",
+            r.name,
+            r.rps,
+            100.0 * r.rps / ceiling,
+            r.p50,
+            r.p99,
+            r.non_2xx
+        );
+    }
+    println!(
+        "\nserver resident memory: idle {:.1} MiB, peak under load {:.1} MiB",
+        idle as f64 / 1024.0,
+        peak as f64 / 1024.0
+    );
+    server.kill().await.ok();
+}

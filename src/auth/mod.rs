@@ -1,0 +1,360 @@
+//! Trust for apps and APIs: the verify endpoint's checks (session cookie or bearer token), the
+//! tokens orgsso mints for signed-in users, and the caches that keep the hot path free of
+//! database round trips and key parsing. No HTTP types here.
+
+pub mod keys;
+pub mod secrets;
+pub mod sessions;
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use jsonwebtoken::{Algorithm, Header, Validation};
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+
+use crate::crypto::sha256_b64;
+use crate::jwt::signing::{access_token_claims, AccessTokenClaims};
+use crate::jwt::verify::{check_claims, verify_with_secrets, MAX_TOKEN_BYTES};
+use crate::sso::Sso;
+use crate::store::sessions::sid_hash;
+use crate::store::{OrgRow, StoreError};
+
+pub use keys::OwnKeys;
+pub use secrets::SecretsCache;
+pub use sessions::{SessionCache, SessionIdentity};
+
+/// The `typ` header of tokens orgsso mints (RFC 9068): never mistaken for an ID token.
+pub use crate::jwt::signing::ACCESS_TOKEN_TYP;
+
+/// Who a request comes from, as the verify endpoint reports it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Identity {
+    pub subject: String,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub role: Option<String>,
+    pub org: String,
+    /// "session" or "token".
+    pub via: &'static str,
+    /// The org secret that verified the token, or "orgsso" for the service's own key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+/// Why a request is not let through; `reason` is plain ASCII for `WWW-Authenticate`.
+#[derive(Debug)]
+pub enum Denied {
+    Unauthenticated(String),
+    UnknownOrg,
+    Store(StoreError),
+}
+
+impl From<StoreError> for Denied {
+    fn from(e: StoreError) -> Self {
+        Denied::Store(e)
+    }
+}
+
+fn key_err(e: keys::KeyError) -> Denied {
+    match e {
+        keys::KeyError::Store(s) => Denied::Store(s),
+        other => Denied::Store(StoreError::Corrupt(other.to_string())),
+    }
+}
+
+fn deny(reason: impl Into<String>) -> Denied {
+    Denied::Unauthenticated(reason.into())
+}
+
+#[derive(Clone)]
+struct Verdict {
+    org_id: String,
+    claims: Map<String, Value>,
+    secret: String,
+    exp: i64,
+}
+
+const MAX_VERDICTS: usize = 50_000;
+
+/// Runtime state behind the verify endpoint and token minting.
+pub struct Gate {
+    pub sessions: SessionCache,
+    pub keys: OwnKeys,
+    pub secrets: SecretsCache,
+    orgs: Mutex<HashMap<String, OrgRow>>,
+    /// Signature checks already done, by token hash, until the token expires: an RS256 check
+    /// is done once per token, not per request. Revocation is still checked every time.
+    verdicts: Mutex<HashMap<String, Verdict>>,
+}
+
+impl Gate {
+    pub fn new(token_ttl_secs: i64, leeway_secs: i64) -> Self {
+        Gate {
+            sessions: SessionCache::default(),
+            keys: OwnKeys::new(token_ttl_secs + leeway_secs),
+            secrets: SecretsCache::default(),
+            orgs: Mutex::new(HashMap::new()),
+            verdicts: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Org by slug; orgs are never renamed or deleted, so a found org is cached for good.
+    pub async fn org(&self, sso: &Sso, slug: &str) -> Result<OrgRow, Denied> {
+        if let Some(o) = self.orgs.lock().expect("orgs lock").get(slug) {
+            return Ok(o.clone());
+        }
+        let org = sso
+            .store
+            .org_by_slug(slug)
+            .await?
+            .ok_or(Denied::UnknownOrg)?;
+        self.orgs
+            .lock()
+            .expect("orgs lock")
+            .insert(slug.to_owned(), org.clone());
+        Ok(org)
+    }
+
+    /// Forgets cached verdicts of an org (its secrets changed).
+    pub fn secrets_changed(&self, org_id: &str) {
+        self.secrets.invalidate(org_id);
+        self.verdicts
+            .lock()
+            .expect("verdict lock")
+            .retain(|_, v| v.org_id != org_id);
+    }
+
+    /// The audience of tokens minted for an org.
+    pub fn audience(sso: &Sso, slug: &str) -> String {
+        sso.settings.public_path(&format!("/orgs/{slug}"))
+    }
+
+    fn issuer(sso: &Sso) -> String {
+        sso.settings
+            .public_url
+            .as_str()
+            .trim_end_matches('/')
+            .to_owned()
+    }
+
+    /// A session cookie value: valid when its session is live and belongs to this org.
+    pub async fn verify_cookie(
+        &self,
+        sso: &Sso,
+        org: &OrgRow,
+        cookie: &str,
+        now: i64,
+    ) -> Result<Identity, Denied> {
+        let identity = self
+            .sessions
+            .lookup(&sso.store, &sso.settings.session, &sid_hash(cookie), now)
+            .await?
+            .ok_or_else(|| deny("the session has ended or does not exist; sign in again"))?;
+        if identity.org_id != org.id {
+            return Err(deny("the session belongs to another org"));
+        }
+        Ok(Identity {
+            subject: identity.user_id,
+            email: identity.email,
+            name: identity.name,
+            role: Some(identity.role),
+            org: org.slug.clone(),
+            via: "session",
+            secret: None,
+        })
+    }
+
+    /// A bearer token: checked against the service's own keys or the org's JWT secrets, then,
+    /// for tokens minted from a session, against that session's liveness.
+    pub async fn verify_bearer(
+        &self,
+        sso: &Sso,
+        org: &OrgRow,
+        token: &str,
+        now: OffsetDateTime,
+    ) -> Result<Identity, Denied> {
+        let ts = now.unix_timestamp();
+        let key = sha256_b64(token);
+        let cached = self
+            .verdicts
+            .lock()
+            .expect("verdict lock")
+            .get(&key)
+            .cloned();
+        let verdict = match cached {
+            Some(v) if v.org_id == org.id && ts < v.exp => v,
+            _ => {
+                let v = self
+                    .check_signature_and_claims(sso, org, token, now)
+                    .await?;
+                let mut map = self.verdicts.lock().expect("verdict lock");
+                if map.len() >= MAX_VERDICTS {
+                    map.retain(|_, v| v.exp > ts);
+                    if map.len() >= MAX_VERDICTS {
+                        map.clear();
+                    }
+                }
+                map.insert(key, v.clone());
+                v
+            }
+        };
+        let claims = &verdict.claims;
+        let text = |k: &str| claims.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+        let mut role =
+            text("role").filter(|r| matches!(r.as_str(), "admin" | "developer" | "viewer"));
+        let mut email = text("email");
+        let mut name = text("name");
+        // A token minted from a session dies with it (logout, disconnect, timeout), at once.
+        if text("iss").as_deref() == Some(Self::issuer(sso).as_str()) {
+            if let Some(sid) = text("sid") {
+                let live = self
+                    .sessions
+                    .lookup(&sso.store, &sso.settings.session, &sid, ts)
+                    .await?
+                    .filter(|s| s.org_id == org.id)
+                    .ok_or_else(|| deny("the session this token was issued from has ended"))?;
+                role = Some(live.role);
+                email = live.email.or(email);
+                name = live.name.or(name);
+            }
+        }
+        Ok(Identity {
+            subject: text("sub").unwrap_or_default(),
+            email,
+            name,
+            role,
+            org: org.slug.clone(),
+            via: "token",
+            secret: Some(verdict.secret.clone()),
+        })
+    }
+
+    async fn check_signature_and_claims(
+        &self,
+        sso: &Sso,
+        org: &OrgRow,
+        token: &str,
+        now: OffsetDateTime,
+    ) -> Result<Verdict, Denied> {
+        let leeway = Duration::from_secs(sso.settings.oidc.clock_leeway_secs);
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(deny("the token is too large"));
+        }
+        // Our own tokens are ES256 with one of our kids; everything else goes to the org's
+        // secrets, whose checks refuse anything but HS256 and RS256.
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|_| deny("the token is not a well-formed JWT"))?;
+        let own = match (&header.alg, header.kid.as_deref()) {
+            (Algorithm::ES256, Some(kid)) => self
+                .keys
+                .verify_key(kid, &sso.store, &sso.secrets, now.unix_timestamp())
+                .await
+                .map_err(key_err)?,
+            _ => None,
+        };
+        let (claims, secret) = match own {
+            Some(key) => {
+                if header.typ.as_deref() != Some(ACCESS_TOKEN_TYP) {
+                    return Err(deny(
+                        "the token is not an orgsso access token (typ must be at+jwt)",
+                    ));
+                }
+                let mut validation = Validation::new(Algorithm::ES256);
+                validation.validate_exp = false;
+                validation.validate_nbf = false;
+                validation.validate_aud = false;
+                validation.required_spec_claims.clear();
+                let data = jsonwebtoken::decode::<Value>(token, &key, &validation)
+                    .map_err(|_| deny("the token signature is invalid"))?;
+                let claims = data.claims;
+                check_claims(
+                    &claims,
+                    &[Self::audience(sso, &org.slug)],
+                    &[Self::issuer(sso)],
+                    now,
+                    leeway,
+                )
+                .map_err(|e| deny(e.to_string()))?;
+                if claims.get("org").and_then(|o| o.as_str()) != Some(org.slug.as_str()) {
+                    return Err(deny("the token was issued for another org"));
+                }
+                let Value::Object(map) = claims else {
+                    return Err(deny("the token claims are not an object"));
+                };
+                (map, "orgsso".to_owned())
+            }
+            None => {
+                let org_secrets = self
+                    .secrets
+                    .for_org(&org.id, &sso.store, &sso.secrets, &sso.jwks)
+                    .await?;
+                let verified = verify_with_secrets(token, &org_secrets.verifiers, now, leeway)
+                    .await
+                    .map_err(|e| deny(e.to_string()))?;
+                (verified.claims, verified.secret)
+            }
+        };
+        let exp = claims
+            .get("exp")
+            .and_then(|e| e.as_f64())
+            .map(|e| e as i64)
+            .unwrap_or(now.unix_timestamp());
+        Ok(Verdict {
+            org_id: org.id.clone(),
+            claims,
+            secret,
+            exp,
+        })
+    }
+
+    /// Mints an access token for a signed-in user, signed by the org's primary secret when it
+    /// has one, else by the service's active key.
+    pub async fn mint(
+        &self,
+        sso: &Sso,
+        who: &SessionIdentity,
+        session_id: &str,
+        now: OffsetDateTime,
+    ) -> Result<(String, u64), Denied> {
+        let ttl = sso.settings.tokens.access_token_ttl_secs;
+        let issuer = Self::issuer(sso);
+        let audience = Self::audience(sso, &who.org_slug);
+        let sid = sid_hash(session_id);
+        let claims = access_token_claims(&AccessTokenClaims {
+            issuer: &issuer,
+            subject: &who.user_id,
+            audience: &audience,
+            org: &who.org_slug,
+            role: &who.role,
+            email: who.email.as_deref(),
+            session_ref: &sid,
+            ttl: Duration::from_secs(ttl),
+            now,
+        });
+        let org_secrets = self
+            .secrets
+            .for_org(&who.org_id, &sso.store, &sso.secrets, &sso.jwks)
+            .await?;
+        let token = match &org_secrets.primary {
+            Some(p) => {
+                let mut header = Header::new(p.alg);
+                header.kid = p.kid.clone();
+                header.typ = Some(ACCESS_TOKEN_TYP.into());
+                jsonwebtoken::encode(&header, &claims, &p.key)
+                    .map_err(|e| Denied::Store(StoreError::Corrupt(e.to_string())))?
+            }
+            None => {
+                let key = self
+                    .keys
+                    .signing_key(&sso.store, &sso.secrets, now.unix_timestamp())
+                    .await
+                    .map_err(key_err)?;
+                key.sign(ACCESS_TOKEN_TYP, &claims)
+                    .map_err(|e| Denied::Store(StoreError::Corrupt(e.to_string())))?
+            }
+        };
+        Ok((token, ttl))
+    }
+}

@@ -1,0 +1,109 @@
+//! Live-session lookups for the verify endpoint: a short positive cache in front of the
+//! database, invalidated at once by this process's logouts and disconnects, so the hot path
+//! does no database round trip per request and a revoked session never passes.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::configuration::SessionSettings;
+use crate::store::{Store, StoreError};
+
+/// Who a live session stands for, with the member's current role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionIdentity {
+    pub user_id: String,
+    pub org_id: String,
+    pub org_slug: String,
+    pub role: String,
+    pub email: Option<String>,
+    pub name: Option<String>,
+}
+
+#[derive(Clone)]
+struct Cached {
+    identity: SessionIdentity,
+    /// Unix second after which the session is over (idle expiry or absolute timeout).
+    valid_until: i64,
+    checked: Instant,
+}
+
+/// How long a positive answer is reused before the database is asked again (idle expiry
+/// pushed by other requests, role rows) — revocations do not wait for it.
+const RECHECK: Duration = Duration::from_secs(10);
+/// Bound on memory: past this many entries the cache starts over.
+const MAX_ENTRIES: usize = 100_000;
+/// Activity through the verify endpoint pushes the idle expiry forward at most this often.
+const TOUCH_RESOLUTION: i64 = 60;
+
+#[derive(Default)]
+pub struct SessionCache {
+    map: Mutex<HashMap<String, Cached>>,
+}
+
+impl SessionCache {
+    /// The identity behind `sid_hash` if that session is live now.
+    pub async fn lookup(
+        &self,
+        store: &Store,
+        settings: &SessionSettings,
+        sid_hash: &str,
+        now: i64,
+    ) -> Result<Option<SessionIdentity>, StoreError> {
+        if let Some(c) = self.map.lock().expect("cache lock").get(sid_hash) {
+            if c.checked.elapsed() < RECHECK && now < c.valid_until {
+                return Ok(Some(c.identity.clone()));
+            }
+        }
+        let Some(row) = store.live_session(sid_hash, now).await? else {
+            self.forget(sid_hash);
+            return Ok(None);
+        };
+        let data: serde_json::Value = serde_json::from_str(&row.data).unwrap_or_default();
+        let auth_at = data.get("auth_at").and_then(|v| v.as_i64()).unwrap_or(0);
+        let absolute = auth_at + settings.absolute_timeout_secs as i64;
+        if now >= absolute {
+            self.forget(sid_hash);
+            return Ok(None);
+        }
+        let mut expires_at = row.expires_at;
+        let idle_deadline = now + settings.idle_timeout_secs as i64;
+        if idle_deadline - expires_at >= TOUCH_RESOLUTION {
+            store.touch_session(sid_hash, idle_deadline).await?;
+            expires_at = idle_deadline;
+        }
+        let identity = SessionIdentity {
+            user_id: row.user_id,
+            org_id: row.org_id,
+            org_slug: row.org_slug,
+            role: row.role,
+            email: row.email,
+            name: row.name,
+        };
+        let mut map = self.map.lock().expect("cache lock");
+        if map.len() >= MAX_ENTRIES {
+            map.clear();
+        }
+        map.insert(
+            sid_hash.to_owned(),
+            Cached {
+                identity: identity.clone(),
+                valid_until: expires_at.min(absolute),
+                checked: Instant::now(),
+            },
+        );
+        Ok(Some(identity))
+    }
+
+    pub fn forget(&self, sid_hash: &str) {
+        self.map.lock().expect("cache lock").remove(sid_hash);
+    }
+
+    /// Drops every cached session of an org (disconnect).
+    pub fn forget_org(&self, org_id: &str) {
+        self.map
+            .lock()
+            .expect("cache lock")
+            .retain(|_, c| c.identity.org_id != org_id);
+    }
+}

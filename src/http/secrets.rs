@@ -1,0 +1,130 @@
+//! The admin API for org JWT secrets: `POST/GET /api/v1/orgs/{slug}/jwt-secrets`,
+//! `DELETE …/jwt-secrets/{name}`. Key material goes in once and never comes back out.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+use super::admin::{org, Admin, ACTOR};
+use super::error::{ApiError, ApiJson};
+use super::{now, AppState};
+use crate::jwt::secrets::{parse_secret, SecretInput, SecretKind};
+use crate::sso::Sso;
+use crate::store::{new_id, JwtSecretRow, StoreError};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/orgs/{slug}/jwt-secrets", post(create).get(list))
+        .route("/api/v1/orgs/{slug}/jwt-secrets/{name}", delete(remove))
+}
+
+/// A secret as the API shows it: public parts only.
+fn view(row: &JwtSecretRow) -> Value {
+    let list = |s: &str| serde_json::from_str::<Value>(s).unwrap_or(json!([]));
+    let mut v = json!({
+        "name": row.name,
+        "type": row.kind,
+        "audiences": list(&row.audiences),
+        "issuers": list(&row.issuers),
+        "primary": row.is_primary,
+        "created_at": row.created_at,
+    });
+    if let Some(kid) = &row.kid {
+        v["kid"] = json!(kid);
+    }
+    match row.kind.as_str() {
+        "rs256" | "rs256_public" => {
+            v["public_key"] = json!(row.public);
+            if let Some(jwk) = row
+                .public_jwk
+                .as_deref()
+                .and_then(|j| serde_json::from_str::<Value>(j).ok())
+            {
+                v["public_jwk"] = jwk;
+            }
+        }
+        "jwk_url" => v["url"] = json!(row.public),
+        _ => {}
+    }
+    v
+}
+
+async fn create(
+    _: Admin,
+    State(sso): State<Sso>,
+    Path(slug): Path<String>,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<Response, ApiError> {
+    let org = org(&sso, &slug).await?;
+    // Parsed from a Value so that error messages never repeat the (secret) input.
+    let input =
+        SecretInput::from_json(body).map_err(|e| ApiError::unprocessable("invalid_secret", e.0))?;
+    let parsed = parse_secret(input).map_err(|e| ApiError::unprocessable("invalid_secret", e.0))?;
+    if matches!(parsed.kind, SecretKind::JwkUrl) {
+        // Refuse a URL that does not serve usable keys now, rather than failing every token later.
+        let url = url::Url::parse(parsed.public.as_deref().unwrap_or_default())
+            .map_err(|e| ApiError::unprocessable("invalid_secret", e.to_string()))?;
+        sso.jwks
+            .get(&url)
+            .prefetch()
+            .await
+            .map_err(|e| ApiError::unprocessable("jwks_unusable", e.to_string()))?;
+    }
+    let id = new_id();
+    let row = JwtSecretRow {
+        private_enc: parsed
+            .private_material
+            .as_ref()
+            .map(|m| sso.secrets.encrypt(m.expose(), &id)),
+        id,
+        org_id: org.id.clone(),
+        name: parsed.name.clone(),
+        kind: parsed.kind.as_str().to_owned(),
+        public: parsed.public.clone(),
+        public_jwk: parsed.public_jwk.as_ref().map(|j| j.to_string()),
+        kid: parsed.kid.clone(),
+        audiences: json!(parsed.audiences).to_string(),
+        issuers: json!(parsed.issuers).to_string(),
+        is_primary: parsed.primary,
+        created_at: now().unix_timestamp(),
+    };
+    sso.store.insert_jwt_secret(&row, ACTOR).await.map_err(|e| match e {
+        StoreError::Conflict(_) => ApiError::conflict("secret_name_taken", format!("This org already has a JWT secret named {:?}; delete it first or pick another name.", row.name)),
+        other => other.into(),
+    })?;
+    sso.gate.secrets_changed(&org.id);
+    Ok((StatusCode::CREATED, Json(view(&row))).into_response())
+}
+
+async fn list(
+    _: Admin,
+    State(sso): State<Sso>,
+    Path(slug): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let org = org(&sso, &slug).await?;
+    let rows = sso.store.jwt_secrets(&org.id).await?;
+    Ok(Json(Value::Array(rows.iter().map(view).collect())))
+}
+
+async fn remove(
+    _: Admin,
+    State(sso): State<Sso>,
+    Path((slug, name)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let org = org(&sso, &slug).await?;
+    if !sso
+        .store
+        .delete_jwt_secret(&org.id, &name, ACTOR, now().unix_timestamp())
+        .await?
+    {
+        return Err(ApiError::not_found(
+            "secret_not_found",
+            format!("This org has no JWT secret named {name:?}."),
+        ));
+    }
+    sso.gate.secrets_changed(&org.id);
+    Ok(StatusCode::NO_CONTENT)
+}

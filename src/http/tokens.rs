@@ -1,0 +1,171 @@
+//! Apps and APIs: `GET /auth/{slug}/verify` (for reverse proxies and services),
+//! `POST /api/v1/me/token` and `GET /.well-known/jwks.json`.
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use axum_extra::extract::cookie::CookieJar;
+use serde_json::json;
+use tower_sessions::Session;
+
+use super::error::ApiError;
+use super::{now, AppState};
+use crate::auth::{Denied, Identity};
+use crate::sso::Sso;
+use crate::store::sessions::sid_hash;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/auth/{slug}/verify", get(verify))
+        .route("/api/v1/me/token", post(mint))
+        .route("/.well-known/jwks.json", get(jwks))
+}
+
+/// Keeps a reason safe inside a quoted header parameter.
+fn header_safe(reason: &str) -> String {
+    reason
+        .chars()
+        .filter(|c| c.is_ascii_graphic() && *c != '"' && *c != '\\' || *c == ' ')
+        .take(200)
+        .collect()
+}
+
+fn denied(e: Denied) -> Response {
+    match e {
+        Denied::Unauthenticated(reason) => {
+            let challenge = format!(
+                "Bearer error=\"invalid_token\", error_description=\"{}\"",
+                header_safe(&reason)
+            );
+            let mut res = (
+                StatusCode::UNAUTHORIZED,
+                Json(json!({"error": {"code": "invalid_token", "message": reason}})),
+            )
+                .into_response();
+            if let Ok(v) = HeaderValue::from_str(&challenge) {
+                res.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+            }
+            res.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            res
+        }
+        Denied::UnknownOrg => ApiError::not_found(
+            "org_not_found",
+            "There is no org with this slug: check the verify URL.",
+        )
+        .into_response(),
+        Denied::Store(s) => ApiError::from(s).into_response(),
+    }
+}
+
+fn granted(id: Identity) -> Response {
+    let mut res = Json(&id).into_response();
+    let h = res.headers_mut();
+    let mut set = |name: &'static str, value: Option<&str>| {
+        if let Some(v) = value.and_then(|v| HeaderValue::from_str(v).ok()) {
+            h.insert(HeaderName::from_static(name), v);
+        }
+    };
+    set("x-auth-subject", Some(&id.subject));
+    set("x-auth-email", id.email.as_deref());
+    set("x-auth-role", id.role.as_deref());
+    set("x-auth-org", Some(&id.org));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+/// `GET /auth/{slug}/verify`: 200 with `X-Auth-*` headers, or 401 with a reason. A bearer
+/// token wins over a session cookie when both are sent.
+async fn verify(State(sso): State<Sso>, Path(slug): Path<String>, headers: HeaderMap) -> Response {
+    let gate = &sso.gate;
+    let org = match gate.org(&sso, &slug).await {
+        Ok(org) => org,
+        Err(e) => return denied(e),
+    };
+    let result = if let Some(auth) = headers.get(header::AUTHORIZATION) {
+        match auth.to_str().ok().and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        }) {
+            Some(token) => gate.verify_bearer(&sso, &org, token.trim(), now()).await,
+            None => Err(Denied::Unauthenticated(
+                "the Authorization header must be Bearer <token>".into(),
+            )),
+        }
+    } else if let Some(cookie) =
+        CookieJar::from_headers(&headers).get(&sso.settings.session.cookie_name)
+    {
+        gate.verify_cookie(&sso, &org, cookie.value(), now().unix_timestamp())
+            .await
+    } else {
+        Err(Denied::Unauthenticated(
+            "no session cookie and no bearer token".into(),
+        ))
+    };
+    match result {
+        Ok(id) => granted(id),
+        Err(e) => denied(e),
+    }
+}
+
+/// `POST /api/v1/me/token`: a short-lived JWT for the signed-in user.
+async fn mint(State(sso): State<Sso>, session: Session) -> Response {
+    let not_signed_in = || {
+        ApiError::unauthorized(
+            "You are not signed in: sign in through your organisation's login link.",
+        )
+        .into_response()
+    };
+    // Loading through the session layer applies the absolute timeout and idle refresh.
+    match super::session::current(&session, &sso.settings.session, now().unix_timestamp()).await {
+        Ok(Some(_)) => {}
+        Ok(None) => return not_signed_in(),
+        Err(e) => return ApiError::unavailable(e).into_response(),
+    }
+    let Some(id) = session.id().map(|i| i.to_string()) else {
+        return not_signed_in();
+    };
+    let who = match sso
+        .gate
+        .sessions
+        .lookup(
+            &sso.store,
+            &sso.settings.session,
+            &sid_hash(&id),
+            now().unix_timestamp(),
+        )
+        .await
+    {
+        Ok(Some(w)) => w,
+        Ok(None) => return not_signed_in(),
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    match sso.gate.mint(&sso, &who, &id, now()).await {
+        Ok((token, ttl)) => {
+            let mut res =
+                Json(json!({"access_token": token, "token_type": "Bearer", "expires_in": ttl}))
+                    .into_response();
+            res.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            res
+        }
+        Err(e) => denied(e),
+    }
+}
+
+/// `GET /.well-known/jwks.json`: every public key tokens are signed with, retired ones
+/// included until their tokens expire.
+async fn jwks(State(sso): State<Sso>) -> Response {
+    match sso
+        .gate
+        .keys
+        .jwks(&sso.store, &sso.secrets, now().unix_timestamp())
+        .await
+    {
+        Ok(doc) => ([(header::CACHE_CONTROL, "public, max-age=300")], Json(doc)).into_response(),
+        Err(crate::auth::keys::KeyError::Store(e)) => ApiError::from(e).into_response(),
+        Err(e) => ApiError::internal(e).into_response(),
+    }
+}
