@@ -24,6 +24,7 @@ use crate::store::{PoolSettings, Store};
 
 pub struct Application {
     listener: TcpListener,
+    events: Option<tokio::task::JoinHandle<()>>,
     router: axum::Router,
     pub sso: Sso,
 }
@@ -105,6 +106,14 @@ impl Application {
                 time::OffsetDateTime::now_utc().unix_timestamp(),
             )
             .await?;
+        // Several instances on PostgreSQL hear each other's revocations.
+        let listener_task = match store.db() {
+            crate::store::Db::Postgres(pool) => Some(tokio::spawn(crate::auth::events::listen(
+                pool.clone(),
+                gate.clone(),
+            ))),
+            crate::store::Db::Sqlite(_) => None,
+        };
         let settings = Arc::new(settings);
         let sso = Sso {
             store: store.clone(),
@@ -117,6 +126,7 @@ impl Application {
         let router = app_router(AppState { sso: sso.clone() });
         Ok(Application {
             listener,
+            events: listener_task,
             router,
             sso,
         })
@@ -147,6 +157,9 @@ impl Application {
             .with_graceful_shutdown(shutdown_signal())
             .await;
         purge.abort();
+        if let Some(events) = self.events {
+            events.abort();
+        }
         result
     }
 }

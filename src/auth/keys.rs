@@ -102,6 +102,11 @@ impl OwnKeys {
         Ok(())
     }
 
+    /// Forces a reload at the next use (a rotation elsewhere).
+    pub fn mark_stale(&self) {
+        *self.loaded.lock().expect("keys lock") = None;
+    }
+
     fn current(&self) -> Arc<KeySet> {
         self.set.read().expect("keys lock").clone()
     }

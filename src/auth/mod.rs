@@ -2,11 +2,13 @@
 //! tokens orgsso mints for signed-in users, and the caches that keep the hot path free of
 //! database round trips and key parsing. No HTTP types here.
 
+pub mod events;
 pub mod keys;
 pub mod secrets;
 pub mod sessions;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -18,6 +20,7 @@ use crate::crypto::sha256_b64;
 use crate::jwt::signing::{access_token_claims, AccessTokenClaims};
 use crate::jwt::verify::{check_claims, verify_with_secrets, MAX_TOKEN_BYTES};
 use crate::sso::Sso;
+use crate::store::events::Event;
 use crate::store::sessions::sid_hash;
 use crate::store::{OrgRow, StoreError};
 
@@ -87,6 +90,8 @@ pub struct Gate {
     /// Signature checks already done, by token hash, until the token expires: an RS256 check
     /// is done once per token, not per request. Revocation is still checked every time.
     verdicts: Mutex<HashMap<String, Verdict>>,
+    /// False while revocations from other instances might be missed: every cache is bypassed.
+    live: AtomicBool,
 }
 
 impl Gate {
@@ -97,6 +102,28 @@ impl Gate {
             secrets: SecretsCache::default(),
             orgs: Mutex::new(HashMap::new()),
             verdicts: Mutex::new(HashMap::new()),
+            live: AtomicBool::new(true),
+        }
+    }
+
+    /// Whether this instance hears every other instance's changes (always, on SQLite; while the
+    /// PostgreSQL listener is connected, otherwise). Caches are emptied on every switch and
+    /// bypassed while not live, so a missed notification can never let a revoked session through.
+    pub fn set_live(&self, live: bool) {
+        self.live.store(live, Ordering::Release);
+        self.sessions.set_enabled(live);
+        self.secrets.set_enabled(live);
+        self.verdicts.lock().expect("verdict lock").clear();
+        self.keys.mark_stale();
+    }
+
+    /// Applies a change made by another instance.
+    pub fn apply(&self, event: &Event) {
+        match event {
+            Event::SessionEnded { sid_hash } => self.sessions.forget(sid_hash),
+            Event::OrgSessionsEnded { org_id } => self.sessions.forget_org(org_id),
+            Event::SecretsChanged { org_id } => self.secrets_changed(org_id),
+            Event::KeysRotated => self.keys.mark_stale(),
         }
     }
 

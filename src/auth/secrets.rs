@@ -2,6 +2,7 @@
 //! when a secret is added or deleted.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use jsonwebtoken::{Algorithm, EncodingKey};
@@ -25,9 +26,19 @@ pub struct OrgSecrets {
     pub primary: Option<PrimarySigner>,
 }
 
-#[derive(Default)]
 pub struct SecretsCache {
     map: Mutex<HashMap<String, Arc<OrgSecrets>>>,
+    /// Off while this instance may miss other instances' secret changes (listener down).
+    enabled: AtomicBool,
+}
+
+impl Default for SecretsCache {
+    fn default() -> Self {
+        SecretsCache {
+            map: Mutex::new(HashMap::new()),
+            enabled: AtomicBool::new(true),
+        }
+    }
 }
 
 fn strings(json: &str) -> Vec<String> {
@@ -105,8 +116,11 @@ impl SecretsCache {
         secrets: &SecretBox,
         jwks: &JwksRegistry,
     ) -> Result<Arc<OrgSecrets>, StoreError> {
-        if let Some(s) = self.map.lock().expect("secrets lock").get(org_id) {
-            return Ok(s.clone());
+        let enabled = self.enabled.load(Ordering::Acquire);
+        if enabled {
+            if let Some(s) = self.map.lock().expect("secrets lock").get(org_id) {
+                return Ok(s.clone());
+            }
         }
         let rows = store.jwt_secrets(org_id).await?;
         let mut built = OrgSecrets::default();
@@ -129,6 +143,11 @@ impl SecretsCache {
             .expect("secrets lock")
             .insert(org_id.to_owned(), built.clone());
         Ok(built)
+    }
+
+    pub fn set_enabled(&self, on: bool) {
+        self.enabled.store(on, Ordering::Release);
+        self.map.lock().expect("secrets lock").clear();
     }
 
     pub fn invalidate(&self, org_id: &str) {

@@ -3,6 +3,7 @@
 //! does no database round trip per request and a revoked session never passes.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -36,9 +37,19 @@ const MAX_ENTRIES: usize = 100_000;
 /// Activity through the verify endpoint pushes the idle expiry forward at most this often.
 const TOUCH_RESOLUTION: i64 = 60;
 
-#[derive(Default)]
 pub struct SessionCache {
     map: Mutex<HashMap<String, Cached>>,
+    /// Off while this instance may miss other instances' revocations (listener down).
+    enabled: AtomicBool,
+}
+
+impl Default for SessionCache {
+    fn default() -> Self {
+        SessionCache {
+            map: Mutex::new(HashMap::new()),
+            enabled: AtomicBool::new(true),
+        }
+    }
 }
 
 impl SessionCache {
@@ -50,7 +61,9 @@ impl SessionCache {
         sid_hash: &str,
         now: i64,
     ) -> Result<Option<SessionIdentity>, StoreError> {
-        if let Some(c) = self.map.lock().expect("cache lock").get(sid_hash) {
+        if !self.enabled.load(Ordering::Acquire) {
+            // Fall through to the database every time.
+        } else if let Some(c) = self.map.lock().expect("cache lock").get(sid_hash) {
             if c.checked.elapsed() < RECHECK && now < c.valid_until {
                 return Ok(Some(c.identity.clone()));
             }
@@ -93,6 +106,12 @@ impl SessionCache {
             },
         );
         Ok(Some(identity))
+    }
+
+    /// Turns caching on or off; either way the cache starts empty.
+    pub fn set_enabled(&self, on: bool) {
+        self.enabled.store(on, Ordering::Release);
+        self.map.lock().expect("cache lock").clear();
     }
 
     pub fn forget(&self, sid_hash: &str) {

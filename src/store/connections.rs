@@ -1,3 +1,4 @@
+use super::events::{notify_in_tx, Event};
 use super::{audit_in_tx, on_db, Result, Store};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -131,6 +132,7 @@ impl Store {
                     let counts = DisconnectCounts { sessions_revoked, members_downgraded };
                     let detail = serde_json::json!({"connection_id": conn_id, "sessions_revoked": sessions_revoked, "members_downgraded": members_downgraded});
                     audit_in_tx!(tx, org_id, actor, "sso.disconnect", detail, now)?;
+                    notify_in_tx!(self.db(), tx, Event::OrgSessionsEnded { org_id: org_id.to_owned() });
                     Some(counts)
                 }
             };

@@ -1,3 +1,4 @@
+use super::events::{notify_in_tx, Event};
 use super::{audit_in_tx, on_db, Result, Store};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -46,6 +47,7 @@ impl Store {
                 .bind(&s.public_jwk).bind(&s.kid).bind(&s.audiences).bind(&s.issuers).bind(s.is_primary).bind(s.created_at)
                 .execute(&mut *tx).await?;
             audit_in_tx!(tx, &s.org_id, actor, "jwt_secret.create", detail, s.created_at)?;
+            notify_in_tx!(self.db(), tx, Event::SecretsChanged { org_id: s.org_id.clone() });
             tx.commit().await?;
         });
         Ok(())
@@ -74,6 +76,7 @@ impl Store {
                 .bind(org_id).bind(name).execute(&mut *tx).await?.rows_affected();
             if n == 1 {
                 audit_in_tx!(tx, org_id, actor, "jwt_secret.delete", detail, now)?;
+                notify_in_tx!(self.db(), tx, Event::SecretsChanged { org_id: org_id.to_owned() });
             }
             tx.commit().await?;
             n == 1
@@ -104,6 +107,7 @@ impl Store {
                 .bind(&key.kid).bind(&key.alg).bind(&key.private_enc).bind(&key.public_jwk).bind(key.created_at)
                 .execute(&mut *tx).await?;
             audit_in_tx!(tx, None::<String>, actor, "signing_key.rotate", detail, key.created_at)?;
+            notify_in_tx!(self.db(), tx, Event::KeysRotated);
             tx.commit().await?;
         });
         Ok(())

@@ -13,6 +13,7 @@ use sqlx::sqlite::{
 
 mod audit;
 mod connections;
+pub mod events;
 mod flows;
 mod jwt;
 mod orgs;
@@ -79,7 +80,19 @@ pub enum StoreError {
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         match &e {
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e.to_string()),
+            // PostgreSQL going away under a query: admin shutdown, crash, starting up,
+            // connection exceptions (SQLSTATE classes 57P and 08).
+            sqlx::Error::Database(db)
+                if db
+                    .code()
+                    .is_some_and(|c| c.starts_with("57P") || c.starts_with("08")) =>
+            {
                 StoreError::Unavailable(e.to_string())
             }
             sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(

@@ -10,7 +10,8 @@ use time::OffsetDateTime;
 use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::{Error, Result as StoreResult, SessionStore};
 
-use super::{on_db, Store};
+use super::events::{notify_in_tx, Event};
+use super::{on_db, Db, Store};
 
 /// Session keys the columns are taken from.
 pub const KEY_USER: &str = "uid";
@@ -32,9 +33,36 @@ fn backend(e: impl std::fmt::Display) -> Error {
     Error::Backend(e.to_string())
 }
 
+/// Inserts a session only while its connection (if any) is connected. On PostgreSQL the check
+/// takes a share lock on the connection row: a disconnect holding the row waits for this insert
+/// (and then deletes the session), or this insert waits for the disconnect (and sees it).
+/// SQLite serialises writers, so the plain check is enough there.
+fn insert_sql(db: &Db) -> &'static str {
+    match db {
+        Db::Sqlite(_) => {
+            "INSERT INTO sessions (id, data, expires_at, user_id, org_id, connection_id, created_at, sid_hash)
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8
+             WHERE $6 IS NULL OR EXISTS (SELECT 1 FROM sso_connections WHERE id = $6 AND status = 'connected')
+             ON CONFLICT (id) DO NOTHING"
+        }
+        Db::Postgres(_) => {
+            "INSERT INTO sessions (id, data, expires_at, user_id, org_id, connection_id, created_at, sid_hash)
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8
+             WHERE $6 IS NULL OR EXISTS (SELECT 1 FROM sso_connections WHERE id = $6 AND status = 'connected' FOR SHARE)
+             ON CONFLICT (id) DO NOTHING"
+        }
+    }
+}
+
 /// The non-secret reference to a session that tokens carry: a hash of its id (the cookie value).
 pub fn sid_hash(session_id: &str) -> String {
     crate::crypto::sha256_b64(session_id)
+}
+
+/// The expiry in whole seconds, rounded up: a session never ends before its time.
+fn expires_at(record: &Record) -> i64 {
+    let t = record.expiry_date;
+    t.unix_timestamp() + i64::from(t.nanosecond() > 0)
 }
 
 fn column(record: &Record, key: &str) -> Option<String> {
@@ -115,12 +143,8 @@ impl SessionStore for DbSessionStore {
             let id = record.id.to_string();
             // An SSO session is only written while its connection is still connected, so a
             // sign-in that races a disconnect cannot leave a live session behind.
-            let inserted = on_db!(self.store.db(), p => sqlx::query(
-                "INSERT INTO sessions (id, data, expires_at, user_id, org_id, connection_id, created_at, sid_hash)
-                 SELECT $1, $2, $3, $4, $5, $6, $7, $8
-                 WHERE $6 IS NULL OR EXISTS (SELECT 1 FROM sso_connections WHERE id = $6 AND status = 'connected')
-                 ON CONFLICT (id) DO NOTHING")
-                .bind(&id).bind(&data).bind(record.expiry_date.unix_timestamp())
+            let inserted = on_db!(self.store.db(), p => sqlx::query(insert_sql(self.store.db()))
+                .bind(&id).bind(&data).bind(expires_at(record))
                 .bind(&user).bind(&org).bind(&conn).bind(now).bind(sid_hash(&id))
                 .execute(p).await.map_err(backend)?.rows_affected());
             if inserted == 1 {
@@ -141,7 +165,7 @@ impl SessionStore for DbSessionStore {
     async fn save(&self, record: &Record) -> StoreResult<()> {
         let data = serde_json::to_string(&record.data).map_err(backend)?;
         on_db!(self.store.db(), p => { sqlx::query("UPDATE sessions SET data = $1, expires_at = $2 WHERE id = $3")
-            .bind(&data).bind(record.expiry_date.unix_timestamp()).bind(record.id.to_string())
+            .bind(&data).bind(expires_at(record)).bind(record.id.to_string())
             .execute(p).await.map_err(backend)?; });
         Ok(())
     }
@@ -165,8 +189,20 @@ impl SessionStore for DbSessionStore {
     }
 
     async fn delete(&self, id: &Id) -> StoreResult<()> {
-        on_db!(self.store.db(), p => { sqlx::query("DELETE FROM sessions WHERE id = $1")
-            .bind(id.to_string()).execute(p).await.map_err(backend)?; });
-        Ok(())
+        let id = id.to_string();
+        let ended = Event::SessionEnded {
+            sid_hash: sid_hash(&id),
+        };
+        let db = self.store.db();
+        let run = async {
+            on_db!(db, p => {
+                let mut tx = p.begin().await?;
+                sqlx::query("DELETE FROM sessions WHERE id = $1").bind(&id).execute(&mut *tx).await?;
+                notify_in_tx!(db, tx, ended);
+                tx.commit().await?;
+            });
+            Ok::<(), sqlx::Error>(())
+        };
+        run.await.map_err(backend)
     }
 }

@@ -218,7 +218,7 @@ async fn connection_secret_is_never_returned_and_encrypted_at_rest() {
     assert_eq!(s, StatusCode::OK, "{updated}");
     assert_eq!(updated["login_url"], created["login_url"]);
     assert_eq!(updated["scopes"], json!(["openid", "email"]));
-    let raw = crate::helpers::raw_database(&app);
+    let raw = crate::helpers::raw_database(&app).await;
     assert!(
         !raw.windows(CLIENT_SECRET.len())
             .any(|w| w == CLIENT_SECRET.as_bytes()),

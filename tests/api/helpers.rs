@@ -18,7 +18,11 @@ pub const CLIENT_ID: &str = "orgsso-test";
 pub const CLIENT_SECRET: &str = "test-client-secret-that-must-never-leak";
 
 pub struct TestApp {
+    /// Where this instance listens.
     pub base: String,
+    /// The public URL (the load balancer's, when several instances share one).
+    pub public: String,
+    pub database_url: String,
     pub api: Client,
     pub sso: Sso,
     pub db_path: std::path::PathBuf,
@@ -37,6 +41,10 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
     }
     let dir = tempfile::tempdir().expect("temp dir");
     let db_path = dir.path().join("orgsso.db");
+    let database_url = match backend() {
+        Backend::Sqlite => format!("sqlite://{}?mode=rwc", db_path.display()),
+        Backend::Postgres(server) => fresh_pg_database(&server).await,
+    };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -44,11 +52,17 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
     let mut settings = Settings::defaults();
     settings.listen = addr.to_string();
     settings.public_url = format!("http://{addr}").parse().unwrap();
-    settings.database_url = Secret::new(format!("sqlite://{}?mode=rwc", db_path.display()));
+    settings.database_url = Secret::new(database_url.clone());
     settings.data_dir = dir.path().join("data");
     settings.admin_token = Some(Secret::new(ADMIN_TOKEN));
     settings.oidc.http_timeout_secs = 2;
     customise(&mut settings);
+    let database_url = settings.database_url.expose().to_owned();
+    let public = settings
+        .public_url
+        .as_str()
+        .trim_end_matches('/')
+        .to_owned();
     let app = Application::build_with_listener(settings, listener)
         .await
         .expect("app builds");
@@ -58,6 +72,8 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
     });
     TestApp {
         base: format!("http://{addr}"),
+        public,
+        database_url,
         api: Client::builder()
             .timeout(Duration::from_secs(20))
             .build()
@@ -94,7 +110,7 @@ impl TestApp {
     }
 
     pub fn redirect_uri(&self) -> String {
-        self.url("/sso/callback")
+        format!("{}/sso/callback", self.public)
     }
 
     pub async fn admin(
@@ -214,10 +230,81 @@ pub fn account(email: &str, name: &str, groups: &[&str]) -> Value {
     json!({"email": email, "email_verified": true, "name": name, "groups": groups})
 }
 
-/// Reads the whole SQLite file as bytes (including WAL) to check what is stored at rest.
-pub fn raw_database(app: &TestApp) -> Vec<u8> {
+/// What the database holds at rest, as bytes: the SQLite file (with its WAL), or on PostgreSQL
+/// every row of the tables that hold secrets, as text.
+pub async fn raw_database(app: &TestApp) -> Vec<u8> {
+    if app.database_url.starts_with("postgres") {
+        let pool = sqlx::PgPool::connect(&app.database_url).await.unwrap();
+        let mut out = Vec::new();
+        for table in [
+            "sso_connections",
+            "jwt_secrets",
+            "signing_keys",
+            "sessions",
+            "login_flows",
+            "audit_events",
+        ] {
+            let rows: Vec<(String,)> =
+                sqlx::query_as(&format!("SELECT row_to_json(t)::text FROM {table} t"))
+                    .fetch_all(&pool)
+                    .await
+                    .unwrap();
+            for (r,) in rows {
+                out.extend(r.into_bytes());
+            }
+        }
+        return out;
+    }
     let mut bytes = std::fs::read(&app.db_path).unwrap_or_default();
     let wal = app.db_path.with_extension("db-wal");
     bytes.extend(std::fs::read(wal).unwrap_or_default());
     bytes
+}
+
+pub enum Backend {
+    Sqlite,
+    /// The URL of a PostgreSQL server where tests may create databases.
+    Postgres(String),
+}
+
+/// `ORGSSO_TEST_BACKEND=postgres` runs the suite on PostgreSQL at `ORGSSO_TEST_PG_URL`.
+pub fn backend() -> Backend {
+    match std::env::var("ORGSSO_TEST_BACKEND").as_deref() {
+        Ok("postgres") => Backend::Postgres(
+            pg_server().expect("ORGSSO_TEST_BACKEND=postgres needs ORGSSO_TEST_PG_URL"),
+        ),
+        _ => Backend::Sqlite,
+    }
+}
+
+/// The PostgreSQL server tests may use (`ORGSSO_TEST_PG_URL`, which .ci/run always sets).
+pub fn pg_server() -> Option<String> {
+    std::env::var("ORGSSO_TEST_PG_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+}
+
+/// A new, empty database on `server` for one test, so tests never see each other's data.
+pub async fn fresh_pg_database(server: &str) -> String {
+    use sqlx::ConnectOptions;
+    let name = format!(
+        "orgsso_t_{}",
+        orgsso::crypto::random_token(9)
+            .to_lowercase()
+            .replace(['-', '_'], "x")
+    );
+    let opts: sqlx::postgres::PgConnectOptions = server
+        .parse()
+        .expect("ORGSSO_TEST_PG_URL is a postgres URL");
+    let mut conn = opts
+        .connect()
+        .await
+        .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at ORGSSO_TEST_PG_URL: {e}"));
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .expect("create test database");
+    let mut url = url::Url::parse(server).unwrap();
+    url.set_path(&format!("/{name}"));
+    url.to_string()
 }

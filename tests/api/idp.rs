@@ -30,7 +30,7 @@ use tokio::process::{Child, ChildStdin, Command};
 use url::Url;
 
 /// Longest wait for the IdP's READY line.
-const START_TIMEOUT: Duration = Duration::from_secs(20);
+const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// Longest wait for `npm ci`.
 const NPM_CI_TIMEOUT: Duration = Duration::from_secs(300);
 /// Per-request timeout for the control endpoints and for each step of [`login_at_idp`].

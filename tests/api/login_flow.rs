@@ -370,14 +370,14 @@ async fn sign_in_follows_key_rotation_at_the_idp() {
 async fn sessions_end_when_idle_and_at_the_absolute_timeout() {
     // Idle: a session unused for longer than the idle timeout is gone.
     let (app, _idp, login_url) =
-        setup_with(spawn_app_with(|s| s.session.idle_timeout_secs = 1).await).await;
+        setup_with(spawn_app_with(|s| s.session.idle_timeout_secs = 2).await).await;
     let b = browser();
     assert_eq!(
         app.login(&b, &login_url, "bob").await.status(),
         StatusCode::SEE_OTHER
     );
     assert!(app.me(&b).await.is_some());
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
     assert!(app.me(&b).await.is_none(), "idle session expired");
 
     // Absolute: however busy, a session ends this long after sign-in.

@@ -6,6 +6,8 @@ mod helpers;
 mod hostile;
 mod idp;
 mod login_flow;
+mod multi_instance;
 mod nginx;
+mod pgcluster;
 mod store;
 mod tokens;

@@ -218,7 +218,7 @@ async fn hs256_secret_accepts_good_tokens_and_refuses_every_defect() {
         verify(&app, "acme", &hs(&base_claims())).await.0,
         StatusCode::UNAUTHORIZED
     );
-    let raw = crate::helpers::raw_database(&app);
+    let raw = crate::helpers::raw_database(&app).await;
     assert!(
         !raw.windows(HS_SECRET.len())
             .any(|w| w == HS_SECRET.as_bytes()),

@@ -1,0 +1,40 @@
+//! Changes other instances must act on at once (PostgreSQL `NOTIFY` on one channel). Each is
+//! sent inside the transaction that makes the change, so it is delivered exactly when the change
+//! commits. SQLite runs one process: nothing to send there.
+
+use serde::{Deserialize, Serialize};
+
+pub const CHANNEL: &str = "orgsso_events";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// One session ended (logout, new id at sign-in).
+    SessionEnded { sid_hash: String },
+    /// Every SSO session of an org ended (disconnect).
+    OrgSessionsEnded { org_id: String },
+    /// An org's JWT secrets were added or removed.
+    SecretsChanged { org_id: String },
+    /// The service's signing key was rotated.
+    KeysRotated,
+}
+
+impl Event {
+    pub fn payload(&self) -> String {
+        serde_json::to_string(self).expect("events serialise")
+    }
+}
+
+/// Sends `$event` within the open transaction `$tx` when `$db` is PostgreSQL.
+macro_rules! notify_in_tx {
+    ($db:expr, $tx:expr, $event:expr) => {
+        if matches!($db, $crate::store::Db::Postgres(_)) {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind($crate::store::events::CHANNEL)
+                .bind($event.payload())
+                .execute(&mut *$tx)
+                .await?;
+        }
+    };
+}
+pub(crate) use notify_in_tx;

@@ -1,0 +1,425 @@
+//! Several orgsso instances on one PostgreSQL database behave as one service: sessions, flows,
+//! revocations and rotations cross instances at once; concurrent sign-ins lose nothing; a
+//! database restart gives 503s and recovery without restarting orgsso.
+//!
+//! Needs `ORGSSO_TEST_PG_URL` (set by .ci/run); without it these tests say so loudly and pass.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::helpers::{
+    account, browser, fresh_pg_database, location, pg_server, spawn_app_with, TestApp, CLIENT_ID,
+    CLIENT_SECRET,
+};
+use crate::idp::{login_at_idp, IdpClient, IdpConfig, TestIdp};
+use crate::pgcluster::PgCluster;
+
+/// One secret key for every instance, as operators must configure it.
+const SHARED_KEY: &str = "q83vEi0PKrsOTx4GRJ6q4q0yH2n3A+Yp8Z2XJkqvX2E=";
+
+fn not_run(test: &str) {
+    eprintln!(
+        "\n*** NOT RUN: {test} needs PostgreSQL: set ORGSSO_TEST_PG_URL (bash .ci/run does) ***\n"
+    );
+}
+
+/// `n` instances on `database_url`, all with the first one's address as their public URL, as
+/// if behind one load balancer.
+async fn instances(n: usize, database_url: &str, acquire_timeout_secs: u64) -> Vec<TestApp> {
+    let mut apps: Vec<TestApp> = Vec::new();
+    for _ in 0..n {
+        let public = apps.first().map(|a| a.public.clone());
+        let url = database_url.to_owned();
+        apps.push(
+            spawn_app_with(move |s| {
+                s.database_url = orgsso::crypto::Secret::new(url);
+                s.secret_key = Some(orgsso::crypto::Secret::new(SHARED_KEY));
+                s.database.acquire_timeout_secs = acquire_timeout_secs;
+                if let Some(p) = public {
+                    s.public_url = p.parse().unwrap();
+                }
+            })
+            .await,
+        );
+    }
+    apps
+}
+
+async fn idp_for(app: &TestApp, accounts: Value) -> TestIdp {
+    TestIdp::start(IdpConfig {
+        clients: vec![IdpClient {
+            client_id: CLIENT_ID.into(),
+            client_secret: CLIENT_SECRET.into(),
+            redirect_uris: vec![app.redirect_uri()],
+        }],
+        accounts: accounts.as_object().unwrap().clone(),
+    })
+    .await
+}
+
+/// Signs in: starts on `start`, the IdP sends the browser back to the public URL, and the
+/// load balancer hands the callback to `finish`.
+async fn login_across(
+    start: &TestApp,
+    finish: &TestApp,
+    login_url_path: &str,
+    account: &str,
+) -> (reqwest::Client, StatusCode) {
+    let b = browser();
+    let first = b.get(start.url(login_url_path)).send().await.unwrap();
+    assert_eq!(first.status(), StatusCode::SEE_OTHER);
+    let back = login_at_idp(&b, &location(&first), account).await;
+    let back = back.replacen(&start.public, &finish.base, 1);
+    let status = b.get(&back).send().await.unwrap().status();
+    (b, status)
+}
+
+fn path_of(login_url: &str) -> String {
+    url::Url::parse(login_url).unwrap().path().to_owned()
+}
+
+async fn verify_status(app: &TestApp, b: &reqwest::Client) -> StatusCode {
+    b.get(app.url("/auth/acme/verify"))
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+async fn bearer_status(app: &TestApp, token: &str) -> StatusCode {
+    reqwest::Client::new()
+        .get(app.url("/auth/acme/verify"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+#[tokio::test]
+async fn multi_instance_sessions_and_revocations_cross_instances_at_once() {
+    let Some(server) = pg_server() else {
+        return not_run("multi_instance_sessions_and_revocations_cross_instances_at_once");
+    };
+    let db = fresh_pg_database(&server).await;
+    let apps = instances(3, &db, 5).await;
+    let (a, b, c) = (&apps[0], &apps[1], &apps[2]);
+    let idp = idp_for(
+        a,
+        json!({"alice": account("alice@example.com", "Alice", &["admins"])}),
+    )
+    .await;
+    a.create_org("acme", &[]).await;
+    let conn = b.connect("acme", &idp.issuer).await;
+    c.set_rules("acme", json!({"default_role": "viewer", "rules": [{"claim": "groups", "op": "contains", "value": "admins", "role": "admin"}]}))
+        .await;
+    let login_path = path_of(conn["login_url"].as_str().unwrap());
+
+    // A flow begun on A finishes on B; the session is valid on C.
+    let (browser_1, status) = login_across(a, b, &login_path, "alice").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    for app in [a, b, c] {
+        assert_eq!(app.me(&browser_1).await.unwrap()["role"], "admin");
+        assert_eq!(verify_status(app, &browser_1).await, StatusCode::OK);
+    }
+    // A token minted on A verifies on C.
+    let token: Value = browser_1
+        .post(a.url("/api/v1/me/token"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = token["access_token"].as_str().unwrap().to_owned();
+    for app in [a, b, c] {
+        assert_eq!(bearer_status(app, &token).await, StatusCode::OK);
+    }
+
+    // Logout on B: the token and the cookie stop everywhere.
+    let out = browser_1.post(b.url("/logout")).send().await.unwrap();
+    assert_eq!(out.status(), StatusCode::OK);
+    for app in [a, c] {
+        assert_eq!(
+            bearer_status(app, &token).await,
+            StatusCode::UNAUTHORIZED,
+            "revoked token refused on {}",
+            app.base
+        );
+    }
+
+    // A second colleague session, cached on A and B; disconnect on C.
+    let (browser_2, status) = login_across(b, a, &login_path, "alice").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    for app in [a, b] {
+        assert_eq!(verify_status(app, &browser_2).await, StatusCode::OK);
+    }
+    let (s, body) = c.admin(Method::DELETE, "/api/v1/orgs/acme/sso", None).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(body["sessions_revoked"], 1);
+    // The notification crosses instances within milliseconds; poll (bounded) and report.
+    let started = Instant::now();
+    for app in [a, b] {
+        let mut refused = false;
+        for _ in 0..100 {
+            if verify_status(app, &browser_2).await == StatusCode::UNAUTHORIZED {
+                refused = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(
+            refused,
+            "{} still accepts a session of a disconnected org",
+            app.base
+        );
+    }
+    eprintln!(
+        "disconnect on C took effect on A and B within {:?}",
+        started.elapsed()
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "revocation took {:?}",
+        started.elapsed()
+    );
+    for app in [a, b, c] {
+        assert_eq!(
+            browser()
+                .get(app.url(&login_path))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            StatusCode::GONE
+        );
+    }
+
+    // Key rotation on one instance reaches the others: a token signed with the new key verifies
+    // everywhere, the JWKS of every instance lists it.
+    let row = orgsso::auth::keys::new_key_row(
+        &c.sso.secrets,
+        time::OffsetDateTime::now_utc().unix_timestamp(),
+    );
+    c.sso.store.rotate_signing_key(&row, "test").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for app in [a, b, c] {
+        let jwks: Value = reqwest::get(app.url("/.well-known/jwks.json"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(
+            jwks.to_string().contains(&row.kid),
+            "{} does not publish the new key yet",
+            app.base
+        );
+    }
+}
+
+#[tokio::test]
+async fn multi_instance_200_first_logins_make_200_users() {
+    let Some(server) = pg_server() else {
+        return not_run("multi_instance_200_first_logins_make_200_users");
+    };
+    let db = fresh_pg_database(&server).await;
+    let apps = Arc::new(instances(3, &db, 5).await);
+    let mut accounts = serde_json::Map::new();
+    for i in 0..200 {
+        accounts.insert(
+            format!("u{i}"),
+            account(&format!("u{i}@example.com"), "U", &[]),
+        );
+    }
+    let idp = idp_for(&apps[0], Value::Object(accounts)).await;
+    apps[0].create_org("acme", &[]).await;
+    let conn = apps[1].connect("acme", &idp.issuer).await;
+    let login_path = Arc::new(path_of(conn["login_url"].as_str().unwrap()));
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut workers = Vec::new();
+    for _ in 0..8 {
+        let (apps, login_path, next) = (apps.clone(), login_path.clone(), next.clone());
+        workers.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                if i >= 200 {
+                    break;
+                }
+                let (start, finish) = (&apps[i % 3], &apps[(i + 1) % 3]);
+                let (_, status) = login_across(start, finish, &login_path, &format!("u{i}")).await;
+                assert_eq!(status, StatusCode::SEE_OTHER, "sign-in {i}");
+            }
+        }));
+    }
+    for w in workers {
+        w.await.unwrap();
+    }
+    let pool = sqlx::PgPool::connect(&db).await.unwrap();
+    let (users,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM users")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let (identities,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM identities")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let (members,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM memberships")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!((users, identities, members), (200, 200, 200));
+}
+
+#[tokio::test]
+async fn multi_instance_disconnect_racing_logins_leaves_no_session() {
+    let Some(server) = pg_server() else {
+        return not_run("multi_instance_disconnect_racing_logins_leaves_no_session");
+    };
+    let db = fresh_pg_database(&server).await;
+    let apps = Arc::new(instances(3, &db, 5).await);
+    let mut accounts = serde_json::Map::new();
+    for i in 0..40 {
+        accounts.insert(
+            format!("r{i}"),
+            account(&format!("r{i}@example.com"), "R", &[]),
+        );
+    }
+    let idp = idp_for(&apps[0], Value::Object(accounts)).await;
+    apps[0].create_org("acme", &[]).await;
+    let pool = sqlx::PgPool::connect(&db).await.unwrap();
+    // Three rounds, the disconnect landing early, midway and late among the sign-ins.
+    for landed_before_disconnect in [1, 10, 25] {
+        let conn = apps[0].connect("acme", &idp.issuer).await;
+        let login_path = path_of(conn["login_url"].as_str().unwrap());
+        // Bring 40 sign-ins to the brink: each has been to the IdP and holds its callback URL.
+        let mut pending = Vec::new();
+        for i in 0..40 {
+            let start = &apps[i % 3];
+            let b = browser();
+            let first = b.get(start.url(&login_path)).send().await.unwrap();
+            let back = login_at_idp(&b, &location(&first), &format!("r{i}")).await;
+            pending.push((b, back.replacen(&start.public, &apps[(i + 2) % 3].base, 1)));
+        }
+        // Fire all callbacks at once; disconnect on another instance once some have landed.
+        let mut tasks = Vec::new();
+        for (b, url) in pending {
+            tasks.push(tokio::spawn(async move {
+                b.get(&url).send().await.unwrap().status()
+            }));
+        }
+        for _ in 0..1000 {
+            let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM sessions")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            if n >= landed_before_disconnect {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let (s, body) = apps[1]
+            .admin(Method::DELETE, "/api/v1/orgs/acme/sso", None)
+            .await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        let mut statuses = Vec::new();
+        for t in tasks {
+            statuses.push(t.await.unwrap());
+        }
+        assert!(
+            statuses
+                .iter()
+                .all(|s| *s == StatusCode::SEE_OTHER || *s == StatusCode::GONE),
+            "{statuses:?}"
+        );
+        let (live,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM sessions")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(live, 0, "a session survived the disconnect");
+        let ok = statuses
+            .iter()
+            .filter(|s| **s == StatusCode::SEE_OTHER)
+            .count();
+        let gone = statuses.iter().filter(|s| **s == StatusCode::GONE).count();
+        eprintln!(
+            "racing disconnect: {ok} sign-ins completed (revoked by it: {}), {gone} refused with 410, 0 sessions left",
+            body["sessions_revoked"]
+        );
+    }
+}
+
+#[tokio::test]
+async fn multi_instance_database_restart_gives_503_then_recovers() {
+    if pg_server().is_none() {
+        return not_run("multi_instance_database_restart_gives_503_then_recovers");
+    }
+    let Some(cluster) = PgCluster::start().await else {
+        return;
+    };
+    let db = cluster.create_database("orgsso_restart").await;
+    let apps = instances(2, &db, 1).await;
+    apps[0].create_org("acme", &[]).await;
+    for app in &apps {
+        assert_eq!(
+            app.api
+                .get(app.url("/readyz"))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            StatusCode::OK
+        );
+    }
+    cluster.stop().await;
+    for app in &apps {
+        assert_eq!(
+            app.api
+                .get(app.url("/readyz"))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        let (s, body) = app.admin(Method::GET, "/api/v1/orgs/acme", None).await;
+        assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert_eq!(body["error"]["code"], "unavailable");
+        assert_eq!(
+            app.api
+                .get(app.url("/healthz"))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            StatusCode::OK,
+            "the process is up"
+        );
+    }
+    cluster.start_again().await;
+    for app in &apps {
+        let mut back = false;
+        for _ in 0..60 {
+            if app
+                .api
+                .get(app.url("/readyz"))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                == StatusCode::OK
+            {
+                back = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        assert!(back, "{} did not recover", app.base);
+        let (s, body) = app.admin(Method::GET, "/api/v1/orgs/acme", None).await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+    }
+}
