@@ -423,3 +423,50 @@ async fn multi_instance_database_restart_gives_503_then_recovers() {
         assert_eq!(s, StatusCode::OK, "{body}");
     }
 }
+
+#[tokio::test]
+async fn multi_instance_first_start_of_two_instances_at_once() {
+    let Some(server) = pg_server() else {
+        return not_run("multi_instance_first_start_of_two_instances_at_once");
+    };
+    let db = fresh_pg_database(&server).await;
+    // Both apply migrations and create the first signing key at the same moment: one wins, the
+    // other waits (migration lock) or adopts the winner's key.
+    let (one, two) = tokio::join!(instances(1, &db, 5), instances(1, &db, 5));
+    for app in one.iter().chain(two.iter()) {
+        assert_eq!(
+            app.api
+                .get(app.url("/readyz"))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            StatusCode::OK
+        );
+    }
+    let pool = sqlx::PgPool::connect(&db).await.unwrap();
+    let (active,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM signing_keys WHERE retired_at IS NULL")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(active, 1, "exactly one signing key");
+    let (migrations,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM _sqlx_migrations")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(migrations, 2);
+    let jwks_one: Value = reqwest::get(one[0].url("/.well-known/jwks.json"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let jwks_two: Value = reqwest::get(two[0].url("/.well-known/jwks.json"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(jwks_one, jwks_two, "both publish the same key");
+}
