@@ -120,6 +120,9 @@ impl Settings {
         if self.tokens.access_token_ttl_secs == 0 || self.tokens.access_token_ttl_secs > 86_400 {
             return bad("tokens.access_token_ttl_secs must be between 1 and 86400".into());
         }
+        if self.database.max_connections < 2 {
+            return bad("database.max_connections must be at least 2 (on PostgreSQL one connection listens for other instances' changes)".into());
+        }
         if self.login.flow_ttl_secs == 0 {
             return bad("login.flow_ttl_secs must be greater than zero".into());
         }
