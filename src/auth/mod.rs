@@ -204,26 +204,35 @@ impl Gate {
     ) -> Result<Identity, Denied> {
         let ts = now.unix_timestamp();
         let key = sha256_b64(token);
-        let cached = self
-            .verdicts
-            .lock()
-            .expect("verdict lock")
-            .get(&key)
-            .cloned();
+        // Not live (PostgreSQL listener down): a secret deleted elsewhere might be unknown here.
+        let cached = if self.live.load(Ordering::Acquire) {
+            self.verdicts
+                .lock()
+                .expect("verdict lock")
+                .get(&key)
+                .cloned()
+        } else {
+            None
+        };
         let verdict = match cached {
             Some(v) if v.org_id == org.id && ts < v.exp => v,
             _ => {
+                let generation = self.secrets.generation();
                 let v = self
                     .check_signature_and_claims(sso, org, token, now)
                     .await?;
                 let mut map = self.verdicts.lock().expect("verdict lock");
-                if map.len() >= MAX_VERDICTS {
-                    map.retain(|_, v| v.exp > ts);
+                // Secrets changed while we checked: use the answer once, remember nothing.
+                if self.secrets.generation() == generation {
                     if map.len() >= MAX_VERDICTS {
-                        map.clear();
+                        map.retain(|_, v| v.exp > ts);
+                        if map.len() >= MAX_VERDICTS {
+                            map.clear();
+                        }
                     }
+                    map.insert(key, v.clone());
                 }
-                map.insert(key, v.clone());
+                drop(map);
                 v
             }
         };

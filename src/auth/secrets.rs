@@ -2,7 +2,7 @@
 //! when a secret is added or deleted.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use jsonwebtoken::{Algorithm, EncodingKey};
@@ -30,6 +30,9 @@ pub struct SecretsCache {
     map: Mutex<HashMap<String, Arc<OrgSecrets>>>,
     /// Off while this instance may miss other instances' secret changes (listener down).
     enabled: AtomicBool,
+    /// Bumped by every change: a list read before a change is never cached after it (a deleted
+    /// secret must not come back).
+    generation: AtomicU64,
 }
 
 impl Default for SecretsCache {
@@ -37,6 +40,7 @@ impl Default for SecretsCache {
         SecretsCache {
             map: Mutex::new(HashMap::new()),
             enabled: AtomicBool::new(true),
+            generation: AtomicU64::new(0),
         }
     }
 }
@@ -122,6 +126,7 @@ impl SecretsCache {
                 return Ok(s.clone());
             }
         }
+        let generation = self.generation();
         let rows = store.jwt_secrets(org_id).await?;
         let mut built = OrgSecrets::default();
         for row in &rows {
@@ -138,19 +143,28 @@ impl SecretsCache {
             }
         }
         let built = Arc::new(built);
-        self.map
-            .lock()
-            .expect("secrets lock")
-            .insert(org_id.to_owned(), built.clone());
+        let mut map = self.map.lock().expect("secrets lock");
+        if enabled && self.generation() == generation {
+            map.insert(org_id.to_owned(), built.clone());
+        }
         Ok(built)
     }
 
     pub fn set_enabled(&self, on: bool) {
+        let mut map = self.map.lock().expect("secrets lock");
+        self.generation.fetch_add(1, Ordering::AcqRel);
         self.enabled.store(on, Ordering::Release);
-        self.map.lock().expect("secrets lock").clear();
+        map.clear();
+    }
+
+    /// Changes so far; compare before and after a read to know whether it may be cached.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     pub fn invalidate(&self, org_id: &str) {
-        self.map.lock().expect("secrets lock").remove(org_id);
+        let mut map = self.map.lock().expect("secrets lock");
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        map.remove(org_id);
     }
 }

@@ -3,7 +3,7 @@
 //! does no database round trip per request and a revoked session never passes.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -41,6 +41,9 @@ pub struct SessionCache {
     map: Mutex<HashMap<String, Cached>>,
     /// Off while this instance may miss other instances' revocations (listener down).
     enabled: AtomicBool,
+    /// Bumped by every revocation. A lookup that read the database before a revocation must not
+    /// cache what it read after it: it caches only if the generation did not move meanwhile.
+    generation: AtomicU64,
 }
 
 impl Default for SessionCache {
@@ -48,6 +51,7 @@ impl Default for SessionCache {
         SessionCache {
             map: Mutex::new(HashMap::new()),
             enabled: AtomicBool::new(true),
+            generation: AtomicU64::new(0),
         }
     }
 }
@@ -68,6 +72,7 @@ impl SessionCache {
                 return Ok(Some(c.identity.clone()));
             }
         }
+        let generation = self.generation.load(Ordering::Acquire);
         let Some(row) = store.live_session(sid_hash, now).await? else {
             self.forget(sid_hash);
             return Ok(None);
@@ -94,6 +99,10 @@ impl SessionCache {
             name: row.name,
         };
         let mut map = self.map.lock().expect("cache lock");
+        if self.generation.load(Ordering::Acquire) != generation {
+            // A revocation happened while we read: answer from what we read, cache nothing.
+            return Ok(Some(identity));
+        }
         if map.len() >= MAX_ENTRIES {
             map.clear();
         }
@@ -110,19 +119,22 @@ impl SessionCache {
 
     /// Turns caching on or off; either way the cache starts empty.
     pub fn set_enabled(&self, on: bool) {
+        let mut map = self.map.lock().expect("cache lock");
+        self.generation.fetch_add(1, Ordering::AcqRel);
         self.enabled.store(on, Ordering::Release);
-        self.map.lock().expect("cache lock").clear();
+        map.clear();
     }
 
     pub fn forget(&self, sid_hash: &str) {
-        self.map.lock().expect("cache lock").remove(sid_hash);
+        let mut map = self.map.lock().expect("cache lock");
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        map.remove(sid_hash);
     }
 
     /// Drops every cached session of an org (disconnect).
     pub fn forget_org(&self, org_id: &str) {
-        self.map
-            .lock()
-            .expect("cache lock")
-            .retain(|_, c| c.identity.org_id != org_id);
+        let mut map = self.map.lock().expect("cache lock");
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        map.retain(|_, c| c.identity.org_id != org_id);
     }
 }
