@@ -2,6 +2,7 @@
 //! started by the tests on 127.0.0.1), a hostile in-test IdP, and a real SQLite file.
 
 mod admin_api;
+mod browser;
 mod helpers;
 mod hostile;
 mod idp;
