@@ -176,7 +176,9 @@ fn app_router(state: AppState) -> axum::Router {
             s.session.idle_timeout_secs as i64,
         )));
     let x_request_id = HeaderName::from_static("x-request-id");
+    let csrf = axum::middleware::from_fn_with_state(state.sso.clone(), crate::http::csrf::guard);
     http::router()
+        .layer(csrf)
         .with_state(state)
         .layer(sessions)
         .layer(

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod browser;
+pub mod csrf;
 pub mod error;
 pub mod pages;
 pub mod secrets;

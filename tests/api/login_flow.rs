@@ -458,3 +458,47 @@ async fn two_tabs_of_one_browser_can_sign_in_at_once() {
     }
     assert_eq!(app.me(&b).await.unwrap()["email"], "bob@example.com");
 }
+
+#[tokio::test]
+async fn cross_site_form_posts_are_refused() {
+    let (app, _idp, login_url) = setup().await;
+    let b = browser();
+    assert_eq!(
+        app.login(&b, &login_url, "bob").await.status(),
+        StatusCode::SEE_OTHER
+    );
+    let forged = [
+        ("/logout", ("origin", "http://evil.example")),
+        ("/logout", ("sec-fetch-site", "cross-site")),
+        ("/logout", ("origin", "null")),
+        ("/login/sso", ("sec-fetch-site", "same-site")),
+        ("/api/v1/me/token", ("origin", "http://evil.example")),
+    ];
+    for (path, (name, value)) in forged {
+        let resp = b
+            .post(app.url(path))
+            .header(name, value)
+            .form(&[("email", "x@acme.test")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            resp.status(),
+            StatusCode::FORBIDDEN,
+            "{path} with {name}: {value}"
+        );
+    }
+    assert!(
+        app.me(&b).await.is_some(),
+        "the forged logouts changed nothing"
+    );
+    let resp = b
+        .post(app.url("/logout"))
+        .header("origin", app.base.as_str())
+        .header("sec-fetch-site", "same-origin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(app.me(&b).await.is_none());
+}
