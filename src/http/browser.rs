@@ -33,6 +33,8 @@ pub fn router() -> Router<AppState> {
         .route("/sso/{login_id}", get(start))
         .route("/api/v1/me", get(me))
         .route("/logout", post(logout))
+        .route("/sessions", get(sessions_page))
+        .route("/sessions/end", post(end_session))
 }
 
 fn see_other(to: &str) -> Response {
@@ -360,4 +362,79 @@ async fn logout(
         "signed_out.html",
         minijinja::context! { title => "Signed out", end_session_url, request_id => rid },
     ))
+}
+
+/// Minutes precision, UTC: enough to recognise a session.
+fn when(t: i64) -> String {
+    match time::OffsetDateTime::from_unix_timestamp(t) {
+        Ok(dt) => format!("{} {:02}:{:02}", dt.date(), dt.hour(), dt.minute()),
+        Err(_) => "—".into(),
+    }
+}
+
+/// `GET /sessions`: where you are signed in, with a button to end each session.
+async fn sessions_page(
+    State(sso): State<Sso>,
+    session: Session,
+    RequestId(rid): RequestId,
+) -> Result<Response, PageError> {
+    let fail = |e| PageError::from_store(e, rid.clone());
+    let Some(who) = signed_in(&session, &sso).await.map_err(fail)? else {
+        return Ok(see_other("/login"));
+    };
+    let current = session
+        .id()
+        .map(|i| crate::store::sessions::sid_hash(&i.to_string()));
+    let list = sso
+        .store
+        .user_sessions(&who.org_id, &who.user_id, now().unix_timestamp())
+        .await
+        .map_err(fail)?;
+    let org = sso
+        .store
+        .org_by_id(&who.org_id)
+        .await
+        .map_err(fail)?
+        .map(|o| o.name)
+        .unwrap_or_default();
+    let sessions: Vec<_> = list
+        .iter()
+        .map(|s| json!({"id": s.sid_hash, "current": current.as_deref() == Some(s.sid_hash.as_str()), "created": when(s.created_at), "expires": when(s.expires_at)}))
+        .collect();
+    Ok(pages::render(
+        StatusCode::OK,
+        "sessions.html",
+        minijinja::context! { title => "Your sessions", org, sessions, request_id => rid },
+    ))
+}
+
+#[derive(Deserialize)]
+struct EndSessionForm {
+    session: String,
+}
+
+/// `POST /sessions/end`: ends one of your own sessions (this one signs you out).
+async fn end_session(
+    State(sso): State<Sso>,
+    session: Session,
+    RequestId(rid): RequestId,
+    PageForm(form): PageForm<EndSessionForm>,
+) -> Result<Response, PageError> {
+    let fail = |e| PageError::from_store(e, rid.clone());
+    let Some(who) = signed_in(&session, &sso).await.map_err(fail)? else {
+        return Ok(see_other("/login"));
+    };
+    sso.store
+        .end_user_session(&who.org_id, &who.user_id, &form.session)
+        .await
+        .map_err(fail)?;
+    sso.gate.sessions.forget(&form.session);
+    let current = session
+        .id()
+        .map(|i| crate::store::sessions::sid_hash(&i.to_string()));
+    if current.as_deref() == Some(form.session.as_str()) {
+        session.flush().await.ok();
+        return Ok(see_other("/login"));
+    }
+    Ok(see_other("/sessions"))
 }

@@ -22,6 +22,7 @@ fn env() -> &'static Environment<'static> {
             ("choose.html", include_str!("templates/choose.html")),
             ("home.html", include_str!("templates/home.html")),
             ("signed_out.html", include_str!("templates/signed_out.html")),
+            ("sessions.html", include_str!("templates/sessions.html")),
         ] {
             env.add_template(name, src).expect("templates compile");
         }

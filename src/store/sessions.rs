@@ -206,3 +206,52 @@ impl SessionStore for DbSessionStore {
         run.await.map_err(backend)
     }
 }
+
+/// One of a user's sessions, as the "your sessions" page shows it.
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct SessionSummary {
+    pub sid_hash: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+impl Store {
+    /// The user's live sessions in an org, newest first.
+    pub async fn user_sessions(
+        &self,
+        org_id: &str,
+        user_id: &str,
+        now: i64,
+    ) -> super::Result<Vec<SessionSummary>> {
+        Ok(on_db!(self.db(), p => sqlx::query_as::<_, SessionSummary>(
+            "SELECT sid_hash, created_at, expires_at FROM sessions
+             WHERE org_id = $1 AND user_id = $2 AND expires_at > $3 AND sid_hash IS NOT NULL
+             ORDER BY created_at DESC, sid_hash")
+            .bind(org_id).bind(user_id).bind(now).fetch_all(p).await?))
+    }
+
+    /// Ends one of the user's own sessions (never someone else's); announces it to other
+    /// instances. False when there was no such session.
+    pub async fn end_user_session(
+        &self,
+        org_id: &str,
+        user_id: &str,
+        sid_hash: &str,
+    ) -> super::Result<bool> {
+        let db = self.db();
+        let ended = Event::SessionEnded {
+            sid_hash: sid_hash.to_owned(),
+        };
+        let n = on_db!(db, p => {
+            let mut tx = p.begin().await?;
+            let n = sqlx::query("DELETE FROM sessions WHERE org_id = $1 AND user_id = $2 AND sid_hash = $3")
+                .bind(org_id).bind(user_id).bind(sid_hash).execute(&mut *tx).await?.rows_affected();
+            if n == 1 {
+                notify_in_tx!(db, tx, ended);
+            }
+            tx.commit().await?;
+            n
+        });
+        Ok(n == 1)
+    }
+}

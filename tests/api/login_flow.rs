@@ -502,3 +502,104 @@ async fn cross_site_form_posts_are_refused() {
     assert_eq!(resp.status(), StatusCode::OK);
     assert!(app.me(&b).await.is_none());
 }
+
+/// (session reference, is this browser) for each entry of the "your sessions" page.
+fn session_entries(html: &str) -> Vec<(String, bool)> {
+    html.split("<li>")
+        .skip(1)
+        .map(|block| {
+            let id = block
+                .split("name=\"session\" value=\"")
+                .nth(1)
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap()
+                .to_owned();
+            (id, block.contains("This browser"))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_colleague_lists_and_ends_their_own_sessions() {
+    let (app, _idp, login_url) = setup().await;
+    let (laptop, phone, alice) = (browser(), browser(), browser());
+    for (b, who) in [(&laptop, "bob"), (&phone, "bob"), (&alice, "alice")] {
+        assert_eq!(
+            app.login(b, &login_url, who).await.status(),
+            StatusCode::SEE_OTHER
+        );
+    }
+    let page = laptop.get(app.url("/sessions")).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert_eq!(page.headers()["x-frame-options"], "DENY");
+    let entries = session_entries(&page.text().await.unwrap());
+    assert_eq!(entries.len(), 2, "bob's two sessions, not alice's");
+    assert_eq!(entries.iter().filter(|(_, here)| *here).count(), 1);
+    let phone_ref = entries.iter().find(|(_, here)| !here).unwrap().0.clone();
+    let laptop_ref = entries.iter().find(|(_, here)| *here).unwrap().0.clone();
+
+    // End the phone's session from the laptop.
+    let resp = laptop
+        .post(app.url("/sessions/end"))
+        .form(&[("session", phone_ref.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (resp.status(), location(&resp)),
+        (StatusCode::SEE_OTHER, "/sessions".to_owned())
+    );
+    assert!(app.me(&phone).await.is_none(), "the phone's session ended");
+    assert!(
+        app.me(&laptop).await.is_some(),
+        "the laptop stays signed in"
+    );
+
+    // Nobody can end someone else's session, even knowing its reference.
+    let alice_ref = session_entries(
+        &alice
+            .get(app.url("/sessions"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    )[0]
+    .0
+    .clone();
+    laptop
+        .post(app.url("/sessions/end"))
+        .form(&[("session", alice_ref.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        app.me(&alice).await.is_some(),
+        "alice's session survives bob's attempt"
+    );
+
+    // Ending this browser's own session signs it out.
+    let resp = laptop
+        .post(app.url("/sessions/end"))
+        .form(&[("session", laptop_ref.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (resp.status(), location(&resp)),
+        (StatusCode::SEE_OTHER, "/login".to_owned())
+    );
+    assert!(app.me(&laptop).await.is_none());
+    assert_eq!(
+        laptop
+            .get(app.url("/sessions"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::SEE_OTHER
+    );
+}
