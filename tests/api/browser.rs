@@ -17,7 +17,6 @@ use crate::helpers::{account, spawn_app, start_idp};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 /// Longest wait for `npm ci` in `tests/browser`.
-const NPM_CI_TIMEOUT: Duration = Duration::from_secs(300);
 /// Longest wait for `login.mjs`, which stops itself after 90 s.
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -47,55 +46,18 @@ fn node_modules_current(dir: &Path) -> bool {
 }
 
 /// Runs `npm ci` in `tests/browser` once per test process when `node_modules` is missing or
-/// stale. `playwright-core` downloads no browser; the variable makes sure of it.
+/// stale (`playwright-core` downloads no browser).
 async fn ensure_node_modules(dir: &Path) {
     NPM_READY
         .get_or_init(|| async {
             if node_modules_current(dir) {
                 return;
             }
-            eprintln!("[browser] running `npm ci` in {}", dir.display());
-            let started = Instant::now();
-            let child = Command::new("npm")
-                .args(["ci", "--no-audit", "--no-fund"])
-                .current_dir(dir)
-                .env("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .kill_on_drop(true)
-                .spawn()
-                .unwrap_or_else(|e| {
-                    panic!(
-                        "cannot run `npm ci` in {} (is npm installed?): {e}",
-                        dir.display()
-                    )
-                });
-            let out = tokio::time::timeout(NPM_CI_TIMEOUT, child.wait_with_output())
-                .await
-                .unwrap_or_else(|_| {
-                    panic!(
-                        "`npm ci` in {} took more than {NPM_CI_TIMEOUT:?}",
-                        dir.display()
-                    )
-                })
-                .unwrap_or_else(|e| panic!("`npm ci` in {}: {e}", dir.display()));
-            assert!(
-                out.status.success(),
-                "`npm ci` in {} failed ({}):\n{}\n{}",
-                dir.display(),
-                out.status,
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
+            crate::idp::npm_ci(dir).await;
             assert!(
                 node_modules_current(dir),
                 "`npm ci` in {} left another playwright-core than the lockfile's",
                 dir.display()
-            );
-            eprintln!(
-                "[browser] `npm ci` done in {} ms",
-                started.elapsed().as_millis()
             );
         })
         .await;

@@ -269,7 +269,8 @@ fn node_modules_current(dir: &Path) -> bool {
     wanted.is_string() && installed.as_ref() == Some(&wanted)
 }
 
-async fn npm_ci(dir: &Path) {
+/// Runs `npm ci` in `dir` (bounded in time), panicking with npm's output when it fails.
+pub async fn npm_ci(dir: &Path) {
     eprintln!("[test-idp] running `npm ci` in {}", dir.display());
     let started = Instant::now();
     let child = Command::new("npm")
