@@ -69,7 +69,8 @@ pub enum CryptoError {
 /// to) as associated data, so a ciphertext copied to another row does not decrypt.
 #[derive(Clone)]
 pub struct SecretBox {
-    cipher: Aes256Gcm,
+    // Shared: the service state is cloned per request, the key schedule need not be.
+    cipher: std::sync::Arc<Aes256Gcm>,
 }
 
 impl fmt::Debug for SecretBox {
@@ -90,7 +91,9 @@ impl SecretBox {
             return Err(CryptoError::BadKey);
         }
         Ok(SecretBox {
-            cipher: Aes256Gcm::new_from_slice(&bytes).map_err(|_| CryptoError::BadKey)?,
+            cipher: std::sync::Arc::new(
+                Aes256Gcm::new_from_slice(&bytes).map_err(|_| CryptoError::BadKey)?,
+            ),
         })
     }
 

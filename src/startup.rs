@@ -176,7 +176,16 @@ fn app_router(state: AppState) -> axum::Router {
             s.session.idle_timeout_secs as i64,
         )));
     let x_request_id = HeaderName::from_static("x-request-id");
-    let csrf = axum::middleware::from_fn_with_state(state.sso.clone(), crate::http::csrf::guard);
+    let origin = crate::http::csrf::OwnOrigin(
+        state
+            .sso
+            .settings
+            .public_url
+            .origin()
+            .ascii_serialization()
+            .into(),
+    );
+    let csrf = axum::middleware::from_fn_with_state(origin, crate::http::csrf::guard);
     http::router()
         .layer(csrf)
         .with_state(state)

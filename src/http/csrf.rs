@@ -12,7 +12,6 @@ use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
 use super::pages;
-use crate::sso::Sso;
 
 /// The decision, as a pure function of the request's headers.
 pub fn allowed(
@@ -34,16 +33,23 @@ pub fn allowed(
     }
 }
 
-pub async fn guard(State(sso): State<Sso>, req: Request, next: Next) -> Response {
+/// The service's own origin (`scheme://host[:port]` of `ORGSSO_PUBLIC_URL`), computed once.
+#[derive(Clone)]
+pub struct OwnOrigin(pub std::sync::Arc<str>);
+
+pub async fn guard(State(own): State<OwnOrigin>, req: Request, next: Next) -> Response {
+    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+        return next.run(req).await;
+    }
     let h = req.headers();
     let text = |name: &str| h.get(name).and_then(|v| v.to_str().ok());
-    let own_origin = sso.settings.public_url.origin().ascii_serialization();
+    let own_origin: &str = &own.0;
     if allowed(
         req.method(),
         h.contains_key(header::AUTHORIZATION),
         text("sec-fetch-site"),
         text("origin"),
-        &own_origin,
+        own_origin,
     ) {
         return next.run(req).await;
     }
