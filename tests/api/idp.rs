@@ -30,7 +30,10 @@ use tokio::process::{Child, ChildStdin, Command};
 use url::Url;
 
 /// Longest wait for the IdP's READY line.
-const START_TIMEOUT: Duration = Duration::from_secs(60);
+const START_TIMEOUT: Duration = Duration::from_secs(15);
+/// A node process that has not said READY within START_TIMEOUT is killed and started again
+/// (seen rarely on a loaded machine: the process hangs before listening).
+const START_ATTEMPTS: usize = 3;
 /// Longest wait for `npm ci`.
 const NPM_CI_TIMEOUT: Duration = Duration::from_secs(300);
 /// Per-request timeout for the control endpoints and for each step of [`login_at_idp`].
@@ -91,9 +94,17 @@ impl TestIdp {
         let dir = idp_dir();
         ensure_node_modules(&dir).await;
         let started = Instant::now();
-        let (process, ready) = spawn_idp(&dir, 0, &config.clients, &config.accounts, None)
-            .await
-            .unwrap_or_else(|e| panic!("test IdP failed to start: {e}"));
+        let mut attempt = 0;
+        let (process, ready) = loop {
+            attempt += 1;
+            match spawn_idp(&dir, 0, &config.clients, &config.accounts, None).await {
+                Ok(started) => break started,
+                Err(e) if attempt < START_ATTEMPTS => {
+                    eprintln!("[test-idp] start attempt {attempt} failed, retrying: {e}")
+                }
+                Err(e) => panic!("test IdP failed to start after {attempt} attempts: {e}"),
+            }
+        };
         eprintln!(
             "[test-idp] ready at {} (kid {}) in {} ms",
             ready.issuer,
@@ -148,12 +159,28 @@ impl TestIdp {
         let old_kid = self.kid.clone();
         self.process.stop().await;
         let accounts = self.accounts.lock().unwrap().clone();
-        let (process, ready) =
-            spawn_idp(&idp_dir(), self.port, &self.clients, &accounts, Some(stats))
-                .await
-                .unwrap_or_else(|e| {
-                    panic!("test IdP failed to restart on port {}: {e}", self.port)
-                });
+        let mut attempt = 0;
+        let (process, ready) = loop {
+            attempt += 1;
+            match spawn_idp(
+                &idp_dir(),
+                self.port,
+                &self.clients,
+                &accounts,
+                Some(stats.clone()),
+            )
+            .await
+            {
+                Ok(started) => break started,
+                Err(e) if attempt < START_ATTEMPTS => {
+                    eprintln!("[test-idp] restart attempt {attempt} failed, retrying: {e}")
+                }
+                Err(e) => panic!(
+                    "test IdP failed to restart on port {} after {attempt} attempts: {e}",
+                    self.port
+                ),
+            }
+        };
         assert_eq!(
             ready.issuer, self.issuer,
             "restarted IdP has another issuer"

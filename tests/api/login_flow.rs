@@ -382,17 +382,26 @@ async fn sessions_end_when_idle_and_at_the_absolute_timeout() {
 
     // Absolute: however busy, a session ends this long after sign-in.
     let (app, _idp, login_url) =
-        setup_with(spawn_app_with(|s| s.session.absolute_timeout_secs = 2).await).await;
+        setup_with(spawn_app_with(|s| s.session.absolute_timeout_secs = 3).await).await;
     let b = browser();
+    let signed_in_at = std::time::Instant::now();
     assert_eq!(
         app.login(&b, &login_url, "bob").await.status(),
         StatusCode::SEE_OTHER
     );
+    // Times are whole seconds: within 1.9 s of sign-in the session is certainly alive, and
+    // 4.1 s after it certainly past 3 s, whatever the rounding.
     for _ in 0..3 {
-        assert!(app.me(&b).await.is_some());
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let alive = app.me(&b).await.is_some();
+        if signed_in_at.elapsed() < std::time::Duration::from_millis(1900) {
+            assert!(alive, "a busy session is alive before its absolute timeout");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     }
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    tokio::time::sleep(
+        std::time::Duration::from_millis(4100).saturating_sub(signed_in_at.elapsed()),
+    )
+    .await;
     assert!(app.me(&b).await.is_none(), "absolute timeout reached");
 }
 
