@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod browser;
+pub mod console;
 pub mod csrf;
 pub mod error;
 pub mod pages;
@@ -79,6 +80,7 @@ pub fn router() -> Router<AppState> {
         .route("/static/style.css", get(stylesheet))
         .merge(admin::router())
         .merge(browser::router())
+        .merge(console::router())
         .merge(secrets::router())
         .merge(tokens::router())
 }

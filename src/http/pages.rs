@@ -23,6 +23,11 @@ fn env() -> &'static Environment<'static> {
             ("home.html", include_str!("templates/home.html")),
             ("signed_out.html", include_str!("templates/signed_out.html")),
             ("sessions.html", include_str!("templates/sessions.html")),
+            (
+                "admin_login.html",
+                include_str!("templates/admin_login.html"),
+            ),
+            ("admin_orgs.html", include_str!("templates/admin_orgs.html")),
         ] {
             env.add_template(name, src).expect("templates compile");
         }

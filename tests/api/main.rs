@@ -3,6 +3,7 @@
 
 mod admin_api;
 mod browser;
+mod console;
 mod helpers;
 mod hostile;
 mod idp;
