@@ -114,6 +114,7 @@ impl Application {
             ))),
             crate::store::Db::Sqlite(_) => None,
         };
+        store.set_event_sink(gate.clone());
         let settings = Arc::new(settings);
         let sso = Sso {
             store: store.clone(),

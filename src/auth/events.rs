@@ -8,7 +8,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgListener, PgPool};
 
 use super::Gate;
-use crate::store::events::{Event, CHANNEL};
+use crate::store::events::{Event, EventSink, CHANNEL};
 
 /// Runs until the process ends: listen, apply, and on any loss reconnect after a pause.
 pub async fn listen(pool: PgPool, gate: Arc<Gate>) {

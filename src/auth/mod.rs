@@ -20,7 +20,7 @@ use crate::crypto::sha256_b64;
 use crate::jwt::signing::{access_token_claims, AccessTokenClaims};
 use crate::jwt::verify::{check_claims, verify_with_secrets, MAX_TOKEN_BYTES};
 use crate::sso::Sso;
-use crate::store::events::Event;
+use crate::store::events::{Event, EventSink};
 use crate::store::sessions::sid_hash;
 use crate::store::{OrgRow, StoreError};
 
@@ -115,16 +115,6 @@ impl Gate {
         self.secrets.set_enabled(live);
         self.verdicts.lock().expect("verdict lock").clear();
         self.keys.mark_stale();
-    }
-
-    /// Applies a change made by another instance.
-    pub fn apply(&self, event: &Event) {
-        match event {
-            Event::SessionEnded { sid_hash } => self.sessions.forget(sid_hash),
-            Event::OrgSessionsEnded { org_id } => self.sessions.forget_org(org_id),
-            Event::SecretsChanged { org_id } => self.secrets_changed(org_id),
-            Event::KeysRotated => self.keys.mark_stale(),
-        }
     }
 
     /// Org by slug; orgs are never renamed or deleted, so a found org is cached for good.
@@ -392,5 +382,17 @@ impl Gate {
             }
         };
         Ok((token, ttl))
+    }
+}
+
+impl EventSink for Gate {
+    /// Applies a committed change, made by this instance or (through NOTIFY) another.
+    fn apply(&self, event: &Event) {
+        match event {
+            Event::SessionEnded { sid_hash } => self.sessions.forget(sid_hash),
+            Event::OrgSessionsEnded { org_id } => self.sessions.forget_org(org_id),
+            Event::SecretsChanged { org_id } => self.secrets_changed(org_id),
+            Event::KeysRotated => self.keys.mark_stale(),
+        }
     }
 }

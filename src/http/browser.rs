@@ -337,12 +337,7 @@ async fn logout(
             }
         }
     }
-    if let Some(id) = session.id() {
-        // Tokens minted from this session stop verifying at once.
-        sso.gate
-            .sessions
-            .forget(&crate::store::sessions::sid_hash(&id.to_string()));
-    }
+    // Deleting the session announces it: tokens minted from it stop verifying at once.
     session
         .flush()
         .await
@@ -428,7 +423,6 @@ async fn end_session(
         .end_user_session(&who.org_id, &who.user_id, &form.session)
         .await
         .map_err(fail)?;
-    sso.gate.sessions.forget(&form.session);
     let current = session
         .id()
         .map(|i| crate::store::sessions::sid_hash(&i.to_string()));

@@ -95,7 +95,6 @@ async fn create(
         StoreError::Conflict(_) => ApiError::conflict("secret_name_taken", format!("This org already has a JWT secret named {:?}; delete it first or pick another name.", row.name)),
         other => other.into(),
     })?;
-    sso.gate.secrets_changed(&org.id);
     Ok((StatusCode::CREATED, Json(view(&row))).into_response())
 }
 
@@ -125,6 +124,5 @@ async fn remove(
             format!("This org has no JWT secret named {name:?}."),
         ));
     }
-    sso.gate.secrets_changed(&org.id);
     Ok(StatusCode::NO_CONTENT)
 }

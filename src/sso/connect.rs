@@ -170,9 +170,6 @@ impl Sso {
         actor: &str,
         now: i64,
     ) -> Result<Option<DisconnectCounts>, StoreError> {
-        let counts = self.store.disconnect(&org.id, actor, now).await?;
-        // Sessions cached by the verify endpoint end with their rows.
-        self.gate.sessions.forget_org(&org.id);
-        Ok(counts)
+        self.store.disconnect(&org.id, actor, now).await
     }
 }

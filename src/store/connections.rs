@@ -114,6 +114,9 @@ impl Store {
         actor: &str,
         now: i64,
     ) -> Result<Option<DisconnectCounts>> {
+        let ended = Event::OrgSessionsEnded {
+            org_id: org_id.to_owned(),
+        };
         let counts = on_db!(self.db(), p => {
             let mut tx = p.begin().await?;
             let retired: Option<(String,)> = sqlx::query_as(
@@ -132,13 +135,16 @@ impl Store {
                     let counts = DisconnectCounts { sessions_revoked, members_downgraded };
                     let detail = serde_json::json!({"connection_id": conn_id, "sessions_revoked": sessions_revoked, "members_downgraded": members_downgraded});
                     audit_in_tx!(tx, org_id, actor, "sso.disconnect", detail, now)?;
-                    notify_in_tx!(self.db(), tx, Event::OrgSessionsEnded { org_id: org_id.to_owned() });
+                    notify_in_tx!(self.db(), tx, ended);
                     Some(counts)
                 }
             };
             tx.commit().await?;
             counts
         });
+        if counts.is_some() {
+            self.announce(&ended);
+        }
         Ok(counts)
     }
 }

@@ -19,6 +19,13 @@ pub enum Event {
     KeysRotated,
 }
 
+/// Who acts on changes in this process (the verify endpoint's caches). The store calls it right
+/// after each change commits, so the instance that made a change never serves it stale, and
+/// handlers need not remember to invalidate anything themselves.
+pub trait EventSink: Send + Sync {
+    fn apply(&self, event: &Event);
+}
+
 impl Event {
     pub fn payload(&self) -> String {
         serde_json::to_string(self).expect("events serialise")

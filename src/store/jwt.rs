@@ -36,6 +36,9 @@ impl Store {
     /// transaction. A taken name is a `Conflict`.
     pub async fn insert_jwt_secret(&self, s: &JwtSecretRow, actor: &str) -> Result<()> {
         let detail = serde_json::json!({"name": s.name, "type": s.kind, "primary": s.is_primary});
+        let changed = Event::SecretsChanged {
+            org_id: s.org_id.clone(),
+        };
         on_db!(self.db(), p => {
             let mut tx = p.begin().await?;
             if s.is_primary {
@@ -47,9 +50,10 @@ impl Store {
                 .bind(&s.public_jwk).bind(&s.kid).bind(&s.audiences).bind(&s.issuers).bind(s.is_primary).bind(s.created_at)
                 .execute(&mut *tx).await?;
             audit_in_tx!(tx, &s.org_id, actor, "jwt_secret.create", detail, s.created_at)?;
-            notify_in_tx!(self.db(), tx, Event::SecretsChanged { org_id: s.org_id.clone() });
+            notify_in_tx!(self.db(), tx, changed);
             tx.commit().await?;
         });
+        self.announce(&changed);
         Ok(())
     }
 
@@ -70,17 +74,23 @@ impl Store {
         now: i64,
     ) -> Result<bool> {
         let detail = serde_json::json!({"name": name});
+        let changed = Event::SecretsChanged {
+            org_id: org_id.to_owned(),
+        };
         let deleted = on_db!(self.db(), p => {
             let mut tx = p.begin().await?;
             let n = sqlx::query("DELETE FROM jwt_secrets WHERE org_id = $1 AND name = $2")
                 .bind(org_id).bind(name).execute(&mut *tx).await?.rows_affected();
             if n == 1 {
                 audit_in_tx!(tx, org_id, actor, "jwt_secret.delete", detail, now)?;
-                notify_in_tx!(self.db(), tx, Event::SecretsChanged { org_id: org_id.to_owned() });
+                notify_in_tx!(self.db(), tx, changed);
             }
             tx.commit().await?;
             n == 1
         });
+        if deleted {
+            self.announce(&changed);
+        }
         Ok(deleted)
     }
 
@@ -110,6 +120,7 @@ impl Store {
             notify_in_tx!(self.db(), tx, Event::KeysRotated);
             tx.commit().await?;
         });
+        self.announce(&Event::KeysRotated);
         Ok(())
     }
 

@@ -4,6 +4,7 @@
 //! in `migrations/sqlite` vs `migrations/postgres` and in `connect`.
 
 use std::str::FromStr;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use sqlx::postgres::{PgPool, PgPoolOptions};
@@ -107,9 +108,18 @@ impl From<sqlx::Error> for StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Store {
     db: Db,
+    sink: Arc<OnceLock<Arc<dyn events::EventSink>>>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("db", &self.db)
+            .finish_non_exhaustive()
+    }
 }
 
 pub struct PoolSettings {
@@ -151,7 +161,10 @@ impl Store {
         } else {
             anyhow::bail!("database_url must start with sqlite:// or postgres://");
         };
-        Ok(Store { db })
+        Ok(Store {
+            db,
+            sink: Arc::default(),
+        })
     }
 
     pub async fn migrate(&self) -> anyhow::Result<()> {
@@ -160,6 +173,18 @@ impl Store {
             Db::Postgres(p) => sqlx::migrate!("./migrations/postgres").run(p).await?,
         }
         Ok(())
+    }
+
+    /// Sets who is told of committed changes in this process (once, at start).
+    pub fn set_event_sink(&self, sink: Arc<dyn events::EventSink>) {
+        let _ = self.sink.set(sink);
+    }
+
+    /// Tells this process of a committed change; other instances hear it through NOTIFY.
+    fn announce(&self, event: &events::Event) {
+        if let Some(sink) = self.sink.get() {
+            sink.apply(event);
+        }
     }
 
     pub fn db(&self) -> &Db {

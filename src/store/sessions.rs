@@ -38,19 +38,20 @@ fn backend(e: impl std::fmt::Display) -> Error {
 /// (and then deletes the session), or this insert waits for the disconnect (and sees it).
 /// SQLite serialises writers, so the plain check is enough there.
 fn insert_sql(db: &Db) -> &'static str {
+    macro_rules! insert_session {
+        ($lock:literal) => {
+            concat!(
+                "INSERT INTO sessions (id, data, expires_at, user_id, org_id, connection_id, created_at, sid_hash)
+                 SELECT $1, $2, $3, $4, $5, $6, $7, $8
+                 WHERE $6 IS NULL OR EXISTS (SELECT 1 FROM sso_connections WHERE id = $6 AND status = 'connected'",
+                $lock,
+                ") ON CONFLICT (id) DO NOTHING"
+            )
+        };
+    }
     match db {
-        Db::Sqlite(_) => {
-            "INSERT INTO sessions (id, data, expires_at, user_id, org_id, connection_id, created_at, sid_hash)
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8
-             WHERE $6 IS NULL OR EXISTS (SELECT 1 FROM sso_connections WHERE id = $6 AND status = 'connected')
-             ON CONFLICT (id) DO NOTHING"
-        }
-        Db::Postgres(_) => {
-            "INSERT INTO sessions (id, data, expires_at, user_id, org_id, connection_id, created_at, sid_hash)
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8
-             WHERE $6 IS NULL OR EXISTS (SELECT 1 FROM sso_connections WHERE id = $6 AND status = 'connected' FOR SHARE)
-             ON CONFLICT (id) DO NOTHING"
-        }
+        Db::Sqlite(_) => insert_session!(""),
+        Db::Postgres(_) => insert_session!(" FOR SHARE"),
     }
 }
 
@@ -111,14 +112,6 @@ impl Store {
                 .bind(expires_at).bind(sid_hash).execute(p).await?;
         });
         Ok(())
-    }
-
-    /// Revokes every session of one user in one org (used by logout-everywhere and tests).
-    pub async fn revoke_user_sessions(&self, org_id: &str, user_id: &str) -> super::Result<u64> {
-        Ok(
-            on_db!(self.db(), p => sqlx::query("DELETE FROM sessions WHERE org_id = $1 AND user_id = $2")
-            .bind(org_id).bind(user_id).execute(p).await?.rows_affected()),
-        )
     }
 
     pub async fn count_sessions(&self, org_id: &str) -> super::Result<i64> {
@@ -203,7 +196,9 @@ impl SessionStore for DbSessionStore {
             });
             Ok::<(), sqlx::Error>(())
         };
-        run.await.map_err(backend)
+        run.await.map_err(backend)?;
+        self.store.announce(&ended);
+        Ok(())
     }
 }
 
@@ -252,6 +247,9 @@ impl Store {
             tx.commit().await?;
             n
         });
+        if n == 1 {
+            self.announce(&ended);
+        }
         Ok(n == 1)
     }
 }

@@ -7,7 +7,6 @@
 //! (`bash .ci/run` installs Debian's `chromium`).
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -66,27 +65,18 @@ async fn ensure_node_modules(dir: &Path) {
 /// Runs `login.mjs` with `config`; returns its JSON line. Panics with its output on failure.
 async fn run_login_script(config: &Value) -> Value {
     let dir = browser_dir();
-    let child = Command::new("node")
-        .arg("login.mjs")
+    let mut cmd = Command::new("node");
+    cmd.arg("login.mjs")
         .arg(config.to_string())
-        .current_dir(&dir)
         .env_remove("LOGIN_CONFIG")
-        .env_remove("DEBUG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!(
-                "cannot run `node login.mjs` in {} (is Node.js installed?): {e}",
-                dir.display()
-            )
-        });
-    let out = tokio::time::timeout(SCRIPT_TIMEOUT, child.wait_with_output())
-        .await
-        .unwrap_or_else(|_| panic!("login.mjs took more than {SCRIPT_TIMEOUT:?} (killed)"))
-        .unwrap_or_else(|e| panic!("login.mjs: {e}"));
+        .env_remove("DEBUG");
+    let out = crate::idp::output_within(
+        cmd,
+        &dir,
+        "`node login.mjs` (is Node.js installed?)",
+        SCRIPT_TIMEOUT,
+    )
+    .await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -296,33 +296,40 @@ fn node_modules_current(dir: &Path) -> bool {
     wanted.is_string() && installed.as_ref() == Some(&wanted)
 }
 
-/// Runs `npm ci` in `dir` (bounded in time), panicking with npm's output when it fails.
-pub async fn npm_ci(dir: &Path) {
-    eprintln!("[test-idp] running `npm ci` in {}", dir.display());
-    let started = Instant::now();
-    let child = Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund"])
+/// Runs `cmd` in `dir` with its output captured, killed if it outlives `limit`; panics with a
+/// clear message (naming `what`) when it cannot run or takes too long.
+pub async fn output_within(
+    mut cmd: Command,
+    dir: &Path,
+    what: &str,
+    limit: Duration,
+) -> std::process::Output {
+    let child = cmd
         .current_dir(dir)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .unwrap_or_else(|e| {
-            panic!(
-                "cannot run `npm ci` in {} (is npm installed?): {e}",
-                dir.display()
-            )
-        });
-    let out = tokio::time::timeout(NPM_CI_TIMEOUT, child.wait_with_output())
+        .unwrap_or_else(|e| panic!("cannot run {what} in {}: {e}", dir.display()));
+    tokio::time::timeout(limit, child.wait_with_output())
         .await
         .unwrap_or_else(|_| {
             panic!(
-                "`npm ci` in {} took more than {NPM_CI_TIMEOUT:?}",
+                "{what} in {} took more than {limit:?} (killed)",
                 dir.display()
             )
         })
-        .unwrap_or_else(|e| panic!("`npm ci` in {}: {e}", dir.display()));
+        .unwrap_or_else(|e| panic!("{what} in {}: {e}", dir.display()))
+}
+
+/// Runs `npm ci` in `dir` (bounded in time), panicking with npm's output when it fails.
+pub async fn npm_ci(dir: &Path) {
+    eprintln!("[test-idp] running `npm ci` in {}", dir.display());
+    let started = Instant::now();
+    let mut cmd = Command::new("npm");
+    cmd.args(["ci", "--no-audit", "--no-fund"]);
+    let out = output_within(cmd, dir, "`npm ci` (is npm installed?)", NPM_CI_TIMEOUT).await;
     if !out.status.success() {
         panic!(
             "`npm ci` in {} failed ({}):\n{}\n{}",

@@ -5,6 +5,21 @@ use orgsso::store::{new_id, NewLogin, OrgRow};
 
 use crate::helpers::spawn_app;
 
+/// A sign-in of the subject "same-subject" (email a@example.com) at `issuer`.
+fn login_of<'a>(issuer: &'a str, org_id: &'a str, role: &'a str, now: i64) -> NewLogin<'a> {
+    NewLogin {
+        issuer,
+        subject: "same-subject",
+        email: Some("a@example.com"),
+        name: Some("A"),
+        org_id,
+        connection_id: "c1",
+        role,
+        claims_json: "{}",
+        now,
+    }
+}
+
 #[tokio::test]
 async fn concurrent_first_logins_make_one_user() {
     let app = spawn_app().await;
@@ -22,17 +37,12 @@ async fn concurrent_first_logins_make_one_user() {
         let org_id = org.id.clone();
         tasks.push(tokio::spawn(async move {
             store
-                .enrol(&NewLogin {
-                    issuer: "https://idp.example.com",
-                    subject: "same-subject",
-                    email: Some("a@example.com"),
-                    name: Some("A"),
-                    org_id: &org_id,
-                    connection_id: "c1",
-                    role: if i % 2 == 0 { "admin" } else { "viewer" },
-                    claims_json: "{}",
-                    now: 100 + i,
-                })
+                .enrol(&login_of(
+                    "https://idp.example.com",
+                    &org_id,
+                    if i % 2 == 0 { "admin" } else { "viewer" },
+                    100 + i,
+                ))
                 .await
                 .map(|o| o.user_id)
         }));
@@ -46,17 +56,12 @@ async fn concurrent_first_logins_make_one_user() {
 
     // Same email from another issuer is another person: never linked by email.
     let other = store
-        .enrol(&NewLogin {
-            issuer: "https://other-idp.example.com",
-            subject: "same-subject",
-            email: Some("a@example.com"),
-            name: Some("A"),
-            org_id: &org.id,
-            connection_id: "c1",
-            role: "viewer",
-            claims_json: "{}",
-            now: 200,
-        })
+        .enrol(&login_of(
+            "https://other-idp.example.com",
+            &org.id,
+            "viewer",
+            200,
+        ))
         .await
         .unwrap();
     assert!(!ids.contains(&other.user_id));
