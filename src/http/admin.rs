@@ -12,10 +12,9 @@ use serde_json::json;
 use super::error::{ApiError, ApiJson};
 use super::{now, AppState};
 use crate::crypto::ct_eq;
-use crate::domain::{parse_name, Domain, Slug};
 use crate::roles::RoleMappingSpec;
 use crate::sso::{ConnectError, ConnectRequest, Sso};
-use crate::store::{new_id, OrgRow};
+use crate::store::OrgRow;
 
 /// Proof that the request carried the admin token. Compared in constant time.
 pub struct Admin;
@@ -81,23 +80,6 @@ pub(super) async fn org(sso: &Sso, slug: &str) -> Result<OrgRow, ApiError> {
     })
 }
 
-fn parse_domains(domains: Vec<String>) -> Result<Vec<String>, ApiError> {
-    let mut out: Vec<String> = Vec::new();
-    for d in domains {
-        let d = Domain::parse(&d).map_err(|e| ApiError::unprocessable("invalid_domain", e.0))?;
-        if !out.contains(&d.as_str().to_owned()) {
-            out.push(d.as_str().to_owned());
-        }
-    }
-    if out.len() > 50 {
-        return Err(ApiError::unprocessable(
-            "invalid_domain",
-            "At most 50 domains per org.",
-        ));
-    }
-    Ok(out)
-}
-
 async fn org_json(sso: &Sso, org: &OrgRow) -> Result<serde_json::Value, ApiError> {
     let domains = sso.store.org_domains(&org.id).await?;
     let sso_status = match sso.store.latest_connection(&org.id).await? {
@@ -126,29 +108,15 @@ async fn create_org(
     State(sso): State<Sso>,
     ApiJson(req): ApiJson<CreateOrg>,
 ) -> Result<Response, ApiError> {
-    let slug = Slug::parse(&req.slug).map_err(|e| ApiError::unprocessable("invalid_slug", e.0))?;
-    let name = parse_name(&req.name).map_err(|e| ApiError::unprocessable("invalid_name", e.0))?;
-    let domains = parse_domains(req.domains)?;
-    let org = OrgRow {
-        id: new_id(),
-        slug: slug.as_str().to_owned(),
-        name,
-        created_at: now().unix_timestamp(),
-    };
-    sso.store
-        .create_org(&org, &domains, ACTOR)
-        .await
-        .map_err(|e| match e {
-            crate::store::StoreError::Conflict(c) if c.contains("domain") => ApiError::conflict(
-                "domain_taken",
-                "One of these domains already belongs to another org.",
-            ),
-            crate::store::StoreError::Conflict(_) => ApiError::conflict(
-                "slug_taken",
-                format!("The slug {:?} is already taken.", org.slug),
-            ),
-            other => other.into(),
-        })?;
+    let org = sso
+        .create_org(
+            &req.slug,
+            &req.name,
+            &req.domains,
+            ACTOR,
+            now().unix_timestamp(),
+        )
+        .await?;
     Ok((StatusCode::CREATED, Json(org_json(&sso, &org).await?)).into_response())
 }
 
@@ -183,17 +151,8 @@ async fn put_domains(
     ApiJson(req): ApiJson<PutDomains>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let org = org(&sso, &slug).await?;
-    let domains = parse_domains(req.domains)?;
-    sso.store
-        .set_org_domains(&org.id, &domains, ACTOR, now().unix_timestamp())
-        .await
-        .map_err(|e| match e {
-            crate::store::StoreError::Conflict(_) => ApiError::conflict(
-                "domain_taken",
-                "One of these domains already belongs to another org.",
-            ),
-            other => other.into(),
-        })?;
+    sso.set_org_domains(&org, &req.domains, ACTOR, now().unix_timestamp())
+        .await?;
     Ok(Json(org_json(&sso, &org).await?))
 }
 

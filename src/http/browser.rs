@@ -1,6 +1,7 @@
 //! Browser endpoints: the login URL, the callback, "Login with SSO", the signed-in page,
 //! `/api/v1/me` and logout.
 
+use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -12,6 +13,7 @@ use serde_json::json;
 use tower_sessions::Session;
 
 use super::error::ApiError;
+use super::form::{self, csrf_token, FormData};
 use super::pages::{self, PageError, PageForm, PageQuery};
 use super::session::{self, SignedIn};
 use super::{now, AppState, RequestId};
@@ -142,10 +144,11 @@ async fn home(
         session.flush().await.ok();
         return Ok(see_other("/login"));
     };
+    let csrf = csrf_token(&session, &rid).await?;
     Ok(pages::render(
         StatusCode::OK,
         "home.html",
-        minijinja::context! { title => "Signed in", name => member.name, email => member.email, org => org.name, role => member.role, request_id => rid },
+        minijinja::context! { title => "Signed in", name => member.name, email => member.email, org => org.name, role => member.role, csrf, request_id => rid },
     ))
 }
 
@@ -315,9 +318,15 @@ async fn logout(
     session: Session,
     headers: HeaderMap,
     RequestId(rid): RequestId,
-) -> Result<Response, PageError> {
-    let fail = |e| PageError::from_store(e, rid.clone());
+    body: Bytes,
+) -> Result<Response, Response> {
+    let fail = |e| PageError::from_store(e, rid.clone()).into_response();
     let who = signed_in(&session, &sso).await.map_err(fail)?;
+    if who.is_some() {
+        // Signed in: only the session's own pages may sign it out. (Signed out already: there
+        // is nothing to forge, and a stale page's button still says "signed out".)
+        form::verify(&session, &FormData::parse(&body), &rid, "/logout").await?;
+    }
     let mut end_session_url = None;
     if let Some(conn_id) = who.as_ref().and_then(|w| w.connection_id.clone()) {
         if let Some(c) = sso.store.connection_by_id(&conn_id).await.map_err(fail)? {
@@ -359,14 +368,6 @@ async fn logout(
     ))
 }
 
-/// Minutes precision, UTC: enough to recognise a session.
-fn when(t: i64) -> String {
-    match time::OffsetDateTime::from_unix_timestamp(t) {
-        Ok(dt) => format!("{} {:02}:{:02}", dt.date(), dt.hour(), dt.minute()),
-        Err(_) => "—".into(),
-    }
-}
-
 /// `GET /sessions`: where you are signed in, with a button to end each session.
 async fn sessions_page(
     State(sso): State<Sso>,
@@ -394,18 +395,14 @@ async fn sessions_page(
         .unwrap_or_default();
     let sessions: Vec<_> = list
         .iter()
-        .map(|s| json!({"id": s.sid_hash, "current": current.as_deref() == Some(s.sid_hash.as_str()), "created": when(s.created_at), "expires": when(s.expires_at)}))
+        .map(|s| json!({"id": s.sid_hash, "current": current.as_deref() == Some(s.sid_hash.as_str()), "created": pages::minutes_utc(s.created_at), "expires": pages::minutes_utc(s.expires_at)}))
         .collect();
+    let csrf = csrf_token(&session, &rid).await?;
     Ok(pages::render(
         StatusCode::OK,
         "sessions.html",
-        minijinja::context! { title => "Your sessions", org, sessions, request_id => rid },
+        minijinja::context! { title => "Your sessions", org, sessions, csrf, request_id => rid },
     ))
-}
-
-#[derive(Deserialize)]
-struct EndSessionForm {
-    session: String,
 }
 
 /// `POST /sessions/end`: ends one of your own sessions (this one signs you out).
@@ -413,20 +410,23 @@ async fn end_session(
     State(sso): State<Sso>,
     session: Session,
     RequestId(rid): RequestId,
-    PageForm(form): PageForm<EndSessionForm>,
-) -> Result<Response, PageError> {
-    let fail = |e| PageError::from_store(e, rid.clone());
+    body: Bytes,
+) -> Result<Response, Response> {
+    let fail = |e| PageError::from_store(e, rid.clone()).into_response();
     let Some(who) = signed_in(&session, &sso).await.map_err(fail)? else {
         return Ok(see_other("/login"));
     };
+    let form = FormData::parse(&body);
+    form::verify(&session, &form, &rid, "/sessions/end").await?;
+    let ended = form.get("session");
     sso.store
-        .end_user_session(&who.org_id, &who.user_id, &form.session)
+        .end_user_session(&who.org_id, &who.user_id, ended)
         .await
         .map_err(fail)?;
     let current = session
         .id()
         .map(|i| crate::store::sessions::sid_hash(&i.to_string()));
-    if current.as_deref() == Some(form.session.as_str()) {
+    if current.as_deref() == Some(ended) {
         session.flush().await.ok();
         return Ok(see_other("/login"));
     }

@@ -121,3 +121,27 @@ impl From<FormRejection> for ApiError {
 #[derive(Debug, axum::extract::FromRequest)]
 #[from_request(via(axum::Json), rejection(ApiError))]
 pub struct ApiJson<T>(pub T);
+
+impl From<crate::sso::OrgError> for ApiError {
+    fn from(e: crate::sso::OrgError) -> Self {
+        use crate::sso::OrgError;
+        match e {
+            OrgError::Invalid(code, m) => ApiError::unprocessable(code, m),
+            OrgError::SlugTaken(_) => ApiError::conflict("slug_taken", e.to_string()),
+            OrgError::DomainTaken => ApiError::conflict("domain_taken", e.to_string()),
+            OrgError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<crate::sso::SecretError> for ApiError {
+    fn from(e: crate::sso::SecretError) -> Self {
+        use crate::sso::SecretError;
+        match e {
+            SecretError::Invalid(m) => ApiError::unprocessable("invalid_secret", m),
+            SecretError::JwksUnusable(m) => ApiError::unprocessable("jwks_unusable", m),
+            SecretError::NameTaken(_) => ApiError::conflict("secret_name_taken", e.to_string()),
+            SecretError::Store(s) => s.into(),
+        }
+    }
+}

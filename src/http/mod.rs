@@ -5,6 +5,7 @@ pub mod browser;
 pub mod console;
 pub mod csrf;
 pub mod error;
+pub mod form;
 pub mod pages;
 pub mod secrets;
 pub mod session;

@@ -28,6 +28,34 @@ fn env() -> &'static Environment<'static> {
                 include_str!("templates/admin_login.html"),
             ),
             ("admin_orgs.html", include_str!("templates/admin_orgs.html")),
+            (
+                "console_base.html",
+                include_str!("templates/console_base.html"),
+            ),
+            (
+                "console_sso.html",
+                include_str!("templates/console_sso.html"),
+            ),
+            (
+                "console_disconnect.html",
+                include_str!("templates/console_disconnect.html"),
+            ),
+            (
+                "console_rules.html",
+                include_str!("templates/console_rules.html"),
+            ),
+            (
+                "console_members.html",
+                include_str!("templates/console_members.html"),
+            ),
+            (
+                "console_secrets.html",
+                include_str!("templates/console_secrets.html"),
+            ),
+            (
+                "console_audit.html",
+                include_str!("templates/console_audit.html"),
+            ),
         ] {
             env.add_template(name, src).expect("templates compile");
         }
@@ -43,7 +71,7 @@ pub fn security_headers(h: &mut HeaderMap) {
     let set = |h: &mut HeaderMap, k: HeaderName, v: &'static str| {
         h.insert(k, HeaderValue::from_static(v));
     };
-    set(h, header::CONTENT_SECURITY_POLICY, "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'");
+    set(h, header::CONTENT_SECURITY_POLICY, "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'");
     set(h, header::X_FRAME_OPTIONS, "DENY");
     set(h, header::REFERRER_POLICY, "no-referrer");
     set(h, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
@@ -177,6 +205,14 @@ impl PageError {
             message: e.to_string(),
             request_id,
         }
+    }
+}
+
+/// Minutes precision, UTC: enough to recognise a session or an event.
+pub fn minutes_utc(t: i64) -> String {
+    match time::OffsetDateTime::from_unix_timestamp(t) {
+        Ok(dt) => format!("{} {:02}:{:02}", dt.date(), dt.hour(), dt.minute()),
+        Err(_) => "—".into(),
     }
 }
 

@@ -11,9 +11,8 @@ use serde_json::{json, Value};
 use super::admin::{org, Admin, ACTOR};
 use super::error::{ApiError, ApiJson};
 use super::{now, AppState};
-use crate::jwt::secrets::{parse_secret, SecretInput, SecretKind};
 use crate::sso::Sso;
-use crate::store::{new_id, JwtSecretRow, StoreError};
+use crate::store::JwtSecretRow;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -22,7 +21,7 @@ pub fn router() -> Router<AppState> {
 }
 
 /// A secret as the API shows it: public parts only.
-fn view(row: &JwtSecretRow) -> Value {
+pub(super) fn view(row: &JwtSecretRow) -> Value {
     let list = |s: &str| serde_json::from_str::<Value>(s).unwrap_or(json!([]));
     let mut v = json!({
         "name": row.name,
@@ -59,42 +58,9 @@ async fn create(
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Response, ApiError> {
     let org = org(&sso, &slug).await?;
-    // Parsed from a Value so that error messages never repeat the (secret) input.
-    let input =
-        SecretInput::from_json(body).map_err(|e| ApiError::unprocessable("invalid_secret", e.0))?;
-    let parsed = parse_secret(input).map_err(|e| ApiError::unprocessable("invalid_secret", e.0))?;
-    if matches!(parsed.kind, SecretKind::JwkUrl) {
-        // Refuse a URL that does not serve usable keys now, rather than failing every token later.
-        let url = url::Url::parse(parsed.public.as_deref().unwrap_or_default())
-            .map_err(|e| ApiError::unprocessable("invalid_secret", e.to_string()))?;
-        sso.jwks
-            .get(&url)
-            .prefetch()
-            .await
-            .map_err(|e| ApiError::unprocessable("jwks_unusable", e.to_string()))?;
-    }
-    let id = new_id();
-    let row = JwtSecretRow {
-        private_enc: parsed
-            .private_material
-            .as_ref()
-            .map(|m| sso.secrets.encrypt(m.expose(), &id)),
-        id,
-        org_id: org.id.clone(),
-        name: parsed.name.clone(),
-        kind: parsed.kind.as_str().to_owned(),
-        public: parsed.public.clone(),
-        public_jwk: parsed.public_jwk.as_ref().map(|j| j.to_string()),
-        kid: parsed.kid.clone(),
-        audiences: json!(parsed.audiences).to_string(),
-        issuers: json!(parsed.issuers).to_string(),
-        is_primary: parsed.primary,
-        created_at: now().unix_timestamp(),
-    };
-    sso.store.insert_jwt_secret(&row, ACTOR).await.map_err(|e| match e {
-        StoreError::Conflict(_) => ApiError::conflict("secret_name_taken", format!("This org already has a JWT secret named {:?}; delete it first or pick another name.", row.name)),
-        other => other.into(),
-    })?;
+    let row = sso
+        .add_jwt_secret(&org, body, ACTOR, now().unix_timestamp())
+        .await?;
     Ok((StatusCode::CREATED, Json(view(&row))).into_response())
 }
 

@@ -4,6 +4,7 @@ use super::Sso;
 use crate::crypto::{random_token, Secret};
 use crate::domain::{parse_scopes, Invalid, Issuer};
 use crate::oidc::discovery::{discover, DiscoveryError, ProviderMetadata};
+use crate::roles::{Op, Outcome, Role, RoleMapping, RoleMappingSpec, RuleSpec};
 use crate::store::{new_id, ConnectionRow, DisconnectCounts, OrgRow, StoreError};
 
 /// `PUT /api/v1/orgs/{slug}/sso`.
@@ -17,6 +18,10 @@ pub struct ConnectRequest {
     pub client_secret: Option<Secret>,
     #[serde(default)]
     pub scopes: Option<Vec<String>>,
+    /// The claim holding group or role names (`groups`, `/realm_access/roles`), offered by the
+    /// rule editor. Omitted keeps the stored one on an update; `""` clears it.
+    #[serde(default)]
+    pub groups_claim: Option<String>,
 }
 
 /// A connection as the admin API shows it: never the secret.
@@ -29,6 +34,8 @@ pub struct ConnectionView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub login_url: Option<String>,
     pub redirect_uri: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub groups_claim: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -66,6 +73,26 @@ fn parse_client_id(s: &str) -> Result<String, Invalid> {
     Ok(t.to_owned())
 }
 
+/// A claim name or JSON Pointer, checked by the rule engine's own rules for `claim`.
+fn parse_groups_claim(s: &str) -> Result<Option<String>, Invalid> {
+    let t = s.trim();
+    if t.is_empty() {
+        return Ok(None);
+    }
+    let probe = RoleMappingSpec {
+        default_role: Outcome::Role(Role::Viewer),
+        rules: vec![RuleSpec {
+            claim: t.to_owned(),
+            op: Op::Exists,
+            value: None,
+            role: Outcome::Role(Role::Viewer),
+        }],
+    };
+    RoleMapping::compile(probe)
+        .map(|_| Some(t.to_owned()))
+        .map_err(|e| Invalid(format!("groups_claim: {}", e.message)))
+}
+
 fn check_secret(s: &Secret) -> Result<(), Invalid> {
     if s.expose().is_empty() || s.expose().len() > 2048 {
         return Err(Invalid("client_secret must be 1 to 2048 characters".into()));
@@ -86,6 +113,7 @@ impl Sso {
             scopes: serde_json::from_str(&c.scopes).unwrap_or_default(),
             login_url: c.is_connected().then(|| self.login_url(&c.login_id)),
             redirect_uri: self.settings.redirect_uri(),
+            groups_claim: c.groups_claim.clone(),
             created_at: c.created_at,
             updated_at: c.updated_at,
             disconnected_at: c.disconnected_at,
@@ -104,6 +132,11 @@ impl Sso {
         let issuer = Issuer::parse(&req.issuer)?;
         let client_id = parse_client_id(&req.client_id)?;
         let scopes = parse_scopes(req.scopes)?;
+        let groups_claim = req
+            .groups_claim
+            .as_deref()
+            .map(parse_groups_claim)
+            .transpose()?;
         if let Some(s) = &req.client_secret {
             check_secret(s)?;
         }
@@ -119,7 +152,7 @@ impl Sso {
             discover(&self.http, &issuer).await?;
         let metadata = serde_json::to_string(&meta).expect("metadata serialises");
         let scopes_json = serde_json::to_string(&scopes).expect("scopes serialise");
-        let detail = serde_json::json!({"issuer": issuer.as_str(), "client_id": client_id, "scopes": scopes});
+        let detail = serde_json::json!({"issuer": issuer.as_str(), "client_id": client_id, "scopes": scopes, "groups_claim": groups_claim});
         let row = match current {
             Some(mut c) => {
                 if let Some(s) = &req.client_secret {
@@ -130,6 +163,9 @@ impl Sso {
                 c.scopes = scopes_json;
                 c.metadata = metadata;
                 c.updated_at = now;
+                if let Some(g) = groups_claim {
+                    c.groups_claim = g;
+                }
                 if !self.store.update_connection(&c, actor, &detail).await? {
                     return Err(ConnectError::Conflict);
                 }
@@ -152,6 +188,7 @@ impl Sso {
                     created_at: now,
                     updated_at: now,
                     disconnected_at: None,
+                    groups_claim: groups_claim.flatten(),
                 };
                 self.store.insert_connection(&c, actor, &detail).await?;
                 (c, true)

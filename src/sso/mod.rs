@@ -4,11 +4,15 @@
 
 mod connect;
 mod login;
+mod orgs;
+mod secrets;
 
 use std::sync::Arc;
 
 pub use connect::{ConnectError, ConnectRequest, ConnectionView};
 pub use login::{CallbackParams, LoginError, LoginSuccess};
+pub use orgs::{parse_domains, OrgError};
+pub use secrets::SecretError;
 
 use crate::configuration::Settings;
 use crate::crypto::SecretBox;

@@ -18,6 +18,8 @@ pub struct ConnectionRow {
     pub created_at: i64,
     pub updated_at: i64,
     pub disconnected_at: Option<i64>,
+    /// Where the IdP puts group or role names; a hint for the rule editor.
+    pub groups_claim: Option<String>,
 }
 
 impl ConnectionRow {
@@ -32,7 +34,7 @@ pub struct DisconnectCounts {
     pub members_downgraded: u64,
 }
 
-const COLUMNS: &str = "id, org_id, login_id, issuer, client_id, client_secret_enc, scopes, metadata, status, created_at, updated_at, disconnected_at";
+const COLUMNS: &str = "id, org_id, login_id, issuer, client_id, client_secret_enc, scopes, metadata, status, created_at, updated_at, disconnected_at, groups_claim";
 
 impl Store {
     /// Stores a new, connected connection. A second concurrent connect for the same org hits
@@ -45,10 +47,10 @@ impl Store {
     ) -> Result<()> {
         on_db!(self.db(), p => {
             let mut tx = p.begin().await?;
-            sqlx::query(&format!("INSERT INTO sso_connections ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"))
+            sqlx::query(&format!("INSERT INTO sso_connections ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"))
                 .bind(&c.id).bind(&c.org_id).bind(&c.login_id).bind(&c.issuer).bind(&c.client_id)
                 .bind(&c.client_secret_enc).bind(&c.scopes).bind(&c.metadata).bind(&c.status)
-                .bind(c.created_at).bind(c.updated_at).bind(c.disconnected_at)
+                .bind(c.created_at).bind(c.updated_at).bind(c.disconnected_at).bind(&c.groups_claim)
                 .execute(&mut *tx).await?;
             audit_in_tx!(tx, &c.org_id, actor, "sso.connect", detail, c.updated_at)?;
             tx.commit().await?;
@@ -67,10 +69,10 @@ impl Store {
         let updated = on_db!(self.db(), p => {
             let mut tx = p.begin().await?;
             let n = sqlx::query(
-                "UPDATE sso_connections SET issuer = $1, client_id = $2, client_secret_enc = $3, scopes = $4, metadata = $5, updated_at = $6
-                 WHERE id = $7 AND status = 'connected'")
+                "UPDATE sso_connections SET issuer = $1, client_id = $2, client_secret_enc = $3, scopes = $4, metadata = $5, updated_at = $6, groups_claim = $7
+                 WHERE id = $8 AND status = 'connected'")
                 .bind(&c.issuer).bind(&c.client_id).bind(&c.client_secret_enc).bind(&c.scopes)
-                .bind(&c.metadata).bind(c.updated_at).bind(&c.id)
+                .bind(&c.metadata).bind(c.updated_at).bind(&c.groups_claim).bind(&c.id)
                 .execute(&mut *tx).await?.rows_affected();
             if n == 1 {
                 audit_in_tx!(tx, &c.org_id, actor, "sso.update", detail, c.updated_at)?;
@@ -104,6 +106,19 @@ impl Store {
         )
     }
 
+    /// What a disconnect would do now: the live SSO sessions it would end and the SSO members
+    /// it would make viewers. The same predicates as [`Store::disconnect`].
+    pub async fn disconnect_preview(&self, org_id: &str, now: i64) -> Result<DisconnectCounts> {
+        let (sessions, members): (i64, i64) = on_db!(self.db(), p => sqlx::query_as(
+            "SELECT (SELECT COUNT(*) FROM sessions WHERE org_id = $1 AND connection_id IS NOT NULL AND expires_at > $2),
+                    (SELECT COUNT(*) FROM memberships WHERE org_id = $1 AND source = 'sso' AND role <> 'viewer')")
+            .bind(org_id).bind(now).fetch_one(p).await?);
+        Ok(DisconnectCounts {
+            sessions_revoked: sessions.max(0) as u64,
+            members_downgraded: members.max(0) as u64,
+        })
+    }
+
     /// Disconnects the org's connected IdP in one transaction: the connection is retired (its
     /// login URL answers 410 from now on), every session that came through the org's SSO is
     /// deleted, every SSO member becomes viewer, and pending sign-ins are dropped. `None` when
@@ -126,6 +141,9 @@ impl Store {
             let counts = match retired {
                 None => None,
                 Some((conn_id,)) => {
+                    // Expired rows go first, so the count says how many live sessions ended.
+                    sqlx::query("DELETE FROM sessions WHERE org_id = $1 AND connection_id IS NOT NULL AND expires_at <= $2")
+                        .bind(org_id).bind(now).execute(&mut *tx).await?;
                     let sessions_revoked = sqlx::query("DELETE FROM sessions WHERE org_id = $1 AND connection_id IS NOT NULL")
                         .bind(org_id).execute(&mut *tx).await?.rows_affected();
                     let members_downgraded = sqlx::query(

@@ -32,6 +32,15 @@ pub struct MemberRow {
     pub last_login_at: Option<i64>,
 }
 
+/// A member's last sign-in claims (JSON text), for the dry run.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct RecentClaims {
+    pub user_id: String,
+    pub email: Option<String>,
+    pub last_login_at: i64,
+    pub claims: String,
+}
+
 impl Store {
     /// Finds or creates the user for (issuer, subject), refreshes their profile and sets their
     /// membership role, all in one transaction. Concurrent first sign-ins of one identity make
@@ -103,6 +112,17 @@ impl Store {
             "SELECT u.id AS user_id, u.email, u.name, m.role, m.source, m.last_login_at
              FROM memberships m JOIN users u ON u.id = m.user_id WHERE m.org_id = $1 AND m.user_id = $2")
             .bind(org_id).bind(user_id).fetch_optional(p).await?))
+    }
+
+    /// The claims of the org's most recent sign-ins (one per member), newest first, for the
+    /// rule dry run.
+    pub async fn recent_claims(&self, org_id: &str, limit: i64) -> Result<Vec<RecentClaims>> {
+        Ok(on_db!(self.db(), p => sqlx::query_as::<_, RecentClaims>(
+            "SELECT u.id AS user_id, u.email, m.last_login_at, m.last_claims AS claims
+             FROM memberships m JOIN users u ON u.id = m.user_id
+             WHERE m.org_id = $1 AND m.last_claims IS NOT NULL AND m.last_login_at IS NOT NULL
+             ORDER BY m.last_login_at DESC, u.id LIMIT $2")
+            .bind(org_id).bind(limit).fetch_all(p).await?))
     }
 
     /// Orgs in which someone with this email has signed in through SSO before.

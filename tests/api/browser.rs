@@ -1,23 +1,24 @@
-//! A real browser: Debian's headless Chromium, driven by Playwright (`tests/browser/login.mjs`,
-//! `playwright-core` pinned in `tests/browser/package-lock.json`, no browser download), signs a
-//! colleague in through "Login with SSO" against the real test IdP, and screenshots the pages
-//! (into `docs/screenshots/`, which the README shows, when ORGSSO_UPDATE_SCREENSHOTS=1).
+//! A real browser: Debian's headless Chromium, driven by Playwright (`tests/browser/*.mjs`,
+//! `playwright-core` pinned in `tests/browser/package-lock.json`, no browser download), against
+//! the real test IdP: a colleague signs in through "Login with SSO" (`login.mjs`), and an operator
+//! configures an org's SSO in the admin console while a member signs in (`admin.mjs`). Both
+//! screenshot the pages (into `docs/screenshots/`, which the README shows, when
+//! ORGSSO_UPDATE_SCREENSHOTS=1).
 //!
 //! Skipped, with a loud `NOT RUN` line on stderr, where `/usr/bin/chromium` is missing
 //! (`bash .ci/run` installs Debian's `chromium`).
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{json, Value};
 use tokio::process::Command;
 
-use crate::helpers::{account, spawn_app, start_idp};
+use crate::helpers::{account, spawn_app, start_idp, ADMIN_TOKEN, CLIENT_ID, CLIENT_SECRET};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
-/// Longest wait for `npm ci` in `tests/browser`.
-/// Longest wait for `login.mjs`, which stops itself after 90 s.
-const SCRIPT_TIMEOUT: Duration = Duration::from_secs(120);
+/// Longest wait for a script: `login.mjs` stops itself after 90 s, `admin.mjs` after 150 s.
+const SCRIPT_TIMEOUT: Duration = Duration::from_secs(180);
 
 static NPM_READY: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
 
@@ -62,18 +63,20 @@ async fn ensure_node_modules(dir: &Path) {
         .await;
 }
 
-/// Runs `login.mjs` with `config`; returns its JSON line. Panics with its output on failure.
-async fn run_login_script(config: &Value) -> Value {
+/// Runs `tests/browser/{name}` with `config`; returns its JSON line. Panics with its output on
+/// failure.
+async fn run_script(name: &str, config: &Value) -> Value {
     let dir = browser_dir();
     let mut cmd = Command::new("node");
-    cmd.arg("login.mjs")
+    cmd.arg(name)
         .arg(config.to_string())
         .env_remove("LOGIN_CONFIG")
+        .env_remove("ADMIN_CONFIG")
         .env_remove("DEBUG");
     let out = crate::idp::output_within(
         cmd,
         &dir,
-        "`node login.mjs` (is Node.js installed?)",
+        &format!("`node {name}` (is Node.js installed?)"),
         SCRIPT_TIMEOUT,
     )
     .await;
@@ -81,7 +84,7 @@ async fn run_login_script(config: &Value) -> Value {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success(),
-        "login.mjs failed ({}):\nstderr:\n{stderr}\nstdout:\n{stdout}",
+        "{name} failed ({}):\nstderr:\n{stderr}\nstdout:\n{stdout}",
         out.status
     );
     let line = stdout
@@ -89,19 +92,71 @@ async fn run_login_script(config: &Value) -> Value {
         .rev()
         .find(|l| l.trim_start().starts_with('{'))
         .unwrap_or_else(|| {
-            panic!("login.mjs printed no JSON line:\nstdout:\n{stdout}\nstderr:\n{stderr}")
+            panic!("{name} printed no JSON line:\nstdout:\n{stdout}\nstderr:\n{stderr}")
         });
     serde_json::from_str(line)
-        .unwrap_or_else(|e| panic!("login.mjs printed bad JSON ({e}): {line}\nstderr:\n{stderr}"))
+        .unwrap_or_else(|e| panic!("{name} printed bad JSON ({e}): {line}\nstderr:\n{stderr}"))
+}
+
+/// Where the screenshots go. The README's pictures are refreshed on request
+/// (ORGSSO_UPDATE_SCREENSHOTS=1, into `docs/screenshots/`); otherwise they go to `temp`, so test
+/// runs leave the work tree clean.
+fn screenshot_dir(temp: &Path) -> PathBuf {
+    if std::env::var_os("ORGSSO_UPDATE_SCREENSHOTS").is_some() {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("docs")
+            .join("screenshots")
+    } else {
+        temp.to_path_buf()
+    }
+}
+
+/// Panics unless every one of `names` in `dir` is a PNG written at or after `since`.
+fn assert_fresh_pngs(dir: &Path, names: &[&str], since: SystemTime) {
+    for name in names {
+        let path = dir.join(name);
+        let png = std::fs::read(&path).unwrap_or_else(|e| panic!("screenshot {name}: {e}"));
+        assert!(
+            png.len() > 1000 && png.starts_with(b"\x89PNG\r\n\x1a\n"),
+            "{name} is not a PNG"
+        );
+        let written = std::fs::metadata(&path).and_then(|m| m.modified()).unwrap();
+        assert!(written >= since, "{name} was not written by this run");
+    }
+}
+
+/// The entries of a script's `blocked_requests` or `page_errors` list (`key`) made on orgsso's
+/// pages, at `base`. (The test IdP's development login form asks for a Google font; the scripts
+/// abort that and report it, with the IdP's page.)
+fn on_orgsso(result: &Value, key: &str, base: &str) -> Vec<Value> {
+    let prefix = format!("{base}/");
+    result[key]
+        .as_array()
+        .unwrap_or_else(|| panic!("the script's result lacks the list {key}: {result}"))
+        .iter()
+        .filter(|e| {
+            e["page"]
+                .as_str()
+                .is_some_and(|p| p == base || p.starts_with(&prefix))
+        })
+        .cloned()
+        .collect()
+}
+
+/// Says loudly that `test` did not run when there is no Chromium.
+fn chromium_missing(test: &str) -> bool {
+    let missing = !Path::new(CHROMIUM).exists();
+    if missing {
+        eprintln!(
+            "NOT RUN: {test}: {CHROMIUM} missing, chromium not installed (bash .ci/run installs it)"
+        );
+    }
+    missing
 }
 
 #[tokio::test]
 async fn browser_colleague_signs_in_through_login_with_sso() {
-    if !Path::new(CHROMIUM).exists() {
-        eprintln!(
-            "NOT RUN: browser_colleague_signs_in_through_login_with_sso: {CHROMIUM} missing, \
-             chromium not installed (bash .ci/run installs it)"
-        );
+    if chromium_missing("browser_colleague_signs_in_through_login_with_sso") {
         return;
     }
     let started = Instant::now();
@@ -125,23 +180,18 @@ async fn browser_colleague_signs_in_through_login_with_sso() {
     .await;
 
     // (less a second: file times come from a coarser clock)
-    let before_script = std::time::SystemTime::now() - Duration::from_secs(1);
-    // The README's pictures are refreshed on request (ORGSSO_UPDATE_SCREENSHOTS=1); otherwise
-    // they go to a temp dir, so test runs leave the work tree clean.
+    let before_script = SystemTime::now() - Duration::from_secs(1);
     let temp_shots = tempfile::tempdir().unwrap();
-    let screenshots = if std::env::var_os("ORGSSO_UPDATE_SCREENSHOTS").is_some() {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("docs")
-            .join("screenshots")
-    } else {
-        temp_shots.path().to_path_buf()
-    };
-    let result = run_login_script(&json!({
-        "base": app.base,
-        "email": "alice@acme.test",
-        "account": "alice",
-        "screenshots": screenshots,
-    }))
+    let screenshots = screenshot_dir(temp_shots.path());
+    let result = run_script(
+        "login.mjs",
+        &json!({
+            "base": app.base,
+            "email": "alice@acme.test",
+            "account": "alice",
+            "screenshots": screenshots,
+        }),
+    )
     .await;
     eprintln!("[browser] login.mjs: {result}");
 
@@ -163,46 +213,257 @@ async fn browser_colleague_signs_in_through_login_with_sso() {
             .is_some_and(|u| u.starts_with(&format!("{}/interaction/", idp.issuer))),
         "the browser went through the IdP's login form: {result}"
     );
-    // orgsso's own pages fetch nothing outside 127.0.0.1 and log no errors. (The IdP's
-    // development login form asks for a Google font; login.mjs aborts that and reports it.)
-    let on_orgsso = |list: &Value| -> Vec<Value> {
-        list.as_array()
-            .unwrap_or_else(|| panic!("login.mjs result lacks a list: {result}"))
-            .iter()
-            .filter(|e| e["page"].as_str().is_some_and(|p| p.starts_with(&app.base)))
-            .cloned()
-            .collect()
-    };
+    // orgsso's own pages fetch nothing outside 127.0.0.1 and log no errors.
     assert_eq!(
-        on_orgsso(&result["blocked_requests"]),
+        on_orgsso(&result, "blocked_requests", &app.base),
         Vec::<Value>::new(),
         "orgsso's pages asked for something outside 127.0.0.1: {result}"
     );
     assert_eq!(
-        on_orgsso(&result["page_errors"]),
+        on_orgsso(&result, "page_errors", &app.base),
         Vec::<Value>::new(),
         "errors on orgsso's pages: {result}"
     );
-    for name in [
-        "login-mobile.png",
-        "login-desktop.png",
-        "login.png",
-        "signed-in.png",
-    ] {
-        let path = screenshots.join(name);
-        let png = std::fs::read(&path).unwrap_or_else(|e| panic!("screenshot {name}: {e}"));
-        assert!(
-            png.len() > 1000 && png.starts_with(b"\x89PNG\r\n\x1a\n"),
-            "{name} is not a PNG"
-        );
-        let written = std::fs::metadata(&path).and_then(|m| m.modified()).unwrap();
-        assert!(
-            written >= before_script,
-            "{name} was not written by this run"
-        );
-    }
+    assert_fresh_pngs(
+        &screenshots,
+        &[
+            "login-mobile.png",
+            "login-desktop.png",
+            "login.png",
+            "signed-in.png",
+        ],
+        before_script,
+    );
     eprintln!(
         "[browser] signed in through Chromium {} in {} ms (script {} ms)",
+        result["browser"],
+        started.elapsed().as_millis(),
+        result["ms"]
+    );
+}
+
+#[tokio::test]
+async fn browser_admin_configures_sso_in_the_console() {
+    if chromium_missing("browser_admin_configures_sso_in_the_console") {
+        return;
+    }
+    let started = Instant::now();
+    ensure_node_modules(&browser_dir()).await;
+
+    // The org does not exist yet: the operator creates it in the console.
+    let app = spawn_app().await;
+    let idp = start_idp(
+        &app,
+        json!({ "bob": account("bob@acme.test", "Bob", &["engineering"]) }),
+    )
+    .await;
+
+    // (less a second: file times come from a coarser clock)
+    let before_script = SystemTime::now() - Duration::from_secs(1);
+    let temp_shots = tempfile::tempdir().unwrap();
+    let screenshots = screenshot_dir(temp_shots.path());
+    let result = run_script(
+        "admin.mjs",
+        &json!({
+            "base": app.base,
+            "admin_token": ADMIN_TOKEN,
+            "issuer": idp.issuer,
+            "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET,
+            "member_account": "bob",
+            "member_email": "bob@acme.test",
+            "screenshots": screenshots,
+        }),
+    )
+    .await;
+    eprintln!("[browser] admin.mjs: {result}");
+    assert_eq!(result["ok"], true, "{result}");
+    let text = |key: &str| -> String {
+        result[key]
+            .as_str()
+            .unwrap_or_else(|| panic!("{key} is not a string: {result}"))
+            .to_owned()
+    };
+
+    // An issuer that is not there: refused with the reason, the secret not echoed back.
+    let bad_issuer = text("bad_issuer_error").to_lowercase();
+    assert!(
+        ["issuer", "discover", "well-known", "openid-configuration"]
+            .iter()
+            .any(|w| bad_issuer.contains(w)),
+        "the reason for the refused issuer should be about the issuer or its discovery: {result}"
+    );
+    assert_eq!(result["bad_issuer_secret_cleared"], true, "{result}");
+
+    // The real connection: its login URL, copied to the clipboard by the button.
+    let login_url = text("login_url");
+    assert!(
+        login_url.starts_with(&format!("{}/sso/", app.base)),
+        "{result}"
+    );
+    assert_eq!(result["clipboard"], login_url.as_str(), "{result}");
+    assert_eq!(result["copy_button_text"], "Copied", "{result}");
+    assert_eq!(result["redirect_uri"], app.redirect_uri(), "{result}");
+
+    // Rules: an invalid regex is refused in its row and nothing is saved; the dry run uses the
+    // rules as typed (the "admins" rule moved up, so the engineering rule is rule 2).
+    let invalid = text("invalid_rule_error").to_lowercase();
+    assert!(
+        ["regex", "regular expression", "pattern"]
+            .iter()
+            .any(|w| invalid.contains(w)),
+        "the invalid rule's error should be about the regex: {result}"
+    );
+    assert!(!text("rules_error").is_empty(), "{result}");
+    assert_eq!(result["rules_after_invalid"], 0, "{result}");
+    assert_eq!(
+        result["dry_run_typed"],
+        json!({"role": "developer", "rule": 2}),
+        "{result}"
+    );
+    assert!(
+        text("rules_saved_notice").contains("Rules saved"),
+        "{result}"
+    );
+    assert_eq!(result["sample_claims_json"], true, "{result}");
+    assert_eq!(
+        result["sample_claims_groups"],
+        json!(["engineering"]),
+        "{result}"
+    );
+    assert_eq!(
+        result["dry_run_sample"],
+        json!({"role": "developer", "rule": 2}),
+        "{result}"
+    );
+
+    // The member's role follows the rules at their next sign-in.
+    assert_eq!(
+        result["member_signins"][0]["idp_form_shown"], true,
+        "the first sign-in went through the IdP's login form: {result}"
+    );
+    for (key, role) in [
+        ("member_role_before", "developer"),
+        ("members_role_before_relogin", "developer"),
+        ("member_role_after", "admin"),
+        ("members_role_after_relogin", "admin"),
+    ] {
+        assert_eq!(result[key], role, "{key}: {result}");
+    }
+    assert_eq!(result["filter_hits"], 1, "{result}");
+    assert_eq!(result["filter_misses"], 0, "{result}");
+
+    // A JWT secret: listed, its material never shown again, deleted.
+    assert_eq!(result["secret_listed"], true, "{result}");
+    assert_eq!(result["secret_shown_after_save"], false, "{result}");
+    assert_eq!(result["secret_deleted"], true, "{result}");
+
+    let actions: Vec<&str> = result["audit_actions"]
+        .as_array()
+        .unwrap_or_else(|| panic!("audit_actions is not a list: {result}"))
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for action in [
+        "sso.connect",
+        "role_mapping.update",
+        "login",
+        "member.role_change",
+    ] {
+        assert!(
+            actions.contains(&action),
+            "the audit log lacks {action}: {result}"
+        );
+    }
+
+    // POSTs without the CSRF field are refused, from a form and from a same-origin fetch.
+    assert_eq!(result["csrf_missing_status"], 403, "{result}");
+    assert_eq!(
+        result["csrf_missing_heading"], "Request refused",
+        "{result}"
+    );
+    assert_eq!(result["csrf_fetch_status"], 403, "{result}");
+
+    // No console page scrolls sideways on a phone.
+    let widths = result["mobile_widths"]
+        .as_object()
+        .unwrap_or_else(|| panic!("mobile_widths is not an object: {result}"));
+    for path in [
+        "/admin",
+        "/admin/orgs/acme",
+        "/admin/orgs/acme/rules",
+        "/admin/orgs/acme/members",
+        "/admin/orgs/acme/secrets",
+        "/admin/orgs/acme/audit",
+        "/admin/orgs/acme/disconnect",
+    ] {
+        let width = widths
+            .get(path)
+            .and_then(Value::as_u64)
+            .unwrap_or_else(|| panic!("no mobile width for {path}: {result}"));
+        assert!(
+            width <= 375,
+            "{path} is {width} px wide in a 375 px viewport: {result}"
+        );
+    }
+
+    // Disconnecting: the confirmation counts bob's session and membership; his session ends.
+    assert_eq!(result["confirm_sessions"], 1, "{result}");
+    assert_eq!(result["confirm_members"], 1, "{result}");
+    assert!(!text("disconnect_notice").is_empty(), "{result}");
+    assert_ne!(
+        result["member_after_disconnect"]["heading"], "You are signed in",
+        "the member's session ended with the disconnect: {result}"
+    );
+
+    // Reconnecting: prefilled but for the secret; a new login URL, the old one retired.
+    assert_eq!(result["reconnect_prefilled"], true, "{result}");
+    assert_eq!(result["reconnect_secret_empty"], true, "{result}");
+    let new_login_url = text("new_login_url");
+    assert_ne!(new_login_url, login_url, "{result}");
+    assert!(
+        new_login_url.starts_with(&format!("{}/sso/", app.base)),
+        "{result}"
+    );
+    assert_eq!(result["old_login_url_status"], 410, "{result}");
+
+    // orgsso's own pages fetch nothing outside 127.0.0.1 and log no errors (but for the error
+    // answers the script provoked, which it reports apart).
+    assert_eq!(
+        on_orgsso(&result, "blocked_requests", &app.base),
+        Vec::<Value>::new(),
+        "orgsso's pages asked for something outside 127.0.0.1: {result}"
+    );
+    assert_eq!(
+        on_orgsso(&result, "page_errors", &app.base),
+        Vec::<Value>::new(),
+        "errors on orgsso's pages: {result}"
+    );
+    assert_fresh_pngs(
+        &screenshots,
+        &[
+            "console-login.png",
+            "console-sso.png",
+            "console-sso-mobile.png",
+            "console-rules.png",
+            "console-rules-mobile.png",
+            "console-members.png",
+            "console-secrets.png",
+            "console-audit.png",
+            "console-disconnect.png",
+        ],
+        before_script,
+    );
+
+    // The disconnect made bob a viewer, and the reconnection did not change that.
+    let members = app.members("acme").await;
+    let bob = members
+        .iter()
+        .find(|m| m["email"] == "bob@acme.test")
+        .unwrap_or_else(|| panic!("bob is not a member of acme: {members:?}"));
+    assert_eq!(bob["role"], "viewer", "{bob}");
+    eprintln!(
+        "[browser] configured SSO in the console through Chromium {} in {} ms (script {} ms)",
         result["browser"],
         started.elapsed().as_millis(),
         result["ms"]

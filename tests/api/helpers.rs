@@ -95,6 +95,16 @@ pub fn browser() -> Client {
         .unwrap()
 }
 
+/// The anti-forgery token in a page's forms.
+pub fn form_token_in(html: &str) -> String {
+    let marker = "name=\"csrf\" value=\"";
+    let start = html
+        .find(marker)
+        .unwrap_or_else(|| panic!("no csrf field in the page:\n{html}"))
+        + marker.len();
+    html[start..start + html[start..].find('"').unwrap()].to_owned()
+}
+
 pub fn location(resp: &Response) -> String {
     resp.headers()
         .get(reqwest::header::LOCATION)
@@ -183,6 +193,30 @@ impl TestApp {
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
         body.as_array().unwrap().clone()
+    }
+
+    /// The anti-forgery token in the forms of the page at `path`, for this browser's session.
+    pub async fn form_token(&self, browser: &Client, path: &str) -> String {
+        let html = browser
+            .get(self.url(path))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        form_token_in(&html)
+    }
+
+    /// Signs this browser out the way its sign-out button does (with the page's form token).
+    pub async fn logout(&self, browser: &Client) -> Response {
+        let csrf = self.form_token(browser, "/").await;
+        browser
+            .post(self.url("/logout"))
+            .form(&[("csrf", csrf)])
+            .send()
+            .await
+            .unwrap()
     }
 
     /// `GET /api/v1/me` in this browser: `Some(identity)` when signed in, `None` on 401.

@@ -262,7 +262,7 @@ async fn login_with_sso_routes_emails_to_their_org() {
     // Signed-in page, then logout ends the session.
     let home = b.get(app.url("/")).send().await.unwrap();
     assert!(home.text().await.unwrap().contains("alice@example.com"));
-    let out = b.post(app.url("/logout")).send().await.unwrap();
+    let out = app.logout(&b).await;
     assert_eq!(out.status(), StatusCode::OK);
     assert!(app.me(&b).await.is_none());
 }
@@ -434,6 +434,7 @@ async fn malformed_browser_requests_get_a_page_not_a_500() {
         StatusCode::SEE_OTHER,
         "/ sends strangers to /login"
     );
+    // Signed out already: no session, no token, nothing to forge.
     let out = b
         .post(app.url("/logout"))
         .header("accept", "application/json")
@@ -501,10 +502,23 @@ async fn cross_site_form_posts_are_refused() {
         app.me(&b).await.is_some(),
         "the forged logouts changed nothing"
     );
+    // Same-origin but without the page's form token: refused too.
     let resp = b
         .post(app.url("/logout"))
         .header("origin", app.base.as_str())
         .header("sec-fetch-site", "same-origin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    assert!(resp.text().await.unwrap().contains("Request refused"));
+    assert!(app.me(&b).await.is_some());
+    let csrf = app.form_token(&b, "/").await;
+    let resp = b
+        .post(app.url("/logout"))
+        .header("origin", app.base.as_str())
+        .header("sec-fetch-site", "same-origin")
+        .form(&[("csrf", csrf)])
         .send()
         .await
         .unwrap();
@@ -552,7 +566,10 @@ async fn a_colleague_lists_and_ends_their_own_sessions() {
     // End the phone's session from the laptop.
     let resp = laptop
         .post(app.url("/sessions/end"))
-        .form(&[("session", phone_ref.as_str())])
+        .form(&[
+            ("csrf", app.form_token(&laptop, "/sessions").await.as_str()),
+            ("session", phone_ref.as_str()),
+        ])
         .send()
         .await
         .unwrap();
@@ -581,7 +598,10 @@ async fn a_colleague_lists_and_ends_their_own_sessions() {
     .clone();
     laptop
         .post(app.url("/sessions/end"))
-        .form(&[("session", alice_ref.as_str())])
+        .form(&[
+            ("csrf", app.form_token(&laptop, "/sessions").await.as_str()),
+            ("session", alice_ref.as_str()),
+        ])
         .send()
         .await
         .unwrap();
@@ -593,7 +613,10 @@ async fn a_colleague_lists_and_ends_their_own_sessions() {
     // Ending this browser's own session signs it out.
     let resp = laptop
         .post(app.url("/sessions/end"))
-        .form(&[("session", laptop_ref.as_str())])
+        .form(&[
+            ("csrf", app.form_token(&laptop, "/sessions").await.as_str()),
+            ("session", laptop_ref.as_str()),
+        ])
         .send()
         .await
         .unwrap();

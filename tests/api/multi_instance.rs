@@ -141,7 +141,7 @@ async fn multi_instance_sessions_and_revocations_cross_instances_at_once() {
     }
 
     // Logout on B: the token and the cookie stop everywhere.
-    let out = browser_1.post(b.url("/logout")).send().await.unwrap();
+    let out = b.logout(&browser_1).await;
     assert_eq!(out.status(), StatusCode::OK);
     for app in [a, c] {
         assert_eq!(

@@ -98,6 +98,7 @@ async fn no_session_is_written_for_a_disconnected_connection() {
         status: "connected".into(),
         created_at: 0,
         updated_at: 0,
+        groups_claim: None,
         disconnected_at: None,
     };
     store

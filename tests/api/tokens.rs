@@ -615,7 +615,7 @@ async fn own_tokens_verify_independently_survive_rotation_and_die_with_their_ses
     );
 
     // Logout: tokens minted from the session stop at once.
-    let out = b.post(app.url("/logout")).send().await.unwrap();
+    let out = app.logout(&b).await;
     assert_eq!(out.status(), StatusCode::OK);
     let (status, headers, _) = verify(&app, "acme", &token).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);

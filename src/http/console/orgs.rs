@@ -1,0 +1,186 @@
+//! Console entry and the orgs list: operator sign-in and sign-out, list, create.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde_json::json;
+use tower_sessions::Session;
+
+use super::{
+    csrf_token, flash, forbidden, pages, session_failed, viewer, Console, CsrfForm, Viewer,
+    KEY_CSRF, KEY_OPERATOR_AT,
+};
+use crate::crypto::{ct_eq, random_token};
+use crate::http::{now, RequestId};
+use crate::sso::{OrgError, Sso};
+
+fn login_form(status: StatusCode, message: Option<&str>, csrf: &str, rid: &str) -> Response {
+    pages::render(
+        status,
+        "admin_login.html",
+        minijinja::context! { title => "Console sign-in", message, csrf, request_id => rid },
+    )
+}
+
+/// `GET /admin/login`.
+pub async fn login_page(
+    axum::extract::State(sso): axum::extract::State<Sso>,
+    session: Session,
+    RequestId(rid): RequestId,
+) -> Response {
+    match viewer(&session, &sso, &rid).await {
+        Ok(Some(_)) => return Redirect::to("/admin").into_response(),
+        Ok(None) => {}
+        Err(e) => return e.into_response(),
+    }
+    match csrf_token(&session, &rid).await {
+        Ok(csrf) => login_form(StatusCode::OK, None, &csrf, &rid),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `POST /admin/login` with the field `token`.
+pub async fn login(
+    axum::extract::State(sso): axum::extract::State<Sso>,
+    session: Session,
+    RequestId(rid): RequestId,
+    CsrfForm(form): CsrfForm,
+) -> Response {
+    let given = form.get("token").trim();
+    let ok = sso
+        .settings
+        .admin_token
+        .as_ref()
+        .is_some_and(|t| !t.expose().is_empty() && ct_eq(given, t.expose()));
+    if !ok {
+        tracing::warn!("console sign-in refused");
+        let message = if sso.settings.admin_token.is_none() {
+            "The console is disabled for the operator: set ORGSSO_ADMIN_TOKEN to enable it."
+        } else {
+            "That is not the admin token."
+        };
+        let csrf = form.get("csrf");
+        return login_form(StatusCode::UNAUTHORIZED, Some(message), csrf, &rid);
+    }
+    let signed_in = async {
+        // A new session id and a new form token: nothing planted before sign-in is worth
+        // anything after it.
+        session.cycle_id().await?;
+        session.insert(KEY_CSRF, random_token(32)).await?;
+        session
+            .insert(KEY_OPERATOR_AT, now().unix_timestamp())
+            .await
+    };
+    if let Err(e) = signed_in.await {
+        return session_failed(e, &rid).into_response();
+    }
+    let audit = sso
+        .store
+        .audit(
+            None,
+            "operator",
+            "console.sign_in",
+            &json!({}),
+            now().unix_timestamp(),
+        )
+        .await;
+    if let Err(e) = audit {
+        return pages::PageError::from_store(e, rid).into_response();
+    }
+    Redirect::to("/admin").into_response()
+}
+
+/// `POST /admin/logout`: ends the whole session (an org admin's SSO session included).
+pub async fn logout(session: Session, CsrfForm(_): CsrfForm) -> Response {
+    session.flush().await.ok();
+    Redirect::to("/admin/login").into_response()
+}
+
+/// The orgs list with the create form (operator), or straight to one's own org (org admin).
+async fn list_page(
+    c: &Console,
+    status: StatusCode,
+    error: Option<String>,
+    typed: serde_json::Value,
+) -> Response {
+    let orgs = match c.sso.store.list_orgs().await {
+        Ok(o) => o,
+        Err(e) => return c.store_failed(e),
+    };
+    let mut rows = Vec::with_capacity(orgs.len());
+    for org in orgs {
+        let conn = match c.sso.store.latest_connection(&org.id).await {
+            Ok(conn) => conn,
+            Err(e) => return c.store_failed(e),
+        };
+        let view = conn.as_ref().map(|conn| c.sso.view(conn));
+        rows.push(json!({
+            "name": org.name,
+            "slug": org.slug,
+            "sso": view.as_ref().map_or("not configured", |v| v.status),
+            "login_url": view.and_then(|v| v.login_url),
+        }));
+    }
+    pages::render(
+        status,
+        "admin_orgs.html",
+        minijinja::context! {
+            ..minijinja::Value::from_serialize(c.frame("Organisations", "orgs", None)),
+            ..minijinja::context! { orgs => rows, error, typed }
+        },
+    )
+}
+
+/// `GET /admin`.
+pub async fn list(c: Console) -> Response {
+    if let Viewer::OrgAdmin { org_id, .. } = &c.viewer {
+        return match c.sso.store.org_by_id(org_id).await {
+            Ok(Some(org)) => Redirect::to(&format!("/admin/orgs/{}", org.slug)).into_response(),
+            Ok(None) => forbidden(&c.rid, "Your organisation no longer exists."),
+            Err(e) => c.store_failed(e),
+        };
+    }
+    list_page(&c, StatusCode::OK, None, json!({})).await
+}
+
+/// `POST /admin`: create an org (operator only).
+pub async fn create(c: Console, CsrfForm(form): CsrfForm) -> Response {
+    if c.viewer != Viewer::Operator {
+        return forbidden(&c.rid, "Only the operator can create organisations.");
+    }
+    let domains: Vec<&str> = split_list(form.get("domains"));
+    let created = c
+        .sso
+        .create_org(
+            form.get("slug"),
+            form.get("name"),
+            &domains,
+            &c.viewer.actor(),
+            now().unix_timestamp(),
+        )
+        .await;
+    match created {
+        Ok(org) => {
+            flash(&c.session, format!("Created {}.", org.name)).await;
+            Redirect::to(&format!("/admin/orgs/{}", org.slug)).into_response()
+        }
+        Err(OrgError::Store(e)) => c.store_failed(e),
+        Err(e) => {
+            let typed = json!({"slug": form.get("slug"), "name": form.get("name"), "domains": form.get("domains")});
+            list_page(
+                &c,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some(e.to_string()),
+                typed,
+            )
+            .await
+        }
+    }
+}
+
+/// A comma-, space- or newline-separated list as typed into one field.
+pub(super) fn split_list(s: &str) -> Vec<&str> {
+    s.split([',', '\n', '\r', ' ', '\t'])
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect()
+}
