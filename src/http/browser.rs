@@ -322,7 +322,7 @@ async fn logout(
 ) -> Result<Response, Response> {
     let fail = |e| PageError::from_store(e, rid.clone()).into_response();
     let who = signed_in(&session, &sso).await.map_err(fail)?;
-    if who.is_some() {
+    if who.is_some() && form::from_browser(&headers) {
         // Signed in: only the session's own pages may sign it out. (Signed out already: there
         // is nothing to forge, and a stale page's button still says "signed out".)
         form::verify(&session, &FormData::parse(&body), &rid, "/logout").await?;
@@ -409,6 +409,7 @@ async fn sessions_page(
 async fn end_session(
     State(sso): State<Sso>,
     session: Session,
+    headers: HeaderMap,
     RequestId(rid): RequestId,
     body: Bytes,
 ) -> Result<Response, Response> {
@@ -417,7 +418,9 @@ async fn end_session(
         return Ok(see_other("/login"));
     };
     let form = FormData::parse(&body);
-    form::verify(&session, &form, &rid, "/sessions/end").await?;
+    if form::from_browser(&headers) {
+        form::verify(&session, &form, &rid, "/sessions/end").await?;
+    }
     let ended = form.get("session");
     sso.store
         .end_user_session(&who.org_id, &who.user_id, ended)

@@ -70,6 +70,13 @@ impl FormData {
     }
 }
 
+/// Whether a request was sent by a browser: browsers mark every POST with `Sec-Fetch-Site` or
+/// `Origin`. Only browsers carry ambient cookies a forged form could ride on, so the contract's
+/// cookie-only endpoints (`POST /logout`) ask browsers alone for the form token.
+pub fn from_browser(headers: &axum::http::HeaderMap) -> bool {
+    headers.contains_key("sec-fetch-site") || headers.contains_key(axum::http::header::ORIGIN)
+}
+
 /// A form whose `csrf` field matched this session's token.
 pub struct CsrfForm(pub FormData);
 
