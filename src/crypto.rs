@@ -71,6 +71,8 @@ pub enum CryptoError {
 pub struct SecretBox {
     // Shared: the service state is cloned per request, the key schedule need not be.
     cipher: std::sync::Arc<Aes256Gcm>,
+    /// A separate key for MACs, derived from the same secret (never the AES key itself).
+    mac_key: std::sync::Arc<[u8; 32]>,
 }
 
 impl fmt::Debug for SecretBox {
@@ -90,10 +92,16 @@ impl SecretBox {
         if bytes.len() != 32 {
             return Err(CryptoError::BadKey);
         }
+        let mac_key: [u8; 32] = Sha256::new()
+            .chain_update(b"orgsso mac key\0")
+            .chain_update(&bytes)
+            .finalize()
+            .into();
         Ok(SecretBox {
             cipher: std::sync::Arc::new(
                 Aes256Gcm::new_from_slice(&bytes).map_err(|_| CryptoError::BadKey)?,
             ),
+            mac_key: std::sync::Arc::new(mac_key),
         })
     }
 
@@ -123,6 +131,18 @@ impl SecretBox {
             }
             Err(e) => Err(io(e)),
         }
+    }
+
+    /// HMAC-SHA256 of `message` under the service key, for `purpose`: a fingerprint that can be
+    /// stored (e.g. in a session) without being reversible or brute-forceable offline.
+    pub fn mac(&self, purpose: &str, message: &str) -> String {
+        use hmac::{Hmac, Mac};
+        let mut m = <Hmac<Sha256> as Mac>::new_from_slice(&self.mac_key[..])
+            .expect("HMAC takes any key length");
+        m.update(purpose.as_bytes());
+        m.update(b"\0");
+        m.update(message.as_bytes());
+        URL_SAFE_NO_PAD.encode(m.finalize().into_bytes())
     }
 
     pub fn encrypt(&self, plaintext: &str, context: &str) -> String {
@@ -195,6 +215,20 @@ mod tests {
 
     fn key() -> SecretBox {
         SecretBox::from_base64(&STANDARD.encode([7u8; 32])).unwrap()
+    }
+
+    #[test]
+    fn macs_depend_on_key_purpose_and_message() {
+        let (a, b) = (
+            key(),
+            SecretBox::from_base64(&STANDARD.encode([8u8; 32])).unwrap(),
+        );
+        let m = a.mac("operator", "token");
+        assert_eq!(m, a.mac("operator", "token"));
+        assert_ne!(m, b.mac("operator", "token"));
+        assert_ne!(m, a.mac("operator", "token2"));
+        assert_ne!(m, a.mac("other", "token"));
+        assert!(!m.contains("token"));
     }
 
     #[test]

@@ -12,6 +12,7 @@ use serde_json::json;
 use super::error::{ApiError, ApiJson};
 use super::{now, AppState};
 use crate::crypto::ct_eq;
+use crate::oidc::egress::Egress;
 use crate::roles::RoleMappingSpec;
 use crate::sso::{ConnectError, ConnectRequest, Sso};
 use crate::store::OrgRow;
@@ -164,7 +165,7 @@ async fn put_sso(
 ) -> Result<Response, ApiError> {
     let org = org(&sso, &slug).await?;
     let (conn, created) = sso
-        .connect(&org, req, ACTOR, now().unix_timestamp())
+        .connect(&org, req, ACTOR, Egress::Any, now().unix_timestamp())
         .await
         .map_err(|e| match e {
             ConnectError::Invalid(i) => ApiError::unprocessable("invalid_connection", i.0),

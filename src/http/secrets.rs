@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use super::admin::{org, Admin, ACTOR};
 use super::error::{ApiError, ApiJson};
 use super::{now, AppState};
+use crate::oidc::egress::Egress;
 use crate::sso::Sso;
 use crate::store::JwtSecretRow;
 
@@ -59,7 +60,7 @@ async fn create(
 ) -> Result<Response, ApiError> {
     let org = org(&sso, &slug).await?;
     let row = sso
-        .add_jwt_secret(&org, body, ACTOR, now().unix_timestamp())
+        .add_jwt_secret(&org, body, ACTOR, Egress::Any, now().unix_timestamp())
         .await?;
     Ok((StatusCode::CREATED, Json(view(&row))).into_response())
 }

@@ -24,6 +24,8 @@ pub type SessionResult<T> = Result<T, tower_sessions::session::Error>;
 /// Replaces whatever session the browser had with a fresh one for this sign-in, and writes it
 /// now, so a disconnect that raced the sign-in is noticed here rather than after the response.
 pub async fn establish(session: &Session, login: &LoginSuccess, now: i64) -> SessionResult<()> {
+    // Nothing from before carries over: not an operator's console sign-in, not a form token.
+    session.clear().await;
     session.cycle_id().await?;
     session.insert(KEY_USER, &login.user_id).await?;
     session.insert(KEY_ORG, &login.org_id).await?;

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use super::egress::Egress;
 use super::{describe, read_limited};
 use crate::domain::{is_loopback, Issuer};
 use crate::oidc::idtoken::ALLOWED_ALGS;
@@ -92,20 +93,43 @@ pub enum DiscoveryError {
     BadField { field: &'static str, reason: String },
     #[error("the IdP's JWKS at {url} is not usable: {reason}")]
     Jwks { url: String, reason: String },
+    #[error("{0}")]
+    NotAllowed(String),
 }
 
 /// Fetches and checks the provider's configuration and its JWKS (returned raw, to seed the
 /// key cache).
+/// `egress` says where the caller may send orgsso: the discovery URL and every endpoint the
+/// document names are checked before anything is fetched from them.
 pub async fn discover(
     http: &reqwest::Client,
     issuer: &Issuer,
+    egress: Egress,
 ) -> Result<(ProviderMetadata, serde_json::Value), DiscoveryError> {
     let url = format!(
         "{}/.well-known/openid-configuration",
         issuer.as_str().trim_end_matches('/')
     );
+    egress
+        .check(&url)
+        .await
+        .map_err(DiscoveryError::NotAllowed)?;
     let doc = fetch_json(http, &url).await?;
     let meta = check_document(&doc, issuer)?;
+    // (The authorization endpoint is the browser's to visit, not orgsso's.)
+    for endpoint in [
+        Some(&meta.token_endpoint),
+        Some(&meta.jwks_uri),
+        meta.end_session_endpoint.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        egress
+            .check(endpoint)
+            .await
+            .map_err(DiscoveryError::NotAllowed)?;
+    }
     let jwks = fetch_json(http, &meta.jwks_uri)
         .await
         .map_err(|e| DiscoveryError::Jwks {

@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod discovery;
+pub mod egress;
 pub mod idtoken;
 pub mod jwks;
 

@@ -4,6 +4,7 @@ use super::Sso;
 use crate::crypto::{random_token, Secret};
 use crate::domain::{parse_scopes, Invalid, Issuer};
 use crate::oidc::discovery::{discover, DiscoveryError, ProviderMetadata};
+use crate::oidc::egress::Egress;
 use crate::roles::{Op, Outcome, Role, RoleMapping, RoleMappingSpec, RuleSpec};
 use crate::store::{new_id, ConnectionRow, DisconnectCounts, OrgRow, StoreError};
 
@@ -127,6 +128,7 @@ impl Sso {
         org: &OrgRow,
         req: ConnectRequest,
         actor: &str,
+        egress: Egress,
         now: i64,
     ) -> Result<(ConnectionRow, bool), ConnectError> {
         let issuer = Issuer::parse(&req.issuer)?;
@@ -149,7 +151,7 @@ impl Sso {
             return Err(Invalid("client_secret is required to connect an IdP".into()).into());
         }
         let (meta, jwks): (ProviderMetadata, serde_json::Value) =
-            discover(&self.http, &issuer).await?;
+            discover(&self.http, &issuer, egress).await?;
         let metadata = serde_json::to_string(&meta).expect("metadata serialises");
         let scopes_json = serde_json::to_string(&scopes).expect("scopes serialise");
         let detail = serde_json::json!({"issuer": issuer.as_str(), "client_id": client_id, "scopes": scopes, "groups_claim": groups_claim});

@@ -5,6 +5,7 @@ use serde_json::{json, Value};
 
 use super::Sso;
 use crate::jwt::secrets::{parse_secret, SecretInput, SecretKind};
+use crate::oidc::egress::Egress;
 use crate::store::{new_id, JwtSecretRow, OrgRow, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +30,7 @@ impl Sso {
         org: &OrgRow,
         body: Value,
         actor: &str,
+        egress: Egress,
         now: i64,
     ) -> Result<JwtSecretRow, SecretError> {
         // Parsed from a Value so that error messages never repeat the (secret) input.
@@ -38,6 +40,10 @@ impl Sso {
             // Refuse a URL that does not serve usable keys now, rather than fail every token later.
             let url = url::Url::parse(parsed.public.as_deref().unwrap_or_default())
                 .map_err(|e| SecretError::Invalid(e.to_string()))?;
+            egress
+                .check(url.as_str())
+                .await
+                .map_err(SecretError::Invalid)?;
             self.jwks
                 .get(&url)
                 .prefetch()

@@ -75,14 +75,12 @@ async fn saved_rules(app: &TestApp) -> serde_json::Value {
 /// A browser signed in to the console as the operator.
 async fn operator(app: &TestApp) -> Client {
     let b = browser();
-    let ok = post_form(
-        &b,
-        app,
-        "/admin/login",
-        "/admin/login",
-        &[("token", ADMIN_TOKEN)],
-    )
-    .await;
+    let ok = b
+        .post(app.url("/admin/login"))
+        .form(&[("token", ADMIN_TOKEN)])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(
         (ok.status(), location(&ok)),
         (StatusCode::SEE_OTHER, "/admin".to_owned())
@@ -108,13 +106,16 @@ async fn operator_signs_in_with_the_admin_token_and_sees_the_orgs() {
         .to_str()
         .unwrap()
         .contains("frame-ancestors 'none'"));
+    assert!(
+        login.headers().get("set-cookie").is_none(),
+        "an anonymous visit stores no session"
+    );
     let html = login.text().await.unwrap();
     assert!(html.contains("name=\"token\""));
-    let csrf = form_token_in(&html);
 
     let wrong = b
         .post(app.url("/admin/login"))
-        .form(&[("csrf", csrf.as_str()), ("token", "not-the-token")])
+        .form(&[("token", "not-the-token")])
         .send()
         .await
         .unwrap();
@@ -128,22 +129,15 @@ async fn operator_signs_in_with_the_admin_token_and_sees_the_orgs() {
     let cross_site = b
         .post(app.url("/admin/login"))
         .header("origin", "http://evil.example")
-        .form(&[("csrf", csrf.as_str()), ("token", ADMIN_TOKEN)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(cross_site.status(), StatusCode::FORBIDDEN);
-    let no_token = b
-        .post(app.url("/admin/login"))
         .form(&[("token", ADMIN_TOKEN)])
         .send()
         .await
         .unwrap();
-    assert_eq!(no_token.status(), StatusCode::FORBIDDEN);
+    assert_eq!(cross_site.status(), StatusCode::FORBIDDEN);
 
     let ok = b
         .post(app.url("/admin/login"))
-        .form(&[("csrf", csrf.as_str()), ("token", ADMIN_TOKEN)])
+        .form(&[("token", ADMIN_TOKEN)])
         .send()
         .await
         .unwrap();
@@ -171,11 +165,6 @@ async fn operator_signs_in_with_the_admin_token_and_sees_the_orgs() {
         "{html}"
     );
     assert!(!html.contains(ADMIN_TOKEN));
-    assert_ne!(
-        form_token_in(&html),
-        csrf,
-        "signing in issues a new form token as well as a new session id"
-    );
     let raw = crate::helpers::raw_database(&app).await;
     assert!(
         !raw.windows(ADMIN_TOKEN.len())
@@ -191,15 +180,12 @@ async fn operator_signs_in_with_the_admin_token_and_sees_the_orgs() {
     );
 
     let disabled = spawn_app_with(|s| s.admin_token = None).await;
-    let b = browser();
-    let resp = post_form(
-        &b,
-        &disabled,
-        "/admin/login",
-        "/admin/login",
-        &[("token", ADMIN_TOKEN)],
-    )
-    .await;
+    let resp = browser()
+        .post(disabled.url("/admin/login"))
+        .form(&[("token", ADMIN_TOKEN)])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
     assert!(resp.text().await.unwrap().contains("ORGSSO_ADMIN_TOKEN"));
 }
@@ -479,7 +465,58 @@ async fn org_admins_get_their_own_org_only_and_lose_it_with_the_role() {
         "{audit}"
     );
 
-    let alice = browser();
+    // An org admin may not point orgsso at the operator's network, nor claim email domains.
+    let internal = post_form(
+        &bob,
+        &app,
+        "/admin/orgs/acme",
+        "/admin/orgs/acme",
+        &[
+            ("issuer", idp.issuer.as_str()),
+            ("client_id", CLIENT_ID),
+            ("client_secret", ""),
+            ("scopes", "openid"),
+            ("groups_claim", "groups"),
+        ],
+    )
+    .await;
+    assert_eq!(internal.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(internal
+        .text()
+        .await
+        .unwrap()
+        .contains("private or local address"));
+    let jwk_url = format!("{}/jwks", idp.issuer);
+    let internal = post_form(
+        &bob,
+        &app,
+        "/admin/orgs/acme/secrets",
+        "/admin/orgs/acme/secrets",
+        &[
+            ("name", "k"),
+            ("type", "jwk_url"),
+            ("url", jwk_url.as_str()),
+        ],
+    )
+    .await;
+    assert_eq!(internal.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let domains = post_form(
+        &bob,
+        &app,
+        "/admin/orgs/acme",
+        "/admin/orgs/acme/domains",
+        &[("domains", "gmail.com")],
+    )
+    .await;
+    assert_eq!(domains.status(), StatusCode::FORBIDDEN);
+    let (_, org) = app
+        .admin(reqwest::Method::GET, "/api/v1/orgs/acme", None)
+        .await;
+    assert_eq!(org["domains"], json!([]), "nothing claimed");
+
+    // Alice's browser was the operator's a moment ago: signing in through SSO starts afresh,
+    // so nothing of the operator's console sign-in is left to her.
+    let alice = operator(&app).await;
     app.login(&alice, &login_url, "alice").await;
     let resp = alice.get(app.url("/admin/orgs/acme")).send().await.unwrap();
     assert_eq!(

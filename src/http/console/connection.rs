@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::orgs::split_list;
-use super::{CsrfForm, OrgConsole};
+use super::{pages, CsrfForm, OrgConsole, Viewer};
 use crate::crypto::Secret;
 use crate::http::now;
 use crate::sso::{ConnectError, ConnectRequest, OrgError};
@@ -149,7 +149,13 @@ pub async fn save(oc: OrgConsole, CsrfForm(form): CsrfForm) -> Response {
     };
     let result =
         oc.c.sso
-            .connect(&oc.org, req, &oc.actor(), now().unix_timestamp())
+            .connect(
+                &oc.org,
+                req,
+                &oc.actor(),
+                oc.c.viewer.egress(),
+                now().unix_timestamp(),
+            )
             .await;
     let (status, error) = match result {
         Ok((_, true)) => {
@@ -174,6 +180,14 @@ pub async fn save(oc: OrgConsole, CsrfForm(form): CsrfForm) -> Response {
 
 /// `POST /admin/orgs/{slug}/domains`: the email domains that route "Login with SSO" here.
 pub async fn save_domains(oc: OrgConsole, CsrfForm(form): CsrfForm) -> Response {
+    // A claimed domain sends every stranger with that email to this org's IdP: only the
+    // operator, who can check ownership, may claim one.
+    if oc.c.viewer != Viewer::Operator {
+        return super::forbidden(
+            &oc.c.rid,
+            "Only the operator can change an organisation's email domains.",
+        );
+    }
     let domains = split_list(form.get("domains"));
     match oc
         .c
@@ -237,6 +251,28 @@ pub async fn disconnect(oc: OrgConsole, CsrfForm(_): CsrfForm) -> Response {
             .disconnect(&oc.org, &oc.actor(), now().unix_timestamp())
             .await;
     match result {
+        Ok(Some(c)) if matches!(oc.c.viewer, Viewer::OrgAdmin { .. }) => {
+            // The org admin's own session ended with the others: say so here, since there is
+            // no session left to carry a notice to the next page.
+            pages::message(
+                StatusCode::OK,
+                "Disconnected",
+                &format!(
+                    "{} ended, yours included; {}. The login URL is retired. Sign in again once the identity provider is reconnected.",
+                    plural(c.sessions_revoked, "session", "sessions"),
+                    plural(
+                        c.members_downgraded,
+                        "one member is now a viewer",
+                        "members are now viewers"
+                    ),
+                ),
+                &oc.c.rid,
+                vec![pages::Link {
+                    href: "/admin/login".into(),
+                    label: "Console sign-in",
+                }],
+            )
+        }
         Ok(Some(c)) => {
             let notice = format!(
                 "Disconnected: {} ended, {}. The login URL is retired; reconnect below to issue a new one.",

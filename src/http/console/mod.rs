@@ -26,12 +26,23 @@ use tower_sessions::Session;
 
 use super::pages::{self, PageError};
 use super::{now, AppState, RequestId};
+use crate::crypto::ct_eq;
+use crate::oidc::egress::Egress;
 use crate::sso::Sso;
 use crate::store::{OrgRow, StoreError};
 
 pub use super::form::{csrf_token, CsrfForm, KEY_CSRF};
 
 const KEY_OPERATOR_AT: &str = "operator_at";
+/// A MAC of the admin token the operator signed in with: changing or unsetting
+/// ORGSSO_ADMIN_TOKEN ends every console session that used the old one.
+const KEY_OPERATOR_FP: &str = "operator_fp";
+const OPERATOR_MAC_PURPOSE: &str = "console operator";
+
+/// What the session records of an operator's sign-in with `token`.
+fn operator_fingerprint(sso: &Sso, token: &str) -> String {
+    sso.secrets.mac(OPERATOR_MAC_PURPOSE, token)
+}
 const KEY_FLASH: &str = "flash";
 
 pub fn router() -> Router<AppState> {
@@ -93,6 +104,14 @@ impl Viewer {
         }
     }
 
+    /// Where orgsso may send requests on this person's say-so.
+    pub fn egress(&self) -> Egress {
+        match self {
+            Viewer::Operator => Egress::Any,
+            Viewer::OrgAdmin { .. } => Egress::PublicOnly,
+        }
+    }
+
     pub fn may_open(&self, org: &OrgRow) -> bool {
         match self {
             Viewer::Operator => true,
@@ -120,7 +139,17 @@ async fn viewer(session: &Session, sso: &Sso, rid: &str) -> Result<Option<Viewer
         .get(KEY_OPERATOR_AT)
         .await
         .map_err(|e| session_failed(e, rid))?;
-    if at.is_some_and(|at| t - at < sso.settings.session.absolute_timeout_secs as i64) {
+    let fp: Option<String> = session
+        .get(KEY_OPERATOR_FP)
+        .await
+        .map_err(|e| session_failed(e, rid))?;
+    let token_still_valid = match (&sso.settings.admin_token, fp) {
+        (Some(token), Some(fp)) => ct_eq(&fp, &operator_fingerprint(sso, token.expose())),
+        _ => false,
+    };
+    if token_still_valid
+        && at.is_some_and(|at| t - at < sso.settings.session.absolute_timeout_secs as i64)
+    {
         return Ok(Some(Viewer::Operator));
     }
     let signed_in = super::session::current(session, &sso.settings.session, t)

@@ -6,18 +6,19 @@ use serde_json::json;
 use tower_sessions::Session;
 
 use super::{
-    csrf_token, flash, forbidden, pages, session_failed, viewer, Console, CsrfForm, Viewer,
-    KEY_CSRF, KEY_OPERATOR_AT,
+    flash, forbidden, operator_fingerprint, pages, session_failed, viewer, Console, CsrfForm,
+    Viewer, KEY_CSRF, KEY_OPERATOR_AT, KEY_OPERATOR_FP,
 };
 use crate::crypto::{ct_eq, random_token};
+use crate::http::form::FormData;
 use crate::http::{now, RequestId};
 use crate::sso::{OrgError, Sso};
 
-fn login_form(status: StatusCode, message: Option<&str>, csrf: &str, rid: &str) -> Response {
+fn login_form(status: StatusCode, message: Option<&str>, rid: &str) -> Response {
     pages::render(
         status,
         "admin_login.html",
-        minijinja::context! { title => "Console sign-in", message, csrf, request_id => rid },
+        minijinja::context! { title => "Console sign-in", message, request_id => rid },
     )
 }
 
@@ -32,10 +33,10 @@ pub async fn login_page(
         Ok(None) => {}
         Err(e) => return e.into_response(),
     }
-    match csrf_token(&session, &rid).await {
-        Ok(csrf) => login_form(StatusCode::OK, None, &csrf, &rid),
-        Err(e) => e.into_response(),
-    }
+    // No form token here: it would need a session for every anonymous visitor. A forged
+    // sign-in would need the admin token, and the Origin/Sec-Fetch-Site guard refuses
+    // cross-site posts anyway.
+    login_form(StatusCode::OK, None, &rid)
 }
 
 /// `POST /admin/login` with the field `token`.
@@ -43,8 +44,9 @@ pub async fn login(
     axum::extract::State(sso): axum::extract::State<Sso>,
     session: Session,
     RequestId(rid): RequestId,
-    CsrfForm(form): CsrfForm,
+    body: axum::body::Bytes,
 ) -> Response {
+    let form = FormData::parse(&body);
     let given = form.get("token").trim();
     let ok = sso
         .settings
@@ -58,14 +60,16 @@ pub async fn login(
         } else {
             "That is not the admin token."
         };
-        let csrf = form.get("csrf");
-        return login_form(StatusCode::UNAUTHORIZED, Some(message), csrf, &rid);
+        return login_form(StatusCode::UNAUTHORIZED, Some(message), &rid);
     }
+    let fingerprint = operator_fingerprint(&sso, given);
     let signed_in = async {
-        // A new session id and a new form token: nothing planted before sign-in is worth
-        // anything after it.
+        // A fresh session with a new id: nothing planted before sign-in (an SSO sign-in, a
+        // form token) is worth anything after it.
+        session.clear().await;
         session.cycle_id().await?;
         session.insert(KEY_CSRF, random_token(32)).await?;
+        session.insert(KEY_OPERATOR_FP, fingerprint).await?;
         session
             .insert(KEY_OPERATOR_AT, now().unix_timestamp())
             .await

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use super::{CsrfForm, OrgConsole};
 use crate::http::form::FormData;
 use crate::http::now;
-use crate::roles::{Op, Outcome, RoleMapping, RoleMappingSpec, RuleSpec};
+use crate::roles::{Op, Outcome, RoleMapping, RoleMappingSpec, RuleSpec, MAX_RULES};
 
 const OPS: [&str; 5] = ["equals", "contains", "in", "matches", "exists"];
 const OUTCOMES: [&str; 4] = ["admin", "developer", "viewer", "deny"];
@@ -124,6 +124,14 @@ pub fn compile_rows(
     default_role: &str,
     mut rows: Vec<Row>,
 ) -> Result<RoleMapping, (Vec<Row>, String)> {
+    if rows.len() > MAX_RULES {
+        // Before compiling anything: each row may hold a regex.
+        let message = format!(
+            "A role mapping holds at most {MAX_RULES} rules; this one has {}. Combine rules with in or matches.",
+            rows.len()
+        );
+        return Err((rows, message));
+    }
     let mut specs = Vec::with_capacity(rows.len());
     for row in rows.iter_mut() {
         match rule_of(row) {
@@ -462,6 +470,17 @@ mod tests {
             "{rows:?}"
         );
         assert!(summary.contains("4 rules"), "{summary}");
+    }
+
+    #[test]
+    fn too_many_rows_are_refused_before_any_is_compiled() {
+        let rows = vec![row("groups", "matches", "(", "admin"); MAX_RULES + 1];
+        let (rows, summary) = compile_rows("viewer", rows).unwrap_err();
+        assert!(summary.contains("at most"), "{summary}");
+        assert!(
+            rows.iter().all(|r| r.error.is_none()),
+            "no row was compiled"
+        );
     }
 
     #[test]

@@ -91,7 +91,13 @@ fn body_of(form: &FormData) -> Value {
 pub async fn add(oc: OrgConsole, CsrfForm(form): CsrfForm) -> Response {
     let added =
         oc.c.sso
-            .add_jwt_secret(&oc.org, body_of(&form), &oc.actor(), now().unix_timestamp())
+            .add_jwt_secret(
+                &oc.org,
+                body_of(&form),
+                &oc.actor(),
+                oc.c.viewer.egress(),
+                now().unix_timestamp(),
+            )
             .await;
     let (status, error) = match added {
         Ok(row) => return oc.done("/secrets", format!("Added {}.", row.name)).await,
