@@ -651,3 +651,35 @@ async fn disconnect_confirmation_counts_what_will_happen() {
     assert!(html.contains("id=\"sso-status\"") && html.contains(">disconnected<"));
     assert!(app.me(&bob).await.is_none() && app.me(&alice).await.is_none());
 }
+
+#[tokio::test]
+async fn changing_the_admin_token_ends_operator_console_sessions() {
+    // Three instances on one database and one service key, as behind a load balancer; the
+    // second has been given a new admin token. (Cookies for 127.0.0.1 are shared across ports,
+    // so one browser reaches all three with the same session.)
+    use base64::Engine;
+    let key = base64::engine::general_purpose::STANDARD.encode([42u8; 32]);
+    let first = {
+        let key = key.clone();
+        spawn_app_with(move |s| s.secret_key = Some(orgsso::crypto::Secret::new(key))).await
+    };
+    let shared = |token: &'static str| {
+        let (db, key) = (first.database_url.clone(), key.clone());
+        move |s: &mut orgsso::configuration::Settings| {
+            s.database_url = orgsso::crypto::Secret::new(db);
+            s.secret_key = Some(orgsso::crypto::Secret::new(key));
+            s.admin_token = Some(orgsso::crypto::Secret::new(token));
+        }
+    };
+    let rotated = spawn_app_with(shared("a-new-admin-token-0123456789abcdef")).await;
+    let same = spawn_app_with(shared(ADMIN_TOKEN)).await;
+    let b = operator(&first).await;
+    let on = |app: &TestApp| b.get(app.url("/admin")).send();
+    assert_eq!(on(&same).await.unwrap().status(), StatusCode::OK);
+    let resp = on(&rotated).await.unwrap();
+    assert_eq!(
+        (resp.status(), location(&resp)),
+        (StatusCode::SEE_OTHER, "/admin/login".to_owned()),
+        "a console session made with the old token is worth nothing under the new one"
+    );
+}
