@@ -7,6 +7,8 @@ COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY migrations ./migrations
 COPY config ./config
+# Cargo.toml names the bench targets: the manifest does not load without them.
+COPY benches ./benches
 RUN cargo build --release --locked --bin orgsso && strip target/release/orgsso
 
 FROM debian:bookworm-slim

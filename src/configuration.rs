@@ -79,6 +79,13 @@ impl OidcSettings {
 }
 
 impl Settings {
+    /// Whether `given` is the configured admin token (constant time; never with none or "").
+    pub fn is_admin_token(&self, given: &str) -> bool {
+        self.admin_token
+            .as_ref()
+            .is_some_and(|t| !t.expose().is_empty() && crate::crypto::ct_eq(given, t.expose()))
+    }
+
     /// Defaults, then `file` when given, then the environment.
     pub fn load(file: Option<&Path>) -> Result<Settings, config::ConfigError> {
         let mut builder = Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));

@@ -105,6 +105,20 @@ impl SecretBox {
         })
     }
 
+    /// The configured key or the one in `data_dir/secret.key`; never creates one. For commands
+    /// that change existing data, where a new key would make it unreadable.
+    pub fn load_existing(configured: Option<&str>, data_dir: &Path) -> Result<Self, CryptoError> {
+        if let Some(key) = configured {
+            return Self::from_base64(key);
+        }
+        let path = data_dir.join("secret.key");
+        let key = std::fs::read_to_string(&path).map_err(|source| CryptoError::KeyFile {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_base64(&key)
+    }
+
     /// The configured key, or the one kept in `data_dir/secret.key`, created (mode 0600) when
     /// missing. Returns whether a key was generated, so the caller can warn.
     pub fn load_or_create(

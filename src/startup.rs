@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use axum::http::{HeaderName, Request};
 use tokio::net::TcpListener;
 use tower_http::request_id::{
@@ -224,11 +225,23 @@ async fn shutdown_signal() {
 /// `orgsso keys rotate`: a new ES256 signing key signs from now on; the previous key stays
 /// published until the tokens it signed have expired.
 pub async fn rotate_signing_key(settings: &Settings) -> anyhow::Result<String> {
-    let store = open_store(settings).await?;
-    let (secrets, _) = SecretBox::load_or_create(
+    // The service's key must already exist and must open the keys in use: rotating under a
+    // new or wrong key would retire the working key for one no instance can read.
+    let secrets = SecretBox::load_existing(
         settings.secret_key.as_ref().map(|s| s.expose()),
         &settings.data_dir,
-    )?;
+    )
+    .context("orgsso keys rotate needs the service's secret key (ORGSSO_SECRET_KEY or data_dir/secret.key)")?;
+    let store = open_store(settings).await?;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    for key in store.published_signing_keys(now, 0).await? {
+        if key.retired_at.is_none() && secrets.decrypt(&key.private_enc, &key.kid).is_err() {
+            anyhow::bail!(
+                "the signing key {} cannot be read with this secret key: run this with the same ORGSSO_SECRET_KEY (or data_dir) as the service",
+                key.kid
+            );
+        }
+    }
     let row =
         crate::auth::keys::new_key_row(&secrets, time::OffsetDateTime::now_utc().unix_timestamp());
     store.rotate_signing_key(&row, "cli").await?;

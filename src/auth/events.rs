@@ -2,6 +2,7 @@
 //! rotations reach this instance's caches as they commit. While the listener is not connected
 //! the caches are bypassed, so a missed notification can never let a revoked session through.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,14 +12,22 @@ use super::Gate;
 use crate::store::events::{Event, EventSink, CHANNEL};
 
 /// Runs until the process ends: listen, apply, and on any loss reconnect after a pause.
-pub async fn listen(pool: PgPool, gate: Arc<Gate>) {
+///
+/// The gate stops being live when this is called, not when the task first runs, so no request
+/// is served from caches before the listener is connected.
+pub fn listen(pool: PgPool, gate: Arc<Gate>) -> impl Future<Output = ()> + Send + 'static {
     gate.set_live(false);
+    run(pool, gate)
+}
+
+async fn run(pool: PgPool, gate: Arc<Gate>) {
+    // Warn once per outage (at start, or after being connected), not on every retry.
+    let mut failing = false;
     loop {
-        match PgListener::connect_with(&pool).await {
-            Ok(mut listener) => {
-                if let Err(e) = listener.listen(CHANNEL).await {
-                    tracing::warn!(error = %e, "could not LISTEN for other instances' changes; caches bypassed");
-                } else {
+        let error = match PgListener::connect_with(&pool).await {
+            Ok(mut listener) => match listener.listen(CHANNEL).await {
+                Ok(()) => {
+                    failing = false;
                     // Anything missed while not listening is covered by starting from empty caches.
                     gate.set_live(true);
                     tracing::info!("listening for other instances' changes");
@@ -28,12 +37,22 @@ pub async fn listen(pool: PgPool, gate: Arc<Gate>) {
                             Err(e) => tracing::warn!(error = %e, "ignored an unreadable event"),
                         }
                     }
+                    gate.set_live(false);
                     tracing::warn!("lost the connection that hears other instances; caches bypassed until it is back");
+                    None
                 }
+                Err(e) => Some(format!("could not LISTEN: {e}")),
+            },
+            Err(e) => Some(format!("could not connect: {e}")),
+        };
+        if let Some(error) = error {
+            if failing {
+                tracing::debug!(%error, "the listener for other instances' changes is still down");
+            } else {
+                failing = true;
+                tracing::warn!(%error, "cannot hear other instances' changes; caches bypassed, retrying every second");
             }
-            Err(e) => tracing::debug!(error = %e, "listener cannot connect yet"),
         }
-        gate.set_live(false);
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }

@@ -18,7 +18,7 @@ use time::OffsetDateTime;
 
 use crate::crypto::sha256_b64;
 use crate::jwt::signing::{access_token_claims, AccessTokenClaims};
-use crate::jwt::verify::{check_claims, verify_with_secrets, MAX_TOKEN_BYTES};
+use crate::jwt::verify::{check_claims, verify_with_secrets, TokenError, MAX_TOKEN_BYTES};
 use crate::sso::Sso;
 use crate::store::events::{Event, EventSink};
 use crate::store::sessions::sid_hash;
@@ -46,10 +46,13 @@ pub struct Identity {
     pub secret: Option<String>,
 }
 
-/// Why a request is not let through; `reason` is plain ASCII for `WWW-Authenticate`.
+/// Why a request is not let through.
 #[derive(Debug)]
 pub enum Denied {
-    Unauthenticated(String),
+    /// A fixed plain-ASCII reason, for `WWW-Authenticate`.
+    Unauthenticated(&'static str),
+    /// The token checks refused the token, or could not run ([`TokenError::is_server_side`]).
+    Token(TokenError),
     UnknownOrg,
     Store(StoreError),
 }
@@ -67,8 +70,8 @@ fn key_err(e: keys::KeyError) -> Denied {
     }
 }
 
-fn deny(reason: impl Into<String>) -> Denied {
-    Denied::Unauthenticated(reason.into())
+fn deny(reason: &'static str) -> Denied {
+    Denied::Unauthenticated(reason)
 }
 
 #[derive(Clone)]
@@ -95,6 +98,8 @@ pub struct Gate {
 }
 
 impl Gate {
+    /// Starts live, as on SQLite; on PostgreSQL [`events::listen`] turns it off when called,
+    /// before any request, until the listener is connected.
     pub fn new(token_ttl_secs: i64, leeway_secs: i64) -> Self {
         Gate {
             sessions: SessionCache::default(),
@@ -110,9 +115,20 @@ impl Gate {
     /// PostgreSQL listener is connected, otherwise). Caches are emptied on every switch and
     /// bypassed while not live, so a missed notification can never let a revoked session through.
     pub fn set_live(&self, live: bool) {
-        self.live.store(live, Ordering::Release);
-        self.sessions.set_enabled(live);
-        self.secrets.set_enabled(live);
+        // Fail closed: caches are emptied before going live and after going not-live, so
+        // nothing learnt while not live is ever read as live.
+        if live {
+            self.reset_caches(true);
+            self.live.store(true, Ordering::Release);
+        } else {
+            self.live.store(false, Ordering::Release);
+            self.reset_caches(false);
+        }
+    }
+
+    fn reset_caches(&self, enabled: bool) {
+        self.sessions.set_enabled(enabled);
+        self.secrets.set_enabled(enabled);
         self.verdicts.lock().expect("verdict lock").clear();
         self.keys.mark_stale();
     }
@@ -193,6 +209,10 @@ impl Gate {
         now: OffsetDateTime,
     ) -> Result<Identity, Denied> {
         let ts = now.unix_timestamp();
+        // Before hashing: an oversized token costs no work.
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(Denied::Token(TokenError::TooLarge));
+        }
         let key = sha256_b64(token);
         // Not live (PostgreSQL listener down): a secret deleted elsewhere might be unknown here.
         let cached = if self.live.load(Ordering::Acquire) {
@@ -212,8 +232,9 @@ impl Gate {
                     .check_signature_and_claims(sso, org, token, now)
                     .await?;
                 let mut map = self.verdicts.lock().expect("verdict lock");
-                // Secrets changed while we checked: use the answer once, remember nothing.
-                if self.secrets.generation() == generation {
+                // Not live, or secrets changed while we checked (which going live also counts
+                // as): use the answer once, remember nothing.
+                if self.live.load(Ordering::Acquire) && self.secrets.generation() == generation {
                     if map.len() >= MAX_VERDICTS {
                         map.retain(|_, v| v.exp > ts);
                         if map.len() >= MAX_VERDICTS {
@@ -228,8 +249,7 @@ impl Gate {
         };
         let claims = &verdict.claims;
         let text = |k: &str| claims.get(k).and_then(|v| v.as_str()).map(str::to_owned);
-        let mut role =
-            text("role").filter(|r| matches!(r.as_str(), "admin" | "developer" | "viewer"));
+        let mut role = text("role").filter(|r| r.parse::<crate::roles::Role>().is_ok());
         let mut email = text("email");
         let mut name = text("name");
         // A token minted from a session dies with it (logout, disconnect, timeout), at once.
@@ -265,9 +285,6 @@ impl Gate {
         now: OffsetDateTime,
     ) -> Result<Verdict, Denied> {
         let leeway = Duration::from_secs(sso.settings.oidc.clock_leeway_secs);
-        if token.len() > MAX_TOKEN_BYTES {
-            return Err(deny("the token is too large"));
-        }
         // Our own tokens are ES256 with one of our kids; everything else goes to the org's
         // secrets, whose checks refuse anything but HS256 and RS256.
         let header = jsonwebtoken::decode_header(token)
@@ -293,7 +310,7 @@ impl Gate {
                 validation.validate_aud = false;
                 validation.required_spec_claims.clear();
                 let data = jsonwebtoken::decode::<Value>(token, &key, &validation)
-                    .map_err(|_| deny("the token signature is invalid"))?;
+                    .map_err(|_| Denied::Token(TokenError::BadSignature))?;
                 let claims = data.claims;
                 check_claims(
                     &claims,
@@ -302,7 +319,7 @@ impl Gate {
                     now,
                     leeway,
                 )
-                .map_err(|e| deny(e.to_string()))?;
+                .map_err(Denied::Token)?;
                 if claims.get("org").and_then(|o| o.as_str()) != Some(org.slug.as_str()) {
                     return Err(deny("the token was issued for another org"));
                 }
@@ -318,7 +335,7 @@ impl Gate {
                     .await?;
                 let verified = verify_with_secrets(token, &org_secrets.verifiers, now, leeway)
                     .await
-                    .map_err(|e| deny(e.to_string()))?;
+                    .map_err(Denied::Token)?;
                 (verified.claims, verified.secret)
             }
         };

@@ -2,6 +2,7 @@
 //! when a secret is added or deleted.
 
 use std::collections::HashMap;
+use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -28,6 +29,9 @@ pub struct OrgSecrets {
 
 pub struct SecretsCache {
     map: Mutex<HashMap<String, Arc<OrgSecrets>>>,
+    /// A build in progress per org (an entry per org; orgs are never deleted): concurrent misses
+    /// wait for it instead of each reading and decrypting the org's secrets.
+    building: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Off while this instance may miss other instances' secret changes (listener down).
     enabled: AtomicBool,
     /// Bumped by every change: a list read before a change is never cached after it (a deleted
@@ -39,14 +43,18 @@ impl Default for SecretsCache {
     fn default() -> Self {
         SecretsCache {
             map: Mutex::new(HashMap::new()),
+            building: Mutex::new(HashMap::new()),
             enabled: AtomicBool::new(true),
             generation: AtomicU64::new(0),
         }
     }
 }
 
-fn strings(json: &str) -> Vec<String> {
-    serde_json::from_str(json).unwrap_or_default()
+/// A stored audiences/issuers list. Unreadable is an error, not an empty list: empty means
+/// "any audience/issuer", so a damaged row must not fail open.
+fn strings(json: &str, field: &str) -> Result<Vec<String>, String> {
+    // Fixed message: serde's would quote the stored text.
+    serde_json::from_str(json).map_err(|_| format!("stored {field} are not a JSON list of strings"))
 }
 
 /// Builds the runtime form of one stored secret. A row that cannot be used (key changed,
@@ -56,7 +64,10 @@ fn ready(
     secrets: &SecretBox,
     jwks: &JwksRegistry,
 ) -> Result<(Arc<ReadySecret>, Option<PrimarySigner>), String> {
-    let (aud, iss) = (strings(&row.audiences), strings(&row.issuers));
+    let (aud, iss) = (
+        strings(&row.audiences, "audiences")?,
+        strings(&row.issuers, "issuers")?,
+    );
     let private = || -> Result<crate::crypto::Secret, String> {
         let enc = row
             .private_enc
@@ -64,8 +75,10 @@ fn ready(
             .ok_or("no private material stored")?;
         secrets.decrypt(enc, &row.id).map_err(|e| e.to_string())
     };
-    match row.kind.as_str() {
-        "hs256" => {
+    let kind = SecretKind::from_str(&row.kind)
+        .map_err(|_| format!("unknown secret type {:?}", row.kind))?;
+    match kind {
+        SecretKind::Hs256 => {
             let secret = private()?;
             let verifier = ReadySecret::hs256(&row.name, secret.expose().as_bytes(), aud, iss);
             let primary = row.is_primary.then(|| PrimarySigner {
@@ -76,17 +89,12 @@ fn ready(
             });
             Ok((Arc::new(verifier), primary))
         }
-        "rs256" | "rs256_public" => {
-            let kind = if row.kind == "rs256" {
-                SecretKind::Rs256
-            } else {
-                SecretKind::Rs256Public
-            };
+        SecretKind::Rs256 | SecretKind::Rs256Public => {
             let pem = row.public.as_deref().ok_or("no public key stored")?;
             let verifier =
                 ReadySecret::rsa_public_pem(&row.name, kind, pem, row.kid.clone(), aud, iss)
                     .map_err(|e| e.to_string())?;
-            let primary = if row.is_primary && row.kind == "rs256" {
+            let primary = if row.is_primary && kind.can_sign() {
                 let key = EncodingKey::from_rsa_pem(private()?.expose().as_bytes())
                     .map_err(|e| e.to_string())?;
                 Some(PrimarySigner {
@@ -100,7 +108,7 @@ fn ready(
             };
             Ok((Arc::new(verifier), primary))
         }
-        "jwk_url" => {
+        SecretKind::JwkUrl => {
             let url = row.public.as_deref().ok_or("no URL stored")?;
             let url = url::Url::parse(url).map_err(|e| e.to_string())?;
             Ok((
@@ -108,8 +116,32 @@ fn ready(
                 None,
             ))
         }
-        other => Err(format!("unknown secret type {other:?}")),
     }
+}
+
+/// Reads and readies an org's secrets, skipping (with an error log) rows that cannot be used.
+async fn build(
+    org_id: &str,
+    store: &Store,
+    secrets: &SecretBox,
+    jwks: &JwksRegistry,
+) -> Result<OrgSecrets, StoreError> {
+    let rows = store.jwt_secrets(org_id).await?;
+    let mut built = OrgSecrets::default();
+    for row in &rows {
+        match ready(row, secrets, jwks) {
+            Ok((verifier, primary)) => {
+                built.verifiers.push(verifier);
+                if primary.is_some() {
+                    built.primary = primary;
+                }
+            }
+            Err(e) => {
+                tracing::error!(org_id, secret = %row.name, error = %e, "JWT secret unusable; skipped")
+            }
+        }
+    }
+    Ok(built)
 }
 
 impl SecretsCache {
@@ -120,34 +152,46 @@ impl SecretsCache {
         secrets: &SecretBox,
         jwks: &JwksRegistry,
     ) -> Result<Arc<OrgSecrets>, StoreError> {
-        let enabled = self.enabled.load(Ordering::Acquire);
-        if enabled {
-            if let Some(s) = self.map.lock().expect("secrets lock").get(org_id) {
-                return Ok(s.clone());
-            }
+        if !self.enabled.load(Ordering::Acquire) {
+            // Nothing is cached, so nothing to wait for: read in parallel.
+            return Ok(Arc::new(build(org_id, store, secrets, jwks).await?));
         }
+        if let Some(s) = self.cached(org_id) {
+            return Ok(s);
+        }
+        let lock = self
+            .building
+            .lock()
+            .expect("secrets lock")
+            .entry(org_id.to_owned())
+            .or_default()
+            .clone();
+        let _leader = match lock.try_lock() {
+            Ok(guard) => Some(guard),
+            Err(_) => {
+                // Another request is building: wait for it and use its answer.
+                drop(lock.lock().await);
+                if let Some(s) = self.cached(org_id) {
+                    return Ok(s);
+                }
+                // It failed or was outdated: build, without queueing behind one another.
+                None
+            }
+        };
         let generation = self.generation();
-        let rows = store.jwt_secrets(org_id).await?;
-        let mut built = OrgSecrets::default();
-        for row in &rows {
-            match ready(row, secrets, jwks) {
-                Ok((verifier, primary)) => {
-                    built.verifiers.push(verifier);
-                    if primary.is_some() {
-                        built.primary = primary;
-                    }
-                }
-                Err(e) => {
-                    tracing::error!(org_id, secret = %row.name, error = %e, "JWT secret unusable; skipped")
-                }
-            }
-        }
-        let built = Arc::new(built);
+        let built = Arc::new(build(org_id, store, secrets, jwks).await?);
         let mut map = self.map.lock().expect("secrets lock");
-        if enabled && self.generation() == generation {
+        if self.enabled.load(Ordering::Acquire) && self.generation() == generation {
             map.insert(org_id.to_owned(), built.clone());
         }
         Ok(built)
+    }
+
+    fn cached(&self, org_id: &str) -> Option<Arc<OrgSecrets>> {
+        if !self.enabled.load(Ordering::Acquire) {
+            return None;
+        }
+        self.map.lock().expect("secrets lock").get(org_id).cloned()
     }
 
     pub fn set_enabled(&self, on: bool) {
@@ -166,5 +210,57 @@ impl SecretsCache {
         let mut map = self.map.lock().expect("secrets lock");
         self.generation.fetch_add(1, Ordering::AcqRel);
         map.remove(org_id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine as _;
+
+    use super::*;
+    use crate::oidc::jwks::JwksSettings;
+
+    const HS_SECRET: &str = "an-hs256-secret-of-at-least-32-bytes!";
+
+    fn row(kind: &str, audiences: &str, issuers: &str, sb: &SecretBox) -> JwtSecretRow {
+        JwtSecretRow {
+            id: "s1".into(),
+            org_id: "o1".into(),
+            name: "hs".into(),
+            kind: kind.into(),
+            private_enc: Some(sb.encrypt(HS_SECRET, "s1")),
+            public: None,
+            public_jwk: None,
+            kid: None,
+            audiences: audiences.into(),
+            issuers: issuers.into(),
+            is_primary: false,
+            created_at: 0,
+        }
+    }
+
+    #[test]
+    fn damaged_rows_are_refused_not_opened() {
+        let sb = SecretBox::from_base64(&STANDARD.encode([7u8; 32])).unwrap();
+        let jwks = JwksRegistry::new(reqwest::Client::new(), JwksSettings::default());
+        let Ok((verifier, _)) = ready(&row("hs256", r#"["app"]"#, "[]", &sb), &sb, &jwks) else {
+            panic!("a sound row is ready");
+        };
+        assert_eq!(verifier.audiences, ["app"]);
+        assert!(verifier.issuers.is_empty());
+        for (kind, aud, iss) in [
+            ("hs256", "", "[]"),
+            ("hs256", "[]", "not json"),
+            ("hs256", "null", "[]"),
+            ("hs256", r#"[1]"#, "[]"),
+            ("hs256", r#"{"a":"b"}"#, "[]"),
+            ("hs512", "[]", "[]"),
+        ] {
+            match ready(&row(kind, aud, iss, &sb), &sb, &jwks) {
+                Ok(_) => panic!("{kind} {aud:?} {iss:?}: accepted"),
+                Err(e) => assert!(!e.contains(HS_SECRET), "{e}"),
+            }
+        }
     }
 }

@@ -11,10 +11,9 @@ use serde_json::json;
 
 use super::error::{ApiError, ApiJson};
 use super::{now, AppState};
-use crate::crypto::ct_eq;
 use crate::oidc::egress::Egress;
-use crate::roles::RoleMappingSpec;
-use crate::sso::{ConnectError, ConnectRequest, Sso};
+use crate::roles::{RoleMapping, RoleMappingSpec};
+use crate::sso::{ConnectRequest, Sso};
 use crate::store::OrgRow;
 
 /// Proof that the request carried the admin token. Compared in constant time.
@@ -23,11 +22,11 @@ pub struct Admin;
 impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let Some(expected) = &state.sso.settings.admin_token else {
+        if state.sso.settings.admin_token.is_none() {
             return Err(ApiError::unauthorized(
                 "The admin API is disabled: set ORGSSO_ADMIN_TOKEN to enable it.",
             ));
-        };
+        }
         let given = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -38,9 +37,7 @@ impl FromRequestParts<AppState> for Admin {
             })
             .map(str::trim);
         match given {
-            Some(token) if !expected.expose().is_empty() && ct_eq(token, expected.expose()) => {
-                Ok(Admin)
-            }
+            Some(token) if state.sso.settings.is_admin_token(token) => Ok(Admin),
             Some(_) => Err(ApiError::unauthorized("The admin token is wrong.")),
             None => Err(ApiError::unauthorized(
                 "Send the admin token as `Authorization: Bearer <token>`.",
@@ -166,17 +163,7 @@ async fn put_sso(
     let org = org(&sso, &slug).await?;
     let (conn, created) = sso
         .connect(&org, req, ACTOR, Egress::Any, now().unix_timestamp())
-        .await
-        .map_err(|e| match e {
-            ConnectError::Invalid(i) => ApiError::unprocessable("invalid_connection", i.0),
-            ConnectError::Discovery(d) => {
-                ApiError::unprocessable("discovery_failed", d.to_string())
-            }
-            ConnectError::Conflict => {
-                ApiError::conflict("concurrent_change", ConnectError::Conflict.to_string())
-            }
-            ConnectError::Store(s) => s.into(),
-        })?;
+        .await?;
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -252,14 +239,11 @@ async fn put_rules(
     ApiJson(value): ApiJson<serde_json::Value>,
 ) -> Result<Json<RoleMappingSpec>, ApiError> {
     let org = org(&sso, &slug).await?;
-    let spec = parse_rule_set(value)?;
-    match sso
-        .put_role_mapping(&org.id, spec, ACTOR, now().unix_timestamp())
-        .await?
-    {
-        Ok(mapping) => Ok(Json(mapping.spec().clone())),
-        Err(e) => Err(ApiError::unprocessable("invalid_rule", e.to_string())),
-    }
+    let mapping = RoleMapping::compile(parse_rule_set(value)?)
+        .map_err(|e| ApiError::unprocessable("invalid_rule", e.to_string()))?;
+    sso.put_role_mapping(&org.id, &mapping, ACTOR, now().unix_timestamp())
+        .await?;
+    Ok(Json(mapping.spec().clone()))
 }
 
 async fn get_rules(

@@ -111,7 +111,7 @@ async fn callback(
         return Err(if gone {
             PageError::from_login(crate::sso::LoginError::Retired, rid)
         } else {
-            PageError::from_store(StoreError::Unavailable(e.to_string()), rid)
+            PageError::from_session(e, rid)
         });
     }
     tracing::info!(user_id = %login.user_id, org_id = %login.org_id, role = %login.role, "signed in");
@@ -121,7 +121,7 @@ async fn callback(
 async fn signed_in(session: &Session, sso: &Sso) -> Result<Option<SignedIn>, StoreError> {
     session::current(session, &sso.settings.session, now().unix_timestamp())
         .await
-        .map_err(|e| StoreError::Unavailable(e.to_string()))
+        .map_err(StoreError::from)
 }
 
 /// `GET /`: who you are, or the way to sign in.
@@ -347,10 +347,7 @@ async fn logout(
         }
     }
     // Deleting the session announces it: tokens minted from it stop verifying at once.
-    session
-        .flush()
-        .await
-        .map_err(|e| fail(StoreError::Unavailable(e.to_string())))?;
+    session.flush().await.map_err(|e| fail(e.into()))?;
     let wants_json = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -409,7 +406,6 @@ async fn sessions_page(
 async fn end_session(
     State(sso): State<Sso>,
     session: Session,
-    headers: HeaderMap,
     RequestId(rid): RequestId,
     body: Bytes,
 ) -> Result<Response, Response> {
@@ -417,21 +413,22 @@ async fn end_session(
     let Some(who) = signed_in(&session, &sso).await.map_err(fail)? else {
         return Ok(see_other("/login"));
     };
+    // Only the sessions page may end a session, whatever sent the request (unlike
+    // `POST /logout`, this endpoint has no cookie-only contract to keep).
     let form = FormData::parse(&body);
-    if form::from_browser(&headers) {
-        form::verify(&session, &form, &rid, "/sessions/end").await?;
-    }
+    form::verify(&session, &form, &rid, "/sessions/end").await?;
     let ended = form.get("session");
-    sso.store
-        .end_user_session(&who.org_id, &who.user_id, ended)
-        .await
-        .map_err(fail)?;
     let current = session
         .id()
         .map(|i| crate::store::sessions::sid_hash(&i.to_string()));
     if current.as_deref() == Some(ended) {
-        session.flush().await.ok();
+        // Flushing deletes (and announces) this session once.
+        session.flush().await.map_err(|e| fail(e.into()))?;
         return Ok(see_other("/login"));
     }
+    sso.store
+        .end_user_session(&who.org_id, &who.user_id, ended)
+        .await
+        .map_err(fail)?;
     Ok(see_other("/sessions"))
 }

@@ -62,7 +62,7 @@ pub async fn guard(State(own): State<OwnOrigin>, req: Request, next: Next) -> Re
         )
         .into_response();
     }
-    let rid = text("x-request-id").unwrap_or_default().to_owned();
+    let rid = super::RequestId::of(h);
     pages::message(
         StatusCode::FORBIDDEN,
         "Request refused",

@@ -145,3 +145,19 @@ impl From<crate::sso::SecretError> for ApiError {
         }
     }
 }
+
+impl From<crate::sso::ConnectError> for ApiError {
+    fn from(e: crate::sso::ConnectError) -> Self {
+        use crate::sso::ConnectError;
+        match e {
+            ConnectError::Invalid(i) => ApiError::unprocessable("invalid_connection", i.0),
+            ConnectError::Discovery(d) => {
+                ApiError::unprocessable("discovery_failed", d.to_string())
+            }
+            ConnectError::Conflict => {
+                ApiError::conflict("concurrent_change", ConnectError::Conflict.to_string())
+            }
+            ConnectError::Store(s) => s.into(),
+        }
+    }
+}

@@ -14,16 +14,13 @@ use tower_sessions::Session;
 use super::pages::{self, PageError};
 use super::AppState;
 use crate::crypto::{ct_eq, random_token};
-use crate::store::StoreError;
 
 /// Where the session keeps its anti-forgery token.
 pub const KEY_CSRF: &str = "csrf";
 
 /// The session's anti-forgery token, made on first use.
 pub async fn csrf_token(session: &Session, rid: &str) -> Result<String, PageError> {
-    let failed = |e: tower_sessions::session::Error| {
-        PageError::from_store(StoreError::Unavailable(e.to_string()), rid.to_owned())
-    };
+    let failed = |e| PageError::from_session(e, rid.to_owned());
     if let Some(t) = session.get::<String>(KEY_CSRF).await.map_err(failed)? {
         return Ok(t);
     }
@@ -35,9 +32,18 @@ pub async fn csrf_token(session: &Session, rid: &str) -> Result<String, PageErro
 /// Largest form accepted (a PEM key of 8192 bits is about 6 KiB).
 const MAX_FORM_BYTES: usize = 256 * 1024;
 
-/// A form's fields, in order.
-#[derive(Debug, Default, Clone)]
+/// A form's fields, in order. Values may be secrets (the admin token, a client secret, a
+/// private key), so `Debug` shows the field names only.
+#[derive(Default, Clone)]
 pub struct FormData(Vec<(String, String)>);
+
+impl std::fmt::Debug for FormData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|(k, _)| k))
+            .finish()
+    }
+}
 
 impl FormData {
     pub fn parse(body: &[u8]) -> FormData {
@@ -119,12 +125,7 @@ impl FromRequest<AppState> for CsrfForm {
     type Rejection = Response;
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Response> {
         let (mut parts, body) = req.into_parts();
-        let rid = parts
-            .headers
-            .get("x-request-id")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
+        let rid = super::RequestId::of(&parts.headers);
         let session = Session::from_request_parts(&mut parts, state)
             .await
             .map_err(|(status, msg)| pages::message(status, "Console error", msg, &rid, vec![]))?;
@@ -156,5 +157,10 @@ mod tests {
         assert_eq!(f.get("value"), "a,b");
         assert_eq!(f.get("missing"), "");
         assert!(f.has("x") && !f.has("y"));
+        let shown = format!("{f:?}");
+        assert!(
+            shown.contains("claim") && !shown.contains("groups"),
+            "{shown}"
+        );
     }
 }

@@ -34,17 +34,21 @@ impl FromRef<AppState> for Sso {
 /// The request id set by the request-id layer, to show on pages and quote in support.
 pub struct RequestId(pub String);
 
+impl RequestId {
+    /// The request id in `headers` ("" when the layer did not set one).
+    pub fn of(headers: &axum::http::HeaderMap) -> String {
+        headers
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    }
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for RequestId {
     type Rejection = std::convert::Infallible;
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(RequestId(
-            parts
-                .headers
-                .get("x-request-id")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-                .to_owned(),
-        ))
+        Ok(RequestId(Self::of(&parts.headers)))
     }
 }
 
@@ -64,13 +68,14 @@ async fn readyz(axum::extract::State(sso): axum::extract::State<Sso>) -> impl In
     }
 }
 
-async fn stylesheet() -> impl IntoResponse {
+/// A static asset compiled into the binary, cacheable for an hour.
+fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
     (
         [
-            (axum::http::header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (axum::http::header::CONTENT_TYPE, content_type),
             (axum::http::header::CACHE_CONTROL, "public, max-age=3600"),
         ],
-        pages::STYLESHEET,
+        body,
     )
 }
 
@@ -78,7 +83,14 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/static/style.css", get(stylesheet))
+        .route(
+            "/static/style.css",
+            get(|| async { asset("text/css; charset=utf-8", pages::STYLESHEET) }),
+        )
+        .route(
+            "/static/console.js",
+            get(|| async { asset("text/javascript; charset=utf-8", pages::SCRIPT) }),
+        )
         .merge(admin::router())
         .merge(browser::router())
         .merge(console::router())

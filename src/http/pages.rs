@@ -64,6 +64,8 @@ fn env() -> &'static Environment<'static> {
 }
 
 pub const STYLESHEET: &str = include_str!("templates/style.css");
+/// The console's few conveniences (copy buttons, presets, rule rows); no inline script anywhere.
+pub const SCRIPT: &str = include_str!("templates/console.js");
 
 /// Headers for every HTML page: no framing, no referrer leaks of codes or states, nothing
 /// loaded from elsewhere, nothing cached.
@@ -140,6 +142,11 @@ impl IntoResponse for PageError {
 }
 
 impl PageError {
+    /// The session layer failed (its store is the database).
+    pub fn from_session(e: tower_sessions::session::Error, request_id: String) -> Self {
+        Self::from_store(e.into(), request_id)
+    }
+
     pub fn from_store(e: StoreError, request_id: String) -> Self {
         let (status, message) = match &e {
             StoreError::Unavailable(_) => {
@@ -216,14 +223,6 @@ pub fn minutes_utc(t: i64) -> String {
     }
 }
 
-fn request_id_of(headers: &HeaderMap) -> String {
-    headers
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned()
-}
-
 fn malformed(what: &str, detail: String, request_id: String) -> PageError {
     PageError {
         status: StatusCode::BAD_REQUEST,
@@ -251,7 +250,7 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequestP
             Err(e) => Err(malformed(
                 "address",
                 e.body_text(),
-                request_id_of(&parts.headers),
+                super::RequestId::of(&parts.headers),
             )),
         }
     }
@@ -263,7 +262,7 @@ pub struct PageForm<T>(pub T);
 impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequest<S> for PageForm<T> {
     type Rejection = PageError;
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, PageError> {
-        let rid = request_id_of(req.headers());
+        let rid = super::RequestId::of(req.headers());
         match axum::Form::<T>::from_request(req, state).await {
             Ok(axum::Form(v)) => Ok(PageForm(v)),
             Err(e) => Err(malformed("form", e.body_text(), rid)),

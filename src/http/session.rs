@@ -40,6 +40,16 @@ pub async fn establish(session: &Session, login: &LoginSuccess, now: i64) -> Ses
     Ok(())
 }
 
+/// Marks the session as used now, at most once a minute: modifying it makes the layer save it,
+/// which pushes the idle expiry forward without a write on every request.
+pub async fn keep_alive(session: &Session, now: i64) -> SessionResult<()> {
+    let seen: i64 = session.get(KEY_SEEN).await?.unwrap_or(0);
+    if now - seen >= SEEN_RESOLUTION {
+        session.insert(KEY_SEEN, now).await?;
+    }
+    Ok(())
+}
+
 /// The signed-in user, if the session is live. Past the absolute timeout the session is ended.
 pub async fn current(
     session: &Session,
@@ -57,11 +67,7 @@ pub async fn current(
         session.flush().await?;
         return Ok(None);
     }
-    let seen: i64 = session.get(KEY_SEEN).await?.unwrap_or(0);
-    if now - seen >= SEEN_RESOLUTION {
-        // Modifying the session makes the layer save it, which pushes the idle expiry forward.
-        session.insert(KEY_SEEN, now).await?;
-    }
+    keep_alive(session, now).await?;
     Ok(Some(SignedIn {
         user_id,
         org_id,

@@ -13,6 +13,7 @@ use tower_sessions::Session;
 use super::error::ApiError;
 use super::{now, AppState};
 use crate::auth::{Denied, Identity};
+use crate::jwt::verify::invalid_token_challenge;
 use crate::sso::Sso;
 use crate::store::sessions::sid_hash;
 
@@ -23,33 +24,42 @@ pub fn router() -> Router<AppState> {
         .route("/.well-known/jwks.json", get(jwks))
 }
 
-/// Keeps a reason safe inside a quoted header parameter.
-fn header_safe(reason: &str) -> String {
-    reason
-        .chars()
-        .filter(|c| c.is_ascii_graphic() && *c != '"' && *c != '\\' || *c == ' ')
-        .take(200)
-        .collect()
+/// 401 `invalid_token`: the reason in the body and in `challenge` (`WWW-Authenticate`).
+fn unauthorized(reason: &str, challenge: &str) -> Response {
+    let mut res = (
+        StatusCode::UNAUTHORIZED,
+        Json(json!({"error": {"code": "invalid_token", "message": reason}})),
+    )
+        .into_response();
+    if let Ok(v) = HeaderValue::from_str(challenge) {
+        res.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
 }
 
 fn denied(e: Denied) -> Response {
     match e {
-        Denied::Unauthenticated(reason) => {
-            let challenge = format!(
-                "Bearer error=\"invalid_token\", error_description=\"{}\"",
-                header_safe(&reason)
-            );
-            let mut res = (
-                StatusCode::UNAUTHORIZED,
-                Json(json!({"error": {"code": "invalid_token", "message": reason}})),
+        Denied::Unauthenticated(reason) => unauthorized(reason, &invalid_token_challenge(reason)),
+        // Our fault or the identity provider's, not the token's: 503, so that clients retry
+        // rather than drop a good token.
+        Denied::Token(e) if e.is_server_side() => {
+            let cause = std::error::Error::source(&e).map(ToString::to_string);
+            tracing::warn!(error_code = e.code(), error = %e, cause, "could not check a bearer token");
+            let mut res = ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                e.code(),
+                format!("{e}; try again shortly"),
             )
-                .into_response();
-            if let Ok(v) = HeaderValue::from_str(&challenge) {
-                res.headers_mut().insert(header::WWW_AUTHENTICATE, v);
-            }
+            .into_response();
             res.headers_mut()
                 .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             res
+        }
+        Denied::Token(e) => {
+            tracing::debug!(error_code = e.code(), "bearer token refused");
+            unauthorized(&e.to_string(), &e.www_authenticate())
         }
         Denied::UnknownOrg => ApiError::not_found(
             "org_not_found",
@@ -76,8 +86,8 @@ fn granted(id: Identity) -> Response {
     res
 }
 
-/// `GET /auth/{slug}/verify`: 200 with `X-Auth-*` headers, or 401 with a reason. A bearer
-/// token wins over a session cookie when both are sent.
+/// `GET /auth/{slug}/verify`: 200 with `X-Auth-*` headers, 401 with a reason, or 503 when the
+/// token cannot be checked now. A bearer token wins over a session cookie when both are sent.
 async fn verify(State(sso): State<Sso>, Path(slug): Path<String>, headers: HeaderMap) -> Response {
     let gate = &sso.gate;
     let org = match gate.org(&sso, &slug).await {
@@ -91,7 +101,7 @@ async fn verify(State(sso): State<Sso>, Path(slug): Path<String>, headers: Heade
         }) {
             Some(token) => gate.verify_bearer(&sso, &org, token.trim(), now()).await,
             None => Err(Denied::Unauthenticated(
-                "the Authorization header must be Bearer <token>".into(),
+                "the Authorization header must be Bearer <token>",
             )),
         }
     } else if let Some(cookie) =
@@ -101,7 +111,7 @@ async fn verify(State(sso): State<Sso>, Path(slug): Path<String>, headers: Heade
             .await
     } else {
         Err(Denied::Unauthenticated(
-            "no session cookie and no bearer token".into(),
+            "no session cookie and no bearer token",
         ))
     };
     match result {
@@ -167,5 +177,67 @@ async fn jwks(State(sso): State<Sso>) -> Response {
         Ok(doc) => ([(header::CACHE_CONTROL, "public, max-age=300")], Json(doc)).into_response(),
         Err(crate::auth::keys::KeyError::Store(e)) => ApiError::from(e).into_response(),
         Err(e) => ApiError::internal(e).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use jsonwebtoken::Algorithm;
+    use serde_json::Value;
+
+    use super::*;
+    use crate::jwt::verify::TokenError;
+    use crate::oidc::jwks::JwksError;
+
+    async fn parts(res: Response) -> (StatusCode, HeaderMap, Value) {
+        let (parts, body) = res.into_parts();
+        let body = axum::body::to_bytes(body, 64 * 1024).await.unwrap();
+        (
+            parts.status,
+            parts.headers,
+            serde_json::from_slice(&body).unwrap(),
+        )
+    }
+
+    #[tokio::test]
+    async fn key_outages_answer_503_and_token_faults_401() {
+        let (status, headers, body) = parts(denied(Denied::Token(TokenError::KeysUnavailable {
+            secret: "idp".into(),
+            source: JwksError::BadStatus {
+                uri: "https://idp.example/jwks".into(),
+                status: 503,
+            },
+        })))
+        .await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(headers.contains_key(header::RETRY_AFTER));
+        assert!(!headers.contains_key(header::WWW_AUTHENTICATE));
+        assert_eq!(body["error"]["code"], "keys_unavailable");
+        assert!(!body.to_string().contains("idp.example"), "{body}");
+
+        let e = TokenError::NoPublishedKey {
+            secret: "idp".into(),
+            source: JwksError::NoMatchingKey {
+                uri: "https://idp.example/jwks".into(),
+                alg: Algorithm::RS256,
+                kid: Some("k1".into()),
+            },
+        };
+        let (challenge, reason) = (e.www_authenticate(), e.to_string());
+        let (status, headers, body) = parts(denied(Denied::Token(e))).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(headers[header::WWW_AUTHENTICATE], challenge.as_str());
+        assert_eq!(headers[header::CACHE_CONTROL], "no-store");
+        assert_eq!(
+            body,
+            json!({"error": {"code": "invalid_token", "message": reason}})
+        );
+
+        let (status, headers, _) = parts(denied(Denied::Unauthenticated("no \"way\""))).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            headers[header::WWW_AUTHENTICATE],
+            "Bearer error=\"invalid_token\", error_description=\"no way\""
+        );
     }
 }

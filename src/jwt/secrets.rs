@@ -36,7 +36,7 @@ use sha2::{Digest as _, Sha256};
 use url::{Host, Url};
 
 use crate::crypto::Secret;
-use crate::oidc::jwks::{JwksCache, JwksRegistry};
+use crate::oidc::jwks::JwksCache;
 
 /// Shortest accepted HS256 secret, in bytes (RFC 7518 §3.2: at least the
 /// hash output size).
@@ -184,6 +184,24 @@ impl fmt::Debug for SecretInput {
 }
 
 impl SecretInput {
+    fn kind(&self) -> SecretKind {
+        match self {
+            SecretInput::Hs256 { .. } => SecretKind::Hs256,
+            SecretInput::Rs256 { .. } => SecretKind::Rs256,
+            SecretInput::Rs256Public { .. } => SecretKind::Rs256Public,
+            SecretInput::JwkUrl { .. } => SecretKind::JwkUrl,
+        }
+    }
+
+    fn primary(&self) -> bool {
+        match self {
+            SecretInput::Hs256 { primary, .. }
+            | SecretInput::Rs256 { primary, .. }
+            | SecretInput::Rs256Public { primary, .. }
+            | SecretInput::JwkUrl { primary, .. } => *primary,
+        }
+    }
+
     /// Deserializes admin API JSON into a [`SecretInput`], turning serde's
     /// messages into ones an admin can act on. Unlike serde's own messages,
     /// these never echo a value from the input (which could be the secret).
@@ -370,6 +388,13 @@ pub struct ParsedSecret {
 
 /// Validates admin input and derives everything stored for a JWT secret.
 pub fn parse_secret(input: SecretInput) -> Result<ParsedSecret, SecretError> {
+    let kind = input.kind();
+    if input.primary() && !kind.can_sign() {
+        return Err(SecretError(format!(
+            "a secret of type \"{kind}\" cannot be primary: orgsso has no private key to sign with. \
+             Only \"hs256\" and \"rs256\" secrets can be primary; remove \"primary\" or set it to false"
+        )));
+    }
     match input {
         SecretInput::Hs256 {
             name,
@@ -424,10 +449,9 @@ pub fn parse_secret(input: SecretInput) -> Result<ParsedSecret, SecretError> {
             public_key,
             audiences,
             issuers,
-            primary,
+            primary: _,
         } => {
             let name = check_name(name)?;
-            refuse_primary(SecretKind::Rs256Public, primary)?;
             let key = parse_public_key_pem(&public_key)?;
             let public = RsaPublicInfo::of(&key)?;
             let (audiences, issuers) = check_lists(audiences, issuers)?;
@@ -448,10 +472,9 @@ pub fn parse_secret(input: SecretInput) -> Result<ParsedSecret, SecretError> {
             url,
             audiences,
             issuers,
-            primary,
+            primary: _,
         } => {
             let name = check_name(name)?;
-            refuse_primary(SecretKind::JwkUrl, primary)?;
             let url = check_jwks_url(&url)?;
             let (audiences, issuers) = check_lists(audiences, issuers)?;
             Ok(ParsedSecret {
@@ -467,16 +490,6 @@ pub fn parse_secret(input: SecretInput) -> Result<ParsedSecret, SecretError> {
             })
         }
     }
-}
-
-fn refuse_primary(kind: SecretKind, primary: bool) -> Result<(), SecretError> {
-    if primary {
-        return Err(SecretError(format!(
-            "a secret of type \"{kind}\" cannot be primary: orgsso has no private key to sign with. \
-             Only \"hs256\" and \"rs256\" secrets can be primary; remove \"primary\" or set it to false"
-        )));
-    }
-    Ok(())
 }
 
 fn check_name(name: String) -> Result<String, SecretError> {
@@ -1020,37 +1033,6 @@ impl ReadySecret {
             audiences,
             issuers,
             key: ReadyKey::Jwks(cache),
-        }
-    }
-
-    /// Convenience: the runtime form of a freshly parsed secret (jwk_url
-    /// secrets get the registry's shared cache for their URL).
-    pub fn from_parsed(parsed: &ParsedSecret, jwks: &JwksRegistry) -> Result<Self, SecretError> {
-        let (aud, iss) = (parsed.audiences.clone(), parsed.issuers.clone());
-        let missing = || SecretError::new("the parsed secret lacks its key material");
-        match parsed.kind {
-            SecretKind::Hs256 => {
-                let secret = parsed.private_material.as_ref().ok_or_else(missing)?;
-                Ok(Self::hs256(
-                    parsed.name.clone(),
-                    secret.expose().as_bytes(),
-                    aud,
-                    iss,
-                ))
-            }
-            SecretKind::Rs256 | SecretKind::Rs256Public => Self::rsa_public_pem(
-                parsed.name.clone(),
-                parsed.kind,
-                parsed.public.as_deref().ok_or_else(missing)?,
-                parsed.kid.clone(),
-                aud,
-                iss,
-            ),
-            SecretKind::JwkUrl => {
-                let url = parsed.public.as_deref().ok_or_else(missing)?;
-                let url = check_jwks_url(url)?;
-                Ok(Self::jwk_url(parsed.name.clone(), jwks.get(&url), aud, iss))
-            }
         }
     }
 

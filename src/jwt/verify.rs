@@ -31,7 +31,7 @@ use sha2::{Digest as _, Sha256};
 use time::OffsetDateTime;
 
 use super::secrets::{ReadyKey, ReadySecret};
-use crate::oidc::jwks::JwksError;
+use crate::oidc::jwks::{alg_name, JwksError};
 
 /// Largest token accepted, in bytes.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
@@ -48,8 +48,6 @@ pub struct VerifiedToken {
     pub secret: String,
     /// All claims of the token.
     pub claims: Map<String, Value>,
-    /// The `sub` claim.
-    pub subject: Option<String>,
 }
 
 /// Why a token was refused. `Display` is the short reason for
@@ -112,8 +110,16 @@ pub enum TokenError {
     IssuerMismatch,
 }
 
-fn alg_name(alg: Algorithm) -> &'static str {
-    crate::oidc::jwks::alg_name(alg)
+/// `Bearer error="invalid_token", error_description="<reason>"`, the reason
+/// kept to printable ASCII without quotes or backslashes (at most 200
+/// characters) so that it can never break out of the quoted string.
+pub fn invalid_token_challenge(reason: &str) -> String {
+    let reason: String = reason
+        .chars()
+        .filter(|c| matches!(c, ' '..='~') && *c != '"' && *c != '\\')
+        .take(200)
+        .collect();
+    format!("Bearer error=\"invalid_token\", error_description=\"{reason}\"")
 }
 
 fn unsupported_reason(alg: Option<Algorithm>) -> String {
@@ -159,14 +165,7 @@ impl TokenError {
     /// The full `WWW-Authenticate` header value for this error:
     /// `Bearer error="invalid_token", error_description="<reason>"`.
     pub fn www_authenticate(&self) -> String {
-        // Reasons are fixed ASCII phrases; filter anyway so that a future
-        // variant can never break out of the quoted string.
-        let reason: String = self
-            .to_string()
-            .chars()
-            .filter(|c| matches!(c, ' '..='~') && *c != '"' && *c != '\\')
-            .collect();
-        format!("Bearer error=\"invalid_token\", error_description=\"{reason}\"")
+        invalid_token_challenge(&self.to_string())
     }
 
     /// How informative this failure is when several secrets were tried: the
@@ -316,8 +315,9 @@ fn parse_token(token: &str) -> Result<ParsedToken<'_>, TokenError> {
 /// Checks a token's form and header without verifying anything: its
 /// algorithm (HS256 or RS256) and key id. Refuses oversized and malformed
 /// tokens, `alg: none`, other algorithms, and `jwk`/`jku`/`x5u`/`x5c`/`crit`/
-/// `b64` headers.
-pub fn peek_header(token: &str) -> Result<(Algorithm, Option<String>), TokenError> {
+/// `b64` headers. Tests check `parse_token` through it.
+#[cfg(test)]
+fn peek_header(token: &str) -> Result<(Algorithm, Option<String>), TokenError> {
     let parsed = parse_token(token)?;
     Ok((parsed.alg, parsed.kid))
 }
@@ -385,15 +385,9 @@ pub async fn verify_with_secrets(
                 let map = claims.as_ref().ok_or(TokenError::BadSignature)?;
                 match check_claim_map(map, &secret.audiences, &secret.issuers, now, leeway) {
                     Ok(()) => {
-                        let claims = claims.take().unwrap_or_default();
-                        let subject = match claims.get("sub") {
-                            Some(Value::String(sub)) => Some(sub.clone()),
-                            _ => None,
-                        };
                         return Ok(VerifiedToken {
                             secret: secret.name.clone(),
-                            claims,
-                            subject,
+                            claims: claims.take().unwrap_or_default(),
                         });
                     }
                     Err(e) => e,
@@ -664,6 +658,15 @@ mod tests {
         )
     }
 
+    fn ready_hs(name: &str, secret: &str, aud: &[&str], iss: &[&str]) -> Arc<ReadySecret> {
+        Arc::new(ReadySecret::hs256(
+            name,
+            secret.as_bytes(),
+            strings(aud),
+            strings(iss),
+        ))
+    }
+
     fn strings(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| (*s).to_owned()).collect()
     }
@@ -726,7 +729,7 @@ mod tests {
             match (expect, result) {
                 (Expect::Ok(name), Ok(verified)) => {
                     assert_eq!(verified.secret, name, "{what}");
-                    assert_eq!(verified.subject.as_deref(), Some("user-1"), "{what}");
+                    assert_eq!(verified.claims["sub"], "user-1", "{what}");
                     assert_eq!(verified.claims["email"], "u@example.com", "{what}");
                 }
                 (Expect::Err(code), Err(e)) => {
@@ -767,18 +770,8 @@ mod tests {
     #[tokio::test]
     async fn each_kind_accepts_its_tokens_and_refuses_others() {
         let k = keys();
-        let hs = Arc::new(ReadySecret::hs256(
-            "hs",
-            HS_SECRET.as_bytes(),
-            vec![],
-            vec![],
-        ));
-        let hs_other = Arc::new(ReadySecret::hs256(
-            "hs-other",
-            OTHER_HS_SECRET.as_bytes(),
-            vec![],
-            vec![],
-        ));
+        let hs = ready_hs("hs", HS_SECRET, &[], &[]);
+        let hs_other = ready_hs("hs-other", OTHER_HS_SECRET, &[], &[]);
         let rs_a = ready_rsa(&k.parsed_a, &[], &[]);
         let pub_a = ready_rsa(&k.parsed_a_public, &[], &[]);
         let rs_b = ready_rsa(&k.parsed_b, &[], &[]);
@@ -896,18 +889,13 @@ mod tests {
     #[tokio::test]
     async fn claims_are_checked_against_the_verifying_secret() {
         let k = keys();
-        let hs_aud = Arc::new(ReadySecret::hs256(
+        let hs_aud = ready_hs(
             "hs-aud",
-            HS_SECRET.as_bytes(),
-            strings(&["app", "app2"]),
-            strings(&["https://issuer.example", "https://other.example"]),
-        ));
-        let hs_other = Arc::new(ReadySecret::hs256(
-            "hs-other",
-            OTHER_HS_SECRET.as_bytes(),
-            vec![],
-            vec![],
-        ));
+            HS_SECRET,
+            &["app", "app2"],
+            &["https://issuer.example", "https://other.example"],
+        );
+        let hs_other = ready_hs("hs-other", OTHER_HS_SECRET, &[], &[]);
         let rs_aud = ready_rsa(&k.parsed_a, &["app"], &["https://issuer.example"]);
         let g = good_claims();
         let hs = |changes: Value| hs_token(&k, &with(g.clone(), changes));
@@ -959,12 +947,7 @@ mod tests {
 
         // Same key under two secrets with different audiences: the second
         // secret's rules accept what the first one's refuse.
-        let hs_app3 = Arc::new(ReadySecret::hs256(
-            "hs-app3",
-            HS_SECRET.as_bytes(),
-            strings(&["app3"]),
-            vec![],
-        ));
+        let hs_app3 = ready_hs("hs-app3", HS_SECRET, &["app3"], &[]);
         run(vec![(
             "later secret with matching audience",
             hs(json!({"aud": "app3"})),
@@ -977,12 +960,7 @@ mod tests {
     #[tokio::test]
     async fn malformed_tokens_are_refused() {
         let k = keys();
-        let hs = Arc::new(ReadySecret::hs256(
-            "hs",
-            HS_SECRET.as_bytes(),
-            vec![],
-            vec![],
-        ));
+        let hs = ready_hs("hs", HS_SECRET, &[], &[]);
         let secrets = vec![hs.clone(), ready_rsa(&k.parsed_a, &[], &[])];
         let good = hs_token(&k, &good_claims());
         let (h, rest) = good.split_once('.').unwrap();
@@ -1056,12 +1034,7 @@ mod tests {
     #[tokio::test]
     async fn damaged_tokens_never_verify_or_panic() {
         let k = keys();
-        let hs = Arc::new(ReadySecret::hs256(
-            "hs",
-            HS_SECRET.as_bytes(),
-            vec![],
-            vec![],
-        ));
+        let hs = ready_hs("hs", HS_SECRET, &[], &[]);
         let secrets = vec![hs, ready_rsa(&k.parsed_a, &[], &[])];
         for token in [
             rs_token(&k.a, Some(&k.kid_a), &good_claims()),
@@ -1096,12 +1069,7 @@ mod tests {
     #[tokio::test]
     async fn size_limit_is_exact() {
         let k = keys();
-        let hs = Arc::new(ReadySecret::hs256(
-            "hs",
-            HS_SECRET.as_bytes(),
-            vec![],
-            vec![],
-        ));
+        let hs = ready_hs("hs", HS_SECRET, &[], &[]);
         let base_len = hs_token(&k, &with(good_claims(), json!({"pad": ""}))).len();
         // Each 3 bytes of padding add 4 base64 characters.
         let pad = (MAX_TOKEN_BYTES - base_len) / 4 * 3;
@@ -1288,7 +1256,7 @@ mod tests {
 
     #[test]
     fn an_hs256_secret_too_short_in_storage_verifies_nothing() {
-        let short = Arc::new(ReadySecret::hs256("short", b"", vec![], vec![]));
+        let short = ready_hs("short", "", &[], &[]);
         let token = sign_raw(
             &json!({"alg": "HS256"}),
             &good_claims(),
@@ -1351,12 +1319,7 @@ mod tests {
             p.audiences.clone(),
             p.issuers.clone(),
         ));
-        let hs = Arc::new(ReadySecret::hs256(
-            "hs",
-            HS_SECRET.as_bytes(),
-            vec![],
-            vec![],
-        ));
+        let hs = ready_hs("hs", HS_SECRET, &[], &[]);
         let rs_a = ready_rsa(&k.parsed_a, &[], &[]);
         let g = good_claims();
         let kb = Some(k.kid_b.as_str());

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use super::egress::Egress;
+use super::jwks::alg_name;
 use super::{describe, read_limited};
 use crate::domain::{is_loopback, Issuer};
 use crate::oidc::idtoken::ALLOWED_ALGS;
@@ -57,26 +58,6 @@ impl ProviderMetadata {
     }
 }
 
-pub fn alg_name(a: jsonwebtoken::Algorithm) -> &'static str {
-    use jsonwebtoken::Algorithm::*;
-    match a {
-        HS256 => "HS256",
-        HS384 => "HS384",
-        HS512 => "HS512",
-        RS256 => "RS256",
-        RS384 => "RS384",
-        RS512 => "RS512",
-        PS256 => "PS256",
-        PS384 => "PS384",
-        PS512 => "PS512",
-        ES256 => "ES256",
-        ES384 => "ES384",
-        EdDSA => "EdDSA",
-        #[allow(unreachable_patterns)]
-        _ => "unsupported",
-    }
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum DiscoveryError {
     #[error("the issuer's discovery document at {url} could not be fetched: {reason}. Check the issuer URL and that the IdP is reachable from orgsso")]
@@ -116,15 +97,9 @@ pub async fn discover(
         .map_err(DiscoveryError::NotAllowed)?;
     let doc = fetch_json(http, &url).await?;
     let meta = check_document(&doc, issuer)?;
-    // (The authorization endpoint is the browser's to visit, not orgsso's.)
-    for endpoint in [
-        Some(&meta.token_endpoint),
-        Some(&meta.jwks_uri),
-        meta.end_session_endpoint.as_ref(),
-    ]
-    .into_iter()
-    .flatten()
-    {
+    // Only what orgsso itself fetches: the authorization and end-session endpoints are the
+    // browser's to visit.
+    for endpoint in [&meta.token_endpoint, &meta.jwks_uri] {
         egress
             .check(endpoint)
             .await

@@ -6,11 +6,10 @@
 //! Checked when a URL is saved (names are resolved then); a name that later resolves elsewhere
 //! (DNS rebinding) is not caught here.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-/// Longest a name lookup may take before the URL is given the benefit of the doubt (the fetch
-/// that follows fails on its own if the name does not resolve).
+/// Longest a name lookup may take; past it the URL is refused.
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Who asked for the request, and so where it may go.
@@ -25,7 +24,7 @@ pub enum Egress {
 /// Loopback, private, link-local, shared (CGNAT), unspecified, multicast, broadcast and
 /// documentation ranges, and IPv6 unique-local and link-local (IPv4-mapped and -compatible
 /// addresses are judged as the IPv4 address they carry).
-pub fn is_internal(ip: IpAddr) -> bool {
+fn is_internal(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => internal_v4(v4),
         IpAddr::V6(v6) => {
@@ -39,7 +38,7 @@ pub fn is_internal(ip: IpAddr) -> bool {
                 || (first & 0xfe00) == 0xfc00 // fc00::/7 unique local
                 || (first & 0xffc0) == 0xfe80 // fe80::/10 link local
                 || (first == 0x2001 && v6.segments()[1] == 0x0db8) // documentation
-                || v6 == Ipv6Addr::LOCALHOST
+                || v6.segments()[..6] == [0x64, 0xff9b, 0, 0, 0, 0] // NAT64 to any IPv4
         }
     }
 }
@@ -84,15 +83,14 @@ impl Egress {
                 }
                 let lookup = tokio::net::lookup_host((name, port));
                 match tokio::time::timeout(LOOKUP_TIMEOUT, lookup).await {
-                    Ok(Ok(mut addrs)) => {
-                        if addrs.any(|a| is_internal(a.ip())) {
-                            refused(name)
-                        } else {
-                            Ok(())
-                        }
+                    Ok(Ok(mut addrs)) => match addrs.any(|a| is_internal(a.ip())) {
+                        true => refused(name),
+                        false => Ok(()),
+                    },
+                    // Fail closed: a name that cannot be checked now is not fetched.
+                    Ok(Err(_)) | Err(_) => {
+                        Err(format!("{name} could not be resolved; check the host name"))
                     }
-                    // Unresolvable: the fetch that follows reports it in its own words.
-                    _ => Ok(()),
                 }
             }
         }
@@ -113,7 +111,7 @@ mod tests {
             ("224.0.0.1", true), ("192.0.2.1", true), ("8.8.8.8", false), ("1.1.1.1", false),
             ("::1", true), ("::", true), ("fd00::1", true), ("fe80::1", true),
             ("::ffff:10.0.0.1", true), ("::ffff:8.8.8.8", false), ("2606:4700::1111", false),
-            ("2001:db8::1", true),
+            ("2001:db8::1", true), ("64:ff9b::a00:1", true),
         ];
         for (ip, want) in cases {
             assert_eq!(is_internal(ip.parse().unwrap()), want, "{ip}");
@@ -136,5 +134,10 @@ mod tests {
         assert!(p.check("https://8.8.8.8/x").await.is_ok());
         assert!(Egress::Any.check("http://127.0.0.1/x").await.is_ok());
         assert!(p.check("not a url").await.is_err());
+        let unresolvable = p.check("https://no-such-host.invalid/x").await.unwrap_err();
+        assert!(
+            unresolvable.contains("could not be resolved"),
+            "{unresolvable}"
+        );
     }
 }

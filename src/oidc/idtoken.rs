@@ -392,6 +392,7 @@ pub fn check_claims(
     exp: &Expectations<'_>,
     now: OffsetDateTime,
 ) -> Result<VerifiedIdToken, IdTokenError> {
+    check_expectations(exp)?;
     let map = claims
         .as_object()
         .ok_or(malformed("its claims are not a JSON object"))?;
@@ -404,8 +405,6 @@ fn check_claims_map(
     exp: &Expectations<'_>,
     now: OffsetDateTime,
 ) -> Result<(), IdTokenError> {
-    check_expectations(exp)?;
-
     // iss
     if required_str(claims, "iss")? != exp.issuer {
         return Err(IdTokenError::BadIssuer);

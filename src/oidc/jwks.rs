@@ -523,30 +523,6 @@ fn parse_jwks(uri: &Url, doc: &Value) -> Result<Vec<CachedKey>, JwksError> {
     Ok(usable)
 }
 
-fn describe_reqwest_error(err: reqwest::Error) -> String {
-    let err = err.without_url();
-    let mut reason = if err.is_timeout() {
-        "timed out".to_owned()
-    } else {
-        err.to_string()
-    };
-    let mut source = std::error::Error::source(&err);
-    let mut depth = 0;
-    while let Some(cause) = source {
-        if depth >= 8 {
-            break;
-        }
-        let text = cause.to_string();
-        if !reason.contains(&text) {
-            reason.push_str(": ");
-            reason.push_str(&text);
-        }
-        source = cause.source();
-        depth += 1;
-    }
-    reason
-}
-
 struct FetchState {
     /// Start of the most recent fetch attempt (successful or not).
     last_attempt: Option<Instant>,
@@ -731,6 +707,16 @@ impl JwksCache {
             .is_some_and(|t| now.saturating_duration_since(t) < inner.settings.refetch_cooldown);
         if cooling_down {
             // Possibly stale keys, but we may not fetch yet.
+            if set.loaded_at.is_none() {
+                // Never loaded: the provider is the problem, not the token's key id.
+                return Err(JwksError::Unreachable {
+                    uri: inner.uri.to_string(),
+                    reason: state
+                        .last_error
+                        .clone()
+                        .unwrap_or_else(|| "the key set could not be fetched".into()),
+                });
+            }
             if set.is_expired(now) {
                 return Err(inner.expired(&set, now, state.last_error.clone()));
             }
@@ -893,16 +879,7 @@ impl Inner {
 
     async fn fetch_document(&self) -> Result<(Value, Option<Duration>), JwksError> {
         let uri = || self.uri.to_string();
-        let unreachable = |err: reqwest::Error| JwksError::Unreachable {
-            uri: uri(),
-            reason: describe_reqwest_error(err),
-        };
-        let too_large = || JwksError::TooLarge {
-            uri: uri(),
-            limit: self.settings.max_bytes,
-        };
-
-        let mut response = self
+        let response = self
             .http
             .get(self.uri.clone())
             .header(
@@ -911,7 +888,10 @@ impl Inner {
             )
             .send()
             .await
-            .map_err(unreachable)?;
+            .map_err(|e| JwksError::Unreachable {
+                uri: uri(),
+                reason: super::describe(&e),
+            })?;
         let status = response.status();
         if !status.is_success() {
             return Err(JwksError::BadStatus {
@@ -920,20 +900,12 @@ impl Inner {
             });
         }
         let lifetime = freshness_from_headers(response.headers(), SystemTime::now());
-        let max = self.settings.max_bytes;
-        let declared = response.content_length();
-        if declared.is_some_and(|len| len > max as u64) {
-            return Err(too_large());
-        }
-        let initial = declared.map_or(0, |len| len as usize).min(max);
-        let mut body = Vec::with_capacity(initial);
-        // Bounded: every iteration adds bytes and we stop past `max`.
-        while let Some(chunk) = response.chunk().await.map_err(unreachable)? {
-            if chunk.len() > max.saturating_sub(body.len()) {
-                return Err(too_large());
-            }
-            body.extend_from_slice(&chunk);
-        }
+        let body = super::read_limited(response, self.settings.max_bytes)
+            .await
+            .map_err(|e| match e {
+                super::BodyError::TooLarge(limit) => JwksError::TooLarge { uri: uri(), limit },
+                super::BodyError::Read(reason) => JwksError::Unreachable { uri: uri(), reason },
+            })?;
         let doc = serde_json::from_slice(&body).map_err(|e| JwksError::NotJson {
             uri: uri(),
             reason: e.to_string(),
@@ -1741,24 +1713,25 @@ mod tests {
             )
             .unwrap(),
         );
-        let mut tasks = Vec::new();
-        for _ in 0..50 {
-            let cache = Arc::clone(&cache);
-            tasks.push(tokio::spawn(async move {
-                cache
-                    .key_for(Algorithm::RS256, Some("rsa2"))
-                    .await
-                    .map(|_| ())
-            }));
-        }
-        for task in tasks {
-            task.await.unwrap().unwrap();
-        }
+        fifty_lookups(&cache, Algorithm::RS256, "rsa2").await;
         // Even with a zero cooldown, waiters re-check after the fetch and
         // find the key instead of fetching again.
         assert_eq!(server.hits(), 1);
         assert_eq!(cache.fetch_count(), 1);
         server.stop().await;
+    }
+
+    /// 50 concurrent lookups of `kid`, each of which must succeed.
+    async fn fifty_lookups(cache: &Arc<JwksCache>, alg: Algorithm, kid: &'static str) {
+        let tasks: Vec<_> = (0..50)
+            .map(|_| {
+                let cache = Arc::clone(cache);
+                tokio::spawn(async move { cache.key_for(alg, Some(kid)).await.map(|_| ()) })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1770,19 +1743,7 @@ mod tests {
             server.uri.clone(),
             settings(HOUR, HOUR, 256 * 1024),
         ));
-        let mut tasks = Vec::new();
-        for _ in 0..50 {
-            let cache = Arc::clone(&cache);
-            tasks.push(tokio::spawn(async move {
-                cache
-                    .key_for(Algorithm::ES256, Some("ec256"))
-                    .await
-                    .map(|_| ())
-            }));
-        }
-        for task in tasks {
-            task.await.unwrap().unwrap();
-        }
+        fifty_lookups(&cache, Algorithm::ES256, "ec256").await;
         assert_eq!(server.hits(), 1);
         server.stop().await;
     }
@@ -1977,7 +1938,11 @@ mod tests {
                 .key_for(Algorithm::RS256, Some("rsa1"))
                 .await
                 .unwrap_err();
-            assert!(matches!(err, JwksError::NoMatchingKey { .. }), "{err:?}");
+            // Nothing was ever loaded: the provider is at fault (its last error), not the kid.
+            assert!(
+                matches!(&err, JwksError::Unreachable { reason, .. } if reason.contains("503")),
+                "{err:?}"
+            );
         }
         assert_eq!(server.hits(), 1);
         server.stop().await;

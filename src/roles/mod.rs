@@ -449,6 +449,12 @@ fn compile_rule(r: &RuleSpec) -> Result<Rule, String> {
     })
 }
 
+/// Whether `claim` is a valid rule `claim` (a top-level name or a JSON Pointer); the reason when
+/// it is not.
+pub fn check_claim(claim: &str) -> Result<(), String> {
+    parse_claim(claim).map(|_| ())
+}
+
 fn parse_claim(claim: &str) -> Result<ClaimPath, String> {
     if claim.is_empty() {
         return Err(

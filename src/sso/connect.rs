@@ -5,7 +5,6 @@ use crate::crypto::{random_token, Secret};
 use crate::domain::{parse_scopes, Invalid, Issuer};
 use crate::oidc::discovery::{discover, DiscoveryError, ProviderMetadata};
 use crate::oidc::egress::Egress;
-use crate::roles::{Op, Outcome, Role, RoleMapping, RoleMappingSpec, RuleSpec};
 use crate::store::{new_id, ConnectionRow, DisconnectCounts, OrgRow, StoreError};
 
 /// `PUT /api/v1/orgs/{slug}/sso`.
@@ -80,18 +79,9 @@ fn parse_groups_claim(s: &str) -> Result<Option<String>, Invalid> {
     if t.is_empty() {
         return Ok(None);
     }
-    let probe = RoleMappingSpec {
-        default_role: Outcome::Role(Role::Viewer),
-        rules: vec![RuleSpec {
-            claim: t.to_owned(),
-            op: Op::Exists,
-            value: None,
-            role: Outcome::Role(Role::Viewer),
-        }],
-    };
-    RoleMapping::compile(probe)
-        .map(|_| Some(t.to_owned()))
-        .map_err(|e| Invalid(format!("groups_claim: {}", e.message)))
+    crate::roles::check_claim(t)
+        .map(|()| Some(t.to_owned()))
+        .map_err(|e| Invalid(format!("groups_claim: {e}")))
 }
 
 fn check_secret(s: &Secret) -> Result<(), Invalid> {
@@ -152,6 +142,19 @@ impl Sso {
         }
         let (meta, jwks): (ProviderMetadata, serde_json::Value) =
             discover(&self.http, &issuer, egress).await?;
+        // The keys must be usable before anything is saved: a key set of only 1024-bit, `oct` or
+        // encryption keys would fail every sign-in later. Seeding also spares the first sign-in
+        // a fetch.
+        let jwks_uri = url::Url::parse(&meta.jwks_uri).map_err(|e| DiscoveryError::BadField {
+            field: "jwks_uri",
+            reason: e.to_string(),
+        })?;
+        self.jwks
+            .insert_seeded(&jwks_uri, &jwks)
+            .map_err(|e| DiscoveryError::Jwks {
+                url: meta.jwks_uri.clone(),
+                reason: e.to_string(),
+            })?;
         let metadata = serde_json::to_string(&meta).expect("metadata serialises");
         let scopes_json = serde_json::to_string(&scopes).expect("scopes serialise");
         let detail = serde_json::json!({"issuer": issuer.as_str(), "client_id": client_id, "scopes": scopes, "groups_claim": groups_claim});
@@ -196,10 +199,6 @@ impl Sso {
                 (c, true)
             }
         };
-        if let Ok(uri) = url::Url::parse(&meta.jwks_uri) {
-            // Best effort: a seeding failure only means the first sign-in fetches the keys.
-            let _ = self.jwks.insert_seeded(&uri, &jwks);
-        }
         Ok(row)
     }
 

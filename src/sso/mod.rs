@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 pub use connect::{ConnectError, ConnectRequest, ConnectionView};
 pub use login::{CallbackParams, LoginError, LoginSuccess};
-pub use orgs::{parse_domains, OrgError};
+pub use orgs::OrgError;
 pub use secrets::SecretError;
 
 use crate::configuration::Settings;
@@ -44,23 +44,16 @@ impl Sso {
             .map_err(|e| StoreError::Corrupt(format!("role mapping of org {org_id}: {e}")))
     }
 
-    /// Validates the whole rule set before anything is stored.
+    /// Stores a rule set; it is a `RoleMapping`, so it was validated whole before this.
     pub async fn put_role_mapping(
         &self,
         org_id: &str,
-        spec: RoleMappingSpec,
+        mapping: &RoleMapping,
         actor: &str,
         now: i64,
-    ) -> Result<Result<RoleMapping, crate::roles::RuleError>, StoreError> {
-        let mapping = match RoleMapping::compile(spec) {
-            Ok(m) => m,
-            Err(e) => return Ok(Err(e)),
-        };
+    ) -> Result<(), StoreError> {
         let json = serde_json::to_string(mapping.spec()).expect("a rule set serialises");
-        self.store
-            .put_role_mapping(org_id, &json, actor, now)
-            .await?;
-        Ok(Ok(mapping))
+        self.store.put_role_mapping(org_id, &json, actor, now).await
     }
 
     pub fn login_url(&self, login_id: &str) -> String {

@@ -78,6 +78,13 @@ pub enum StoreError {
     Other(sqlx::Error),
 }
 
+/// The session layer failed: its store is this database, so treat it as unavailable.
+impl From<tower_sessions::session::Error> for StoreError {
+    fn from(e: tower_sessions::session::Error) -> Self {
+        StoreError::Unavailable(e.to_string())
+    }
+}
+
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         match &e {

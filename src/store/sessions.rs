@@ -187,17 +187,23 @@ impl SessionStore for DbSessionStore {
             sid_hash: sid_hash(&id),
         };
         let db = self.store.db();
+        // tower-sessions deletes the old id at every `cycle_id`, usually one never stored (an
+        // anonymous visitor signing in): only a session that existed is announced.
         let run = async {
-            on_db!(db, p => {
+            let n = on_db!(db, p => {
                 let mut tx = p.begin().await?;
-                sqlx::query("DELETE FROM sessions WHERE id = $1").bind(&id).execute(&mut *tx).await?;
-                notify_in_tx!(db, tx, ended);
+                let n = sqlx::query("DELETE FROM sessions WHERE id = $1").bind(&id).execute(&mut *tx).await?.rows_affected();
+                if n > 0 {
+                    notify_in_tx!(db, tx, ended);
+                }
                 tx.commit().await?;
+                n
             });
-            Ok::<(), sqlx::Error>(())
+            Ok::<u64, sqlx::Error>(n)
         };
-        run.await.map_err(backend)?;
-        self.store.announce(&ended);
+        if run.await.map_err(backend)? > 0 {
+            self.store.announce(&ended);
+        }
         Ok(())
     }
 }

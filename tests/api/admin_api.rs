@@ -43,24 +43,8 @@ async fn admin_api_requires_the_token() {
         .unwrap()
         .contains("ORGSSO_ADMIN_TOKEN"));
 
-    assert_eq!(
-        app.api
-            .get(app.url("/healthz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::OK
-    );
-    assert_eq!(
-        app.api
-            .get(app.url("/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::OK
-    );
+    assert_eq!(app.status_of("/healthz").await, StatusCode::OK);
+    assert_eq!(app.status_of("/readyz").await, StatusCode::OK);
 }
 
 #[tokio::test]

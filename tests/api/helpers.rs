@@ -195,6 +195,11 @@ impl TestApp {
         body.as_array().unwrap().clone()
     }
 
+    /// The status of a plain `GET path` (no cookies, no token).
+    pub async fn status_of(&self, path: &str) -> StatusCode {
+        self.api.get(self.url(path)).send().await.unwrap().status()
+    }
+
     /// The anti-forgery token in the forms of the page at `path`, for this browser's session.
     pub async fn form_token(&self, browser: &Client, path: &str) -> String {
         let html = browser

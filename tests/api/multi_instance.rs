@@ -12,10 +12,9 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    account, browser, fresh_pg_database, location, pg_server, spawn_app_with, TestApp, CLIENT_ID,
-    CLIENT_SECRET,
+    account, browser, fresh_pg_database, location, pg_server, spawn_app_with, start_idp, TestApp,
 };
-use crate::idp::{login_at_idp, IdpClient, IdpConfig, TestIdp};
+use crate::idp::login_at_idp;
 use crate::pgcluster::PgCluster;
 
 /// One secret key for every instance, as operators must configure it.
@@ -49,16 +48,16 @@ async fn instances(n: usize, database_url: &str, acquire_timeout_secs: u64) -> V
     apps
 }
 
-async fn idp_for(app: &TestApp, accounts: Value) -> TestIdp {
-    TestIdp::start(IdpConfig {
-        clients: vec![IdpClient {
-            client_id: CLIENT_ID.into(),
-            client_secret: CLIENT_SECRET.into(),
-            redirect_uris: vec![app.redirect_uri()],
-        }],
-        accounts: accounts.as_object().unwrap().clone(),
-    })
-    .await
+/// `n` accounts `{prefix}0`… with emails `{prefix}0@example.com`….
+fn numbered_accounts(prefix: &str, n: usize) -> Value {
+    (0..n)
+        .map(|i| {
+            let id = format!("{prefix}{i}");
+            let email = format!("{id}@example.com");
+            (id, account(&email, &prefix.to_uppercase(), &[]))
+        })
+        .collect::<serde_json::Map<_, _>>()
+        .into()
 }
 
 /// Signs in: starts on `start`, the IdP sends the browser back to the public URL, and the
@@ -108,7 +107,7 @@ async fn multi_instance_sessions_and_revocations_cross_instances_at_once() {
     let db = fresh_pg_database(&server).await;
     let apps = instances(3, &db, 5).await;
     let (a, b, c) = (&apps[0], &apps[1], &apps[2]);
-    let idp = idp_for(
+    let idp = start_idp(
         a,
         json!({"alice": account("alice@example.com", "Alice", &["admins"])}),
     )
@@ -229,14 +228,8 @@ async fn multi_instance_200_first_logins_make_200_users() {
     };
     let db = fresh_pg_database(&server).await;
     let apps = Arc::new(instances(3, &db, 5).await);
-    let mut accounts = serde_json::Map::new();
-    for i in 0..200 {
-        accounts.insert(
-            format!("u{i}"),
-            account(&format!("u{i}@example.com"), "U", &[]),
-        );
-    }
-    let idp = idp_for(&apps[0], Value::Object(accounts)).await;
+    let accounts = numbered_accounts("u", 200);
+    let idp = start_idp(&apps[0], accounts).await;
     apps[0].create_org("acme", &[]).await;
     let conn = apps[1].connect("acme", &idp.issuer).await;
     let login_path = Arc::new(path_of(conn["login_url"].as_str().unwrap()));
@@ -282,14 +275,8 @@ async fn multi_instance_disconnect_racing_logins_leaves_no_session() {
     };
     let db = fresh_pg_database(&server).await;
     let apps = Arc::new(instances(3, &db, 5).await);
-    let mut accounts = serde_json::Map::new();
-    for i in 0..40 {
-        accounts.insert(
-            format!("r{i}"),
-            account(&format!("r{i}@example.com"), "R", &[]),
-        );
-    }
-    let idp = idp_for(&apps[0], Value::Object(accounts)).await;
+    let accounts = numbered_accounts("r", 40);
+    let idp = start_idp(&apps[0], accounts).await;
     apps[0].create_org("acme", &[]).await;
     let pool = sqlx::PgPool::connect(&db).await.unwrap();
     // Three rounds, the disconnect landing early, midway and late among the sign-ins.
@@ -365,37 +352,19 @@ async fn multi_instance_database_restart_gives_503_then_recovers() {
     let apps = instances(2, &db, 1).await;
     apps[0].create_org("acme", &[]).await;
     for app in &apps {
-        assert_eq!(
-            app.api
-                .get(app.url("/readyz"))
-                .send()
-                .await
-                .unwrap()
-                .status(),
-            StatusCode::OK
-        );
+        assert_eq!(app.status_of("/readyz").await, StatusCode::OK);
     }
     cluster.stop().await;
     for app in &apps {
         assert_eq!(
-            app.api
-                .get(app.url("/readyz"))
-                .send()
-                .await
-                .unwrap()
-                .status(),
+            app.status_of("/readyz").await,
             StatusCode::SERVICE_UNAVAILABLE
         );
         let (s, body) = app.admin(Method::GET, "/api/v1/orgs/acme", None).await;
         assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{body}");
         assert_eq!(body["error"]["code"], "unavailable");
         assert_eq!(
-            app.api
-                .get(app.url("/healthz"))
-                .send()
-                .await
-                .unwrap()
-                .status(),
+            app.status_of("/healthz").await,
             StatusCode::OK,
             "the process is up"
         );
@@ -404,15 +373,7 @@ async fn multi_instance_database_restart_gives_503_then_recovers() {
     for app in &apps {
         let mut back = false;
         for _ in 0..60 {
-            if app
-                .api
-                .get(app.url("/readyz"))
-                .send()
-                .await
-                .unwrap()
-                .status()
-                == StatusCode::OK
-            {
+            if app.status_of("/readyz").await == StatusCode::OK {
                 back = true;
                 break;
             }
@@ -434,15 +395,7 @@ async fn multi_instance_first_start_of_two_instances_at_once() {
     // other waits (migration lock) or adopts the winner's key.
     let (one, two) = tokio::join!(instances(1, &db, 5), instances(1, &db, 5));
     for app in one.iter().chain(two.iter()) {
-        assert_eq!(
-            app.api
-                .get(app.url("/readyz"))
-                .send()
-                .await
-                .unwrap()
-                .status(),
-            StatusCode::OK
-        );
+        assert_eq!(app.status_of("/readyz").await, StatusCode::OK);
     }
     let pool = sqlx::PgPool::connect(&db).await.unwrap();
     let (active,): (i64,) =

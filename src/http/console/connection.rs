@@ -10,6 +10,7 @@ use serde_json::json;
 use super::orgs::split_list;
 use super::{pages, CsrfForm, OrgConsole, Viewer};
 use crate::crypto::Secret;
+use crate::http::error::ApiError;
 use crate::http::now;
 use crate::sso::{ConnectError, ConnectRequest, OrgError};
 
@@ -168,12 +169,10 @@ pub async fn save(oc: OrgConsole, CsrfForm(form): CsrfForm) -> Response {
         }
         Ok((_, false)) => return oc.done("", "Saved. The login URL is unchanged.").await,
         Err(ConnectError::Store(e)) => return oc.c.store_failed(e),
-        Err(ConnectError::Conflict) => (StatusCode::CONFLICT, ConnectError::Conflict.to_string()),
-        Err(ConnectError::Discovery(d)) => (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("The issuer did not pass discovery: {d}"),
-        ),
-        Err(e @ ConnectError::Invalid(_)) => (StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+        Err(e) => {
+            let e = ApiError::from(e);
+            (e.status, e.message)
+        }
     };
     render(&oc, status, Some(error), Some(typed), None).await
 }
@@ -198,11 +197,8 @@ pub async fn save_domains(oc: OrgConsole, CsrfForm(form): CsrfForm) -> Response 
         Ok(_) => oc.done("", "Domains saved.").await,
         Err(OrgError::Store(e)) => oc.c.store_failed(e),
         Err(e) => {
-            let status = match e {
-                OrgError::DomainTaken => StatusCode::CONFLICT,
-                _ => StatusCode::UNPROCESSABLE_ENTITY,
-            };
-            render(&oc, status, None, None, Some(e.to_string())).await
+            let e = ApiError::from(e);
+            render(&oc, e.status, None, None, Some(e.message)).await
         }
     }
 }

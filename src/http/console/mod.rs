@@ -31,7 +31,7 @@ use crate::oidc::egress::Egress;
 use crate::sso::Sso;
 use crate::store::{OrgRow, StoreError};
 
-pub use super::form::{csrf_token, CsrfForm, KEY_CSRF};
+use super::form::{csrf_token, CsrfForm};
 
 const KEY_OPERATOR_AT: &str = "operator_at";
 /// A MAC of the admin token the operator signed in with: changing or unsetting
@@ -70,22 +70,6 @@ pub fn router() -> Router<AppState> {
             get(secrets::page).post(secrets::add),
         )
         .route("/admin/orgs/{slug}/secrets/delete", post(secrets::delete))
-        .route("/static/console.js", get(script))
-}
-
-pub const SCRIPT: &str = include_str!("../templates/console.js");
-
-async fn script() -> impl IntoResponse {
-    (
-        [
-            (
-                axum::http::header::CONTENT_TYPE,
-                "text/javascript; charset=utf-8",
-            ),
-            (axum::http::header::CACHE_CONTROL, "public, max-age=3600"),
-        ],
-        SCRIPT,
-    )
 }
 
 /// Who is using the console.
@@ -121,10 +105,7 @@ impl Viewer {
 }
 
 fn session_failed(e: tower_sessions::session::Error, rid: &str) -> PageError {
-    console_error(PageError::from_store(
-        StoreError::Unavailable(e.to_string()),
-        rid.to_owned(),
-    ))
+    console_error(PageError::from_session(e, rid.to_owned()))
 }
 
 fn console_error(mut e: PageError) -> PageError {
@@ -150,6 +131,9 @@ async fn viewer(session: &Session, sso: &Sso, rid: &str) -> Result<Option<Viewer
     if token_still_valid
         && at.is_some_and(|at| t - at < sso.settings.session.absolute_timeout_secs as i64)
     {
+        super::session::keep_alive(session, t)
+            .await
+            .map_err(|e| session_failed(e, rid))?;
         return Ok(Some(Viewer::Operator));
     }
     let signed_in = super::session::current(session, &sso.settings.session, t)
@@ -179,6 +163,8 @@ async fn flash(session: &Session, message: impl Into<String>) {
 }
 
 async fn take_flash(session: &Session) -> Option<String> {
+    // Read first: removing an absent key would still mark the session for a write.
+    session.get::<String>(KEY_FLASH).await.ok().flatten()?;
     session.remove::<String>(KEY_FLASH).await.ok().flatten()
 }
 
@@ -208,9 +194,7 @@ pub struct Console {
 impl FromRequestParts<AppState> for Console {
     type Rejection = Response;
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
-        let RequestId(rid) = RequestId::from_request_parts(parts, state)
-            .await
-            .unwrap_or(RequestId(String::new()));
+        let rid = RequestId::of(&parts.headers);
         let session =
             Session::from_request_parts(parts, state)
                 .await

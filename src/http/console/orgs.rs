@@ -7,9 +7,9 @@ use tower_sessions::Session;
 
 use super::{
     flash, forbidden, operator_fingerprint, pages, session_failed, viewer, Console, CsrfForm,
-    Viewer, KEY_CSRF, KEY_OPERATOR_AT, KEY_OPERATOR_FP,
+    Viewer, KEY_OPERATOR_AT, KEY_OPERATOR_FP,
 };
-use crate::crypto::{ct_eq, random_token};
+use crate::http::error::ApiError;
 use crate::http::form::FormData;
 use crate::http::{now, RequestId};
 use crate::sso::{OrgError, Sso};
@@ -48,12 +48,7 @@ pub async fn login(
 ) -> Response {
     let form = FormData::parse(&body);
     let given = form.get("token").trim();
-    let ok = sso
-        .settings
-        .admin_token
-        .as_ref()
-        .is_some_and(|t| !t.expose().is_empty() && ct_eq(given, t.expose()));
-    if !ok {
+    if !sso.settings.is_admin_token(given) {
         tracing::warn!("console sign-in refused");
         let message = if sso.settings.admin_token.is_none() {
             "The console is disabled for the operator: set ORGSSO_ADMIN_TOKEN to enable it."
@@ -65,10 +60,9 @@ pub async fn login(
     let fingerprint = operator_fingerprint(&sso, given);
     let signed_in = async {
         // A fresh session with a new id: nothing planted before sign-in (an SSO sign-in, a
-        // form token) is worth anything after it.
+        // form token) is worth anything after it; the next page makes a new form token.
         session.clear().await;
         session.cycle_id().await?;
-        session.insert(KEY_CSRF, random_token(32)).await?;
         session.insert(KEY_OPERATOR_FP, fingerprint).await?;
         session
             .insert(KEY_OPERATOR_AT, now().unix_timestamp())
@@ -81,7 +75,7 @@ pub async fn login(
         .store
         .audit(
             None,
-            "operator",
+            &Viewer::Operator.actor(),
             "console.sign_in",
             &json!({}),
             now().unix_timestamp(),
@@ -170,13 +164,8 @@ pub async fn create(c: Console, CsrfForm(form): CsrfForm) -> Response {
         Err(OrgError::Store(e)) => c.store_failed(e),
         Err(e) => {
             let typed = json!({"slug": form.get("slug"), "name": form.get("name"), "domains": form.get("domains")});
-            list_page(
-                &c,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                Some(e.to_string()),
-                typed,
-            )
-            .await
+            let e = ApiError::from(e);
+            list_page(&c, e.status, Some(e.message), typed).await
         }
     }
 }

@@ -320,25 +320,15 @@ pub async fn submit(oc: OrgConsole, CsrfForm(form): CsrfForm) -> Response {
     }
     let saved =
         oc.c.sso
-            .put_role_mapping(
-                &oc.org.id,
-                mapping.spec().clone(),
-                &oc.actor(),
-                now().unix_timestamp(),
-            )
+            .put_role_mapping(&oc.org.id, &mapping, &oc.actor(), now().unix_timestamp())
             .await;
     match saved {
-        Ok(Ok(_)) => {
+        Ok(()) => {
             oc.done(
                 "/rules",
                 "Rules saved. Each member's role follows them at their next sign-in.",
             )
             .await
-        }
-        Ok(Err(e)) => {
-            editor.status = StatusCode::UNPROCESSABLE_ENTITY;
-            editor.error = Some(e.to_string());
-            render(&oc, editor).await
         }
         Err(e) => oc.c.store_failed(e),
     }

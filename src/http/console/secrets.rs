@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 
 use super::orgs::split_list;
 use super::{CsrfForm, OrgConsole};
+use crate::http::error::ApiError;
 use crate::http::form::FormData;
 use crate::http::now;
 use crate::sso::SecretError;
@@ -102,8 +103,10 @@ pub async fn add(oc: OrgConsole, CsrfForm(form): CsrfForm) -> Response {
     let (status, error) = match added {
         Ok(row) => return oc.done("/secrets", format!("Added {}.", row.name)).await,
         Err(SecretError::Store(e)) => return oc.c.store_failed(e),
-        Err(e @ SecretError::NameTaken(_)) => (StatusCode::CONFLICT, e.to_string()),
-        Err(e) => (StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+        Err(e) => {
+            let e = ApiError::from(e);
+            (e.status, e.message)
+        }
     };
     // Everything but the key material comes back into the form.
     let typed = json!({
