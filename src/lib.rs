@@ -5,6 +5,7 @@ pub mod configuration;
 pub mod crypto;
 pub mod domain;
 pub mod http;
+pub mod jose;
 pub mod jwt;
 pub mod oidc;
 pub mod roles;
@@ -12,3 +13,5 @@ pub mod sso;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+#[cfg(test)]
+pub(crate) mod test_support;

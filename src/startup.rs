@@ -18,7 +18,7 @@ use crate::auth::Gate;
 use crate::configuration::Settings;
 use crate::crypto::SecretBox;
 use crate::http::{self, AppState};
-use crate::oidc::jwks::{JwksRegistry, JwksSettings};
+use crate::jose::jwks::{JwksRegistry, JwksSettings};
 use crate::sso::Sso;
 use crate::store::sessions::DbSessionStore;
 use crate::store::{PoolSettings, Store};

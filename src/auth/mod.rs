@@ -12,13 +12,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use jsonwebtoken::{Algorithm, Header, Validation};
+use jsonwebtoken::Header;
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
 use crate::crypto::sha256_b64;
+use crate::jose::compact::MAX_BEARER_TOKEN_BYTES as MAX_TOKEN_BYTES;
+use crate::jwt::own_token::{self, OwnTokenError, OwnTokenExpectations};
 use crate::jwt::signing::{access_token_claims, AccessTokenClaims};
-use crate::jwt::verify::{check_claims, verify_with_secrets, TokenError, MAX_TOKEN_BYTES};
+use crate::jwt::verify::{verify_with_secrets, TokenError};
 use crate::sso::Sso;
 use crate::store::events::{Event, EventSink};
 use crate::store::sessions::sid_hash;
@@ -287,46 +289,35 @@ impl Gate {
         let leeway = Duration::from_secs(sso.settings.oidc.clock_leeway_secs);
         // Our own tokens are ES256 with one of our kids; everything else goes to the org's
         // secrets, whose checks refuse anything but HS256 and RS256.
-        let header = jsonwebtoken::decode_header(token)
+        let candidate = own_token::own_candidate(token)
             .map_err(|_| deny("the token is not a well-formed JWT"))?;
-        let own = match (&header.alg, header.kid.as_deref()) {
-            (Algorithm::ES256, Some(kid)) => self
+        let own = match candidate {
+            Some(c) => self
                 .keys
-                .verify_key(kid, &sso.store, &sso.secrets, now.unix_timestamp())
+                .verify_key(c.kid(), &sso.store, &sso.secrets, now.unix_timestamp())
                 .await
-                .map_err(key_err)?,
-            _ => None,
+                .map_err(key_err)?
+                .map(|key| (c, key)),
+            None => None,
         };
         let (claims, secret) = match own {
-            Some(key) => {
-                if header.typ.as_deref() != Some(ACCESS_TOKEN_TYP) {
-                    return Err(deny(
-                        "the token is not an orgsso access token (typ must be at+jwt)",
-                    ));
-                }
-                let mut validation = Validation::new(Algorithm::ES256);
-                validation.validate_exp = false;
-                validation.validate_nbf = false;
-                validation.validate_aud = false;
-                validation.required_spec_claims.clear();
-                let data = jsonwebtoken::decode::<Value>(token, &key, &validation)
-                    .map_err(|_| Denied::Token(TokenError::BadSignature))?;
-                let claims = data.claims;
-                check_claims(
-                    &claims,
-                    &[Self::audience(sso, &org.slug)],
-                    &[Self::issuer(sso)],
-                    now,
+            Some((candidate, key)) => {
+                let expect = OwnTokenExpectations {
+                    issuer: &Self::issuer(sso),
+                    audience: &Self::audience(sso, &org.slug),
+                    org: &org.slug,
                     leeway,
-                )
-                .map_err(Denied::Token)?;
-                if claims.get("org").and_then(|o| o.as_str()) != Some(org.slug.as_str()) {
-                    return Err(deny("the token was issued for another org"));
-                }
-                let Value::Object(map) = claims else {
-                    return Err(deny("the token claims are not an object"));
                 };
-                (map, "orgsso".to_owned())
+                let claims = own_token::verify(token, &candidate, &key, &expect, now).map_err(
+                    |e| match e {
+                        OwnTokenError::NotAccessToken => {
+                            deny("the token is not an orgsso access token (typ must be at+jwt)")
+                        }
+                        OwnTokenError::Token(e) => Denied::Token(e),
+                        OwnTokenError::OtherOrg => deny("the token was issued for another org"),
+                    },
+                )?;
+                (claims, "orgsso".to_owned())
             }
             None => {
                 let org_secrets = self

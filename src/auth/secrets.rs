@@ -9,8 +9,9 @@ use std::sync::{Arc, Mutex};
 use jsonwebtoken::{Algorithm, EncodingKey};
 
 use crate::crypto::SecretBox;
-use crate::jwt::secrets::{ReadySecret, SecretKind};
-use crate::oidc::jwks::JwksRegistry;
+use crate::jose::jwks::JwksRegistry;
+use crate::jwt::ready_secret::ReadySecret;
+use crate::jwt::secret_input::SecretKind;
 use crate::store::{JwtSecretRow, Store, StoreError};
 
 /// An org secret marked primary: it signs the org's tokens instead of the service key.
@@ -219,7 +220,7 @@ mod tests {
     use base64::Engine as _;
 
     use super::*;
-    use crate::oidc::jwks::JwksSettings;
+    use crate::jose::jwks::JwksSettings;
 
     const HS_SECRET: &str = "an-hs256-secret-of-at-least-32-bytes!";
 

@@ -186,8 +186,8 @@ mod tests {
     use serde_json::Value;
 
     use super::*;
+    use crate::jose::jwks::JwksError;
     use crate::jwt::verify::TokenError;
-    use crate::oidc::jwks::JwksError;
 
     async fn parts(res: Response) -> (StatusCode, HeaderMap, Value) {
         let (parts, body) = res.into_parts();

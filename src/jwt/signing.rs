@@ -356,16 +356,16 @@ mod tests {
 
     #[test]
     fn fixture_key_loads_and_other_keys_are_refused() {
-        let ec256 = include_str!("../oidc/testdata/ec256_pkcs8.pem");
+        let ec256 = crate::test_support::idp_keys::EC256_PKCS8_PEM;
         let key = SigningKey::from_pkcs8_pem(ec256).unwrap();
         // Stable, key-derived id.
         assert_eq!(SigningKey::from_pkcs8_pem(ec256).unwrap().kid, key.kid);
 
         let refused = [
-            include_str!("../oidc/testdata/ec384_pkcs8.pem"),
-            include_str!("../oidc/testdata/ed25519_pkcs8.pem"),
-            include_str!("../oidc/testdata/rsa1_pkcs1.pem"),
-            include_str!("../oidc/testdata/rsa1_public.pem"),
+            crate::test_support::idp_keys::EC384_PKCS8_PEM,
+            crate::test_support::idp_keys::ED25519_PKCS8_PEM,
+            crate::test_support::idp_keys::RSA1_PKCS1_PEM,
+            crate::test_support::idp_keys::RSA1_PUBLIC_PEM,
             "",
             "not a pem",
             "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",

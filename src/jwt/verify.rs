@@ -1,44 +1,44 @@
-//! Verifying an app's bearer token against the JWT secrets of its org.
+//! Verifying an app's bearer token against the JWT secrets of its org: a policy over
+//! [`crate::jose`].
 //!
 //! * The token is parsed strictly (size limit, exactly three base64url parts
 //!   without padding, JSON objects without duplicate members) before any key
 //!   is touched. Only `HS256` and `RS256` are accepted; `none`, other
 //!   algorithms and headers that carry or point at keys (`jwk`, `jku`, `x5u`,
 //!   `x5c`) or demand extensions (`crit`, `b64`) are refused.
-//! * The algorithm is pinned by each secret's kind ([`super::secrets::SecretKind::algorithm`]):
+//! * The algorithm is pinned by each secret's kind ([`SecretKind::algorithm`]):
 //!   an `HS256` token is only ever checked against hs256 secrets, an `RS256`
 //!   token only against RSA keys. The header's `alg` merely selects which
 //!   secrets are tried.
 //! * The payload is parsed only after a signature verified, then its claims
 //!   are checked against that secret's audiences and issuers.
 //!
+//! What is specific to org secrets lives here: [`TokenError`] and its reasons, narrowing the
+//! secrets by `kid`, and ranking the failures when several secrets were tried.
+//!
 //! Error reasons ([`TokenError`]'s `Display`) are short, fixed, plain-ASCII
 //! phrases without quotes or backslashes, fit for
 //! `WWW-Authenticate: Bearer error="invalid_token", error_description="…"`.
 //! They never contain any part of the token or of a key.
+//!
+//! [`SecretKind::algorithm`]: super::secret_input::SecretKind::algorithm
 
-use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
 use jsonwebtoken::Algorithm;
-use rsa::Pkcs1v15Sign;
-use serde::de::{Deserialize, Deserializer, Error as _, MapAccess, Visitor};
 use serde_json::{Map, Value};
-use sha2::{Digest as _, Sha256};
 use time::OffsetDateTime;
 
-use super::secrets::{ReadyKey, ReadySecret};
-use crate::oidc::jwks::{alg_name, JwksError};
-
-/// Largest token accepted, in bytes.
-pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
-
-/// Header members that are refused: they carry or point at a key, or ask for
-/// processing rules this verifier does not implement.
-const FORBIDDEN_HEADERS: [&str; 6] = ["jwk", "jku", "x5u", "x5c", "crit", "b64"];
+use super::ready_secret::{ReadyKey, ReadySecret};
+use crate::jose::alg::{alg_name, ORG_SECRET_ALGS};
+use crate::jose::claims::{AudienceRule, ClaimError, ClaimRules, IssuerRule};
+use crate::jose::compact::{
+    self, Jws, JwsError, JwsRules, TypRule, VerifyingKey, BEARER_FORBIDDEN_HEADERS,
+    MAX_BEARER_TOKEN_BYTES,
+};
+use crate::jose::json::parse_object;
+use crate::jose::jwks::JwksError;
 
 /// A token that verified with one of the org's secrets and passed the claim
 /// checks.
@@ -58,7 +58,7 @@ pub struct VerifiedToken {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TokenError {
-    #[error("token is larger than 8192 bytes")]
+    #[error("token is larger than {MAX_BEARER_TOKEN_BYTES} bytes")]
     TooLarge,
     /// The token is not a well-formed JWS; the text is a fixed phrase.
     #[error("{0}")]
@@ -189,127 +189,86 @@ impl TokenError {
     }
 }
 
-/// A JSON object whose members are all distinct (serde_json would silently
-/// keep the last of duplicated members, which different parsers disagree on).
-struct UniqueObject(Map<String, Value>);
+const NOT_JWS: &str = "the token is not a JWT in compact form";
 
-const DUPLICATE_MEMBER: &str = "duplicate member";
-
-impl<'de> Deserialize<'de> for UniqueObject {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct ObjectVisitor;
-        impl<'de> Visitor<'de> for ObjectVisitor {
-            type Value = UniqueObject;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON object")
+impl From<JwsError> for TokenError {
+    fn from(e: JwsError) -> Self {
+        match e {
+            JwsError::TooLarge => TokenError::TooLarge,
+            JwsError::NotBase64UrlChars
+            | JwsError::NotThreeParts
+            | JwsError::EmptyPart
+            | JwsError::BadType => TokenError::Malformed(NOT_JWS),
+            JwsError::HeaderNotBase64 => TokenError::Malformed("the token header is not base64url"),
+            JwsError::HeaderNotObject => {
+                TokenError::Malformed("the token header is not a JSON object")
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<UniqueObject, A::Error> {
-                let mut map = Map::new();
-                while let Some(key) = access.next_key::<String>()? {
-                    if map.contains_key(&key) {
-                        return Err(A::Error::custom(DUPLICATE_MEMBER));
-                    }
-                    let value: Value = access.next_value()?;
-                    map.insert(key, value);
-                }
-                Ok(UniqueObject(map))
+            JwsError::HeaderDuplicate => {
+                TokenError::Malformed("the token header has duplicate members")
             }
+            JwsError::AlgMissing => TokenError::Malformed("the token header has no alg"),
+            JwsError::AlgNotString => TokenError::Malformed("the token alg is not a string"),
+            JwsError::AlgNone => TokenError::AlgNone,
+            JwsError::AlgSymmetric => TokenError::UnsupportedAlgorithm(None),
+            JwsError::AlgNotAllowed(alg) => TokenError::UnsupportedAlgorithm(alg),
+            JwsError::ForbiddenHeader(name) => TokenError::ForbiddenHeader(name),
+            JwsError::KidNotString => TokenError::Malformed("the token kid is not a string"),
+            JwsError::SignatureNotBase64 => {
+                TokenError::Malformed("the token signature is not base64url")
+            }
+            JwsError::PayloadNotBase64 => {
+                TokenError::Malformed("the token payload is not base64url")
+            }
+            JwsError::PayloadNotObject => {
+                TokenError::Malformed("the token payload is not a JSON object")
+            }
+            JwsError::PayloadDuplicate => {
+                TokenError::Malformed("the token payload has duplicate members")
+            }
+            JwsError::BadSignature => TokenError::BadSignature,
         }
-        deserializer.deserialize_map(ObjectVisitor)
     }
 }
 
-fn parse_object(
-    bytes: &[u8],
-    not_object: &'static str,
-    duplicate: &'static str,
-) -> Result<Map<String, Value>, TokenError> {
-    match serde_json::from_slice::<UniqueObject>(bytes) {
-        Ok(UniqueObject(map)) => Ok(map),
-        Err(e) if e.to_string().starts_with(DUPLICATE_MEMBER) => {
-            Err(TokenError::Malformed(duplicate))
+impl From<ClaimError> for TokenError {
+    fn from(e: ClaimError) -> Self {
+        match e {
+            ClaimError::Missing(claim) => TokenError::MissingClaim(claim),
+            ClaimError::WrongType(claim) => TokenError::InvalidClaimType(claim),
+            // Not produced by the rules bearer tokens use (no iat age limit).
+            ClaimError::Expired | ClaimError::IssuedTooLongAgo => TokenError::Expired,
+            ClaimError::NotYetValid => TokenError::NotYetValid,
+            ClaimError::IssuedInFuture => TokenError::IssuedInFuture,
+            ClaimError::BadAudience | ClaimError::UntrustedAudience => TokenError::AudienceMismatch,
+            ClaimError::BadIssuer => TokenError::IssuerMismatch,
         }
-        Err(_) => Err(TokenError::Malformed(not_object)),
     }
 }
+
+/// The JWS rules of bearer tokens checked against org secrets.
+const RULES: JwsRules<'static> = JwsRules {
+    max_bytes: MAX_BEARER_TOKEN_BYTES,
+    charset_first: false,
+    algorithms: ORG_SECRET_ALGS,
+    forbidden_headers: BEARER_FORBIDDEN_HEADERS,
+    typ: TypRule::Any,
+};
 
 /// A token split and checked up to (not including) its signature.
 struct ParsedToken<'a> {
-    alg: Algorithm,
-    kid: Option<String>,
-    /// `header.payload`, exactly as received: what the signature covers.
-    signing_input: &'a str,
-    /// The third part, base64url, as received.
-    signature_b64: &'a str,
-    signature: Vec<u8>,
+    jws: Jws<'a>,
     payload: Vec<u8>,
 }
 
 fn parse_token(token: &str) -> Result<ParsedToken<'_>, TokenError> {
-    if token.len() > MAX_TOKEN_BYTES {
-        return Err(TokenError::TooLarge);
-    }
-    const NOT_JWS: &str = "the token is not a JWT in compact form";
-    let mut parts = token.split('.');
-    let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(TokenError::Malformed(NOT_JWS));
-    };
-    if header_b64.is_empty() || payload_b64.is_empty() {
-        return Err(TokenError::Malformed(NOT_JWS));
-    }
-    let header = URL_SAFE_NO_PAD
-        .decode(header_b64)
-        .map_err(|_| TokenError::Malformed("the token header is not base64url"))?;
-    let header = parse_object(
-        &header,
-        "the token header is not a JSON object",
-        "the token header has duplicate members",
-    )?;
-
-    let alg = match header.get("alg") {
-        Some(Value::String(alg)) => alg.as_str(),
-        Some(_) => return Err(TokenError::Malformed("the token alg is not a string")),
-        None => return Err(TokenError::Malformed("the token header has no alg")),
-    };
-    let alg = match alg {
-        "HS256" => Algorithm::HS256,
-        "RS256" => Algorithm::RS256,
-        none if none.eq_ignore_ascii_case("none") => return Err(TokenError::AlgNone),
-        other => {
-            return Err(TokenError::UnsupportedAlgorithm(
-                other.parse::<Algorithm>().ok(),
-            ))
-        }
-    };
-    if let Some(name) = FORBIDDEN_HEADERS.iter().find(|h| header.contains_key(**h)) {
-        return Err(TokenError::ForbiddenHeader(name));
-    }
-    let kid = match header.get("kid") {
-        None => None,
-        Some(Value::String(kid)) => Some(kid.clone()),
-        Some(_) => return Err(TokenError::Malformed("the token kid is not a string")),
-    };
-
-    if signature_b64.is_empty() {
+    let jws = compact::parse(token, &RULES)?;
+    if jws.signature_b64().is_empty() {
         return Err(TokenError::Malformed("the token has no signature"));
     }
-    let signature = URL_SAFE_NO_PAD
-        .decode(signature_b64)
-        .map_err(|_| TokenError::Malformed("the token signature is not base64url"))?;
-    let payload = URL_SAFE_NO_PAD
-        .decode(payload_b64)
-        .map_err(|_| TokenError::Malformed("the token payload is not base64url"))?;
-    let signing_input = &token[..header_b64.len() + 1 + payload_b64.len()];
-    Ok(ParsedToken {
-        alg,
-        kid,
-        signing_input,
-        signature_b64,
-        signature,
-        payload,
-    })
+    // Decoded now, before any secret is chosen, so a damaged token is reported as such.
+    jws.signature()?;
+    let payload = jws.payload()?;
+    Ok(ParsedToken { jws, payload })
 }
 
 /// Checks a token's form and header without verifying anything: its
@@ -319,7 +278,7 @@ fn parse_token(token: &str) -> Result<ParsedToken<'_>, TokenError> {
 #[cfg(test)]
 fn peek_header(token: &str) -> Result<(Algorithm, Option<String>), TokenError> {
     let parsed = parse_token(token)?;
-    Ok((parsed.alg, parsed.kid))
+    Ok((parsed.jws.alg, parsed.jws.kid))
 }
 
 /// Verifies `token` against an org's secrets and checks its claims.
@@ -342,15 +301,16 @@ pub async fn verify_with_secrets(
     leeway: Duration,
 ) -> Result<VerifiedToken, TokenError> {
     let parsed = parse_token(token)?;
+    let alg = parsed.jws.alg;
     let fitting: Vec<&ReadySecret> = secrets
         .iter()
         .map(Arc::as_ref)
-        .filter(|s| s.kind.algorithm() == parsed.alg)
+        .filter(|s| s.kind.algorithm() == alg)
         .collect();
     if fitting.is_empty() {
-        return Err(TokenError::NoSecretForAlgorithm(parsed.alg));
+        return Err(TokenError::NoSecretForAlgorithm(alg));
     }
-    let candidates: Vec<(&ReadySecret, bool)> = match parsed.kid.as_deref() {
+    let candidates: Vec<(&ReadySecret, bool)> = match parsed.jws.kid.as_deref() {
         None => fitting.iter().map(|s| (*s, false)).collect(),
         Some(kid) => {
             let exact = fitting
@@ -371,16 +331,12 @@ pub async fn verify_with_secrets(
     let mut claims: Option<Map<String, Value>> = None;
     let mut best: Option<(u8, TokenError)> = None;
     for (secret, kid_matched) in candidates {
-        let failure = match verify_signature(secret, &parsed).await {
+        let failure = match verify_signature(secret, &parsed.jws).await {
             Ok(()) => {
                 if claims.is_none() {
                     // Same payload for every secret: a payload that is not a
                     // JSON object can never be accepted.
-                    claims = Some(parse_object(
-                        &parsed.payload,
-                        "the token payload is not a JSON object",
-                        "the token payload has duplicate members",
-                    )?);
+                    claims = Some(parse_object(&parsed.payload).map_err(JwsError::from)?);
                 }
                 let map = claims.as_ref().ok_or(TokenError::BadSignature)?;
                 match check_claim_map(map, &secret.audiences, &secret.issuers, now, leeway) {
@@ -411,7 +367,7 @@ pub async fn verify_with_secrets(
 
 /// Verifies the signature with the secret's key and the algorithm pinned by
 /// its kind.
-async fn verify_signature(secret: &ReadySecret, token: &ParsedToken<'_>) -> Result<(), TokenError> {
+async fn verify_signature(secret: &ReadySecret, token: &Jws<'_>) -> Result<(), TokenError> {
     // Pinned twice: by the secret's kind (which selected it) and by its key
     // (so that a kind edited after construction cannot pair an HMAC key with
     // an RS256 token or the reverse).
@@ -423,20 +379,10 @@ async fn verify_signature(secret: &ReadySecret, token: &ParsedToken<'_>) -> Resu
     if key_alg != token.alg || secret.kind.algorithm() != token.alg {
         return Err(TokenError::BadSignature);
     }
-    let message = token.signing_input.as_bytes();
-    let ok = match secret.key() {
-        ReadyKey::Hmac(key) => {
-            // Constant-time comparison (hmac's verify_slice).
-            jsonwebtoken::crypto::verify(token.signature_b64, message, key, Algorithm::HS256)
-                .unwrap_or(false)
-        }
-        ReadyKey::Rsa(key) => key
-            .verify(
-                Pkcs1v15Sign::new::<Sha256>(),
-                &Sha256::digest(message),
-                &token.signature,
-            )
-            .is_ok(),
+    let verified = match secret.key() {
+        // Constant-time comparison (hmac's verify_slice).
+        ReadyKey::Hmac(key) => token.verify(VerifyingKey::Jwt(key)),
+        ReadyKey::Rsa(key) => token.verify(VerifyingKey::Rs256(key)),
         ReadyKey::Jwks(cache) => {
             let key = cache
                 .key_for(Algorithm::RS256, token.kid.as_deref())
@@ -449,16 +395,11 @@ async fn verify_signature(secret: &ReadySecret, token: &ParsedToken<'_>) -> Resu
                         TokenError::NoPublishedKey { secret, source }
                     }
                 })?;
-            jsonwebtoken::crypto::verify(token.signature_b64, message, &key, Algorithm::RS256)
-                .unwrap_or(false)
+            token.verify(VerifyingKey::Jwt(&key))
         }
-        ReadyKey::Unusable => false,
+        ReadyKey::Unusable => Err(JwsError::BadSignature),
     };
-    if ok {
-        Ok(())
-    } else {
-        Err(TokenError::BadSignature)
-    }
+    verified.map_err(|_| TokenError::BadSignature)
 }
 
 /// Checks a token's claims (`claims` must be a JSON object):
@@ -484,86 +425,28 @@ pub fn check_claims(
     check_claim_map(map, audiences, issuers, now, leeway)
 }
 
-fn numeric_date(map: &Map<String, Value>, name: &'static str) -> Result<Option<f64>, TokenError> {
-    match map.get(name) {
-        None => Ok(None),
-        Some(Value::Number(n)) => n
-            .as_f64()
-            .filter(|v| v.is_finite())
-            .map(Some)
-            .ok_or(TokenError::InvalidClaimType(name)),
-        Some(_) => Err(TokenError::InvalidClaimType(name)),
-    }
-}
-
-fn string_claim<'a>(
-    map: &'a Map<String, Value>,
-    name: &'static str,
-) -> Result<Option<&'a str>, TokenError> {
-    match map.get(name) {
-        None => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(TokenError::InvalidClaimType(name)),
-    }
-}
-
-fn check_claim_map(
+/// The claims policy of bearer tokens ([`ClaimRules::check`]) with a secret's lists.
+pub(crate) fn check_claim_map(
     map: &Map<String, Value>,
     audiences: &[String],
     issuers: &[String],
     now: OffsetDateTime,
     leeway: Duration,
 ) -> Result<(), TokenError> {
-    // Types first, so that a wrongly typed claim is reported as such.
-    let exp = numeric_date(map, "exp")?;
-    let nbf = numeric_date(map, "nbf")?;
-    let iat = numeric_date(map, "iat")?;
-    let iss = string_claim(map, "iss")?;
-    string_claim(map, "sub")?;
-    let aud: Option<Vec<&str>> = match map.get("aud") {
-        None => None,
-        Some(Value::String(s)) => Some(vec![s.as_str()]),
-        Some(Value::Array(items)) => Some(
-            items
-                .iter()
-                .map(|v| v.as_str().ok_or(TokenError::InvalidClaimType("aud")))
-                .collect::<Result<_, _>>()?,
-        ),
-        Some(_) => return Err(TokenError::InvalidClaimType("aud")),
+    let rules = ClaimRules {
+        issuer: IssuerRule::OneOf(issuers),
+        audience: AudienceRule::OneOf(audiences),
+        max_iat_age: None,
+        leeway,
+        now,
     };
-
-    let now = now.unix_timestamp() as f64 + f64::from(now.nanosecond()) / 1e9;
-    let leeway = leeway.as_secs_f64();
-    let exp = exp.ok_or(TokenError::MissingClaim("exp"))?;
-    if now >= exp + leeway {
-        return Err(TokenError::Expired);
-    }
-    if nbf.is_some_and(|nbf| nbf > now + leeway) {
-        return Err(TokenError::NotYetValid);
-    }
-    if iat.is_some_and(|iat| iat > now + leeway) {
-        return Err(TokenError::IssuedInFuture);
-    }
-
-    if !audiences.is_empty() {
-        let aud = aud.ok_or(TokenError::MissingClaim("aud"))?;
-        if !aud.iter().any(|a| audiences.iter().any(|x| x == a)) {
-            return Err(TokenError::AudienceMismatch);
-        }
-    }
-    if !issuers.is_empty() {
-        let iss = iss.ok_or(TokenError::MissingClaim("iss"))?;
-        if !issuers.iter().any(|x| x == iss) {
-            return Err(TokenError::IssuerMismatch);
-        }
-    }
-    Ok(())
+    Ok(rules.check(map)?)
 }
 
 #[cfg(test)]
 mod tests {
-    use std::net::SocketAddr;
-
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
     use jsonwebtoken::EncodingKey;
     use rsa::pkcs1::EncodeRsaPrivateKey as _;
     use rsa::pkcs8::DecodePrivateKey as _;
@@ -571,9 +454,11 @@ mod tests {
     use url::Url;
 
     use super::*;
-    use crate::jwt::secrets::test_keys::*;
-    use crate::jwt::secrets::{parse_secret, ParsedSecret, SecretInput, SecretKind};
-    use crate::oidc::jwks::{JwksCache, JwksSettings};
+    use crate::jose::jwks::{JwksCache, JwksSettings};
+    use crate::jwt::secret_input::{parse_secret, ParsedSecret, SecretInput, SecretKind};
+    use crate::test_support::idp_keys::http_client;
+    use crate::test_support::jwks_server::{Answer, JwksServer};
+    use crate::test_support::secret_keys::*;
 
     const NOW: i64 = 1_700_000_000;
     const HS_SECRET: &str = "an-hs256-secret-of-at-least-32-bytes!";
@@ -1003,7 +888,7 @@ mod tests {
             ("signed payload an array", signed_payload(b"[1,2]"), "malformed"),
             ("signed payload duplicate exp", signed_payload(br#"{"exp":1,"exp":9999999999}"#), "malformed"),
             ("signed payload bad utf-8", signed_payload(b"{\"sub\":\"\xff\"}"), "malformed"),
-            ("oversized", format!("{h}.{}.{s}", "A".repeat(MAX_TOKEN_BYTES)), "token_too_large"),
+            ("oversized", format!("{h}.{}.{s}", "A".repeat(MAX_BEARER_TOKEN_BYTES)), "token_too_large"),
             ("control bytes", "\u{0}.\u{1}.\u{2}".into(), "malformed"),
         ];
         for (what, token, code) in cases {
@@ -1072,9 +957,9 @@ mod tests {
         let hs = ready_hs("hs", HS_SECRET, &[], &[]);
         let base_len = hs_token(&k, &with(good_claims(), json!({"pad": ""}))).len();
         // Each 3 bytes of padding add 4 base64 characters.
-        let pad = (MAX_TOKEN_BYTES - base_len) / 4 * 3;
+        let pad = (MAX_BEARER_TOKEN_BYTES - base_len) / 4 * 3;
         let token = hs_token(&k, &with(good_claims(), json!({"pad": "p".repeat(pad)})));
-        assert!(token.len() <= MAX_TOKEN_BYTES && token.len() > MAX_TOKEN_BYTES - 4);
+        assert!(token.len() <= MAX_BEARER_TOKEN_BYTES && token.len() > MAX_BEARER_TOKEN_BYTES - 4);
         verify_with_secrets(&token, std::slice::from_ref(&hs), now(), LEEWAY)
             .await
             .unwrap();
@@ -1082,7 +967,7 @@ mod tests {
             &k,
             &with(good_claims(), json!({"pad": "p".repeat(pad + 3)})),
         );
-        assert!(token.len() > MAX_TOKEN_BYTES);
+        assert!(token.len() > MAX_BEARER_TOKEN_BYTES);
         let err = verify_with_secrets(&token, &[hs], now(), LEEWAY)
             .await
             .unwrap_err();
@@ -1272,44 +1157,21 @@ mod tests {
         assert_eq!(err.code(), "bad_signature");
     }
 
-    /// A JWKS endpoint on 127.0.0.1 serving a fixed document.
-    async fn jwks_server(doc: Value) -> (Url, tokio::task::JoinHandle<()>) {
-        let app = axum::Router::new().route(
-            "/jwks",
-            axum::routing::get(move || {
-                let doc = doc.clone();
-                async move { axum::Json(doc) }
-            }),
-        );
-        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-            .await
-            .unwrap();
-        let addr = listener.local_addr().unwrap();
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        (Url::parse(&format!("http://{addr}/jwks")).unwrap(), task)
-    }
-
-    fn test_client() -> reqwest::Client {
-        reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(5))
-            .no_proxy()
-            .build()
-            .unwrap()
-    }
-
     #[tokio::test]
     async fn jwk_url_secrets_verify_through_the_jwks_cache() {
         let k = keys();
-        let (url, server) = jwks_server(json!({"keys": [k.parsed_b.public_jwk]})).await;
+        let server = JwksServer::start(Answer::Json(
+            json!({"keys": [k.parsed_b.public_jwk]}).to_string(),
+        ))
+        .await;
+        let url = server.uri.clone();
         // The URL passes parse_secret's rules (http on loopback).
         let p = parsed(
             json!({"type": "jwk_url", "name": "idp", "url": url.as_str(), "audiences": ["app"]}),
         );
         assert_eq!(p.kind, SecretKind::JwkUrl);
         let cache = Arc::new(JwksCache::new(
-            test_client(),
+            http_client(),
             url.clone(),
             JwksSettings::default(),
         ));
@@ -1336,8 +1198,7 @@ mod tests {
         run(cases).await;
         let fetches = cache.fetch_count();
         assert!((1..=2).contains(&fetches), "{fetches} fetches");
-        server.abort();
-        let _ = server.await;
+        server.stop().await;
 
         // An unreachable key set is reported as such, and outranks a bad
         // signature from another secret.
@@ -1346,7 +1207,7 @@ mod tests {
         drop(listener);
         let down = Arc::new(ReadySecret::jwk_url(
             "down",
-            Arc::new(JwksCache::new(test_client(), dead, JwksSettings::default())),
+            Arc::new(JwksCache::new(http_client(), dead, JwksSettings::default())),
             vec![],
             vec![],
         ));

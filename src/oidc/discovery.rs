@@ -5,10 +5,9 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use super::egress::Egress;
-use super::jwks::alg_name;
 use super::{describe, read_limited};
 use crate::domain::{is_loopback, Issuer};
-use crate::oidc::idtoken::ALLOWED_ALGS;
+use crate::jose::alg::{alg_name, ID_TOKEN_ALGS};
 
 const MAX_DOCUMENT: usize = 512 * 1024;
 
@@ -46,7 +45,7 @@ impl ProviderMetadata {
         if self.id_token_signing_alg_values_supported.is_empty() {
             return vec![jsonwebtoken::Algorithm::RS256];
         }
-        ALLOWED_ALGS
+        ID_TOKEN_ALGS
             .iter()
             .copied()
             .filter(|a| {

@@ -1,8 +1,10 @@
-//! OpenID Connect ID token verification.
+//! OpenID Connect ID token verification: a policy over [`crate::jose`].
 //!
 //! [`verify`] = [`check_header`] (pure, before any key lookup) + signature
 //! check with a key from [`JwksCache`] + [`check_claims`] (pure, with an
-//! injected `now`).
+//! injected `now`). What is ID-token-specific lives here: the error codes
+//! shown on sign-in pages, `nonce`, `azp`, the `iat` age, `sub` and the
+//! profile claims (`email`, `name`, `email_verified`).
 //!
 //! Error messages never contain the token or any part of it; the only
 //! token-derived values that can appear are a recognised algorithm name and
@@ -10,39 +12,24 @@
 
 use std::collections::HashSet;
 use std::fmt;
-use std::str::FromStr;
 use std::time::Duration;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
-use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::{Algorithm, AlgorithmFamily, Validation};
-use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use jsonwebtoken::Algorithm;
 use serde_json::{Map, Value};
 use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 
-use crate::oidc::jwks::{alg_name, describe_kid, JwksCache, JwksError};
-
-/// Tokens longer than this are rejected before any parsing.
-pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
+use crate::jose::alg::{alg_name, ID_TOKEN_ALGS};
+use crate::jose::claims::{self, AudienceRule, ClaimError, ClaimRules, IssuerRule};
+use crate::jose::compact::{
+    self, Jws, JwsError, JwsRules, TypRule, VerifyingKey, ID_TOKEN_FORBIDDEN_HEADERS,
+    MAX_ID_TOKEN_BYTES,
+};
+use crate::jose::jwks::{JwksCache, JwksError};
+use crate::jose::keys::describe_kid;
 
 /// Longest accepted `sub`, in bytes (OIDC Core §2).
 pub const MAX_SUBJECT_BYTES: usize = 255;
-
-/// Every algorithm this service can ever accept: asymmetric only, never
-/// `none`, never HS*.
-pub const ALLOWED_ALGS: &[Algorithm] = &[
-    Algorithm::RS256,
-    Algorithm::RS384,
-    Algorithm::RS512,
-    Algorithm::PS256,
-    Algorithm::PS384,
-    Algorithm::PS512,
-    Algorithm::ES256,
-    Algorithm::ES384,
-    Algorithm::EdDSA,
-];
 
 /// What a particular login expects of its ID token.
 #[derive(Clone, Copy)]
@@ -54,8 +41,8 @@ pub struct Expectations<'a> {
     pub client_id: &'a str,
     /// The nonce sent in the authorization request (compared in constant time).
     pub nonce: &'a str,
-    /// Algorithms to accept: the provider's advertised ones ∩ [`ALLOWED_ALGS`]
-    /// (anything outside `ALLOWED_ALGS` is ignored even if listed here).
+    /// Algorithms to accept: the provider's advertised ones ∩ [`ID_TOKEN_ALGS`]
+    /// (anything outside `ID_TOKEN_ALGS` is ignored even if listed here).
     pub algorithms: &'a [Algorithm],
     /// Additional audiences that may appear in `aud` next to `client_id`.
     pub trusted_audiences: &'a [String],
@@ -98,7 +85,7 @@ pub struct VerifiedIdToken {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum IdTokenError {
-    #[error("the ID token is longer than {MAX_TOKEN_BYTES} bytes")]
+    #[error("the ID token is longer than {MAX_ID_TOKEN_BYTES} bytes")]
     TooLarge,
     #[error("the ID token is malformed: {what}")]
     Malformed { what: &'static str },
@@ -200,146 +187,97 @@ impl IdTokenError {
     }
 }
 
-/// A JSON object that rejects duplicate member names (at its top level), so
-/// that no two parsers can disagree about which duplicate "wins".
-struct StrictObject(Map<String, Value>);
+const fn malformed(what: &'static str) -> IdTokenError {
+    IdTokenError::Malformed { what }
+}
 
-impl<'de> Deserialize<'de> for StrictObject {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct StrictVisitor;
-        impl<'de> Visitor<'de> for StrictVisitor {
-            type Value = StrictObject;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON object")
+const NOT_AN_OBJECT: &str = "its header or payload is not a JSON object (without duplicate names)";
+
+impl From<JwsError> for IdTokenError {
+    fn from(e: JwsError) -> Self {
+        match e {
+            JwsError::TooLarge => IdTokenError::TooLarge,
+            JwsError::NotBase64UrlChars => malformed("it contains characters outside base64url"),
+            JwsError::NotThreeParts => {
+                malformed("it does not have exactly three dot-separated parts")
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<StrictObject, A::Error> {
-                let mut map = Map::new();
-                while let Some((key, value)) = access.next_entry::<String, Value>()? {
-                    if map.contains_key(&key) {
-                        return Err(serde::de::Error::custom("duplicate member name"));
-                    }
-                    map.insert(key, value);
-                }
-                Ok(StrictObject(map))
+            JwsError::EmptyPart => malformed("its header or payload is empty"),
+            JwsError::HeaderNotBase64 => malformed("its header is not valid base64url"),
+            JwsError::HeaderNotObject | JwsError::HeaderDuplicate => {
+                malformed("its header is not a JSON object (without duplicate names)")
             }
+            JwsError::AlgMissing => malformed("its header has no \"alg\""),
+            JwsError::AlgNotString => malformed("its header's \"alg\" is not a string"),
+            JwsError::AlgNone => IdTokenError::AlgNone,
+            JwsError::AlgSymmetric => IdTokenError::SymmetricAlg,
+            JwsError::AlgNotAllowed(alg) => IdTokenError::AlgNotAllowed { alg },
+            JwsError::ForbiddenHeader("crit") => IdTokenError::CriticalHeader,
+            JwsError::ForbiddenHeader(header) => IdTokenError::EmbeddedKey { header },
+            JwsError::BadType => IdTokenError::BadType,
+            JwsError::KidNotString => malformed("its header's \"kid\" is not a string"),
+            JwsError::SignatureNotBase64 | JwsError::PayloadNotBase64 => {
+                malformed("its payload or signature is not valid base64url")
+            }
+            JwsError::PayloadNotObject | JwsError::PayloadDuplicate => malformed(NOT_AN_OBJECT),
+            JwsError::BadSignature => IdTokenError::BadSignature,
         }
-        deserializer.deserialize_map(StrictVisitor)
     }
 }
 
-fn is_b64url_char(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'-' || b == b'_'
+impl From<ClaimError> for IdTokenError {
+    fn from(e: ClaimError) -> Self {
+        match e {
+            ClaimError::Missing(claim) => IdTokenError::MissingClaim { claim },
+            ClaimError::WrongType(claim) => IdTokenError::WrongClaimType { claim },
+            ClaimError::Expired => IdTokenError::Expired,
+            ClaimError::NotYetValid => IdTokenError::NotYetValid,
+            ClaimError::IssuedInFuture => IdTokenError::IssuedInFuture,
+            ClaimError::IssuedTooLongAgo => IdTokenError::IssuedTooLongAgo,
+            ClaimError::BadIssuer => IdTokenError::BadIssuer,
+            ClaimError::BadAudience => IdTokenError::BadAudience,
+            ClaimError::UntrustedAudience => IdTokenError::UntrustedAudience,
+        }
+    }
 }
 
-const fn malformed(what: &'static str) -> IdTokenError {
-    IdTokenError::Malformed { what }
+/// Shape and header of an ID token, checked against `algorithms` ∩ [`ID_TOKEN_ALGS`].
+fn parse_header<'t>(token: &'t str, algorithms: &[Algorithm]) -> Result<Jws<'t>, IdTokenError> {
+    let allowed: Vec<Algorithm> = ID_TOKEN_ALGS
+        .iter()
+        .copied()
+        .filter(|a| algorithms.contains(a))
+        .collect();
+    let rules = JwsRules {
+        max_bytes: MAX_ID_TOKEN_BYTES,
+        charset_first: true,
+        algorithms: &allowed,
+        forbidden_headers: ID_TOKEN_FORBIDDEN_HEADERS,
+        typ: TypRule::JwtOrAbsent,
+    };
+    Ok(compact::parse(token, &rules)?)
 }
 
 /// Checks the token's shape and JOSE header, without any key. Returns the
 /// algorithm to verify with and the `kid`, if any.
 ///
-/// Rejects: tokens over [`MAX_TOKEN_BYTES`]; anything but three base64url
+/// Rejects: tokens over [`MAX_ID_TOKEN_BYTES`]; anything but three base64url
 /// segments; a header that is not a JSON object (or has duplicate names);
-/// `alg` `none`/HS*/outside `algorithms` ∩ [`ALLOWED_ALGS`]; `jwk`, `jku`,
+/// `alg` `none`/HS*/outside `algorithms` ∩ [`ID_TOKEN_ALGS`]; `jwk`, `jku`,
 /// `x5u` (keys named by the token are never trusted); `crit`; a `typ` other
 /// than `JWT` / `application/jwt` (case-insensitive). `x5c`/`x5t` are ignored.
 pub fn check_header(
     token: &str,
     algorithms: &[Algorithm],
 ) -> Result<(Algorithm, Option<String>), IdTokenError> {
-    if token.len() > MAX_TOKEN_BYTES {
-        return Err(IdTokenError::TooLarge);
-    }
-    if !token.bytes().all(|b| is_b64url_char(b) || b == b'.') {
-        return Err(malformed("it contains characters outside base64url"));
-    }
-    let mut parts = token.split('.');
-    let (header, payload) = match (parts.next(), parts.next(), parts.next(), parts.next()) {
-        (Some(h), Some(p), Some(_signature), None) => (h, p),
-        _ => {
-            return Err(malformed(
-                "it does not have exactly three dot-separated parts",
-            ))
-        }
-    };
-    if header.is_empty() || payload.is_empty() {
-        return Err(malformed("its header or payload is empty"));
-    }
-    let header = URL_SAFE_NO_PAD
-        .decode(header)
-        .map_err(|_| malformed("its header is not valid base64url"))?;
-    let StrictObject(header) = serde_json::from_slice(&header)
-        .map_err(|_| malformed("its header is not a JSON object (without duplicate names)"))?;
-
-    let alg = match header.get("alg") {
-        None => return Err(malformed("its header has no \"alg\"")),
-        Some(Value::String(alg)) => alg,
-        Some(_) => return Err(malformed("its header's \"alg\" is not a string")),
-    };
-    if alg.eq_ignore_ascii_case("none") {
-        return Err(IdTokenError::AlgNone);
-    }
-    let parsed = Algorithm::from_str(alg).ok();
-    if alg.get(..2).is_some_and(|p| p.eq_ignore_ascii_case("HS"))
-        || parsed.is_some_and(|a| a.family() == AlgorithmFamily::Hmac)
-    {
-        return Err(IdTokenError::SymmetricAlg);
-    }
-    let alg = match parsed {
-        Some(a) if ALLOWED_ALGS.contains(&a) && algorithms.contains(&a) => a,
-        other => return Err(IdTokenError::AlgNotAllowed { alg: other }),
-    };
-
-    for name in ["jwk", "jku", "x5u"] {
-        if header.contains_key(name) {
-            return Err(IdTokenError::EmbeddedKey { header: name });
-        }
-    }
-    if header.contains_key("crit") {
-        return Err(IdTokenError::CriticalHeader);
-    }
-    match header.get("typ") {
-        None => {}
-        Some(Value::String(typ))
-            if typ.eq_ignore_ascii_case("JWT") || typ.eq_ignore_ascii_case("application/jwt") => {}
-        Some(_) => return Err(IdTokenError::BadType),
-    }
-    let kid = match header.get("kid") {
-        None => None,
-        Some(Value::String(kid)) => Some(kid.clone()),
-        Some(_) => return Err(malformed("its header's \"kid\" is not a string")),
-    };
-    Ok((alg, kid))
-}
-
-/// A NumericDate as seconds since the epoch: integer or finite float.
-fn numeric_claim(
-    claims: &Map<String, Value>,
-    claim: &'static str,
-) -> Result<Option<f64>, IdTokenError> {
-    match claims.get(claim) {
-        None => Ok(None),
-        Some(Value::Number(n)) => match n.as_f64() {
-            Some(v) if v.is_finite() => Ok(Some(v)),
-            _ => Err(IdTokenError::WrongClaimType { claim }),
-        },
-        Some(_) => Err(IdTokenError::WrongClaimType { claim }),
-    }
-}
-
-fn required_numeric(claims: &Map<String, Value>, claim: &'static str) -> Result<f64, IdTokenError> {
-    numeric_claim(claims, claim)?.ok_or(IdTokenError::MissingClaim { claim })
+    let jws = parse_header(token, algorithms)?;
+    Ok((jws.alg, jws.kid))
 }
 
 fn required_str<'c>(
     claims: &'c Map<String, Value>,
     claim: &'static str,
 ) -> Result<&'c str, IdTokenError> {
-    match claims.get(claim) {
-        None => Err(IdTokenError::MissingClaim { claim }),
-        Some(Value::String(s)) => Ok(s),
-        Some(_) => Err(IdTokenError::WrongClaimType { claim }),
-    }
+    Ok(claims::required_string(claims, claim)?)
 }
 
 /// Optional profile claim: absent or JSON `null` => `None`.
@@ -400,39 +338,27 @@ pub fn check_claims(
     build_verified(map.clone())
 }
 
+/// The claims, in the order sign-in pages have always reported them: issuer, audience and
+/// `azp`, then times (`exp`, `iat`, `nbf`), nonce, subject, profile claims.
 fn check_claims_map(
     claims: &Map<String, Value>,
     exp: &Expectations<'_>,
     now: OffsetDateTime,
 ) -> Result<(), IdTokenError> {
-    // iss
-    if required_str(claims, "iss")? != exp.issuer {
-        return Err(IdTokenError::BadIssuer);
-    }
-
-    // aud
-    let audiences: Vec<&str> = match claims.get("aud") {
-        None => return Err(IdTokenError::MissingClaim { claim: "aud" }),
-        Some(Value::String(s)) => vec![s.as_str()],
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|v| {
-                v.as_str()
-                    .ok_or(IdTokenError::WrongClaimType { claim: "aud" })
-            })
-            .collect::<Result<_, _>>()?,
-        Some(_) => return Err(IdTokenError::WrongClaimType { claim: "aud" }),
+    let rules = ClaimRules {
+        issuer: IssuerRule::Exactly(exp.issuer),
+        audience: AudienceRule::Includes {
+            id: exp.client_id,
+            also_trusted: exp.trusted_audiences,
+        },
+        max_iat_age: Some(exp.max_iat_age),
+        leeway: exp.leeway,
+        now,
     };
-    if !audiences.contains(&exp.client_id) {
-        return Err(IdTokenError::BadAudience);
-    }
-    let distinct: HashSet<&str> = audiences.iter().copied().collect();
-    if distinct
-        .iter()
-        .any(|a| *a != exp.client_id && !exp.trusted_audiences.iter().any(|t| t == a))
-    {
-        return Err(IdTokenError::UntrustedAudience);
-    }
+    rules.check_issuer(claims::string(claims, "iss")?)?;
+    let audiences = claims::audiences(claims)?;
+    rules.check_audience(audiences.as_deref())?;
+    let distinct: HashSet<&str> = audiences.unwrap_or_default().into_iter().collect();
 
     // azp
     match claims.get("azp") {
@@ -443,26 +369,12 @@ fn check_claims_map(
         Some(_) => return Err(IdTokenError::WrongClaimType { claim: "azp" }),
     }
 
-    // Times (seconds since the epoch, as f64: exact for any realistic value).
-    let now = now.unix_timestamp() as f64 + f64::from(now.nanosecond()) / 1e9;
-    let leeway = exp.leeway.as_secs_f64();
-    let max_iat_age = exp.max_iat_age.as_secs_f64();
-
-    let expires = required_numeric(claims, "exp")?;
-    let issued = required_numeric(claims, "iat")?;
-    let not_before = numeric_claim(claims, "nbf")?;
-    if now >= expires + leeway {
-        return Err(IdTokenError::Expired);
-    }
-    if issued > now + leeway {
-        return Err(IdTokenError::IssuedInFuture);
-    }
-    if issued < now - max_iat_age - leeway {
-        return Err(IdTokenError::IssuedTooLongAgo);
-    }
-    if not_before.is_some_and(|nbf| now + leeway < nbf) {
-        return Err(IdTokenError::NotYetValid);
-    }
+    let expires = claims::required_numeric_date(claims, "exp")?;
+    let issued = claims::required_numeric_date(claims, "iat")?;
+    let not_before = claims::numeric_date(claims, "nbf")?;
+    rules.check_expiry(expires)?;
+    rules.check_issued_at(Some(issued))?;
+    rules.check_not_before(not_before)?;
 
     // nonce
     let nonce = required_str(claims, "nonce")?;
@@ -517,20 +429,6 @@ fn map_jwks_error(err: JwksError) -> IdTokenError {
     }
 }
 
-/// Maps a `jsonwebtoken` error without ever using its message (which may
-/// quote token content).
-fn map_jwt_error(err: &jsonwebtoken::errors::Error) -> IdTokenError {
-    match err.kind() {
-        ErrorKind::InvalidSignature => IdTokenError::BadSignature,
-        ErrorKind::Base64(_) => malformed("its payload or signature is not valid base64url"),
-        ErrorKind::Json(_) | ErrorKind::Utf8(_) => {
-            malformed("its header or payload is not a JSON object (without duplicate names)")
-        }
-        ErrorKind::InvalidToken => malformed("it is not a compact JWS"),
-        _ => IdTokenError::BadSignature,
-    }
-}
-
 /// Fully verifies an ID token: header rules, signature with a key from
 /// `jwks` (which may fetch), then [`check_claims`] at `now`.
 pub async fn verify(
@@ -540,23 +438,18 @@ pub async fn verify(
     now: OffsetDateTime,
 ) -> Result<VerifiedIdToken, IdTokenError> {
     check_expectations(exp)?;
-    let (alg, kid) = check_header(token, exp.algorithms)?;
+    let jws = parse_header(token, exp.algorithms)?;
     let key = jwks
-        .key_for(alg, kid.as_deref())
+        .key_for(jws.alg, jws.kid.as_deref())
         .await
         .map_err(map_jwks_error)?;
-
-    let mut validation = Validation::new(alg);
-    validation.validate_exp = false;
-    validation.validate_nbf = false;
-    validation.validate_aud = false;
-    validation.required_spec_claims = HashSet::new();
-    validation.leeway = 0;
-    validation.reject_tokens_expiring_in_less_than = 0;
-    let data = jsonwebtoken::decode::<StrictObject>(token, &key, &validation)
-        .map_err(|e| map_jwt_error(&e))?;
-    let claims = data.claims.0;
-
+    // Registered header members of the wrong type have always been refused here, after the
+    // key lookup (jsonwebtoken's typed header parse used to do it).
+    if !jws.registered_header_types_ok() {
+        return Err(malformed(NOT_AN_OBJECT));
+    }
+    jws.verify(VerifyingKey::Jwt(&key))?;
+    let claims = jws.payload_object()?;
     check_claims_map(&claims, exp, now)?;
     build_verified(claims)
 }
@@ -571,9 +464,9 @@ mod tests {
     use url::Url;
 
     use super::*;
-    use crate::oidc::jwks::test_support::server::{Answer, JwksServer};
-    use crate::oidc::jwks::test_support::*;
-    use crate::oidc::jwks::{JwksCache, JwksSettings};
+    use crate::jose::jwks::{JwksCache, JwksSettings};
+    use crate::test_support::idp_keys::*;
+    use crate::test_support::jwks_server::{Answer, JwksServer};
 
     const NOW: i64 = 1_700_000_000;
     const ISSUER: &str = "https://idp.example/tenant";
@@ -731,7 +624,7 @@ mod tests {
             ("email_verified null", vec![("email_verified", set(json!(null)))], "ok"),
         ];
         let trusted = trusted();
-        let exp = expectations(&trusted, ALLOWED_ALGS);
+        let exp = expectations(&trusted, ID_TOKEN_ALGS);
         for (name, patch, expected) in cases {
             let result = check_claims(&patched(&patch), &exp, now());
             assert_eq!(code(&result), expected, "case {name:?}: {result:?}");
@@ -741,7 +634,7 @@ mod tests {
     #[test]
     fn check_claims_extracts_profile() {
         let trusted = trusted();
-        let exp = expectations(&trusted, ALLOWED_ALGS);
+        let exp = expectations(&trusted, ID_TOKEN_ALGS);
         let token = check_claims(&base_claims(), &exp, now()).unwrap();
         assert_eq!(token.subject, "user-123");
         assert_eq!(token.email.as_deref(), Some("ada@example.com"));
@@ -772,7 +665,7 @@ mod tests {
     #[test]
     fn check_claims_rejects_non_objects_and_bad_expectations() {
         let trusted = trusted();
-        let exp = expectations(&trusted, ALLOWED_ALGS);
+        let exp = expectations(&trusted, ID_TOKEN_ALGS);
         for claims in [json!(null), json!([]), json!("claims"), json!(1)] {
             assert_eq!(
                 code(&check_claims(&claims, &exp, now())),
@@ -812,7 +705,7 @@ mod tests {
     #[test]
     fn now_is_injected_including_subseconds() {
         let trusted = trusted();
-        let mut exp = expectations(&trusted, ALLOWED_ALGS);
+        let mut exp = expectations(&trusted, ID_TOKEN_ALGS);
         exp.leeway = Duration::ZERO;
         let claims = patched(&[("exp", Some(json!(NOW + 1)))]);
         let just_before = now() + time::Duration::milliseconds(999);
@@ -834,7 +727,7 @@ mod tests {
     fn check_header_table() {
         use Algorithm::*;
         let rs256_only: &[Algorithm] = &[RS256];
-        let all = ALLOWED_ALGS;
+        let all = ID_TOKEN_ALGS;
         let with_hs: &[Algorithm] = &[RS256, HS256, HS384, HS512];
         let body = b64(b"{}");
         let sig = b64(b"signature");
@@ -842,7 +735,7 @@ mod tests {
         #[rustfmt::skip]
         let cases: Vec<(&str, String, &[Algorithm], &str)> = vec![
             ("ok minimal", format!("{rs}.{body}.{sig}"), rs256_only, "ok"),
-            ("too large", format!("{rs}.{}.{sig}", "A".repeat(MAX_TOKEN_BYTES)), all, "id_token_too_large"),
+            ("too large", format!("{rs}.{}.{sig}", "A".repeat(MAX_ID_TOKEN_BYTES)), all, "id_token_too_large"),
             ("two parts", format!("{rs}.{body}"), all, "id_token_malformed"),
             ("four parts", format!("{rs}.{body}.{sig}.{sig}"), all, "id_token_malformed"),
             ("five parts (JWE)", format!("{rs}.{body}.{sig}.{sig}.{sig}"), all, "id_token_malformed"),
@@ -903,20 +796,20 @@ mod tests {
     fn check_header_returns_alg_and_kid() {
         let token = header_token(r#"{"alg":"ES256","kid":"key-7","typ":"JWT"}"#);
         assert_eq!(
-            check_header(&token, ALLOWED_ALGS).unwrap(),
+            check_header(&token, ID_TOKEN_ALGS).unwrap(),
             (Algorithm::ES256, Some("key-7".to_owned()))
         );
         let token = header_token(r#"{"alg":"PS384"}"#);
         assert_eq!(
-            check_header(&token, ALLOWED_ALGS).unwrap(),
+            check_header(&token, ID_TOKEN_ALGS).unwrap(),
             (Algorithm::PS384, None)
         );
         // Exactly at the size limit is still parsed.
         let rs = b64(br#"{"alg":"RS256"}"#);
-        let pad = MAX_TOKEN_BYTES - rs.len() - 2 - 4;
+        let pad = MAX_ID_TOKEN_BYTES - rs.len() - 2 - 4;
         let token = format!("{rs}.{}.AAAA", "A".repeat(pad));
-        assert_eq!(token.len(), MAX_TOKEN_BYTES);
-        assert!(check_header(&token, ALLOWED_ALGS).is_ok());
+        assert_eq!(token.len(), MAX_ID_TOKEN_BYTES);
+        assert!(check_header(&token, ID_TOKEN_ALGS).is_ok());
     }
 
     #[test]
@@ -1051,7 +944,7 @@ mod tests {
         let cache = seeded_cache();
         for key in [rsa1(), ec256(), ec384(), ed25519()] {
             let token = sign(&key, &base_claims());
-            let verified = run(&token, &cache, ALLOWED_ALGS)
+            let verified = run(&token, &cache, ID_TOKEN_ALGS)
                 .await
                 .unwrap_or_else(|e| panic!("{:?}: {e}", key.alg));
             assert_eq!(verified.subject, "user-123");
@@ -1064,14 +957,14 @@ mod tests {
             ("iat", Some(json!(NOW as f64 - 1.5))),
             ("nbf", Some(json!(-1))),
         ]);
-        run(&sign(&rsa1(), &odd_times), &cache, ALLOWED_ALGS)
+        run(&sign(&rsa1(), &odd_times), &cache, ID_TOKEN_ALGS)
             .await
             .unwrap();
         // PS256 with the same RSA key (the JWK has no "alg").
         let rsa = rsa1();
         let header = json!({"alg": "PS256", "kid": "rsa1"});
         let token = sign_raw(&header, &base_claims(), &rsa.signing, Algorithm::PS256);
-        run(&token, &cache, ALLOWED_ALGS).await.unwrap();
+        run(&token, &cache, ID_TOKEN_ALGS).await.unwrap();
         assert_eq!(cache.fetch_count(), 0);
     }
 
@@ -1091,7 +984,7 @@ mod tests {
             &ec.signing,
             Algorithm::ES256,
         );
-        run(&token, &cache, ALLOWED_ALGS).await.unwrap();
+        run(&token, &cache, ID_TOKEN_ALGS).await.unwrap();
     }
 
     #[tokio::test]
@@ -1108,7 +1001,7 @@ mod tests {
             Algorithm::RS256,
         );
         assert_eq!(
-            code(&run(&forged, &cache, ALLOWED_ALGS).await),
+            code(&run(&forged, &cache, ID_TOKEN_ALGS).await),
             "id_token_bad_signature"
         );
 
@@ -1129,7 +1022,7 @@ mod tests {
             format!("{}.{}.{}", good[0], other[1], good[2])
         };
         assert_eq!(
-            code(&run(&swapped, &cache, ALLOWED_ALGS).await),
+            code(&run(&swapped, &cache, ID_TOKEN_ALGS).await),
             "id_token_bad_signature"
         );
 
@@ -1141,7 +1034,7 @@ mod tests {
             .as_bytes());
         let tampered = format!("{}.{}.{}", parts[0], evil_payload, parts[2]);
         assert_eq!(
-            code(&run(&tampered, &cache, ALLOWED_ALGS).await),
+            code(&run(&tampered, &cache, ID_TOKEN_ALGS).await),
             "id_token_bad_signature"
         );
 
@@ -1149,7 +1042,7 @@ mod tests {
         // non-canonical base64url length (malformed).
         let stripped = format!("{}.{}.", parts[0], parts[1]);
         assert_eq!(
-            code(&run(&stripped, &cache, ALLOWED_ALGS).await),
+            code(&run(&stripped, &cache, ID_TOKEN_ALGS).await),
             "id_token_bad_signature"
         );
         let truncated = format!(
@@ -1159,7 +1052,7 @@ mod tests {
             &parts[2][..parts[2].len() - 4]
         );
         assert_eq!(
-            code(&run(&truncated, &cache, ALLOWED_ALGS).await),
+            code(&run(&truncated, &cache, ID_TOKEN_ALGS).await),
             "id_token_malformed"
         );
 
@@ -1170,7 +1063,7 @@ mod tests {
             .as_bytes());
         let relabeled = format!("{relabeled_header}.{}.{}", ec_parts[1], ec_parts[2]);
         assert_eq!(
-            code(&run(&relabeled, &cache, ALLOWED_ALGS).await),
+            code(&run(&relabeled, &cache, ID_TOKEN_ALGS).await),
             "id_token_bad_signature"
         );
 
@@ -1181,7 +1074,7 @@ mod tests {
             b64(claims.to_string().as_bytes())
         );
         assert_eq!(
-            code(&run(&none, &cache, ALLOWED_ALGS).await),
+            code(&run(&none, &cache, ID_TOKEN_ALGS).await),
             "id_token_alg_none"
         );
 
@@ -1194,7 +1087,7 @@ mod tests {
             Algorithm::HS256,
         );
         assert_eq!(
-            code(&run(&confused, &cache, ALLOWED_ALGS).await),
+            code(&run(&confused, &cache, ID_TOKEN_ALGS).await),
             "id_token_alg_symmetric"
         );
         let with_hs = [Algorithm::RS256, Algorithm::HS256];
@@ -1248,7 +1141,7 @@ mod tests {
         ] {
             let token = sign_raw(&header, &claims, &rsa.signing, Algorithm::RS256);
             assert_eq!(
-                code(&run(&token, &cache, ALLOWED_ALGS).await),
+                code(&run(&token, &cache, ID_TOKEN_ALGS).await),
                 expected,
                 "{header}"
             );
@@ -1260,17 +1153,17 @@ mod tests {
             &rsa.signing,
             Algorithm::RS256,
         );
-        run(&token, &cache, ALLOWED_ALGS).await.unwrap();
+        run(&token, &cache, ID_TOKEN_ALGS).await.unwrap();
 
         // Valid signature, bad claims: claim checks use the injected time.
         let expired = sign(&rsa, &patched(&[("exp", Some(json!(NOW - 3600)))]));
         assert_eq!(
-            code(&run(&expired, &cache, ALLOWED_ALGS).await),
+            code(&run(&expired, &cache, ID_TOKEN_ALGS).await),
             "id_token_expired"
         );
         let wrong_nonce = sign(&ec, &patched(&[("nonce", Some(json!("other")))]));
         assert_eq!(
-            code(&run(&wrong_nonce, &cache, ALLOWED_ALGS).await),
+            code(&run(&wrong_nonce, &cache, ID_TOKEN_ALGS).await),
             "id_token_bad_nonce"
         );
 
@@ -1286,7 +1179,7 @@ mod tests {
                     .unwrap();
             let token = format!("{message}.{signature}");
             assert_eq!(
-                code(&run(&token, &cache, ALLOWED_ALGS).await),
+                code(&run(&token, &cache, ID_TOKEN_ALGS).await),
                 "id_token_malformed"
             );
         }
@@ -1312,7 +1205,7 @@ mod tests {
             &rsa.signing,
             Algorithm::RS256,
         );
-        let result = run(&unknown, &cache, ALLOWED_ALGS).await;
+        let result = run(&unknown, &cache, ID_TOKEN_ALGS).await;
         assert_eq!(code(&result), "id_token_unknown_key");
         assert!(result.unwrap_err().to_string().contains("\"rotated-away\""));
         assert_eq!(server.hits(), 1);
@@ -1325,7 +1218,7 @@ mod tests {
             Algorithm::ES256,
         );
         assert_eq!(
-            code(&run(&ec_with_rsa_kid, &cache, ALLOWED_ALGS).await),
+            code(&run(&ec_with_rsa_kid, &cache, ID_TOKEN_ALGS).await),
             "id_token_unknown_key"
         );
         assert_eq!(
@@ -1335,7 +1228,7 @@ mod tests {
         );
 
         // The good token still verifies from the cache.
-        run(&sign(&rsa, &claims), &cache, ALLOWED_ALGS)
+        run(&sign(&rsa, &claims), &cache, ID_TOKEN_ALGS)
             .await
             .unwrap();
         server.stop().await;
@@ -1351,7 +1244,7 @@ mod tests {
         let uri = Url::parse(&format!("http://127.0.0.1:{port}/jwks")).unwrap();
         let cache = JwksCache::new(http_client(), uri, long_settings());
         let token = sign(&rsa1(), &base_claims());
-        let result = run(&token, &cache, ALLOWED_ALGS).await;
+        let result = run(&token, &cache, ID_TOKEN_ALGS).await;
         assert_eq!(code(&result), "id_token_jwks_unavailable");
         let err = result.unwrap_err();
         assert!(
@@ -1367,10 +1260,10 @@ mod tests {
     #[tokio::test]
     async fn oversized_token_is_rejected_before_parsing() {
         let cache = seeded_cache();
-        let claims = patched(&[("padding", Some(json!("x".repeat(MAX_TOKEN_BYTES))))]);
+        let claims = patched(&[("padding", Some(json!("x".repeat(MAX_ID_TOKEN_BYTES))))]);
         let token = sign(&rsa1(), &claims);
         assert_eq!(
-            code(&run(&token, &cache, ALLOWED_ALGS).await),
+            code(&run(&token, &cache, ID_TOKEN_ALGS).await),
             "id_token_too_large"
         );
     }
@@ -1378,7 +1271,7 @@ mod tests {
     #[test]
     fn claims_map_is_used_verbatim() {
         let trusted = trusted();
-        let exp = expectations(&trusted, ALLOWED_ALGS);
+        let exp = expectations(&trusted, ID_TOKEN_ALGS);
         let claims = patched(&[("groups", Some(json!(["a", "b"])))]);
         let verified = check_claims(&claims, &exp, now()).unwrap();
         let expected: Map<String, Value> = claims.as_object().unwrap().clone();

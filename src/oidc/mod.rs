@@ -1,11 +1,11 @@
 //! Talking to OpenID Providers: discovery, the authorization request, the code exchange, and
-//! ID-token verification through the provider's JWKS. Nothing here knows about HTTP handlers.
+//! ID-token verification (a policy over [`crate::jose`], keys from the provider's JWKS).
+//! Nothing here knows about HTTP handlers.
 
 pub mod client;
 pub mod discovery;
 pub mod egress;
 pub mod idtoken;
-pub mod jwks;
 
 use std::time::Duration;
 

@@ -16,7 +16,7 @@ pub use secrets::SecretError;
 
 use crate::configuration::Settings;
 use crate::crypto::SecretBox;
-use crate::oidc::jwks::JwksRegistry;
+use crate::jose::jwks::JwksRegistry;
 use crate::roles::{RoleMapping, RoleMappingSpec};
 use crate::store::{Store, StoreError};
 

@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 
 use super::Sso;
-use crate::jwt::secrets::{parse_secret, SecretInput, SecretKind};
+use crate::jwt::secret_input::{parse_secret, SecretInput, SecretKind};
 use crate::oidc::egress::Egress;
 use crate::store::{new_id, JwtSecretRow, OrgRow, StoreError};
 

@@ -10,63 +10,39 @@
 //! | `rs256_public` | RSA public key (SPKI/PKCS#1)  | no                   |
 //! | `jwk_url`      | URL of a JWKS document        | no                   |
 //!
-//! [`parse_secret`] validates admin input once and splits it into what must
-//! be stored encrypted ([`ParsedSecret::private_material`]) and what may be
-//! stored and shown in clear. [`ReadySecret`] is the runtime form, built once
-//! from stored rows, so no key is parsed per request.
+//! [`parse_secret`] validates admin input once (names, hs256 secrets, audience and issuer
+//! lists here; PEM keys in [`super::rsa_pem`]; URLs in [`super::jwks_url`]) and splits it into
+//! what must be stored encrypted ([`ParsedSecret::private_material`]) and what may be stored
+//! and shown in clear. The runtime form is [`super::ready_secret::ReadySecret`]. serde's
+//! messages are rewritten so that they never echo a value from the input.
 //!
 //! Nothing here ever puts secret or key material into an error message, a log
 //! line or a `Debug` output.
 
 use std::fmt;
 use std::str::FromStr;
-use std::sync::Arc;
 
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use base64::Engine as _;
-use jsonwebtoken::{Algorithm, DecodingKey};
-use rsa::pkcs1::der::{Decode as _, Tagged as _};
-use rsa::pkcs1::{DecodeRsaPrivateKey as _, EncodeRsaPrivateKey as _};
-use rsa::pkcs8::{DecodePrivateKey as _, EncodePublicKey as _, LineEnding, ObjectIdentifier};
-use rsa::traits::PublicKeyParts as _;
-use rsa::{BigUint, RsaPrivateKey, RsaPublicKey};
+use jsonwebtoken::Algorithm;
+use rsa::pkcs1::EncodeRsaPrivateKey as _;
+use rsa::pkcs8::LineEnding;
 use serde::Deserialize;
-use serde_json::{json, Value};
-use sha2::{Digest as _, Sha256};
-use url::{Host, Url};
+use serde_json::Value;
 
+use super::jwks_url::check_jwks_url;
+use super::rsa_pem::{parse_private_key_pem, parse_public_key_pem, RsaPublicInfo};
 use crate::crypto::Secret;
-use crate::oidc::jwks::JwksCache;
 
 /// Shortest accepted HS256 secret, in bytes (RFC 7518 §3.2: at least the
 /// hash output size).
 pub const MIN_HS256_SECRET_BYTES: usize = 32;
 /// Longest accepted HS256 secret, in bytes.
 pub const MAX_HS256_SECRET_BYTES: usize = 4096;
-/// Smallest accepted RSA modulus, in bits.
-pub const MIN_RSA_BITS: usize = 2048;
-/// Largest accepted RSA modulus, in bits.
-pub const MAX_RSA_BITS: usize = 8192;
 /// Longest accepted secret name, in characters (`[A-Za-z0-9._-]`).
 pub const MAX_NAME_CHARS: usize = 64;
 /// Most entries in `audiences` and in `issuers`.
 pub const MAX_LIST_ENTRIES: usize = 50;
 /// Longest accepted audience or issuer, in characters.
 pub const MAX_LIST_ENTRY_CHARS: usize = 512;
-/// Largest accepted PEM text (an 8192-bit PKCS#8 key is about 6.4 KiB).
-pub const MAX_PEM_BYTES: usize = 64 * 1024;
-/// Longest accepted JWKS URL, in bytes.
-pub const MAX_URL_BYTES: usize = 2048;
-
-/// rsaEncryption (PKCS#1), the only key algorithm accepted.
-const RSA_ENCRYPTION_OID: ObjectIdentifier = rsa::pkcs1::ALGORITHM_OID;
-/// RSASSA-PSS-restricted RSA keys.
-const RSA_PSS_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.10");
-/// id-ecPublicKey.
-const EC_PUBLIC_KEY_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
-/// Ed25519 / Ed448.
-const ED25519_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
-const ED448_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.113");
 
 /// A JWT secret as given to the admin API (JSON, tagged by `"type"`).
 ///
@@ -354,7 +330,7 @@ impl FromStr for SecretKind {
 pub struct SecretError(pub String);
 
 impl SecretError {
-    fn new(msg: impl Into<String>) -> Self {
+    pub(crate) fn new(msg: impl Into<String>) -> Self {
         SecretError(msg.into())
     }
 }
@@ -581,490 +557,14 @@ fn check_list(field: &'static str, values: Vec<String>) -> Result<Vec<String>, S
     Ok(out)
 }
 
-fn check_jwks_url(input: &str) -> Result<Url, SecretError> {
-    const HELP: &str = "the JWKS URL must be https://… (plain http:// is allowed only for 127.0.0.1, [::1] or localhost)";
-    if input.len() > MAX_URL_BYTES {
-        return Err(SecretError(format!(
-            "the JWKS URL is longer than {MAX_URL_BYTES} bytes"
-        )));
-    }
-    if input.trim() != input || input.is_empty() {
-        return Err(SecretError::new(
-            "the JWKS URL is empty or starts or ends with whitespace",
-        ));
-    }
-    let url = Url::parse(input)
-        .map_err(|e| SecretError(format!("the JWKS URL is not a valid absolute URL ({e})")))?;
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(SecretError::new(
-            "the JWKS URL must not contain a user name or password (it is stored and shown in clear)",
-        ));
-    }
-    if url.fragment().is_some() {
-        return Err(SecretError::new(
-            "the JWKS URL must not contain a #fragment",
-        ));
-    }
-    let host = url
-        .host()
-        .ok_or_else(|| SecretError(format!("the JWKS URL has no host; {HELP}")))?;
-    match url.scheme() {
-        "https" => Ok(url),
-        "http" => {
-            let loopback = match host {
-                Host::Ipv4(ip) => ip.is_loopback(),
-                Host::Ipv6(ip) => ip.is_loopback(),
-                Host::Domain(d) => d.eq_ignore_ascii_case("localhost"),
-            };
-            if loopback {
-                Ok(url)
-            } else {
-                Err(SecretError(format!(
-                    "{HELP}: a key set fetched over plain http could be replaced on the way"
-                )))
-            }
-        }
-        _ => Err(SecretError::new(HELP)),
-    }
-}
-
-/// One PEM block: its label and DER body.
-struct Pem {
-    label: String,
-    der: Vec<u8>,
-}
-
-/// Extracts the single PEM block of `text`. `field` names the input field in
-/// messages. Text before and after the block (e.g. OpenSSL's "Bag
-/// Attributes") is ignored; several blocks are refused.
-fn parse_pem(text: &str, field: &str) -> Result<Pem, SecretError> {
-    const BEGIN: &str = "-----BEGIN ";
-    const DASHES: &str = "-----";
-    if text.len() > MAX_PEM_BYTES {
-        return Err(SecretError(format!(
-            "\"{field}\" is larger than {} KiB; an RSA key of up to {MAX_RSA_BITS} bits is about 7 KiB of PEM, so paste a single key",
-            MAX_PEM_BYTES / 1024
-        )));
-    }
-    let trimmed = text.trim_start();
-    let Some(start) = text.find(BEGIN) else {
-        let hint = if trimmed.starts_with('{') {
-            " (this looks like JSON: a JWK is not accepted here; convert it to PEM, or publish it and use type \"jwk_url\")"
-        } else if trimmed.starts_with("ssh-rsa") {
-            " (this is an OpenSSH public key: convert it with `ssh-keygen -e -m PKCS8 -f KEYFILE`)"
-        } else {
-            ""
-        };
-        return Err(SecretError(format!(
-            "\"{field}\" must be a PEM block starting with \"-----BEGIN …-----\"{hint}"
-        )));
-    };
-    let blocks = text.matches(BEGIN).count();
-    if blocks > 1 {
-        return Err(SecretError(format!(
-            "\"{field}\" contains {blocks} PEM blocks; paste exactly one key"
-        )));
-    }
-    let after_begin = &text[start + BEGIN.len()..];
-    let label_end = after_begin.find(DASHES).ok_or_else(|| {
-        SecretError(format!(
-            "\"{field}\" has a malformed \"-----BEGIN …-----\" line"
-        ))
-    })?;
-    let label = &after_begin[..label_end];
-    if label.is_empty()
-        || label.len() > 40
-        || !label
-            .bytes()
-            .all(|b| b.is_ascii_uppercase() || b == b' ' || b.is_ascii_digit())
-    {
-        return Err(SecretError(format!(
-            "\"{field}\" has a malformed \"-----BEGIN …-----\" line"
-        )));
-    }
-    let body_and_rest = &after_begin[label_end + DASHES.len()..];
-    let end_marker = format!("-----END {label}-----");
-    let body_end = body_and_rest.find(&end_marker).ok_or_else(|| {
-        SecretError(format!(
-            "\"{field}\": the PEM block is not closed by \"{end_marker}\" (was it cut short?)"
-        ))
-    })?;
-    let body = &body_and_rest[..body_end];
-    if body.contains(':') {
-        if body.contains("ENCRYPTED") {
-            return Err(encrypted_key_error());
-        }
-        return Err(SecretError(format!(
-            "\"{field}\": the PEM block has header lines, which are not supported"
-        )));
-    }
-    let b64: String = body.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-    let der = STANDARD.decode(b64.as_bytes()).map_err(|_| {
-        SecretError(format!(
-            "\"{field}\": the PEM body is not valid base64 (was the key edited or cut short?)"
-        ))
-    })?;
-    if der.is_empty() {
-        return Err(SecretError(format!("\"{field}\": the PEM block is empty")));
-    }
-    Ok(Pem {
-        label: label.to_owned(),
-        der,
-    })
-}
-
-fn encrypted_key_error() -> SecretError {
-    SecretError::new(
-        "the private key is protected by a passphrase; remove it first \
-         (`openssl pkey -in encrypted.pem -out key.pem`) and paste the unencrypted key",
-    )
-}
-
-fn not_rsa_error(what: &str) -> SecretError {
-    SecretError(format!(
-        "{what}; only RSA keys ({MIN_RSA_BITS} to {MAX_RSA_BITS} bits) are supported \
-         (generate one with `openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:3072`)"
-    ))
-}
-
-fn algorithm_error(oid: ObjectIdentifier) -> SecretError {
-    if oid == EC_PUBLIC_KEY_OID {
-        not_rsa_error("this is an EC key")
-    } else if oid == ED25519_OID || oid == ED448_OID {
-        not_rsa_error("this is an EdDSA key")
-    } else if oid == RSA_PSS_OID {
-        not_rsa_error("this is an RSA-PSS-restricted key, which cannot sign RS256 tokens")
-    } else {
-        not_rsa_error("this is not an RSA key")
-    }
-}
-
-fn check_bits(modulus_be: &[u8]) -> Result<(), SecretError> {
-    let bits = BigUint::from_bytes_be(modulus_be).bits();
-    if bits < MIN_RSA_BITS {
-        return Err(SecretError(format!(
-            "the RSA key has {bits} bits; at least {MIN_RSA_BITS} bits are required \
-             (generate one with `openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:3072`)"
-        )));
-    }
-    if bits > MAX_RSA_BITS {
-        return Err(SecretError(format!(
-            "the RSA key has {bits} bits; at most {MAX_RSA_BITS} bits are supported"
-        )));
-    }
-    Ok(())
-}
-
-fn invalid_private_key(format: &str) -> SecretError {
-    SecretError(format!(
-        "the private key could not be read as a {format} RSA private key (is it complete and unmodified?)"
-    ))
-}
-
-/// Parses an RSA private key (PKCS#1 or PKCS#8 PEM), checks its size and
-/// consistency (n = p·q, d·e ≡ 1).
-fn parse_private_key_pem(text: &str) -> Result<RsaPrivateKey, SecretError> {
-    let pem = parse_pem(text, "private_key")?;
-    match pem.label.as_str() {
-        "RSA PRIVATE KEY" => {
-            let structure = rsa::pkcs1::RsaPrivateKey::from_der(&pem.der)
-                .map_err(|_| invalid_private_key("PKCS#1"))?;
-            check_bits(structure.modulus.as_bytes())?;
-            RsaPrivateKey::from_pkcs1_der(&pem.der).map_err(|_| invalid_private_key("PKCS#1"))
-        }
-        "PRIVATE KEY" => {
-            let info = rsa::pkcs8::PrivateKeyInfo::from_der(&pem.der)
-                .map_err(|_| invalid_private_key("PKCS#8"))?;
-            if info.algorithm.oid != RSA_ENCRYPTION_OID {
-                return Err(algorithm_error(info.algorithm.oid));
-            }
-            let structure = rsa::pkcs1::RsaPrivateKey::from_der(info.private_key)
-                .map_err(|_| invalid_private_key("PKCS#8"))?;
-            check_bits(structure.modulus.as_bytes())?;
-            RsaPrivateKey::from_pkcs8_der(&pem.der).map_err(|_| invalid_private_key("PKCS#8"))
-        }
-        "ENCRYPTED PRIVATE KEY" => Err(encrypted_key_error()),
-        "PUBLIC KEY" | "RSA PUBLIC KEY" => Err(SecretError::new(
-            "this is a public key: register it with type \"rs256_public\" to verify tokens \
-             (type \"rs256\" takes the private key, which orgsso can also sign with)",
-        )),
-        "CERTIFICATE" => Err(SecretError::new(
-            "this is a certificate, not a private key: type \"rs256\" takes an RSA private key; \
-             to only verify tokens, extract the certificate's public key \
-             (`openssl x509 -in cert.pem -pubkey -noout`) and use type \"rs256_public\"",
-        )),
-        "EC PRIVATE KEY" => Err(not_rsa_error("this is an EC key")),
-        "OPENSSH PRIVATE KEY" => Err(SecretError::new(
-            "this is an OpenSSH private key: convert a copy to PEM first \
-             (`ssh-keygen -p -m PKCS8 -f COPY_OF_KEYFILE`)",
-        )),
-        other => Err(SecretError(format!(
-            "unsupported PEM block \"{other}\": expected \"-----BEGIN PRIVATE KEY-----\" (PKCS#8) \
-             or \"-----BEGIN RSA PRIVATE KEY-----\" (PKCS#1)"
-        ))),
-    }
-}
-
-fn invalid_public_key(format: &str) -> SecretError {
-    SecretError(format!(
-        "the public key could not be read as a {format} RSA public key (is it complete and unmodified?)"
-    ))
-}
-
-/// Parses an RSA public key (SPKI `PUBLIC KEY` or PKCS#1 `RSA PUBLIC KEY`).
-fn parse_public_key_pem(text: &str) -> Result<RsaPublicKey, SecretError> {
-    let pem = parse_pem(text, "public_key")?;
-    match pem.label.as_str() {
-        "PUBLIC KEY" => {
-            const FORMAT: &str = "SubjectPublicKeyInfo";
-            let spki = rsa::pkcs8::spki::SubjectPublicKeyInfoRef::from_der(&pem.der)
-                .map_err(|_| invalid_public_key(FORMAT))?;
-            if spki.algorithm.oid != RSA_ENCRYPTION_OID {
-                return Err(algorithm_error(spki.algorithm.oid));
-            }
-            // rsaEncryption parameters must be NULL or absent.
-            if spki
-                .algorithm
-                .parameters
-                .is_some_and(|p| p.tag() != rsa::pkcs1::der::Tag::Null)
-            {
-                return Err(invalid_public_key(FORMAT));
-            }
-            let pkcs1 = spki
-                .subject_public_key
-                .as_bytes()
-                .ok_or_else(|| invalid_public_key(FORMAT))?;
-            rsa_public_from_pkcs1_der(pkcs1, FORMAT)
-        }
-        "RSA PUBLIC KEY" => rsa_public_from_pkcs1_der(&pem.der, "PKCS#1"),
-        "PRIVATE KEY"
-        | "RSA PRIVATE KEY"
-        | "ENCRYPTED PRIVATE KEY"
-        | "EC PRIVATE KEY"
-        | "OPENSSH PRIVATE KEY" => Err(SecretError::new(
-            "this is a private key: use type \"rs256\" to register a key pair \
-             (orgsso derives the public key and can sign with it), or give only the public key \
-             (`openssl pkey -in key.pem -pubout`) with type \"rs256_public\"",
-        )),
-        "CERTIFICATE" => Err(SecretError::new(
-            "this is a certificate: extract its public key \
-             (`openssl x509 -in cert.pem -pubkey -noout`) and paste that",
-        )),
-        other => Err(SecretError(format!(
-            "unsupported PEM block \"{other}\": expected \"-----BEGIN PUBLIC KEY-----\" \
-             or \"-----BEGIN RSA PUBLIC KEY-----\""
-        ))),
-    }
-}
-
-/// A PKCS#1 `RSAPublicKey` (DER) as a checked key of [`MIN_RSA_BITS`] to
-/// [`MAX_RSA_BITS`] bits (the `rsa` crate's own parsers stop at 4096).
-/// `format` names the container in messages.
-fn rsa_public_from_pkcs1_der(der: &[u8], format: &str) -> Result<RsaPublicKey, SecretError> {
-    let structure =
-        rsa::pkcs1::RsaPublicKey::from_der(der).map_err(|_| invalid_public_key(format))?;
-    check_bits(structure.modulus.as_bytes())?;
-    RsaPublicKey::new_with_max_size(
-        BigUint::from_bytes_be(structure.modulus.as_bytes()),
-        BigUint::from_bytes_be(structure.public_exponent.as_bytes()),
-        MAX_RSA_BITS,
-    )
-    .map_err(|_| {
-        SecretError::new(
-            "the RSA public key is invalid: its modulus or public exponent is out of range",
-        )
-    })
-}
-
-/// What is derived from an RSA public key for storage and display.
-struct RsaPublicInfo {
-    spki_pem: String,
-    jwk: Value,
-    kid: String,
-}
-
-impl RsaPublicInfo {
-    fn of(key: &RsaPublicKey) -> Result<Self, SecretError> {
-        check_bits(&key.n().to_bytes_be())?;
-        let spki_pem = key
-            .to_public_key_pem(LineEnding::LF)
-            .map_err(|_| SecretError::new("the RSA public key could not be encoded"))?;
-        let n = URL_SAFE_NO_PAD.encode(key.n().to_bytes_be());
-        let e = URL_SAFE_NO_PAD.encode(key.e().to_bytes_be());
-        let kid = rsa_thumbprint(&n, &e);
-        let jwk = json!({
-            "kty": "RSA",
-            "use": "sig",
-            "alg": "RS256",
-            "kid": kid,
-            "n": n,
-            "e": e,
-        });
-        Ok(RsaPublicInfo { spki_pem, jwk, kid })
-    }
-}
-
-/// RFC 7638 JWK thumbprint (SHA-256, base64url) of an RSA key given its
-/// base64url `n` and `e`: the hash of `{"e":…,"kty":"RSA","n":…}` with the
-/// members in lexicographic order and no whitespace.
-fn rsa_thumbprint(n_b64: &str, e_b64: &str) -> String {
-    // base64url characters never need JSON escaping.
-    let canonical = format!(r#"{{"e":"{e_b64}","kty":"RSA","n":"{n_b64}"}}"#);
-    URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()))
-}
-
-/// The runtime form of a JWT secret, built once from a stored row.
-pub struct ReadySecret {
-    pub name: String,
-    pub kind: SecretKind,
-    /// Tokens whose header `kid` differs skip this secret (when `Some`).
-    pub kid: Option<String>,
-    pub audiences: Vec<String>,
-    pub issuers: Vec<String>,
-    key: ReadyKey,
-}
-
-/// The verification key of a [`ReadySecret`], already parsed.
-pub(crate) enum ReadyKey {
-    /// HS256 shared secret.
-    Hmac(DecodingKey),
-    /// RS256 public key (rs256 and rs256_public), up to [`MAX_RSA_BITS`].
-    Rsa(RsaPublicKey),
-    /// RS256 keys from a JWKS document (jwk_url).
-    Jwks(Arc<JwksCache>),
-    /// A stored secret that must never verify anything (e.g. an hs256
-    /// secret shorter than [`MIN_HS256_SECRET_BYTES`] read from storage).
-    Unusable,
-}
-
-impl fmt::Debug for ReadySecret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let key = match &self.key {
-            ReadyKey::Hmac(_) => "hmac(***)".to_owned(),
-            ReadyKey::Rsa(k) => format!("rsa({} bits)", k.n().bits()),
-            ReadyKey::Jwks(cache) => format!("jwks({})", cache.jwks_uri()),
-            ReadyKey::Unusable => "unusable".to_owned(),
-        };
-        f.debug_struct("ReadySecret")
-            .field("name", &self.name)
-            .field("kind", &self.kind)
-            .field("kid", &self.kid)
-            .field("audiences", &self.audiences)
-            .field("issuers", &self.issuers)
-            .field("key", &key)
-            .finish()
-    }
-}
-
-impl ReadySecret {
-    /// An hs256 secret. A secret shorter than [`MIN_HS256_SECRET_BYTES`]
-    /// (which [`parse_secret`] never lets through, so storage was tampered
-    /// with or corrupted) gives a secret that verifies nothing.
-    pub fn hs256(
-        name: impl Into<String>,
-        secret: &[u8],
-        audiences: Vec<String>,
-        issuers: Vec<String>,
-    ) -> Self {
-        let name = name.into();
-        let key = if secret.len() < MIN_HS256_SECRET_BYTES {
-            tracing::error!(
-                secret = %name,
-                "stored hs256 secret is shorter than {MIN_HS256_SECRET_BYTES} bytes; it will verify no token"
-            );
-            ReadyKey::Unusable
-        } else {
-            ReadyKey::Hmac(DecodingKey::from_secret(secret))
-        };
-        ReadySecret {
-            name,
-            kind: SecretKind::Hs256,
-            kid: None,
-            audiences,
-            issuers,
-            key,
-        }
-    }
-
-    /// An rs256 or rs256_public secret from its public key PEM (SPKI as
-    /// stored in [`ParsedSecret::public`], or PKCS#1 `RSA PUBLIC KEY`).
-    /// `kid` is normally [`ParsedSecret::kid`]; `None` makes the secret be
-    /// tried for every RS256 token whatever its `kid`.
-    pub fn rsa_public_pem(
-        name: impl Into<String>,
-        kind: SecretKind,
-        pem: &str,
-        kid: Option<String>,
-        audiences: Vec<String>,
-        issuers: Vec<String>,
-    ) -> Result<Self, SecretError> {
-        if !matches!(kind, SecretKind::Rs256 | SecretKind::Rs256Public) {
-            return Err(SecretError(format!(
-                "a {kind} secret has no RSA public key; use ReadySecret::{} instead",
-                if kind == SecretKind::Hs256 {
-                    "hs256"
-                } else {
-                    "jwk_url"
-                }
-            )));
-        }
-        let key = parse_public_key_pem(pem)?;
-        Ok(ReadySecret {
-            name: name.into(),
-            kind,
-            kid,
-            audiences,
-            issuers,
-            key: ReadyKey::Rsa(key),
-        })
-    }
-
-    /// A jwk_url secret, verified through a (shared) JWKS cache for its URL.
-    pub fn jwk_url(
-        name: impl Into<String>,
-        cache: Arc<JwksCache>,
-        audiences: Vec<String>,
-        issuers: Vec<String>,
-    ) -> Self {
-        ReadySecret {
-            name: name.into(),
-            kind: SecretKind::JwkUrl,
-            kid: None,
-            audiences,
-            issuers,
-            key: ReadyKey::Jwks(cache),
-        }
-    }
-
-    pub(crate) fn key(&self) -> &ReadyKey {
-        &self.key
-    }
-}
-
-#[cfg(test)]
-pub(crate) mod test_keys {
-    //! Throwaway RSA keys generated once with the `openssl` CLI (see
-    //! `testdata/README.md`). They protect nothing.
-
-    pub const RSA_A_PKCS1: &str = include_str!("testdata/rsa_a_pkcs1.pem");
-    pub const RSA_A_PKCS8: &str = include_str!("testdata/rsa_a_pkcs8.pem");
-    pub const RSA_A_SPKI: &str = include_str!("testdata/rsa_a_spki.pem");
-    pub const RSA_A_PKCS1_PUBLIC: &str = include_str!("testdata/rsa_a_pkcs1_public.pem");
-    pub const RSA_A_ENCRYPTED: &str = include_str!("testdata/rsa_a_encrypted_pkcs8.pem");
-    pub const RSA_A_CERT: &str = include_str!("testdata/rsa_a_cert.pem");
-    pub const RSA_B_PKCS8: &str = include_str!("testdata/rsa_b_pkcs8.pem");
-    pub const RSA_B_SPKI: &str = include_str!("testdata/rsa_b_spki.pem");
-    pub const RSA_1024_PKCS8: &str = include_str!("testdata/rsa_1024_pkcs8.pem");
-    pub const RSA_1024_SPKI: &str = include_str!("testdata/rsa_1024_spki.pem");
-    pub const RSA_8192_PKCS8: &str = include_str!("testdata/rsa_8192_pkcs8.pem");
-    pub const EC256_PKCS8: &str = include_str!("testdata/ec256_pkcs8.pem");
-    pub const EC256_SPKI: &str = include_str!("testdata/ec256_spki.pem");
-}
-
 #[cfg(test)]
 mod tests {
-    use super::test_keys::*;
+    use rsa::{BigUint, RsaPublicKey};
+    use serde_json::json;
+
     use super::*;
+    use crate::jwt::rsa_pem::rsa_thumbprint;
+    use crate::test_support::secret_keys::*;
 
     const GOOD_SECRET: &str = "0123456789abcdef0123456789abcdef";
 
@@ -1475,41 +975,5 @@ mod tests {
         assert!("HS256".parse::<SecretKind>().is_err());
         assert!(SecretKind::Hs256.can_sign() && SecretKind::Rs256.can_sign());
         assert!(!SecretKind::Rs256Public.can_sign() && !SecretKind::JwkUrl.can_sign());
-    }
-
-    #[test]
-    fn ready_secrets_are_built_from_stored_material() {
-        let p = parse(json!({"type": "rs256", "name": "a", "private_key": RSA_A_PKCS1})).unwrap();
-        let ready = ReadySecret::rsa_public_pem(
-            "a",
-            SecretKind::Rs256,
-            p.public.as_deref().unwrap(),
-            p.kid.clone(),
-            vec![],
-            vec![],
-        )
-        .unwrap();
-        assert_eq!(ready.kid, p.kid);
-        assert!(matches!(ready.key(), ReadyKey::Rsa(_)));
-        assert!(format!("{ready:?}").contains("rsa(2048 bits)"));
-        let e =
-            ReadySecret::rsa_public_pem("a", SecretKind::Hs256, RSA_A_SPKI, None, vec![], vec![])
-                .unwrap_err();
-        assert!(e.0.contains("ReadySecret::hs256"), "{e}");
-        assert!(ReadySecret::rsa_public_pem(
-            "a",
-            SecretKind::Rs256,
-            RSA_A_PKCS1,
-            None,
-            vec![],
-            vec![]
-        )
-        .is_err());
-
-        let hs = ReadySecret::hs256("h", GOOD_SECRET.as_bytes(), vec![], vec![]);
-        assert!(matches!(hs.key(), ReadyKey::Hmac(_)));
-        assert!(!format!("{hs:?}").contains(GOOD_SECRET));
-        let short = ReadySecret::hs256("h", b"short", vec![], vec![]);
-        assert!(matches!(short.key(), ReadyKey::Unusable));
     }
 }

@@ -1,0 +1,228 @@
+//! The one claims policy: `exp`, `nbf`, `iat`, `aud` and `iss`, with the leeway and `now`
+//! passed in ([`ClaimRules`]), refusing with a typed [`ClaimError`] that each token kind maps to
+//! its own words.
+//!
+//! [`ClaimRules::check`] runs the bearer-token order (types of every registered claim first,
+//! then `exp`, `nbf`, `iat`, `aud`, `iss`). The individual checks are public so that the ID-token
+//! policy can keep the order its sign-in pages have always reported (issuer and audience before
+//! times; `iat` before `nbf`), which matters when an IdP's clock is off and several checks fail.
+//!
+//! NumericDates may be integers or finite floats; wrongly typed claims are refused, never
+//! ignored. Comparisons are in seconds as f64 (exact for any realistic value), sub-second `now`
+//! included.
+
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+
+/// Why a token's claims were refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClaimError {
+    Missing(&'static str),
+    WrongType(&'static str),
+    Expired,
+    NotYetValid,
+    IssuedInFuture,
+    /// `iat` older than [`ClaimRules::max_iat_age`] (plus leeway).
+    IssuedTooLongAgo,
+    BadIssuer,
+    /// `aud` does not contain an expected audience.
+    BadAudience,
+    /// `aud` also names an audience that is not trusted ([`AudienceRule::Includes`]).
+    UntrustedAudience,
+}
+
+/// What `iss` must be.
+#[derive(Clone, Copy, Debug)]
+pub enum IssuerRule<'a> {
+    /// Exactly this issuer (required).
+    Exactly(&'a str),
+    /// One of these (required), or anything (even absent) when the list is empty: an org
+    /// secret without issuers accepts any.
+    OneOf(&'a [String]),
+}
+
+/// What `aud` must be.
+#[derive(Clone, Copy, Debug)]
+pub enum AudienceRule<'a> {
+    /// Shares a value with this list (required), or anything (even absent) when it is empty.
+    OneOf(&'a [String]),
+    /// Contains `id` (required), and every other value is in `also_trusted` (ID tokens).
+    Includes {
+        id: &'a str,
+        also_trusted: &'a [String],
+    },
+}
+
+/// What a token kind expects of the registered claims. `exp` is always required.
+#[derive(Clone, Copy, Debug)]
+pub struct ClaimRules<'a> {
+    pub issuer: IssuerRule<'a>,
+    pub audience: AudienceRule<'a>,
+    /// With `Some`, `iat` is required and may be at most this old (plus leeway).
+    pub max_iat_age: Option<Duration>,
+    /// Clock-skew allowance for `exp`, `nbf` and `iat`.
+    pub leeway: Duration,
+    pub now: OffsetDateTime,
+}
+
+/// A NumericDate claim as seconds since the epoch: integer or finite float.
+pub fn numeric_date(
+    claims: &Map<String, Value>,
+    name: &'static str,
+) -> Result<Option<f64>, ClaimError> {
+    match claims.get(name) {
+        None => Ok(None),
+        Some(Value::Number(n)) => match n.as_f64() {
+            Some(v) if v.is_finite() => Ok(Some(v)),
+            _ => Err(ClaimError::WrongType(name)),
+        },
+        Some(_) => Err(ClaimError::WrongType(name)),
+    }
+}
+
+/// A required NumericDate claim.
+pub fn required_numeric_date(
+    claims: &Map<String, Value>,
+    name: &'static str,
+) -> Result<f64, ClaimError> {
+    numeric_date(claims, name)?.ok_or(ClaimError::Missing(name))
+}
+
+/// A string claim (JSON `null` is a wrong type).
+pub fn string<'c>(
+    claims: &'c Map<String, Value>,
+    name: &'static str,
+) -> Result<Option<&'c str>, ClaimError> {
+    match claims.get(name) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(ClaimError::WrongType(name)),
+    }
+}
+
+/// A required string claim.
+pub fn required_string<'c>(
+    claims: &'c Map<String, Value>,
+    name: &'static str,
+) -> Result<&'c str, ClaimError> {
+    string(claims, name)?.ok_or(ClaimError::Missing(name))
+}
+
+/// `aud`: a string or an array of strings.
+pub fn audiences(claims: &Map<String, Value>) -> Result<Option<Vec<&str>>, ClaimError> {
+    match claims.get("aud") {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(vec![s.as_str()])),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| v.as_str().ok_or(ClaimError::WrongType("aud")))
+            .collect::<Result<_, _>>()
+            .map(Some),
+        Some(_) => Err(ClaimError::WrongType("aud")),
+    }
+}
+
+impl ClaimRules<'_> {
+    /// The bearer-token order: types of `exp`, `nbf`, `iat`, `iss`, `sub`, `aud` first (so a
+    /// wrongly typed claim is reported as such), then `exp`, `nbf`, `iat`, `aud`, `iss`.
+    pub fn check(&self, claims: &Map<String, Value>) -> Result<(), ClaimError> {
+        let exp = numeric_date(claims, "exp")?;
+        let nbf = numeric_date(claims, "nbf")?;
+        let iat = numeric_date(claims, "iat")?;
+        let iss = string(claims, "iss")?;
+        string(claims, "sub")?;
+        let aud = audiences(claims)?;
+        self.check_expiry(exp.ok_or(ClaimError::Missing("exp"))?)?;
+        self.check_not_before(nbf)?;
+        self.check_issued_at(iat)?;
+        self.check_audience(aud.as_deref())?;
+        self.check_issuer(iss)
+    }
+
+    fn now_secs(&self) -> f64 {
+        self.now.unix_timestamp() as f64 + f64::from(self.now.nanosecond()) / 1e9
+    }
+
+    /// `now < exp + leeway`.
+    pub fn check_expiry(&self, exp: f64) -> Result<(), ClaimError> {
+        if self.now_secs() >= exp + self.leeway.as_secs_f64() {
+            return Err(ClaimError::Expired);
+        }
+        Ok(())
+    }
+
+    /// `nbf <= now + leeway`, when present.
+    pub fn check_not_before(&self, nbf: Option<f64>) -> Result<(), ClaimError> {
+        if nbf.is_some_and(|nbf| self.now_secs() + self.leeway.as_secs_f64() < nbf) {
+            return Err(ClaimError::NotYetValid);
+        }
+        Ok(())
+    }
+
+    /// `iat <= now + leeway` when present; with [`ClaimRules::max_iat_age`], required and
+    /// `iat >= now - max_iat_age - leeway`.
+    pub fn check_issued_at(&self, iat: Option<f64>) -> Result<(), ClaimError> {
+        let (now, leeway) = (self.now_secs(), self.leeway.as_secs_f64());
+        let iat = match (iat, self.max_iat_age) {
+            (Some(iat), _) => iat,
+            (None, None) => return Ok(()),
+            (None, Some(_)) => return Err(ClaimError::Missing("iat")),
+        };
+        if iat > now + leeway {
+            return Err(ClaimError::IssuedInFuture);
+        }
+        if let Some(max_age) = self.max_iat_age {
+            if iat < now - max_age.as_secs_f64() - leeway {
+                return Err(ClaimError::IssuedTooLongAgo);
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks `aud` (as read by [`audiences`]) against [`ClaimRules::audience`].
+    pub fn check_audience(&self, aud: Option<&[&str]>) -> Result<(), ClaimError> {
+        match self.audience {
+            AudienceRule::OneOf([]) => Ok(()),
+            AudienceRule::OneOf(expected) => {
+                let aud = aud.ok_or(ClaimError::Missing("aud"))?;
+                if aud.iter().any(|a| expected.iter().any(|x| x == a)) {
+                    Ok(())
+                } else {
+                    Err(ClaimError::BadAudience)
+                }
+            }
+            AudienceRule::Includes { id, also_trusted } => {
+                let aud = aud.ok_or(ClaimError::Missing("aud"))?;
+                if !aud.contains(&id) {
+                    return Err(ClaimError::BadAudience);
+                }
+                if aud
+                    .iter()
+                    .any(|a| *a != id && !also_trusted.iter().any(|t| t == a))
+                {
+                    return Err(ClaimError::UntrustedAudience);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Checks `iss` (as read by [`string`]) against [`ClaimRules::issuer`].
+    pub fn check_issuer(&self, iss: Option<&str>) -> Result<(), ClaimError> {
+        let ok = match self.issuer {
+            IssuerRule::OneOf([]) => return Ok(()),
+            IssuerRule::OneOf(expected) => {
+                let iss = iss.ok_or(ClaimError::Missing("iss"))?;
+                expected.iter().any(|x| x == iss)
+            }
+            IssuerRule::Exactly(expected) => iss.ok_or(ClaimError::Missing("iss"))? == expected,
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(ClaimError::BadIssuer)
+        }
+    }
+}
