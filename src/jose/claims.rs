@@ -226,3 +226,83 @@ impl ClaimRules<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    const NOW: i64 = 1_700_000_000;
+
+    fn rules<'a>(aud: &'a [String], iss: &'a [String]) -> ClaimRules<'a> {
+        ClaimRules {
+            issuer: IssuerRule::OneOf(iss),
+            audience: AudienceRule::OneOf(aud),
+            max_iat_age: None,
+            leeway: Duration::from_secs(60),
+            now: OffsetDateTime::from_unix_timestamp(NOW).unwrap(),
+        }
+    }
+
+    /// The bearer order: types first, then exp, nbf, iat, aud, iss. A fast IdP clock puts both
+    /// `nbf` and `iat` in the future; bearer tokens report `nbf`.
+    #[test]
+    fn bearer_precedence() {
+        let (aud, iss) = (vec!["a".to_owned()], vec!["i".to_owned()]);
+        let r = rules(&aud, &iss);
+        let check = |v: serde_json::Value| r.check(v.as_object().unwrap());
+        #[rustfmt::skip]
+        let cases = [
+            (json!({"exp": NOW + 10, "aud": "a", "iss": "i"}), Ok(())),
+            (json!({"exp": NOW - 100, "aud": 1}), Err(ClaimError::WrongType("aud"))),
+            (json!({"aud": "x", "iss": "x"}), Err(ClaimError::Missing("exp"))),
+            (json!({"exp": NOW - 100, "aud": "x", "iss": "x"}), Err(ClaimError::Expired)),
+            (json!({"exp": NOW + 9999, "nbf": NOW + 999, "iat": NOW + 999}), Err(ClaimError::NotYetValid)),
+            (json!({"exp": NOW + 10, "iat": NOW + 999, "aud": "x"}), Err(ClaimError::IssuedInFuture)),
+            (json!({"exp": NOW + 10, "aud": "x", "iss": "x"}), Err(ClaimError::BadAudience)),
+            (json!({"exp": NOW + 10, "aud": ["x", "a"], "iss": "x"}), Err(ClaimError::BadIssuer)),
+            (json!({"exp": NOW + 10, "aud": "a"}), Err(ClaimError::Missing("iss"))),
+        ];
+        for (claims, expected) in cases {
+            assert_eq!(check(claims.clone()), expected, "{claims}");
+        }
+        // Empty lists check nothing but the types.
+        let open = rules(&[], &[]);
+        assert_eq!(
+            open.check(json!({"exp": NOW + 10}).as_object().unwrap()),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn issued_at_age_and_included_audience() {
+        let trusted = vec!["api".to_owned()];
+        let r = ClaimRules {
+            issuer: IssuerRule::Exactly("i"),
+            audience: AudienceRule::Includes {
+                id: "client",
+                also_trusted: &trusted,
+            },
+            max_iat_age: Some(Duration::from_secs(600)),
+            ..rules(&[], &[])
+        };
+        assert_eq!(r.check_issued_at(None), Err(ClaimError::Missing("iat")));
+        assert_eq!(r.check_issued_at(Some((NOW - 660) as f64)), Ok(()));
+        assert_eq!(
+            r.check_issued_at(Some((NOW - 661) as f64)),
+            Err(ClaimError::IssuedTooLongAgo)
+        );
+        assert_eq!(r.check_audience(Some(&["client", "api"])), Ok(()));
+        assert_eq!(
+            r.check_audience(Some(&["client", "evil"])),
+            Err(ClaimError::UntrustedAudience)
+        );
+        assert_eq!(
+            r.check_audience(Some(&["api"])),
+            Err(ClaimError::BadAudience)
+        );
+        assert_eq!(r.check_issuer(None), Err(ClaimError::Missing("iss")));
+        assert_eq!(r.check_issuer(Some("I")), Err(ClaimError::BadIssuer));
+    }
+}

@@ -114,7 +114,7 @@ pub enum VerifyingKey<'k> {
 }
 
 /// A token whose shape and header passed the rules; payload and signature not yet decoded.
-#[derive(Debug)]
+/// No `Debug`: it holds parts of a token.
 pub struct Jws<'t> {
     pub alg: Algorithm,
     pub kid: Option<String>,
@@ -280,6 +280,93 @@ impl Jws<'_> {
             None | Some(Value::Null) => true,
             Some(Value::Array(items)) => items.iter().all(Value::is_string),
             Some(_) => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b64(bytes: &[u8]) -> String {
+        URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    fn token(header: &str) -> String {
+        format!("{}.{}.{}", b64(header.as_bytes()), b64(b"{}"), b64(b"sig"))
+    }
+
+    const LOGOUT: JwsRules<'static> = JwsRules {
+        max_bytes: MAX_ID_TOKEN_BYTES,
+        charset_first: true,
+        algorithms: &[Algorithm::RS256],
+        forbidden_headers: ID_TOKEN_FORBIDDEN_HEADERS,
+        typ: TypRule::Exactly("logout+jwt"),
+    };
+
+    /// The rules a new token kind would use: exact `typ`, HS* an attack signal, order kept.
+    #[test]
+    fn rules_are_parameters_of_one_parser() {
+        let code = |header: &str, rules: &JwsRules<'_>| {
+            parse(&token(header), rules).map(|j| (j.alg, j.kid)).err()
+        };
+        #[rustfmt::skip]
+        let cases: Vec<(&str, Option<JwsError>)> = vec![
+            (r#"{"alg":"RS256","typ":"logout+jwt","kid":"k"}"#, None),
+            (r#"{"alg":"RS256","typ":"JWT"}"#, Some(JwsError::BadType)),
+            (r#"{"alg":"RS256"}"#, Some(JwsError::BadType)),
+            (r#"{"alg":"HS256","typ":"logout+jwt"}"#, Some(JwsError::AlgSymmetric)),
+            (r#"{"alg":"ES256","typ":"logout+jwt"}"#, Some(JwsError::AlgNotAllowed(Some(Algorithm::ES256)))),
+            (r#"{"alg":"RS256","typ":"logout+jwt","jku":"x"}"#, Some(JwsError::ForbiddenHeader("jku"))),
+            (r#"{"alg":"RS256","typ":"logout+jwt","kid":1}"#, Some(JwsError::KidNotString)),
+        ];
+        for (header, expected) in cases {
+            assert_eq!(code(header, &LOGOUT), expected, "{header}");
+        }
+        // Bearer rules: HS256 accepted, other HS* merely not allowed, typ not looked at.
+        let bearer = JwsRules {
+            max_bytes: MAX_BEARER_TOKEN_BYTES,
+            charset_first: false,
+            algorithms: &[Algorithm::HS256, Algorithm::RS256],
+            forbidden_headers: BEARER_FORBIDDEN_HEADERS,
+            typ: TypRule::Any,
+        };
+        assert_eq!(code(r#"{"alg":"HS256","typ":"x"}"#, &bearer), None);
+        assert_eq!(
+            code(r#"{"alg":"HS512"}"#, &bearer),
+            Some(JwsError::AlgNotAllowed(Some(Algorithm::HS512)))
+        );
+        // charset_first decides which defect of a doubly damaged token is reported.
+        let damaged = format!("{} .x", token(r#"{"alg":"none"}"#));
+        assert_eq!(
+            parse(&damaged, &LOGOUT).err(),
+            Some(JwsError::NotBase64UrlChars)
+        );
+        assert_eq!(
+            parse(&damaged, &bearer).err(),
+            Some(JwsError::NotThreeParts)
+        );
+    }
+
+    #[test]
+    fn registered_header_members_must_have_their_types() {
+        let rules = JwsRules {
+            typ: TypRule::Any,
+            ..LOGOUT
+        };
+        for (header, ok) in [
+            (
+                r#"{"alg":"RS256","x5c":["MII"],"cty":"JWT","x5t":null}"#,
+                true,
+            ),
+            (r#"{"alg":"RS256","x5c":"MII"}"#, false),
+            (r#"{"alg":"RS256","x5c":[1]}"#, false),
+            (r#"{"alg":"RS256","cty":5}"#, false),
+            (r#"{"alg":"RS256","nonce":{}}"#, false),
+        ] {
+            let token = token(header);
+            let jws = parse(&token, &rules).unwrap();
+            assert_eq!(jws.registered_header_types_ok(), ok, "{header}");
         }
     }
 }

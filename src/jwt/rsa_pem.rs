@@ -156,10 +156,15 @@ fn check_bits(modulus_be: &[u8]) -> Result<(), SecretError> {
     Ok(())
 }
 
-fn invalid_private_key(format: &str) -> SecretError {
+/// `which` is "private" or "public"; `format` names the container.
+fn unreadable_key(which: &str, format: &str) -> SecretError {
     SecretError(format!(
-        "the private key could not be read as a {format} RSA private key (is it complete and unmodified?)"
+        "the {which} key could not be read as a {format} RSA {which} key (is it complete and unmodified?)"
     ))
+}
+
+fn invalid_private_key(format: &str) -> SecretError {
+    unreadable_key("private", format)
 }
 
 /// Parses an RSA private key (PKCS#1 or PKCS#8 PEM), checks its size and
@@ -207,9 +212,7 @@ pub(crate) fn parse_private_key_pem(text: &str) -> Result<RsaPrivateKey, SecretE
 }
 
 fn invalid_public_key(format: &str) -> SecretError {
-    SecretError(format!(
-        "the public key could not be read as a {format} RSA public key (is it complete and unmodified?)"
-    ))
+    unreadable_key("public", format)
 }
 
 /// Parses an RSA public key (SPKI `PUBLIC KEY` or PKCS#1 `RSA PUBLIC KEY`).
