@@ -1,6 +1,6 @@
 //! orgsso: a self-hosted, multi-tenant OpenID Connect single sign-on login service.
 
-pub mod auth;
+pub mod access;
 pub mod configuration;
 pub mod crypto;
 pub mod domain;
@@ -8,6 +8,7 @@ pub mod http;
 pub mod jwt;
 pub mod oidc;
 pub mod roles;
+pub mod session;
 pub mod sso;
 pub mod startup;
 pub mod store;

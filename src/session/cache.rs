@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::configuration::SessionSettings;
+use super::{auth_at_of, Timeouts, SEEN_RESOLUTION};
+use crate::roles::Role;
 use crate::store::{Store, StoreError};
 
 /// Who a live session stands for, with the member's current role.
@@ -16,7 +17,7 @@ pub struct SessionIdentity {
     pub user_id: String,
     pub org_id: String,
     pub org_slug: String,
-    pub role: String,
+    pub role: Role,
     pub email: Option<String>,
     pub name: Option<String>,
 }
@@ -34,8 +35,6 @@ struct Cached {
 const RECHECK: Duration = Duration::from_secs(10);
 /// Bound on memory: past this many entries the cache starts over.
 const MAX_ENTRIES: usize = 100_000;
-/// Activity through the verify endpoint pushes the idle expiry forward at most this often.
-const TOUCH_RESOLUTION: i64 = 60;
 
 pub struct SessionCache {
     map: Mutex<HashMap<String, Cached>>,
@@ -61,7 +60,7 @@ impl SessionCache {
     pub async fn lookup(
         &self,
         store: &Store,
-        settings: &SessionSettings,
+        timeouts: &Timeouts,
         sid_hash: &str,
         now: i64,
     ) -> Result<Option<SessionIdentity>, StoreError> {
@@ -77,16 +76,15 @@ impl SessionCache {
             self.forget(sid_hash);
             return Ok(None);
         };
-        let data: serde_json::Value = serde_json::from_str(&row.data).unwrap_or_default();
-        let auth_at = data.get("auth_at").and_then(|v| v.as_i64()).unwrap_or(0);
-        let absolute = auth_at + settings.absolute_timeout_secs as i64;
+        let absolute = timeouts.absolute_end(auth_at_of(&row.data));
         if now >= absolute {
             self.forget(sid_hash);
             return Ok(None);
         }
         let mut expires_at = row.expires_at;
-        let idle_deadline = now + settings.idle_timeout_secs as i64;
-        if idle_deadline - expires_at >= TOUCH_RESOLUTION {
+        let idle_deadline = timeouts.idle_deadline(now);
+        // Activity through the verify endpoint pushes the idle expiry forward at most this often.
+        if idle_deadline - expires_at >= SEEN_RESOLUTION {
             store.touch_session(sid_hash, idle_deadline).await?;
             expires_at = idle_deadline;
         }

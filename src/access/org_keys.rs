@@ -15,7 +15,6 @@ use crate::store::{JwtSecretRow, Store, StoreError};
 
 /// An org secret marked primary: it signs the org's tokens instead of the service key.
 pub struct PrimarySigner {
-    pub name: String,
     pub alg: Algorithm,
     pub kid: Option<String>,
     pub key: EncodingKey,
@@ -82,7 +81,6 @@ fn ready(
             let secret = private()?;
             let verifier = ReadySecret::hs256(&row.name, secret.expose().as_bytes(), aud, iss);
             let primary = row.is_primary.then(|| PrimarySigner {
-                name: row.name.clone(),
                 alg: Algorithm::HS256,
                 kid: row.kid.clone(),
                 key: EncodingKey::from_secret(secret.expose().as_bytes()),
@@ -98,7 +96,6 @@ fn ready(
                 let key = EncodingKey::from_rsa_pem(private()?.expose().as_bytes())
                     .map_err(|e| e.to_string())?;
                 Some(PrimarySigner {
-                    name: row.name.clone(),
                     alg: Algorithm::RS256,
                     kid: row.kid.clone(),
                     key,

@@ -13,7 +13,7 @@ use super::error::{ApiError, ApiJson};
 use super::{now, AppState};
 use crate::oidc::egress::Egress;
 use crate::sso::Sso;
-use crate::store::JwtSecretRow;
+use crate::store::{JwtSecretRow, Store};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -55,10 +55,11 @@ pub(super) fn view(row: &JwtSecretRow) -> Value {
 async fn create(
     _: Admin,
     State(sso): State<Sso>,
+    State(store): State<Store>,
     Path(slug): Path<String>,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Response, ApiError> {
-    let org = org(&sso, &slug).await?;
+    let org = org(&store, &slug).await?;
     let row = sso
         .add_jwt_secret(&org, body, ACTOR, Egress::Any, now().unix_timestamp())
         .await?;
@@ -67,23 +68,23 @@ async fn create(
 
 async fn list(
     _: Admin,
-    State(sso): State<Sso>,
+    State(store): State<Store>,
     Path(slug): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let org = org(&sso, &slug).await?;
-    let rows = sso.store.jwt_secrets(&org.id).await?;
+    let org = org(&store, &slug).await?;
+    let rows = store.jwt_secrets(&org.id).await?;
     Ok(Json(Value::Array(rows.iter().map(view).collect())))
 }
 
 async fn remove(
     _: Admin,
     State(sso): State<Sso>,
+    State(store): State<Store>,
     Path((slug, name)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let org = org(&sso, &slug).await?;
+    let org = org(&store, &slug).await?;
     if !sso
-        .store
-        .delete_jwt_secret(&org.id, &name, ACTOR, now().unix_timestamp())
+        .delete_jwt_secret(&org, &name, ACTOR, now().unix_timestamp())
         .await?
     {
         return Err(ApiError::not_found(
