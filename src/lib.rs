@@ -1,6 +1,7 @@
 //! orgsso: a self-hosted, multi-tenant OpenID Connect single sign-on login service.
 
 pub mod access;
+pub mod cache;
 pub mod configuration;
 pub mod crypto;
 pub mod domain;

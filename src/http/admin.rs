@@ -46,6 +46,27 @@ impl FromRequestParts<AppState> for Admin {
     }
 }
 
+/// The admin token and the org named by the path's `{slug}`: an unknown slug is 404.
+pub struct AdminOrg(pub OrgRow);
+
+impl FromRequestParts<AppState> for AdminOrg {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        Admin::from_request_parts(parts, state).await?;
+        let Path(params) =
+            Path::<std::collections::HashMap<String, String>>::from_request_parts(parts, state)
+                .await?;
+        let slug = params.get("slug").map(String::as_str).unwrap_or_default();
+        let org = state.store.org_by_slug(slug).await?.ok_or_else(|| {
+            ApiError::not_found(
+                "org_not_found",
+                format!("There is no org with slug {slug:?}."),
+            )
+        })?;
+        Ok(AdminOrg(org))
+    }
+}
+
 pub(super) const ACTOR: &str = "admin";
 
 pub fn router() -> Router<AppState> {
@@ -67,15 +88,6 @@ pub fn router() -> Router<AppState> {
         )
         .route("/api/v1/orgs/{slug}/members", get(members))
         .route("/api/v1/orgs/{slug}/audit", get(audit))
-}
-
-pub(super) async fn org(store: &Store, slug: &str) -> Result<OrgRow, ApiError> {
-    store.org_by_slug(slug).await?.ok_or_else(|| {
-        ApiError::not_found(
-            "org_not_found",
-            format!("There is no org with slug {slug:?}."),
-        )
-    })
 }
 
 async fn org_json(sso: &Sso, store: &Store, org: &OrgRow) -> Result<serde_json::Value, ApiError> {
@@ -137,12 +149,10 @@ async fn list_orgs(
 }
 
 async fn get_org(
-    _: Admin,
+    AdminOrg(org): AdminOrg,
     State(sso): State<Sso>,
     State(store): State<Store>,
-    Path(slug): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let org = org(&store, &slug).await?;
     Ok(Json(org_json(&sso, &store, &org).await?))
 }
 
@@ -153,26 +163,21 @@ struct PutDomains {
 }
 
 async fn put_domains(
-    _: Admin,
+    AdminOrg(org): AdminOrg,
     State(sso): State<Sso>,
     State(store): State<Store>,
-    Path(slug): Path<String>,
     ApiJson(req): ApiJson<PutDomains>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let org = org(&store, &slug).await?;
     sso.set_org_domains(&org, &req.domains, ACTOR, now().unix_timestamp())
         .await?;
     Ok(Json(org_json(&sso, &store, &org).await?))
 }
 
 async fn put_sso(
-    _: Admin,
+    AdminOrg(org): AdminOrg,
     State(sso): State<Sso>,
-    State(store): State<Store>,
-    Path(slug): Path<String>,
     ApiJson(req): ApiJson<ConnectRequest>,
 ) -> Result<Response, ApiError> {
-    let org = org(&store, &slug).await?;
     let (conn, created) = sso
         .connect(&org, req, ACTOR, Egress::Any, now().unix_timestamp())
         .await?;
@@ -185,12 +190,10 @@ async fn put_sso(
 }
 
 async fn get_sso(
-    _: Admin,
+    AdminOrg(org): AdminOrg,
     State(sso): State<Sso>,
     State(store): State<Store>,
-    Path(slug): Path<String>,
 ) -> Result<Response, ApiError> {
-    let org = org(&store, &slug).await?;
     match store.latest_connection(&org.id).await? {
         Some(c) => Ok(Json(sso.view(&c)).into_response()),
         None => Err(ApiError::not_found(
@@ -201,12 +204,9 @@ async fn get_sso(
 }
 
 async fn delete_sso(
-    _: Admin,
+    AdminOrg(org): AdminOrg,
     State(sso): State<Sso>,
-    State(store): State<Store>,
-    Path(slug): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let org = org(&store, &slug).await?;
     match sso.disconnect(&org, ACTOR, now().unix_timestamp()).await? {
         Some(c) => Ok(Json(
             json!({"status": "disconnected", "sessions_revoked": c.sessions_revoked, "members_downgraded": c.members_downgraded}),
@@ -247,13 +247,10 @@ fn parse_rule_set(value: serde_json::Value) -> Result<RoleMappingSpec, ApiError>
 }
 
 async fn put_rules(
-    _: Admin,
+    AdminOrg(org): AdminOrg,
     State(sso): State<Sso>,
-    State(store): State<Store>,
-    Path(slug): Path<String>,
     ApiJson(value): ApiJson<serde_json::Value>,
 ) -> Result<Json<RoleMappingSpec>, ApiError> {
-    let org = org(&store, &slug).await?;
     let mapping = RoleMapping::compile(parse_rule_set(value)?)
         .map_err(|e| ApiError::unprocessable("invalid_rule", e.to_string()))?;
     sso.put_role_mapping(&org.id, &mapping, ACTOR, now().unix_timestamp())
@@ -262,12 +259,9 @@ async fn put_rules(
 }
 
 async fn get_rules(
-    _: Admin,
+    AdminOrg(org): AdminOrg,
     State(sso): State<Sso>,
-    State(store): State<Store>,
-    Path(slug): Path<String>,
 ) -> Result<Json<RoleMappingSpec>, ApiError> {
-    let org = org(&store, &slug).await?;
     Ok(Json(sso.role_mapping(&org.id).await?.spec().clone()))
 }
 
@@ -278,13 +272,10 @@ struct DryRun {
 }
 
 async fn test_rules(
-    _: Admin,
+    AdminOrg(org): AdminOrg,
     State(sso): State<Sso>,
-    State(store): State<Store>,
-    Path(slug): Path<String>,
     ApiJson(req): ApiJson<DryRun>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let org = org(&store, &slug).await?;
     if !req.claims.is_object() {
         return Err(ApiError::unprocessable(
             "invalid_claims",
@@ -298,22 +289,18 @@ async fn test_rules(
 }
 
 async fn members(
-    _: Admin,
+    AdminOrg(org): AdminOrg,
     State(store): State<Store>,
-    Path(slug): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let org = org(&store, &slug).await?;
     Ok(Json(
         serde_json::to_value(store.members(&org.id).await?).map_err(ApiError::internal)?,
     ))
 }
 
 async fn audit(
-    _: Admin,
+    AdminOrg(org): AdminOrg,
     State(store): State<Store>,
-    Path(slug): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let org = org(&store, &slug).await?;
     let events = store.audit_events(&org.id, 500).await?;
     let out: Vec<_> = events
         .into_iter()

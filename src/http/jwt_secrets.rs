@@ -8,7 +8,7 @@ use axum::routing::{delete, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-use super::admin::{org, Admin, ACTOR};
+use super::admin::{AdminOrg, ACTOR};
 use super::error::{ApiError, ApiJson};
 use super::{now, AppState};
 use crate::oidc::egress::Egress;
@@ -53,13 +53,10 @@ pub(super) fn view(row: &JwtSecretRow) -> Value {
 }
 
 async fn create(
-    _: Admin,
+    AdminOrg(org): AdminOrg,
     State(sso): State<Sso>,
-    State(store): State<Store>,
-    Path(slug): Path<String>,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Response, ApiError> {
-    let org = org(&store, &slug).await?;
     let row = sso
         .add_jwt_secret(&org, body, ACTOR, Egress::Any, now().unix_timestamp())
         .await?;
@@ -67,22 +64,18 @@ async fn create(
 }
 
 async fn list(
-    _: Admin,
+    AdminOrg(org): AdminOrg,
     State(store): State<Store>,
-    Path(slug): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let org = org(&store, &slug).await?;
     let rows = store.jwt_secrets(&org.id).await?;
     Ok(Json(Value::Array(rows.iter().map(view).collect())))
 }
 
 async fn remove(
-    _: Admin,
+    AdminOrg(org): AdminOrg,
     State(sso): State<Sso>,
-    State(store): State<Store>,
-    Path((slug, name)): Path<(String, String)>,
+    Path((_, name)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let org = org(&store, &slug).await?;
     if !sso
         .delete_jwt_secret(&org, &name, ACTOR, now().unix_timestamp())
         .await?

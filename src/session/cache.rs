@@ -2,12 +2,10 @@
 //! database, invalidated at once by this process's logouts and disconnects, so the hot path
 //! does no database round trip per request and a revoked session never passes.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::{auth_at_of, Timeouts, SEEN_RESOLUTION};
+use crate::cache::RevocableCache;
 use crate::roles::Role;
 use crate::store::{Store, StoreError};
 
@@ -36,22 +34,11 @@ const RECHECK: Duration = Duration::from_secs(10);
 /// Bound on memory: past this many entries the cache starts over.
 const MAX_ENTRIES: usize = 100_000;
 
-pub struct SessionCache {
-    map: Mutex<HashMap<String, Cached>>,
-    /// Off while this instance may miss other instances' revocations (listener down).
-    enabled: AtomicBool,
-    /// Bumped by every revocation. A lookup that read the database before a revocation must not
-    /// cache what it read after it: it caches only if the generation did not move meanwhile.
-    generation: AtomicU64,
-}
+pub struct SessionCache(RevocableCache<Cached>);
 
 impl Default for SessionCache {
     fn default() -> Self {
-        SessionCache {
-            map: Mutex::new(HashMap::new()),
-            enabled: AtomicBool::new(true),
-            generation: AtomicU64::new(0),
-        }
+        SessionCache(RevocableCache::new(MAX_ENTRIES))
     }
 }
 
@@ -64,14 +51,12 @@ impl SessionCache {
         sid_hash: &str,
         now: i64,
     ) -> Result<Option<SessionIdentity>, StoreError> {
-        if !self.enabled.load(Ordering::Acquire) {
-            // Fall through to the database every time.
-        } else if let Some(c) = self.map.lock().expect("cache lock").get(sid_hash) {
+        if let Some(c) = self.0.get(sid_hash) {
             if c.checked.elapsed() < RECHECK && now < c.valid_until {
-                return Ok(Some(c.identity.clone()));
+                return Ok(Some(c.identity));
             }
         }
-        let generation = self.generation.load(Ordering::Acquire);
+        let generation = self.0.generation();
         let Some(row) = store.live_session(sid_hash, now).await? else {
             self.forget(sid_hash);
             return Ok(None);
@@ -96,16 +81,10 @@ impl SessionCache {
             email: row.email,
             name: row.name,
         };
-        let mut map = self.map.lock().expect("cache lock");
-        if self.generation.load(Ordering::Acquire) != generation {
-            // A revocation happened while we read: answer from what we read, cache nothing.
-            return Ok(Some(identity));
-        }
-        if map.len() >= MAX_ENTRIES {
-            map.clear();
-        }
-        map.insert(
-            sid_hash.to_owned(),
+        // Not cached when a revocation happened while we read: answered from what we read.
+        self.0.insert_since(
+            generation,
+            sid_hash,
             Cached {
                 identity: identity.clone(),
                 valid_until: expires_at.min(absolute),
@@ -117,22 +96,15 @@ impl SessionCache {
 
     /// Turns caching on or off; either way the cache starts empty.
     pub fn set_enabled(&self, on: bool) {
-        let mut map = self.map.lock().expect("cache lock");
-        self.generation.fetch_add(1, Ordering::AcqRel);
-        self.enabled.store(on, Ordering::Release);
-        map.clear();
+        self.0.set_enabled(on);
     }
 
     pub fn forget(&self, sid_hash: &str) {
-        let mut map = self.map.lock().expect("cache lock");
-        self.generation.fetch_add(1, Ordering::AcqRel);
-        map.remove(sid_hash);
+        self.0.remove(sid_hash);
     }
 
     /// Drops every cached session of an org (disconnect).
     pub fn forget_org(&self, org_id: &str) {
-        let mut map = self.map.lock().expect("cache lock");
-        self.generation.fetch_add(1, Ordering::AcqRel);
-        map.retain(|_, c| c.identity.org_id != org_id);
+        self.0.retain(|_, c| c.identity.org_id != org_id);
     }
 }

@@ -1,76 +1,50 @@
 //! Each org's rule set, compiled once and kept until a save announces a change (on this
 //! instance at commit, on others through NOTIFY): a sign-in never parses or compiles rules.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
+use crate::cache::RevocableCache;
 use crate::roles::RoleMapping;
 use crate::store::events::{Event, EventSink};
 use crate::store::{Store, StoreError};
 
-pub(super) struct MappingCache {
-    map: Mutex<HashMap<String, Arc<RoleMapping>>>,
-    /// Off while this instance may miss other instances' saves (listener down).
-    enabled: AtomicBool,
-    /// Bumped by every change: a rule set read before a save is never cached after it.
-    generation: AtomicU64,
-}
+/// Rule sets are small and orgs few; the bound only guards against a runaway.
+const MAX_ORGS: usize = 100_000;
+
+pub(super) struct MappingCache(RevocableCache<Arc<RoleMapping>>);
 
 impl Default for MappingCache {
     fn default() -> Self {
-        MappingCache {
-            map: Mutex::new(HashMap::new()),
-            enabled: AtomicBool::new(true),
-            generation: AtomicU64::new(0),
-        }
+        MappingCache(RevocableCache::new(MAX_ORGS))
     }
 }
 
 impl MappingCache {
     /// The org's compiled rule set, or the default (everyone is a viewer) when none was set.
     pub async fn get(&self, store: &Store, org_id: &str) -> Result<Arc<RoleMapping>, StoreError> {
-        let enabled = self.enabled.load(Ordering::Acquire);
-        if enabled {
-            if let Some(m) = self.map.lock().expect("mapping lock").get(org_id) {
-                return Ok(m.clone());
-            }
+        if let Some(m) = self.0.get(org_id) {
+            return Ok(m);
         }
-        let generation = self.generation.load(Ordering::Acquire);
+        let generation = self.0.generation();
         let spec = store.role_mapping(org_id).await?.unwrap_or_default();
         let mapping = Arc::new(
             RoleMapping::compile(spec)
                 .map_err(|e| StoreError::Corrupt(format!("role mapping of org {org_id}: {e}")))?,
         );
-        let mut map = self.map.lock().expect("mapping lock");
-        if enabled
-            && self.enabled.load(Ordering::Acquire)
-            && self.generation.load(Ordering::Acquire) == generation
-        {
-            map.insert(org_id.to_owned(), mapping.clone());
-        }
+        self.0.insert_since(generation, org_id, mapping.clone());
         Ok(mapping)
-    }
-
-    fn forget(&self, org_id: &str) {
-        let mut map = self.map.lock().expect("mapping lock");
-        self.generation.fetch_add(1, Ordering::AcqRel);
-        map.remove(org_id);
     }
 }
 
 impl EventSink for MappingCache {
     fn apply(&self, event: &Event) {
         if let Event::RoleMappingChanged { org_id } = event {
-            self.forget(org_id);
+            self.0.remove(org_id);
         }
     }
 
     fn set_live(&self, live: bool) {
-        let mut map = self.map.lock().expect("mapping lock");
-        self.generation.fetch_add(1, Ordering::AcqRel);
-        self.enabled.store(live, Ordering::Release);
-        map.clear();
+        self.0.set_enabled(live);
     }
 }
 
