@@ -1,6 +1,7 @@
 //! orgsso: a self-hosted, multi-tenant OpenID Connect single sign-on login service.
 
-pub mod auth;
+pub mod access;
+pub mod cache;
 pub mod configuration;
 pub mod crypto;
 pub mod domain;
@@ -9,6 +10,7 @@ pub mod jose;
 pub mod jwt;
 pub mod oidc;
 pub mod roles;
+pub mod session;
 pub mod sso;
 pub mod startup;
 pub mod store;

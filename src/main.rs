@@ -60,7 +60,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve => {
             let app = Application::build(settings).await?;
-            tracing::info!(addr = %app.local_addr(), public_url = %app.sso.settings.public_url, "orgsso listening");
+            tracing::info!(addr = %app.local_addr(), public_url = %app.state.settings.public_url, "orgsso listening");
             app.run_until_stopped().await?;
         }
         Command::Migrate => {

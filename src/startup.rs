@@ -14,12 +14,13 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
 
-use crate::auth::Gate;
+use crate::access::{Access, AccessSettings};
 use crate::configuration::Settings;
 use crate::crypto::SecretBox;
 use crate::http::{self, AppState};
 use crate::jose::jwks::{JwksRegistry, JwksSettings};
-use crate::sso::Sso;
+use crate::sso::{Sso, SsoSettings};
+use crate::store::events::{EventSink, Sinks};
 use crate::store::sessions::DbSessionStore;
 use crate::store::{PoolSettings, Store};
 
@@ -27,7 +28,8 @@ pub struct Application {
     listener: TcpListener,
     events: Option<tokio::task::JoinHandle<()>>,
     router: axum::Router,
-    pub sso: Sso,
+    /// The services, as the router has them (tests reach in through here).
+    pub state: AppState,
 }
 
 #[derive(Clone, Copy)]
@@ -96,41 +98,45 @@ impl Application {
                 max_stale: Duration::from_secs(oidc.jwks_max_stale_secs),
             },
         ));
-        let gate = Arc::new(Gate::new(
-            settings.tokens.access_token_ttl_secs as i64,
-            oidc.clock_leeway_secs as i64,
+        let access = Arc::new(Access::new(
+            store.clone(),
+            secrets.clone(),
+            jwks.clone(),
+            AccessSettings::from_settings(&settings),
         ));
-        gate.keys
-            .ensure_initial(
-                &store,
-                &secrets,
-                time::OffsetDateTime::now_utc().unix_timestamp(),
-            )
+        access
+            .ensure_signing_key(time::OffsetDateTime::now_utc().unix_timestamp())
             .await?;
-        // Several instances on PostgreSQL hear each other's revocations.
+        let sso = Sso::new(
+            store.clone(),
+            secrets.clone(),
+            http_client,
+            jwks,
+            SsoSettings::from_settings(&settings),
+        );
+        // Every cache hears committed changes: this instance's at commit, others' by NOTIFY.
+        let sink: Arc<dyn EventSink> = Arc::new(Sinks(vec![access.clone(), sso.event_sink()]));
         let listener_task = match store.db() {
-            crate::store::Db::Postgres(pool) => Some(tokio::spawn(crate::auth::events::listen(
+            crate::store::Db::Postgres(pool) => Some(tokio::spawn(crate::store::listen::listen(
                 pool.clone(),
-                gate.clone(),
+                sink.clone(),
             ))),
             crate::store::Db::Sqlite(_) => None,
         };
-        store.set_event_sink(gate.clone());
-        let settings = Arc::new(settings);
-        let sso = Sso {
-            store: store.clone(),
-            settings: settings.clone(),
-            secrets,
-            http: http_client,
-            jwks,
-            gate,
+        store.set_event_sink(sink);
+        let state = AppState {
+            sso,
+            access,
+            store,
+            settings: Arc::new(settings),
+            secret_box: secrets,
         };
-        let router = app_router(AppState { sso: sso.clone() });
+        let router = app_router(state.clone());
         Ok(Application {
             listener,
             events: listener_task,
             router,
-            sso,
+            state,
         })
     }
 
@@ -142,7 +148,7 @@ impl Application {
 
     /// Serves until the process receives Ctrl-C / SIGTERM.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let store = self.sso.store.clone();
+        let store = self.state.store.clone();
         let purge = tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(60));
             loop {
@@ -167,8 +173,8 @@ impl Application {
 }
 
 fn app_router(state: AppState) -> axum::Router {
-    let s = &state.sso.settings;
-    let sessions = SessionManagerLayer::new(DbSessionStore::new(state.sso.store.clone()))
+    let s = &state.settings;
+    let sessions = SessionManagerLayer::new(DbSessionStore::new(state.store.clone()))
         .with_name(s.session.cookie_name.clone())
         .with_secure(s.secure_cookies())
         .with_http_only(true)
@@ -180,7 +186,6 @@ fn app_router(state: AppState) -> axum::Router {
     let x_request_id = HeaderName::from_static("x-request-id");
     let origin = crate::http::csrf::OwnOrigin(
         state
-            .sso
             .settings
             .public_url
             .origin()
@@ -243,7 +248,7 @@ pub async fn rotate_signing_key(settings: &Settings) -> anyhow::Result<String> {
         }
     }
     let row =
-        crate::auth::keys::new_key_row(&secrets, time::OffsetDateTime::now_utc().unix_timestamp());
+        crate::access::new_key_row(&secrets, time::OffsetDateTime::now_utc().unix_timestamp());
     store.rotate_signing_key(&row, "cli").await?;
     Ok(row.kid)
 }

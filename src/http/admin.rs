@@ -14,7 +14,7 @@ use super::{now, AppState};
 use crate::oidc::egress::Egress;
 use crate::roles::{RoleMapping, RoleMappingSpec};
 use crate::sso::{ConnectRequest, Sso};
-use crate::store::OrgRow;
+use crate::store::{OrgRow, Store};
 
 /// Proof that the request carried the admin token. Compared in constant time.
 pub struct Admin;
@@ -22,7 +22,7 @@ pub struct Admin;
 impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        if state.sso.settings.admin_token.is_none() {
+        if state.settings.admin_token.is_none() {
             return Err(ApiError::unauthorized(
                 "The admin API is disabled: set ORGSSO_ADMIN_TOKEN to enable it.",
             ));
@@ -37,12 +37,33 @@ impl FromRequestParts<AppState> for Admin {
             })
             .map(str::trim);
         match given {
-            Some(token) if state.sso.settings.is_admin_token(token) => Ok(Admin),
+            Some(token) if state.settings.is_admin_token(token) => Ok(Admin),
             Some(_) => Err(ApiError::unauthorized("The admin token is wrong.")),
             None => Err(ApiError::unauthorized(
                 "Send the admin token as `Authorization: Bearer <token>`.",
             )),
         }
+    }
+}
+
+/// The admin token and the org named by the path's `{slug}`: an unknown slug is 404.
+pub struct AdminOrg(pub OrgRow);
+
+impl FromRequestParts<AppState> for AdminOrg {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        Admin::from_request_parts(parts, state).await?;
+        let Path(params) =
+            Path::<std::collections::HashMap<String, String>>::from_request_parts(parts, state)
+                .await?;
+        let slug = params.get("slug").map(String::as_str).unwrap_or_default();
+        let org = state.store.org_by_slug(slug).await?.ok_or_else(|| {
+            ApiError::not_found(
+                "org_not_found",
+                format!("There is no org with slug {slug:?}."),
+            )
+        })?;
+        Ok(AdminOrg(org))
     }
 }
 
@@ -69,18 +90,9 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/orgs/{slug}/audit", get(audit))
 }
 
-pub(super) async fn org(sso: &Sso, slug: &str) -> Result<OrgRow, ApiError> {
-    sso.store.org_by_slug(slug).await?.ok_or_else(|| {
-        ApiError::not_found(
-            "org_not_found",
-            format!("There is no org with slug {slug:?}."),
-        )
-    })
-}
-
-async fn org_json(sso: &Sso, org: &OrgRow) -> Result<serde_json::Value, ApiError> {
-    let domains = sso.store.org_domains(&org.id).await?;
-    let sso_status = match sso.store.latest_connection(&org.id).await? {
+async fn org_json(sso: &Sso, store: &Store, org: &OrgRow) -> Result<serde_json::Value, ApiError> {
+    let domains = store.org_domains(&org.id).await?;
+    let sso_status = match store.latest_connection(&org.id).await? {
         Some(c) => {
             let v = sso.view(&c);
             json!({"status": v.status, "issuer": v.issuer, "login_url": v.login_url})
@@ -104,6 +116,7 @@ struct CreateOrg {
 async fn create_org(
     _: Admin,
     State(sso): State<Sso>,
+    State(store): State<Store>,
     ApiJson(req): ApiJson<CreateOrg>,
 ) -> Result<Response, ApiError> {
     let org = sso
@@ -115,25 +128,32 @@ async fn create_org(
             now().unix_timestamp(),
         )
         .await?;
-    Ok((StatusCode::CREATED, Json(org_json(&sso, &org).await?)).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(org_json(&sso, &store, &org).await?),
+    )
+        .into_response())
 }
 
-async fn list_orgs(_: Admin, State(sso): State<Sso>) -> Result<Json<serde_json::Value>, ApiError> {
-    let orgs = sso.store.list_orgs().await?;
+async fn list_orgs(
+    _: Admin,
+    State(sso): State<Sso>,
+    State(store): State<Store>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let orgs = store.list_orgs().await?;
     let mut out = Vec::with_capacity(orgs.len());
     for o in &orgs {
-        out.push(org_json(&sso, o).await?);
+        out.push(org_json(&sso, &store, o).await?);
     }
     Ok(Json(serde_json::Value::Array(out)))
 }
 
 async fn get_org(
-    _: Admin,
+    AdminOrg(org): AdminOrg,
     State(sso): State<Sso>,
-    Path(slug): Path<String>,
+    State(store): State<Store>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let org = org(&sso, &slug).await?;
-    Ok(Json(org_json(&sso, &org).await?))
+    Ok(Json(org_json(&sso, &store, &org).await?))
 }
 
 #[derive(Deserialize)]
@@ -143,24 +163,21 @@ struct PutDomains {
 }
 
 async fn put_domains(
-    _: Admin,
+    AdminOrg(org): AdminOrg,
     State(sso): State<Sso>,
-    Path(slug): Path<String>,
+    State(store): State<Store>,
     ApiJson(req): ApiJson<PutDomains>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let org = org(&sso, &slug).await?;
     sso.set_org_domains(&org, &req.domains, ACTOR, now().unix_timestamp())
         .await?;
-    Ok(Json(org_json(&sso, &org).await?))
+    Ok(Json(org_json(&sso, &store, &org).await?))
 }
 
 async fn put_sso(
-    _: Admin,
+    AdminOrg(org): AdminOrg,
     State(sso): State<Sso>,
-    Path(slug): Path<String>,
     ApiJson(req): ApiJson<ConnectRequest>,
 ) -> Result<Response, ApiError> {
-    let org = org(&sso, &slug).await?;
     let (conn, created) = sso
         .connect(&org, req, ACTOR, Egress::Any, now().unix_timestamp())
         .await?;
@@ -173,12 +190,11 @@ async fn put_sso(
 }
 
 async fn get_sso(
-    _: Admin,
+    AdminOrg(org): AdminOrg,
     State(sso): State<Sso>,
-    Path(slug): Path<String>,
+    State(store): State<Store>,
 ) -> Result<Response, ApiError> {
-    let org = org(&sso, &slug).await?;
-    match sso.store.latest_connection(&org.id).await? {
+    match store.latest_connection(&org.id).await? {
         Some(c) => Ok(Json(sso.view(&c)).into_response()),
         None => Err(ApiError::not_found(
             "sso_not_configured",
@@ -188,11 +204,9 @@ async fn get_sso(
 }
 
 async fn delete_sso(
-    _: Admin,
+    AdminOrg(org): AdminOrg,
     State(sso): State<Sso>,
-    Path(slug): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let org = org(&sso, &slug).await?;
     match sso.disconnect(&org, ACTOR, now().unix_timestamp()).await? {
         Some(c) => Ok(Json(
             json!({"status": "disconnected", "sessions_revoked": c.sessions_revoked, "members_downgraded": c.members_downgraded}),
@@ -233,12 +247,10 @@ fn parse_rule_set(value: serde_json::Value) -> Result<RoleMappingSpec, ApiError>
 }
 
 async fn put_rules(
-    _: Admin,
+    AdminOrg(org): AdminOrg,
     State(sso): State<Sso>,
-    Path(slug): Path<String>,
     ApiJson(value): ApiJson<serde_json::Value>,
 ) -> Result<Json<RoleMappingSpec>, ApiError> {
-    let org = org(&sso, &slug).await?;
     let mapping = RoleMapping::compile(parse_rule_set(value)?)
         .map_err(|e| ApiError::unprocessable("invalid_rule", e.to_string()))?;
     sso.put_role_mapping(&org.id, &mapping, ACTOR, now().unix_timestamp())
@@ -247,11 +259,9 @@ async fn put_rules(
 }
 
 async fn get_rules(
-    _: Admin,
+    AdminOrg(org): AdminOrg,
     State(sso): State<Sso>,
-    Path(slug): Path<String>,
 ) -> Result<Json<RoleMappingSpec>, ApiError> {
-    let org = org(&sso, &slug).await?;
     Ok(Json(sso.role_mapping(&org.id).await?.spec().clone()))
 }
 
@@ -262,12 +272,10 @@ struct DryRun {
 }
 
 async fn test_rules(
-    _: Admin,
+    AdminOrg(org): AdminOrg,
     State(sso): State<Sso>,
-    Path(slug): Path<String>,
     ApiJson(req): ApiJson<DryRun>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let org = org(&sso, &slug).await?;
     if !req.claims.is_object() {
         return Err(ApiError::unprocessable(
             "invalid_claims",
@@ -281,23 +289,19 @@ async fn test_rules(
 }
 
 async fn members(
-    _: Admin,
-    State(sso): State<Sso>,
-    Path(slug): Path<String>,
+    AdminOrg(org): AdminOrg,
+    State(store): State<Store>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let org = org(&sso, &slug).await?;
     Ok(Json(
-        serde_json::to_value(sso.store.members(&org.id).await?).map_err(ApiError::internal)?,
+        serde_json::to_value(store.members(&org.id).await?).map_err(ApiError::internal)?,
     ))
 }
 
 async fn audit(
-    _: Admin,
-    State(sso): State<Sso>,
-    Path(slug): Path<String>,
+    AdminOrg(org): AdminOrg,
+    State(store): State<Store>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let org = org(&sso, &slug).await?;
-    let events = sso.store.audit_events(&org.id, 500).await?;
+    let events = store.audit_events(&org.id, 500).await?;
     let out: Vec<_> = events
         .into_iter()
         .map(|e| {

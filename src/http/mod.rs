@@ -6,29 +6,71 @@ pub mod console;
 pub mod csrf;
 pub mod error;
 pub mod form;
+pub mod jwt_secrets;
 pub mod pages;
-pub mod secrets;
-pub mod session;
+pub mod signed_in;
 pub mod tokens;
 
-use axum::extract::{FromRef, FromRequestParts};
+use std::sync::Arc;
+
+use axum::extract::{FromRef, FromRequestParts, State};
 use axum::http::request::Parts;
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::Router;
 
+use crate::access::Access;
+use crate::configuration::Settings;
+use crate::crypto::SecretBox;
 use crate::sso::Sso;
+use crate::store::Store;
 
+/// The router's one state: the services side by side. Handlers read listings through `store`;
+/// every change goes through a service (`sso`, `access`), which owns its rules and caches.
 #[derive(Clone)]
 pub struct AppState {
     pub sso: Sso,
+    pub access: Arc<Access>,
+    pub store: Store,
+    /// What the HTTP layer itself reads: cookies, the admin token, session timeouts.
+    pub settings: Arc<Settings>,
+    /// The service key, for the console's operator fingerprint.
+    pub secret_box: SecretBox,
 }
 
 impl FromRef<AppState> for Sso {
     fn from_ref(s: &AppState) -> Sso {
         s.sso.clone()
     }
+}
+
+impl FromRef<AppState> for Arc<Access> {
+    fn from_ref(s: &AppState) -> Arc<Access> {
+        s.access.clone()
+    }
+}
+
+impl FromRef<AppState> for Store {
+    fn from_ref(s: &AppState) -> Store {
+        s.store.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<Settings> {
+    fn from_ref(s: &AppState) -> Arc<Settings> {
+        s.settings.clone()
+    }
+}
+
+/// 303 to `to`, never cached.
+pub fn see_other(to: &str) -> Response {
+    let mut res = Redirect::to(to).into_response();
+    res.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    res
 }
 
 /// The request id set by the request-id layer, to show on pages and quote in support.
@@ -60,8 +102,8 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-async fn readyz(axum::extract::State(sso): axum::extract::State<Sso>) -> impl IntoResponse {
-    if sso.store.ping().await {
+async fn readyz(State(store): State<Store>) -> impl IntoResponse {
+    if store.ping().await {
         (StatusCode::OK, "ready")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
@@ -94,6 +136,6 @@ pub fn router() -> Router<AppState> {
         .merge(admin::router())
         .merge(browser::router())
         .merge(console::router())
-        .merge(secrets::router())
+        .merge(jwt_secrets::router())
         .merge(tokens::router())
 }

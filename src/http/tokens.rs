@@ -1,6 +1,8 @@
 //! Apps and APIs: `GET /auth/{slug}/verify` (for reverse proxies and services),
 //! `POST /api/v1/me/token` and `GET /.well-known/jwks.json`.
 
+use std::sync::Arc;
+
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -8,14 +10,13 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use axum_extra::extract::cookie::CookieJar;
 use serde_json::json;
-use tower_sessions::Session;
 
 use super::error::ApiError;
+use super::signed_in::{not_signed_in, ApiSignedIn};
 use super::{now, AppState};
-use crate::auth::{Denied, Identity};
+use crate::access::{Access, Denied, Identity, KeyError};
+use crate::configuration::Settings;
 use crate::jwt::verify::invalid_token_challenge;
-use crate::sso::Sso;
-use crate::store::sessions::sid_hash;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -80,7 +81,7 @@ fn granted(id: Identity) -> Response {
     };
     set("x-auth-subject", Some(&id.subject));
     set("x-auth-email", id.email.as_deref());
-    set("x-auth-role", id.role.as_deref());
+    set("x-auth-role", id.role.map(|r| r.as_str()));
     set("x-auth-org", Some(&id.org));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     res
@@ -88,9 +89,13 @@ fn granted(id: Identity) -> Response {
 
 /// `GET /auth/{slug}/verify`: 200 with `X-Auth-*` headers, 401 with a reason, or 503 when the
 /// token cannot be checked now. A bearer token wins over a session cookie when both are sent.
-async fn verify(State(sso): State<Sso>, Path(slug): Path<String>, headers: HeaderMap) -> Response {
-    let gate = &sso.gate;
-    let org = match gate.org(&sso, &slug).await {
+async fn verify(
+    State(access): State<Arc<Access>>,
+    State(settings): State<Arc<Settings>>,
+    Path(slug): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let org = match access.org(&slug).await {
         Ok(org) => org,
         Err(e) => return denied(e),
     };
@@ -99,15 +104,16 @@ async fn verify(State(sso): State<Sso>, Path(slug): Path<String>, headers: Heade
             v.strip_prefix("Bearer ")
                 .or_else(|| v.strip_prefix("bearer "))
         }) {
-            Some(token) => gate.verify_bearer(&sso, &org, token.trim(), now()).await,
+            Some(token) => access.verify_bearer(&org, token.trim(), now()).await,
             None => Err(Denied::Unauthenticated(
                 "the Authorization header must be Bearer <token>",
             )),
         }
     } else if let Some(cookie) =
-        CookieJar::from_headers(&headers).get(&sso.settings.session.cookie_name)
+        CookieJar::from_headers(&headers).get(&settings.session.cookie_name)
     {
-        gate.verify_cookie(&sso, &org, cookie.value(), now().unix_timestamp())
+        access
+            .verify_cookie(&org, cookie.value(), now().unix_timestamp())
             .await
     } else {
         Err(Denied::Unauthenticated(
@@ -121,39 +127,16 @@ async fn verify(State(sso): State<Sso>, Path(slug): Path<String>, headers: Heade
 }
 
 /// `POST /api/v1/me/token`: a short-lived JWT for the signed-in user.
-async fn mint(State(sso): State<Sso>, session: Session) -> Response {
-    let not_signed_in = || {
-        ApiError::unauthorized(
-            "You are not signed in: sign in through your organisation's login link.",
-        )
-        .into_response()
-    };
-    // Loading through the session layer applies the absolute timeout and idle refresh.
-    match super::session::current(&session, &sso.settings.session, now().unix_timestamp()).await {
-        Ok(Some(_)) => {}
-        Ok(None) => return not_signed_in(),
-        Err(e) => return ApiError::unavailable(e).into_response(),
-    }
+async fn mint(
+    State(access): State<Arc<Access>>,
+    ApiSignedIn { session, .. }: ApiSignedIn,
+) -> Response {
+    // The extractor applied the absolute timeout and idle refresh through the session layer.
     let Some(id) = session.id().map(|i| i.to_string()) else {
-        return not_signed_in();
+        return not_signed_in().into_response();
     };
-    let who = match sso
-        .gate
-        .sessions
-        .lookup(
-            &sso.store,
-            &sso.settings.session,
-            &sid_hash(&id),
-            now().unix_timestamp(),
-        )
-        .await
-    {
-        Ok(Some(w)) => w,
-        Ok(None) => return not_signed_in(),
-        Err(e) => return ApiError::from(e).into_response(),
-    };
-    match sso.gate.mint(&sso, &who, &id, now()).await {
-        Ok((token, ttl)) => {
+    match access.mint_for_session(&id, now()).await {
+        Ok(Some((token, ttl))) => {
             let mut res =
                 Json(json!({"access_token": token, "token_type": "Bearer", "expires_in": ttl}))
                     .into_response();
@@ -161,21 +144,17 @@ async fn mint(State(sso): State<Sso>, session: Session) -> Response {
                 .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             res
         }
+        Ok(None) => not_signed_in().into_response(),
         Err(e) => denied(e),
     }
 }
 
 /// `GET /.well-known/jwks.json`: every public key tokens are signed with, retired ones
 /// included until their tokens expire.
-async fn jwks(State(sso): State<Sso>) -> Response {
-    match sso
-        .gate
-        .keys
-        .jwks(&sso.store, &sso.secrets, now().unix_timestamp())
-        .await
-    {
+async fn jwks(State(access): State<Arc<Access>>) -> Response {
+    match access.jwks_document(now().unix_timestamp()).await {
         Ok(doc) => ([(header::CACHE_CONTROL, "public, max-age=300")], Json(doc)).into_response(),
-        Err(crate::auth::keys::KeyError::Store(e)) => ApiError::from(e).into_response(),
+        Err(KeyError::Store(e)) => ApiError::from(e).into_response(),
         Err(e) => ApiError::internal(e).into_response(),
     }
 }

@@ -5,7 +5,7 @@ use crate::crypto::{random_token, Secret};
 use crate::domain::{parse_scopes, Invalid, Issuer};
 use crate::oidc::discovery::{discover, DiscoveryError, ProviderMetadata};
 use crate::oidc::egress::Egress;
-use crate::store::{new_id, ConnectionRow, DisconnectCounts, OrgRow, StoreError};
+use crate::store::{new_id, Connection, ConnectionStatus, DisconnectCounts, OrgRow, StoreError};
 
 /// `PUT /api/v1/orgs/{slug}/sso`.
 #[derive(Debug, Deserialize)]
@@ -92,18 +92,14 @@ fn check_secret(s: &Secret) -> Result<(), Invalid> {
 }
 
 impl Sso {
-    pub fn view(&self, c: &ConnectionRow) -> ConnectionView {
+    pub fn view(&self, c: &Connection) -> ConnectionView {
         ConnectionView {
-            status: if c.is_connected() {
-                "connected"
-            } else {
-                "disconnected"
-            },
+            status: c.status.as_str(),
             issuer: c.issuer.clone(),
             client_id: c.client_id.clone(),
-            scopes: serde_json::from_str(&c.scopes).unwrap_or_default(),
+            scopes: c.scopes.clone(),
             login_url: c.is_connected().then(|| self.login_url(&c.login_id)),
-            redirect_uri: self.settings.redirect_uri(),
+            redirect_uri: self.redirect_uri(),
             groups_claim: c.groups_claim.clone(),
             created_at: c.created_at,
             updated_at: c.updated_at,
@@ -120,7 +116,7 @@ impl Sso {
         actor: &str,
         egress: Egress,
         now: i64,
-    ) -> Result<(ConnectionRow, bool), ConnectError> {
+    ) -> Result<(Connection, bool), ConnectError> {
         let issuer = Issuer::parse(&req.issuer)?;
         let client_id = parse_client_id(&req.client_id)?;
         let scopes = parse_scopes(req.scopes)?;
@@ -155,18 +151,16 @@ impl Sso {
                 url: meta.jwks_uri.clone(),
                 reason: e.to_string(),
             })?;
-        let metadata = serde_json::to_string(&meta).expect("metadata serialises");
-        let scopes_json = serde_json::to_string(&scopes).expect("scopes serialise");
         let detail = serde_json::json!({"issuer": issuer.as_str(), "client_id": client_id, "scopes": scopes, "groups_claim": groups_claim});
         let row = match current {
             Some(mut c) => {
                 if let Some(s) = &req.client_secret {
-                    c.client_secret_enc = self.secrets.encrypt(s.expose(), &c.id);
+                    c.client_secret_enc = self.secret_box.encrypt(s.expose(), &c.id);
                 }
                 c.issuer = issuer.as_str().to_owned();
                 c.client_id = client_id;
-                c.scopes = scopes_json;
-                c.metadata = metadata;
+                c.scopes = scopes;
+                c.metadata = meta;
                 c.updated_at = now;
                 if let Some(g) = groups_claim {
                     c.groups_claim = g;
@@ -179,17 +173,17 @@ impl Sso {
             None => {
                 let id = new_id();
                 let secret = req.client_secret.as_ref().expect("checked above");
-                let c = ConnectionRow {
-                    client_secret_enc: self.secrets.encrypt(secret.expose(), &id),
+                let c = Connection {
+                    client_secret_enc: self.secret_box.encrypt(secret.expose(), &id),
                     id,
                     org_id: org.id.clone(),
                     // 256 bits: the login URL is shared, but not guessable.
                     login_id: random_token(32),
                     issuer: issuer.as_str().to_owned(),
                     client_id,
-                    scopes: scopes_json,
-                    metadata,
-                    status: "connected".into(),
+                    scopes,
+                    metadata: meta,
+                    status: ConnectionStatus::Connected,
                     created_at: now,
                     updated_at: now,
                     disconnected_at: None,

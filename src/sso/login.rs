@@ -1,5 +1,3 @@
-use std::time::Duration;
-
 use openidconnect::PkceCodeChallenge;
 use serde::Deserialize;
 use time::OffsetDateTime;
@@ -10,10 +8,9 @@ use crate::domain::{EmailAddress, ReturnTo};
 use crate::oidc::client::{
     authorize_url, exchange_code, printable, AuthorizeRequest, ExchangeError,
 };
-use crate::oidc::discovery::ProviderMetadata;
 use crate::oidc::idtoken::{self, Expectations, IdTokenError};
-use crate::roles::Outcome;
-use crate::store::{ConnectionRow, FlowRow, NewLogin, StoreError};
+use crate::roles::{Outcome, Role};
+use crate::store::{FlowRow, NewLogin, StoreError};
 
 /// Query parameters of `GET /sso/callback`.
 #[derive(Debug, Default, Deserialize)]
@@ -31,7 +28,7 @@ pub struct LoginSuccess {
     pub user_id: String,
     pub org_id: String,
     pub connection_id: String,
-    pub role: String,
+    pub role: Role,
     pub return_to: String,
 }
 
@@ -88,11 +85,6 @@ impl LoginError {
     }
 }
 
-fn metadata(c: &ConnectionRow) -> Result<ProviderMetadata, LoginError> {
-    serde_json::from_str(&c.metadata)
-        .map_err(|e| StoreError::Corrupt(format!("connection {} metadata: {e}", c.id)).into())
-}
-
 impl Sso {
     /// Begins a sign-in through the connection behind `login_id`: stores the flow (state,
     /// nonce, PKCE verifier, browser binding) and returns the IdP authorization URL.
@@ -117,19 +109,17 @@ impl Sso {
             .transpose()
             .map_err(|e| LoginError::BadRequest(e.to_string()))?;
         let login_hint = login_hint.and_then(|h| EmailAddress::parse(h).ok());
-        let meta = metadata(&conn)?;
+        let meta = &conn.metadata;
         let state = random_token(32);
         let nonce = random_token(32);
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-        let scopes: Vec<String> =
-            serde_json::from_str(&conn.scopes).unwrap_or_else(|_| vec!["openid".into()]);
-        let redirect_uri = self.settings.redirect_uri();
+        let redirect_uri = self.redirect_uri();
         let url = authorize_url(
-            &meta,
+            meta,
             &AuthorizeRequest {
                 client_id: &conn.client_id,
                 redirect_uri: &redirect_uri,
-                scopes: &scopes,
+                scopes: &conn.scopes,
                 state: &state,
                 nonce: &nonce,
                 code_challenge: challenge.as_str(),
@@ -146,7 +136,7 @@ impl Sso {
                 pkce_verifier: verifier.secret().clone(),
                 return_to: return_to.map(|r| r.as_str().to_owned()),
                 created_at: now,
-                expires_at: now + self.settings.login.flow_ttl_secs as i64,
+                expires_at: now + self.settings.flow_ttl_secs,
             })
             .await?;
         Ok(url)
@@ -186,7 +176,7 @@ impl Sso {
         if !conn.is_connected() {
             return Err(LoginError::Retired);
         }
-        let meta = metadata(&conn)?;
+        let meta = &conn.metadata;
         // RFC 9207: the answer must come from the issuer we sent the browser to (mix-up defence).
         match &params.iss {
             Some(iss) if iss != &conn.issuer => return Err(LoginError::WrongIssuer { got: printable(iss, 200) }),
@@ -217,13 +207,13 @@ impl Sso {
             })?;
 
         let secret = self
-            .secrets
+            .secret_box
             .decrypt(&conn.client_secret_enc, &conn.id)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let redirect_uri = self.settings.redirect_uri();
+        let redirect_uri = self.redirect_uri();
         let id_token = exchange_code(
             &self.http,
-            &meta,
+            meta,
             &conn.client_id,
             &secret,
             code,
@@ -236,15 +226,14 @@ impl Sso {
             .map_err(|e| StoreError::Corrupt(format!("jwks_uri: {e}")))?;
         let cache = self.jwks.get(&jwks_uri);
         let algorithms = meta.id_token_algorithms();
-        let oidc = &self.settings.oidc;
         let expect = Expectations {
             issuer: &conn.issuer,
             client_id: &conn.client_id,
             nonce: &flow.nonce,
             algorithms: &algorithms,
             trusted_audiences: &[],
-            leeway: Duration::from_secs(oidc.clock_leeway_secs),
-            max_iat_age: Duration::from_secs(oidc.max_id_token_age_secs),
+            leeway: self.settings.leeway,
+            max_iat_age: self.settings.max_id_token_age,
         };
         let verified = idtoken::verify(&id_token, &cache, &expect, now).await?;
 
@@ -274,7 +263,7 @@ impl Sso {
                 name: verified.name.as_deref(),
                 org_id: &conn.org_id,
                 connection_id: &conn.id,
-                role: role.as_str(),
+                role,
                 claims_json: &claims_json,
                 now: ts,
             })
@@ -283,7 +272,7 @@ impl Sso {
             user_id: outcome.user_id,
             org_id: conn.org_id,
             connection_id: conn.id,
-            role: role.as_str().to_owned(),
+            role,
             return_to: flow.return_to.unwrap_or_else(|| "/".into()),
         })
     }

@@ -1,47 +1,93 @@
 //! The SSO life cycle without HTTP types: connecting an IdP, starting and finishing a sign-in,
-//! role mapping and disconnecting. Handlers in `http/` stay thin and call into here; the
-//! current time is passed in so tests can pin it.
+//! routing an email to its org, role mapping, the IdP's end-session URL and disconnecting.
+//! Handlers in `http/` stay thin and call into here; the current time is passed in so tests can
+//! pin it. [`Sso`] owns what it needs behind private fields and never calls into `access`.
 
 mod connect;
+mod jwt_secrets;
 mod login;
+mod mappings;
 mod orgs;
-mod secrets;
+mod routing;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 pub use connect::{ConnectError, ConnectRequest, ConnectionView};
+pub use jwt_secrets::SecretError;
 pub use login::{CallbackParams, LoginError, LoginSuccess};
 pub use orgs::OrgError;
-pub use secrets::SecretError;
+pub use routing::EmailRoute;
 
 use crate::configuration::Settings;
 use crate::crypto::SecretBox;
 use crate::jose::jwks::JwksRegistry;
-use crate::roles::{RoleMapping, RoleMappingSpec};
+use crate::roles::RoleMapping;
+use crate::store::events::EventSink;
 use crate::store::{Store, StoreError};
 
-/// Everything the SSO logic needs, built once at start.
+/// The slice of the settings [`Sso`] reads.
+#[derive(Debug, Clone)]
+pub struct SsoSettings {
+    /// The public URL without a trailing slash.
+    pub public_base: String,
+    pub flow_ttl_secs: i64,
+    pub leeway: Duration,
+    pub max_id_token_age: Duration,
+}
+
+impl SsoSettings {
+    pub fn from_settings(s: &Settings) -> Self {
+        SsoSettings {
+            public_base: s.public_url.as_str().trim_end_matches('/').to_owned(),
+            flow_ttl_secs: s.login.flow_ttl_secs as i64,
+            leeway: Duration::from_secs(s.oidc.clock_leeway_secs),
+            max_id_token_age: Duration::from_secs(s.oidc.max_id_token_age_secs),
+        }
+    }
+
+    fn public_path(&self, path: &str) -> String {
+        format!("{}{path}", self.public_base)
+    }
+}
+
+/// Everything the SSO logic needs, built once at start. Cheap to clone.
 #[derive(Clone)]
 pub struct Sso {
-    pub store: Store,
-    pub settings: Arc<Settings>,
-    pub secrets: SecretBox,
-    pub http: reqwest::Client,
-    pub jwks: Arc<JwksRegistry>,
-    /// Verify-endpoint caches and token minting; revocations here invalidate them at once.
-    pub gate: Arc<crate::auth::Gate>,
+    store: Store,
+    settings: Arc<SsoSettings>,
+    secret_box: SecretBox,
+    http: reqwest::Client,
+    jwks: Arc<JwksRegistry>,
+    mappings: Arc<mappings::MappingCache>,
 }
 
 impl Sso {
-    /// The org's rule set, or the default (everyone is a viewer) when none was ever set.
-    pub async fn role_mapping(&self, org_id: &str) -> Result<RoleMapping, StoreError> {
-        let spec = match self.store.role_mapping(org_id).await? {
-            Some(json) => serde_json::from_str::<RoleMappingSpec>(&json)
-                .map_err(|e| StoreError::Corrupt(format!("role mapping of org {org_id}: {e}")))?,
-            None => RoleMappingSpec::default(),
-        };
-        RoleMapping::compile(spec)
-            .map_err(|e| StoreError::Corrupt(format!("role mapping of org {org_id}: {e}")))
+    pub fn new(
+        store: Store,
+        secret_box: SecretBox,
+        http: reqwest::Client,
+        jwks: Arc<JwksRegistry>,
+        settings: SsoSettings,
+    ) -> Self {
+        Sso {
+            store,
+            settings: Arc::new(settings),
+            secret_box,
+            http,
+            jwks,
+            mappings: Arc::default(),
+        }
+    }
+
+    /// What must hear committed changes for this service's caches to stay right.
+    pub fn event_sink(&self) -> Arc<dyn EventSink> {
+        self.mappings.clone()
+    }
+
+    /// The org's compiled rule set, or the default (everyone is a viewer) when none was set.
+    pub async fn role_mapping(&self, org_id: &str) -> Result<Arc<RoleMapping>, StoreError> {
+        self.mappings.get(&self.store, org_id).await
     }
 
     /// Stores a rule set; it is a `RoleMapping`, so it was validated whole before this.
@@ -52,11 +98,31 @@ impl Sso {
         actor: &str,
         now: i64,
     ) -> Result<(), StoreError> {
-        let json = serde_json::to_string(mapping.spec()).expect("a rule set serialises");
-        self.store.put_role_mapping(org_id, &json, actor, now).await
+        self.store
+            .put_role_mapping(org_id, mapping.spec(), actor, now)
+            .await
     }
 
     pub fn login_url(&self, login_id: &str) -> String {
         self.settings.public_path(&format!("/sso/{login_id}"))
+    }
+
+    /// `{public_url}/sso/callback`, the one redirect URI admins register at their IdP.
+    pub fn redirect_uri(&self) -> String {
+        self.settings.public_path("/sso/callback")
+    }
+
+    /// Ends one of the user's own sessions in this org (not the current one: the caller ends
+    /// that through the session layer).
+    pub async fn end_own_session(
+        &self,
+        org_id: &str,
+        user_id: &str,
+        sid_hash: &str,
+    ) -> Result<(), StoreError> {
+        self.store
+            .end_user_session(org_id, user_id, sid_hash)
+            .await
+            .map(|_| ())
     }
 }

@@ -1,8 +1,27 @@
 use super::events::{notify_in_tx, Event};
-use super::{audit_in_tx, on_db, Result, Store};
+use super::{audit_in_tx, on_db, Result, Store, StoreError};
+use crate::oidc::discovery::ProviderMetadata;
 
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct ConnectionRow {
+/// Whether a connection's login URL works.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionStatus {
+    Connected,
+    /// Retired by a disconnect: its login URL answers 410 for good.
+    Disconnected,
+}
+
+impl ConnectionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectionStatus::Connected => "connected",
+            ConnectionStatus::Disconnected => "disconnected",
+        }
+    }
+}
+
+/// An org's IdP connection, parsed once as it is read.
+#[derive(Debug, Clone)]
+pub struct Connection {
     pub id: String,
     pub org_id: String,
     pub login_id: String,
@@ -10,11 +29,10 @@ pub struct ConnectionRow {
     pub client_id: String,
     /// Encrypted with the service's secret key, bound to `id`.
     pub client_secret_enc: String,
-    /// JSON array of scopes.
-    pub scopes: String,
-    /// JSON of the provider metadata found by discovery.
-    pub metadata: String,
-    pub status: String,
+    pub scopes: Vec<String>,
+    /// What discovery found.
+    pub metadata: ProviderMetadata,
+    pub status: ConnectionStatus,
     pub created_at: i64,
     pub updated_at: i64,
     pub disconnected_at: Option<i64>,
@@ -22,10 +40,63 @@ pub struct ConnectionRow {
     pub groups_claim: Option<String>,
 }
 
-impl ConnectionRow {
+impl Connection {
     pub fn is_connected(&self) -> bool {
-        self.status == "connected"
+        self.status == ConnectionStatus::Connected
     }
+}
+
+/// The row as stored: scopes and metadata are JSON text.
+#[derive(sqlx::FromRow)]
+struct StoredConnection {
+    id: String,
+    org_id: String,
+    login_id: String,
+    issuer: String,
+    client_id: String,
+    client_secret_enc: String,
+    scopes: String,
+    metadata: String,
+    status: String,
+    created_at: i64,
+    updated_at: i64,
+    disconnected_at: Option<i64>,
+    groups_claim: Option<String>,
+}
+
+impl TryFrom<StoredConnection> for Connection {
+    type Error = StoreError;
+    fn try_from(r: StoredConnection) -> Result<Connection> {
+        let corrupt = |what: &str, e: &dyn std::fmt::Display| {
+            StoreError::Corrupt(format!("connection {} {what}: {e}", r.id))
+        };
+        let status = match r.status.as_str() {
+            "connected" => ConnectionStatus::Connected,
+            "disconnected" => ConnectionStatus::Disconnected,
+            other => return Err(corrupt("status", &other)),
+        };
+        let scopes = serde_json::from_str(&r.scopes).map_err(|e| corrupt("scopes", &e))?;
+        let metadata = serde_json::from_str(&r.metadata).map_err(|e| corrupt("metadata", &e))?;
+        Ok(Connection {
+            scopes,
+            metadata,
+            status,
+            id: r.id,
+            org_id: r.org_id,
+            login_id: r.login_id,
+            issuer: r.issuer,
+            client_id: r.client_id,
+            client_secret_enc: r.client_secret_enc,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            disconnected_at: r.disconnected_at,
+            groups_claim: r.groups_claim,
+        })
+    }
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).expect("scopes and metadata serialise")
 }
 
 #[derive(Debug, Clone, Copy, serde::Serialize)]
@@ -41,7 +112,7 @@ impl Store {
     /// the one-connected-per-org index and is a `Conflict`.
     pub async fn insert_connection(
         &self,
-        c: &ConnectionRow,
+        c: &Connection,
         actor: &str,
         detail: &serde_json::Value,
     ) -> Result<()> {
@@ -49,7 +120,7 @@ impl Store {
             let mut tx = p.begin().await?;
             sqlx::query(&format!("INSERT INTO sso_connections ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"))
                 .bind(&c.id).bind(&c.org_id).bind(&c.login_id).bind(&c.issuer).bind(&c.client_id)
-                .bind(&c.client_secret_enc).bind(&c.scopes).bind(&c.metadata).bind(&c.status)
+                .bind(&c.client_secret_enc).bind(to_json(&c.scopes)).bind(to_json(&c.metadata)).bind(c.status.as_str())
                 .bind(c.created_at).bind(c.updated_at).bind(c.disconnected_at).bind(&c.groups_claim)
                 .execute(&mut *tx).await?;
             audit_in_tx!(tx, &c.org_id, actor, "sso.connect", detail, c.updated_at)?;
@@ -62,7 +133,7 @@ impl Store {
     /// is no longer connected.
     pub async fn update_connection(
         &self,
-        c: &ConnectionRow,
+        c: &Connection,
         actor: &str,
         detail: &serde_json::Value,
     ) -> Result<bool> {
@@ -71,8 +142,8 @@ impl Store {
             let n = sqlx::query(
                 "UPDATE sso_connections SET issuer = $1, client_id = $2, client_secret_enc = $3, scopes = $4, metadata = $5, updated_at = $6, groups_claim = $7
                  WHERE id = $8 AND status = 'connected'")
-                .bind(&c.issuer).bind(&c.client_id).bind(&c.client_secret_enc).bind(&c.scopes)
-                .bind(&c.metadata).bind(c.updated_at).bind(&c.groups_claim).bind(&c.id)
+                .bind(&c.issuer).bind(&c.client_id).bind(&c.client_secret_enc).bind(to_json(&c.scopes))
+                .bind(to_json(&c.metadata)).bind(c.updated_at).bind(&c.groups_claim).bind(&c.id)
                 .execute(&mut *tx).await?.rows_affected();
             if n == 1 {
                 audit_in_tx!(tx, &c.org_id, actor, "sso.update", detail, c.updated_at)?;
@@ -83,27 +154,24 @@ impl Store {
         Ok(updated)
     }
 
-    pub async fn connection_by_login_id(&self, login_id: &str) -> Result<Option<ConnectionRow>> {
-        Ok(
-            on_db!(self.db(), p => sqlx::query_as::<_, ConnectionRow>(&format!("SELECT {COLUMNS} FROM sso_connections WHERE login_id = $1"))
-            .bind(login_id).fetch_optional(p).await?),
-        )
+    pub async fn connection_by_login_id(&self, login_id: &str) -> Result<Option<Connection>> {
+        let row = on_db!(self.db(), p => sqlx::query_as::<_, StoredConnection>(&format!("SELECT {COLUMNS} FROM sso_connections WHERE login_id = $1"))
+            .bind(login_id).fetch_optional(p).await?);
+        row.map(Connection::try_from).transpose()
     }
 
-    pub async fn connection_by_id(&self, id: &str) -> Result<Option<ConnectionRow>> {
-        Ok(
-            on_db!(self.db(), p => sqlx::query_as::<_, ConnectionRow>(&format!("SELECT {COLUMNS} FROM sso_connections WHERE id = $1"))
-            .bind(id).fetch_optional(p).await?),
-        )
+    pub async fn connection_by_id(&self, id: &str) -> Result<Option<Connection>> {
+        let row = on_db!(self.db(), p => sqlx::query_as::<_, StoredConnection>(&format!("SELECT {COLUMNS} FROM sso_connections WHERE id = $1"))
+            .bind(id).fetch_optional(p).await?);
+        row.map(Connection::try_from).transpose()
     }
 
     /// The org's newest connection, connected or not.
-    pub async fn latest_connection(&self, org_id: &str) -> Result<Option<ConnectionRow>> {
-        Ok(
-            on_db!(self.db(), p => sqlx::query_as::<_, ConnectionRow>(&format!(
+    pub async fn latest_connection(&self, org_id: &str) -> Result<Option<Connection>> {
+        let row = on_db!(self.db(), p => sqlx::query_as::<_, StoredConnection>(&format!(
             "SELECT {COLUMNS} FROM sso_connections WHERE org_id = $1 ORDER BY (status = 'connected') DESC, created_at DESC, id DESC LIMIT 1"))
-            .bind(org_id).fetch_optional(p).await?),
-        )
+            .bind(org_id).fetch_optional(p).await?);
+        row.map(Connection::try_from).transpose()
     }
 
     /// What a disconnect would do now: the live SSO sessions it would end and the SSO members

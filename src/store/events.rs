@@ -17,13 +17,35 @@ pub enum Event {
     SecretsChanged { org_id: String },
     /// The service's signing key was rotated.
     KeysRotated,
+    /// An org's role mapping was saved.
+    RoleMappingChanged { org_id: String },
 }
 
-/// Who acts on changes in this process (the verify endpoint's caches). The store calls it right
-/// after each change commits, so the instance that made a change never serves it stale, and
-/// handlers need not remember to invalidate anything themselves.
+/// Who acts on changes in this process (the services' caches). The store calls it right after
+/// each change commits, so the instance that made a change never serves it stale, and handlers
+/// need not remember to invalidate anything themselves.
 pub trait EventSink: Send + Sync {
     fn apply(&self, event: &Event);
+    /// Whether every change is heard (always on SQLite; on PostgreSQL while the listener is
+    /// connected). A sink that is not live must bypass its caches; it starts live.
+    fn set_live(&self, live: bool);
+}
+
+/// Several sinks told of every change in turn.
+pub struct Sinks(pub Vec<std::sync::Arc<dyn EventSink>>);
+
+impl EventSink for Sinks {
+    fn apply(&self, event: &Event) {
+        for s in &self.0 {
+            s.apply(event);
+        }
+    }
+
+    fn set_live(&self, live: bool) {
+        for s in &self.0 {
+            s.set_live(live);
+        }
+    }
 }
 
 impl Event {

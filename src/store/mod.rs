@@ -17,12 +17,13 @@ mod connections;
 pub mod events;
 mod flows;
 mod jwt;
+pub mod listen;
 mod orgs;
 pub mod sessions;
 mod users;
 
 pub use audit::AuditEvent;
-pub use connections::{ConnectionRow, DisconnectCounts};
+pub use connections::{Connection, ConnectionStatus, DisconnectCounts};
 pub use flows::FlowRow;
 pub use jwt::{JwtSecretRow, SigningKeyRow};
 pub use orgs::OrgRow;

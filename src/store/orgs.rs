@@ -1,4 +1,6 @@
-use super::{audit_in_tx, on_db, Result, Store};
+use super::events::{notify_in_tx, Event};
+use super::{audit_in_tx, on_db, Result, Store, StoreError};
+use crate::roles::RoleMappingSpec;
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
 pub struct OrgRow {
@@ -86,30 +88,41 @@ impl Store {
     }
 
     /// The org's role-mapping rule set as stored JSON, if one was ever set.
-    pub async fn role_mapping(&self, org_id: &str) -> Result<Option<String>> {
+    /// The org's stored rule set (`None`: never set).
+    pub async fn role_mapping(&self, org_id: &str) -> Result<Option<RoleMappingSpec>> {
         let row: Option<(String,)> = on_db!(self.db(), p => sqlx::query_as("SELECT spec FROM role_mappings WHERE org_id = $1")
             .bind(org_id).fetch_optional(p).await?);
-        Ok(row.map(|r| r.0))
+        row.map(|(json,)| {
+            serde_json::from_str(&json)
+                .map_err(|e| StoreError::Corrupt(format!("role mapping of org {org_id}: {e}")))
+        })
+        .transpose()
     }
 
+    /// Stores a rule set (validated whole by the caller) and announces the change.
     pub async fn put_role_mapping(
         &self,
         org_id: &str,
-        spec_json: &str,
+        spec: &RoleMappingSpec,
         actor: &str,
         now: i64,
     ) -> Result<()> {
-        let detail: serde_json::Value = serde_json::from_str(spec_json).unwrap_or_default();
+        let detail = serde_json::to_value(spec).expect("a rule set serialises");
+        let changed = Event::RoleMappingChanged {
+            org_id: org_id.to_owned(),
+        };
         on_db!(self.db(), p => {
             let mut tx = p.begin().await?;
             sqlx::query(
                 "INSERT INTO role_mappings (org_id, spec, updated_at) VALUES ($1, $2, $3)
                  ON CONFLICT (org_id) DO UPDATE SET spec = excluded.spec, updated_at = excluded.updated_at")
-                .bind(org_id).bind(spec_json).bind(now)
+                .bind(org_id).bind(detail.to_string()).bind(now)
                 .execute(&mut *tx).await?;
             audit_in_tx!(tx, org_id, actor, "role_mapping.update", detail, now)?;
+            notify_in_tx!(self.db(), tx, changed);
             tx.commit().await?;
         });
+        self.announce(&changed);
         Ok(())
     }
 }

@@ -13,10 +13,8 @@ use tower_sessions::session_store::{Error, Result as StoreResult, SessionStore};
 use super::events::{notify_in_tx, Event};
 use super::{on_db, Db, Store};
 
-/// Session keys the columns are taken from.
-pub const KEY_USER: &str = "uid";
-pub const KEY_ORG: &str = "org";
-pub const KEY_CONNECTION: &str = "conn";
+use crate::roles::Role;
+use crate::session::keys::{CONNECTION as KEY_CONNECTION, ORG as KEY_ORG, USER as KEY_USER};
 
 #[derive(Debug, Clone)]
 pub struct DbSessionStore {
@@ -82,7 +80,8 @@ pub struct LiveSessionRow {
     pub org_slug: String,
     pub expires_at: i64,
     pub data: String,
-    pub role: String,
+    #[sqlx(try_from = "String")]
+    pub role: Role,
     pub email: Option<String>,
     pub name: Option<String>,
 }

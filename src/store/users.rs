@@ -1,4 +1,5 @@
 use super::{audit_in_tx, new_id, on_db, OrgRow, Result, Store};
+use crate::roles::Role;
 
 /// What a verified sign-in tells the store.
 #[derive(Debug, Clone)]
@@ -9,7 +10,7 @@ pub struct NewLogin<'a> {
     pub name: Option<&'a str>,
     pub org_id: &'a str,
     pub connection_id: &'a str,
-    pub role: &'a str,
+    pub role: Role,
     /// The ID token's claims as JSON, kept on the membership for the rule dry run.
     pub claims_json: &'a str,
     pub now: i64,
@@ -19,7 +20,7 @@ pub struct NewLogin<'a> {
 pub struct EnrolOutcome {
     pub user_id: String,
     pub new_user: bool,
-    pub previous_role: Option<String>,
+    pub previous_role: Option<Role>,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
@@ -27,7 +28,8 @@ pub struct MemberRow {
     pub user_id: String,
     pub email: Option<String>,
     pub name: Option<String>,
-    pub role: String,
+    #[sqlx(try_from = "String")]
+    pub role: Role,
     pub source: String,
     pub last_login_at: Option<i64>,
 }
@@ -86,13 +88,14 @@ impl Store {
                  ON CONFLICT (org_id, user_id) DO UPDATE SET role = excluded.role, source = 'sso',
                    connection_id = excluded.connection_id, last_login_at = excluded.last_login_at,
                    last_claims = excluded.last_claims, updated_at = excluded.updated_at")
-                .bind(l.org_id).bind(&user_id).bind(l.role).bind(l.connection_id).bind(l.now).bind(l.claims_json)
+                .bind(l.org_id).bind(&user_id).bind(l.role.as_str()).bind(l.connection_id).bind(l.now).bind(l.claims_json)
                 .execute(&mut *tx).await?;
-            let previous_role = previous.map(|r| r.0);
-            let login = serde_json::json!({"user_id": user_id, "connection_id": l.connection_id, "role": l.role, "new_user": new_user});
+            // An unknown stored role reads as none, so the change is written and audited.
+            let previous_role = previous.and_then(|r| r.0.parse::<Role>().ok());
+            let login = serde_json::json!({"user_id": user_id, "connection_id": l.connection_id, "role": l.role.as_str(), "new_user": new_user});
             audit_in_tx!(tx, l.org_id, &format!("user:{user_id}"), "login", login, l.now)?;
-            if previous_role.as_deref() != Some(l.role) {
-                let change = serde_json::json!({"user_id": user_id, "from": previous_role, "to": l.role});
+            if previous_role != Some(l.role) {
+                let change = serde_json::json!({"user_id": user_id, "from": previous_role.map(|r| r.as_str()), "to": l.role.as_str()});
                 audit_in_tx!(tx, l.org_id, "rules", "member.role_change", change, l.now)?;
             }
             tx.commit().await?;

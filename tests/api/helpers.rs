@@ -3,10 +3,11 @@
 
 use std::time::Duration;
 
+use orgsso::access::Access;
 use orgsso::configuration::Settings;
 use orgsso::crypto::Secret;
-use orgsso::sso::Sso;
 use orgsso::startup::Application;
+use orgsso::store::Store;
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{json, Value};
 use tempfile::TempDir;
@@ -24,7 +25,8 @@ pub struct TestApp {
     pub public: String,
     pub database_url: String,
     pub api: Client,
-    pub sso: Sso,
+    pub store: Store,
+    pub access: std::sync::Arc<Access>,
     pub db_path: std::path::PathBuf,
     _dir: TempDir,
     _server: tokio::task::JoinHandle<()>,
@@ -66,7 +68,7 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
     let app = Application::build_with_listener(settings, listener)
         .await
         .expect("app builds");
-    let sso = app.sso.clone();
+    let (store, access) = (app.state.store.clone(), app.state.access.clone());
     let server = tokio::spawn(async move {
         app.run_until_stopped().await.expect("server runs");
     });
@@ -78,7 +80,8 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
             .timeout(Duration::from_secs(20))
             .build()
             .unwrap(),
-        sso,
+        store,
+        access,
         db_path,
         _dir: dir,
         _server: server,

@@ -200,11 +200,11 @@ async fn multi_instance_sessions_and_revocations_cross_instances_at_once() {
 
     // Key rotation on one instance reaches the others: a token signed with the new key verifies
     // everywhere, the JWKS of every instance lists it.
-    let row = orgsso::auth::keys::new_key_row(
-        &c.sso.secrets,
-        time::OffsetDateTime::now_utc().unix_timestamp(),
-    );
-    c.sso.store.rotate_signing_key(&row, "test").await.unwrap();
+    let new_kid = c
+        .access
+        .rotate_signing_key("test", time::OffsetDateTime::now_utc().unix_timestamp())
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     for app in [a, b, c] {
         let jwks: Value = reqwest::get(app.url("/.well-known/jwks.json"))
@@ -214,7 +214,7 @@ async fn multi_instance_sessions_and_revocations_cross_instances_at_once() {
             .await
             .unwrap();
         assert!(
-            jwks.to_string().contains(&row.kid),
+            jwks.to_string().contains(&new_kid),
             "{} does not publish the new key yet",
             app.base
         );

@@ -7,6 +7,7 @@ use crate::helpers::spawn_app;
 
 /// A sign-in of the subject "same-subject" (email a@example.com) at `issuer`.
 fn login_of<'a>(issuer: &'a str, org_id: &'a str, role: &'a str, now: i64) -> NewLogin<'a> {
+    let role = role.parse().expect("a known role");
     NewLogin {
         issuer,
         subject: "same-subject",
@@ -23,7 +24,7 @@ fn login_of<'a>(issuer: &'a str, org_id: &'a str, role: &'a str, now: i64) -> Ne
 #[tokio::test]
 async fn concurrent_first_logins_make_one_user() {
     let app = spawn_app().await;
-    let store = app.sso.store.clone();
+    let store = app.store.clone();
     let org = OrgRow {
         id: new_id(),
         slug: "acme".into(),
@@ -72,13 +73,14 @@ async fn concurrent_first_logins_make_one_user() {
 /// session row is only written while the connection is connected.
 #[tokio::test]
 async fn no_session_is_written_for_a_disconnected_connection() {
-    use orgsso::store::sessions::{DbSessionStore, KEY_CONNECTION, KEY_ORG, KEY_USER};
-    use orgsso::store::ConnectionRow;
+    use orgsso::session::keys::{CONNECTION as KEY_CONNECTION, ORG as KEY_ORG, USER as KEY_USER};
+    use orgsso::store::sessions::DbSessionStore;
+    use orgsso::store::{Connection, ConnectionStatus};
     use tower_sessions::session::{Id, Record};
     use tower_sessions::SessionStore;
 
     let app = spawn_app().await;
-    let store = app.sso.store.clone();
+    let store = app.store.clone();
     let org = OrgRow {
         id: new_id(),
         slug: "acme".into(),
@@ -86,16 +88,22 @@ async fn no_session_is_written_for_a_disconnected_connection() {
         created_at: 0,
     };
     store.create_org(&org, &[], "test").await.unwrap();
-    let conn = ConnectionRow {
+    let conn = Connection {
         id: new_id(),
         org_id: org.id.clone(),
         login_id: new_id(),
         issuer: "https://idp.example.com".into(),
         client_id: "c".into(),
         client_secret_enc: "v1:x".into(),
-        scopes: "[\"openid\"]".into(),
-        metadata: "{}".into(),
-        status: "connected".into(),
+        scopes: vec!["openid".into()],
+        metadata: serde_json::from_value(serde_json::json!({
+            "issuer": "https://idp.example.com",
+            "authorization_endpoint": "https://idp.example.com/authorize",
+            "token_endpoint": "https://idp.example.com/token",
+            "jwks_uri": "https://idp.example.com/jwks",
+        }))
+        .unwrap(),
+        status: ConnectionStatus::Connected,
         created_at: 0,
         updated_at: 0,
         groups_claim: None,

@@ -85,11 +85,11 @@ async fn render(
     domains_error: Option<String>,
 ) -> Response {
     let sso = &oc.c.sso;
-    let conn = match sso.store.latest_connection(&oc.org.id).await {
+    let conn = match oc.c.store.latest_connection(&oc.org.id).await {
         Ok(c) => c,
         Err(e) => return oc.c.store_failed(e),
     };
-    let domains = match sso.store.org_domains(&oc.org.id).await {
+    let domains = match oc.c.store.org_domains(&oc.org.id).await {
         Ok(d) => d,
         Err(e) => return oc.c.store_failed(e),
     };
@@ -111,7 +111,7 @@ async fn render(
         "sso_status": status_text,
         "connected": status_text == "connected",
         "connection": view,
-        "redirect_uri": sso.settings.redirect_uri(),
+        "redirect_uri": sso.redirect_uri(),
         "presets": PRESETS,
         "typed": typed,
         "error": error,
@@ -205,8 +205,7 @@ pub async fn save_domains(oc: OrgConsole, CsrfForm(form): CsrfForm) -> Response 
 
 /// `GET /admin/orgs/{slug}/disconnect`: what a disconnect would do, and the button.
 pub async fn confirm_disconnect(oc: OrgConsole) -> Response {
-    let sso = &oc.c.sso;
-    let connected = match sso.store.latest_connection(&oc.org.id).await {
+    let connected = match oc.c.store.latest_connection(&oc.org.id).await {
         Ok(c) => c.is_some_and(|c| c.is_connected()),
         Err(e) => return oc.c.store_failed(e),
     };
@@ -218,7 +217,8 @@ pub async fn confirm_disconnect(oc: OrgConsole) -> Response {
             )
             .await;
     }
-    let preview = match sso
+    let preview = match oc
+        .c
         .store
         .disconnect_preview(&oc.org.id, now().unix_timestamp())
         .await

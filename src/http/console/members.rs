@@ -28,12 +28,12 @@ fn shown(m: &MemberRow, f: &MemberFilter) -> bool {
             .into_iter()
             .flatten()
             .any(|s| s.to_lowercase().contains(&q));
-    text_ok && (f.role.is_empty() || m.role == f.role)
+    text_ok && (f.role.is_empty() || m.role.as_str() == f.role)
 }
 
 /// `GET /admin/orgs/{slug}/members?q=&role=`.
 pub async fn members(oc: OrgConsole, PageQuery(filter): PageQuery<MemberFilter>) -> Response {
-    let all = match oc.c.sso.store.members(&oc.org.id).await {
+    let all = match oc.c.store.members(&oc.org.id).await {
         Ok(m) => m,
         Err(e) => return oc.c.store_failed(e),
     };
@@ -60,7 +60,7 @@ pub async fn members(oc: OrgConsole, PageQuery(filter): PageQuery<MemberFilter>)
 
 /// `GET /admin/orgs/{slug}/audit`.
 pub async fn audit(oc: OrgConsole) -> Response {
-    let events = match oc.c.sso.store.audit_events(&oc.org.id, AUDIT_PAGE).await {
+    let events = match oc.c.store.audit_events(&oc.org.id, AUDIT_PAGE).await {
         Ok(e) => e,
         Err(e) => return oc.c.store_failed(e),
     };
@@ -104,7 +104,7 @@ mod tests {
             user_id: "u".into(),
             email: Some(email.into()),
             name: name.map(Into::into),
-            role: role.into(),
+            role: role.parse().unwrap(),
             source: "sso".into(),
             last_login_at: None,
         }
@@ -115,7 +115,7 @@ mod tests {
         let bob = member("bob@acme.test", Some("Bob Stone"), "admin");
         let f = |q: &str, role: &str| MemberFilter {
             q: q.into(),
-            role: role.into(),
+            role: role.parse().unwrap(),
         };
         #[rustfmt::skip]
         let cases = [

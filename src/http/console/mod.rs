@@ -10,10 +10,10 @@
 //! Origin/Sec-Fetch-Site guard in `http::csrf`.
 
 mod connection;
+mod jwt_secrets;
 mod members;
 mod orgs;
 mod rules;
-mod secrets;
 
 use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
@@ -28,8 +28,9 @@ use super::pages::{self, PageError};
 use super::{now, AppState, RequestId};
 use crate::crypto::ct_eq;
 use crate::oidc::egress::Egress;
+use crate::roles::Role;
 use crate::sso::Sso;
-use crate::store::{OrgRow, StoreError};
+use crate::store::{OrgRow, Store, StoreError};
 
 use super::form::{csrf_token, CsrfForm};
 
@@ -40,8 +41,8 @@ const KEY_OPERATOR_FP: &str = "operator_fp";
 const OPERATOR_MAC_PURPOSE: &str = "console operator";
 
 /// What the session records of an operator's sign-in with `token`.
-fn operator_fingerprint(sso: &Sso, token: &str) -> String {
-    sso.secrets.mac(OPERATOR_MAC_PURPOSE, token)
+fn operator_fingerprint(state: &AppState, token: &str) -> String {
+    state.secret_box.mac(OPERATOR_MAC_PURPOSE, token)
 }
 const KEY_FLASH: &str = "flash";
 
@@ -67,9 +68,12 @@ pub fn router() -> Router<AppState> {
         .route("/admin/orgs/{slug}/audit", get(members::audit))
         .route(
             "/admin/orgs/{slug}/secrets",
-            get(secrets::page).post(secrets::add),
+            get(jwt_secrets::page).post(jwt_secrets::add),
         )
-        .route("/admin/orgs/{slug}/secrets/delete", post(secrets::delete))
+        .route(
+            "/admin/orgs/{slug}/secrets/delete",
+            post(jwt_secrets::delete),
+        )
 }
 
 /// Who is using the console.
@@ -114,7 +118,11 @@ fn console_error(mut e: PageError) -> PageError {
 }
 
 /// The console's user for this session, if any.
-async fn viewer(session: &Session, sso: &Sso, rid: &str) -> Result<Option<Viewer>, PageError> {
+async fn viewer(
+    session: &Session,
+    state: &AppState,
+    rid: &str,
+) -> Result<Option<Viewer>, PageError> {
     let t = now().unix_timestamp();
     let at: Option<i64> = session
         .get(KEY_OPERATOR_AT)
@@ -124,32 +132,31 @@ async fn viewer(session: &Session, sso: &Sso, rid: &str) -> Result<Option<Viewer
         .get(KEY_OPERATOR_FP)
         .await
         .map_err(|e| session_failed(e, rid))?;
-    let token_still_valid = match (&sso.settings.admin_token, fp) {
-        (Some(token), Some(fp)) => ct_eq(&fp, &operator_fingerprint(sso, token.expose())),
+    let token_still_valid = match (&state.settings.admin_token, fp) {
+        (Some(token), Some(fp)) => ct_eq(&fp, &operator_fingerprint(state, token.expose())),
         _ => false,
     };
-    if token_still_valid
-        && at.is_some_and(|at| t - at < sso.settings.session.absolute_timeout_secs as i64)
-    {
-        super::session::keep_alive(session, t)
+    let timeouts = crate::session::Timeouts::from_settings(&state.settings.session);
+    if token_still_valid && at.is_some_and(|at| !timeouts.is_over(at, t)) {
+        crate::session::keep_alive(session, t)
             .await
             .map_err(|e| session_failed(e, rid))?;
         return Ok(Some(Viewer::Operator));
     }
-    let signed_in = super::session::current(session, &sso.settings.session, t)
+    let signed_in = crate::session::current(session, &timeouts, t)
         .await
         .map_err(|e| session_failed(e, rid))?;
     let Some(s) = signed_in else {
         return Ok(None);
     };
     // The role as it is now, not as it was at sign-in.
-    let member = sso
+    let member = state
         .store
         .member(&s.org_id, &s.user_id)
         .await
         .map_err(|e| console_error(PageError::from_store(e, rid.to_owned())))?;
     Ok(member
-        .filter(|m| m.role == "admin")
+        .filter(|m| m.role == Role::Admin)
         .map(|_| Viewer::OrgAdmin {
             user_id: s.user_id,
             org_id: s.org_id,
@@ -186,6 +193,7 @@ pub struct Console {
     pub viewer: Viewer,
     pub session: Session,
     pub sso: Sso,
+    pub store: Store,
     pub csrf: String,
     pub rid: String,
     pub flash: Option<String>,
@@ -201,8 +209,7 @@ impl FromRequestParts<AppState> for Console {
                 .map_err(|(status, msg)| {
                     pages::message(status, "Console error", msg, &rid, Vec::new())
                 })?;
-        let sso = state.sso.clone();
-        let Some(viewer) = viewer(&session, &sso, &rid)
+        let Some(viewer) = viewer(&session, state, &rid)
             .await
             .map_err(IntoResponse::into_response)?
         else {
@@ -219,7 +226,8 @@ impl FromRequestParts<AppState> for Console {
         Ok(Console {
             viewer,
             session,
-            sso,
+            sso: state.sso.clone(),
+            store: state.store.clone(),
             csrf,
             rid,
             flash,
@@ -241,7 +249,6 @@ impl FromRequestParts<AppState> for OrgConsole {
             .await
             .map_err(IntoResponse::into_response)?;
         let org = c
-            .sso
             .store
             .org_by_slug(&slug)
             .await

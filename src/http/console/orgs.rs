@@ -11,8 +11,9 @@ use super::{
 };
 use crate::http::error::ApiError;
 use crate::http::form::FormData;
-use crate::http::{now, RequestId};
-use crate::sso::{OrgError, Sso};
+use crate::http::{now, AppState, RequestId};
+use crate::sso::OrgError;
+use axum::extract::State;
 
 fn login_form(status: StatusCode, message: Option<&str>, rid: &str) -> Response {
     pages::render(
@@ -24,11 +25,11 @@ fn login_form(status: StatusCode, message: Option<&str>, rid: &str) -> Response 
 
 /// `GET /admin/login`.
 pub async fn login_page(
-    axum::extract::State(sso): axum::extract::State<Sso>,
+    State(state): State<AppState>,
     session: Session,
     RequestId(rid): RequestId,
 ) -> Response {
-    match viewer(&session, &sso, &rid).await {
+    match viewer(&session, &state, &rid).await {
         Ok(Some(_)) => return Redirect::to("/admin").into_response(),
         Ok(None) => {}
         Err(e) => return e.into_response(),
@@ -41,23 +42,23 @@ pub async fn login_page(
 
 /// `POST /admin/login` with the field `token`.
 pub async fn login(
-    axum::extract::State(sso): axum::extract::State<Sso>,
+    State(state): State<AppState>,
     session: Session,
     RequestId(rid): RequestId,
     body: axum::body::Bytes,
 ) -> Response {
     let form = FormData::parse(&body);
     let given = form.get("token").trim();
-    if !sso.settings.is_admin_token(given) {
+    if !state.settings.is_admin_token(given) {
         tracing::warn!("console sign-in refused");
-        let message = if sso.settings.admin_token.is_none() {
+        let message = if state.settings.admin_token.is_none() {
             "The console is disabled for the operator: set ORGSSO_ADMIN_TOKEN to enable it."
         } else {
             "That is not the admin token."
         };
         return login_form(StatusCode::UNAUTHORIZED, Some(message), &rid);
     }
-    let fingerprint = operator_fingerprint(&sso, given);
+    let fingerprint = operator_fingerprint(&state, given);
     let signed_in = async {
         // A fresh session with a new id: nothing planted before sign-in (an SSO sign-in, a
         // form token) is worth anything after it; the next page makes a new form token.
@@ -71,7 +72,7 @@ pub async fn login(
     if let Err(e) = signed_in.await {
         return session_failed(e, &rid).into_response();
     }
-    let audit = sso
+    let audit = state
         .store
         .audit(
             None,
@@ -100,13 +101,13 @@ async fn list_page(
     error: Option<String>,
     typed: serde_json::Value,
 ) -> Response {
-    let orgs = match c.sso.store.list_orgs().await {
+    let orgs = match c.store.list_orgs().await {
         Ok(o) => o,
         Err(e) => return c.store_failed(e),
     };
     let mut rows = Vec::with_capacity(orgs.len());
     for org in orgs {
-        let conn = match c.sso.store.latest_connection(&org.id).await {
+        let conn = match c.store.latest_connection(&org.id).await {
             Ok(conn) => conn,
             Err(e) => return c.store_failed(e),
         };
@@ -131,7 +132,7 @@ async fn list_page(
 /// `GET /admin`.
 pub async fn list(c: Console) -> Response {
     if let Viewer::OrgAdmin { org_id, .. } = &c.viewer {
-        return match c.sso.store.org_by_id(org_id).await {
+        return match c.store.org_by_id(org_id).await {
             Ok(Some(org)) => Redirect::to(&format!("/admin/orgs/{}", org.slug)).into_response(),
             Ok(None) => forbidden(&c.rid, "Your organisation no longer exists."),
             Err(e) => c.store_failed(e),

@@ -209,8 +209,7 @@ struct Editor {
 }
 
 async fn render(oc: &OrgConsole, e: Editor) -> Response {
-    let sso = &oc.c.sso;
-    let samples = match sso.store.recent_claims(&oc.org.id, SAMPLES).await {
+    let samples = match oc.c.store.recent_claims(&oc.org.id, SAMPLES).await {
         Ok(s) => s,
         Err(err) => return oc.c.store_failed(err),
     };
@@ -229,7 +228,7 @@ async fn render(oc: &OrgConsole, e: Editor) -> Response {
             })
         })
         .collect();
-    let groups_claim = match sso.store.latest_connection(&oc.org.id).await {
+    let groups_claim = match oc.c.store.latest_connection(&oc.org.id).await {
         Ok(c) => c
             .and_then(|c| c.groups_claim)
             .unwrap_or_else(|| "groups".into()),
@@ -342,8 +341,7 @@ async fn dry_run_claims(
 ) -> Result<Result<(Value, String), String>, Response> {
     let text = if pasted.trim().is_empty() && !sample.is_empty() {
         let samples =
-            oc.c.sso
-                .store
+            oc.c.store
                 .recent_claims(&oc.org.id, SAMPLES)
                 .await
                 .map_err(|e| oc.c.store_failed(e))?;

@@ -3,11 +3,11 @@
 
 use std::collections::HashMap;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use jsonwebtoken::{Algorithm, EncodingKey};
 
+use crate::cache::RevocableCache;
 use crate::crypto::SecretBox;
 use crate::jose::jwks::JwksRegistry;
 use crate::jwt::ready_secret::ReadySecret;
@@ -16,7 +16,6 @@ use crate::store::{JwtSecretRow, Store, StoreError};
 
 /// An org secret marked primary: it signs the org's tokens instead of the service key.
 pub struct PrimarySigner {
-    pub name: String,
     pub alg: Algorithm,
     pub kid: Option<String>,
     pub key: EncodingKey,
@@ -29,24 +28,20 @@ pub struct OrgSecrets {
 }
 
 pub struct SecretsCache {
-    map: Mutex<HashMap<String, Arc<OrgSecrets>>>,
+    cache: RevocableCache<Arc<OrgSecrets>>,
     /// A build in progress per org (an entry per org; orgs are never deleted): concurrent misses
     /// wait for it instead of each reading and decrypting the org's secrets.
     building: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    /// Off while this instance may miss other instances' secret changes (listener down).
-    enabled: AtomicBool,
-    /// Bumped by every change: a list read before a change is never cached after it (a deleted
-    /// secret must not come back).
-    generation: AtomicU64,
 }
+
+/// One entry per org; the bound only guards against a runaway.
+const MAX_ORGS: usize = 100_000;
 
 impl Default for SecretsCache {
     fn default() -> Self {
         SecretsCache {
-            map: Mutex::new(HashMap::new()),
+            cache: RevocableCache::new(MAX_ORGS),
             building: Mutex::new(HashMap::new()),
-            enabled: AtomicBool::new(true),
-            generation: AtomicU64::new(0),
         }
     }
 }
@@ -83,7 +78,6 @@ fn ready(
             let secret = private()?;
             let verifier = ReadySecret::hs256(&row.name, secret.expose().as_bytes(), aud, iss);
             let primary = row.is_primary.then(|| PrimarySigner {
-                name: row.name.clone(),
                 alg: Algorithm::HS256,
                 kid: row.kid.clone(),
                 key: EncodingKey::from_secret(secret.expose().as_bytes()),
@@ -99,7 +93,6 @@ fn ready(
                 let key = EncodingKey::from_rsa_pem(private()?.expose().as_bytes())
                     .map_err(|e| e.to_string())?;
                 Some(PrimarySigner {
-                    name: row.name.clone(),
                     alg: Algorithm::RS256,
                     kid: row.kid.clone(),
                     key,
@@ -153,11 +146,11 @@ impl SecretsCache {
         secrets: &SecretBox,
         jwks: &JwksRegistry,
     ) -> Result<Arc<OrgSecrets>, StoreError> {
-        if !self.enabled.load(Ordering::Acquire) {
+        if !self.cache.is_enabled() {
             // Nothing is cached, so nothing to wait for: read in parallel.
             return Ok(Arc::new(build(org_id, store, secrets, jwks).await?));
         }
-        if let Some(s) = self.cached(org_id) {
+        if let Some(s) = self.cache.get(org_id) {
             return Ok(s);
         }
         let lock = self
@@ -172,45 +165,30 @@ impl SecretsCache {
             Err(_) => {
                 // Another request is building: wait for it and use its answer.
                 drop(lock.lock().await);
-                if let Some(s) = self.cached(org_id) {
+                if let Some(s) = self.cache.get(org_id) {
                     return Ok(s);
                 }
                 // It failed or was outdated: build, without queueing behind one another.
                 None
             }
         };
-        let generation = self.generation();
+        let generation = self.cache.generation();
         let built = Arc::new(build(org_id, store, secrets, jwks).await?);
-        let mut map = self.map.lock().expect("secrets lock");
-        if self.enabled.load(Ordering::Acquire) && self.generation() == generation {
-            map.insert(org_id.to_owned(), built.clone());
-        }
+        self.cache.insert_since(generation, org_id, built.clone());
         Ok(built)
     }
 
-    fn cached(&self, org_id: &str) -> Option<Arc<OrgSecrets>> {
-        if !self.enabled.load(Ordering::Acquire) {
-            return None;
-        }
-        self.map.lock().expect("secrets lock").get(org_id).cloned()
-    }
-
     pub fn set_enabled(&self, on: bool) {
-        let mut map = self.map.lock().expect("secrets lock");
-        self.generation.fetch_add(1, Ordering::AcqRel);
-        self.enabled.store(on, Ordering::Release);
-        map.clear();
+        self.cache.set_enabled(on);
     }
 
     /// Changes so far; compare before and after a read to know whether it may be cached.
     pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
+        self.cache.generation()
     }
 
     pub fn invalidate(&self, org_id: &str) {
-        let mut map = self.map.lock().expect("secrets lock");
-        self.generation.fetch_add(1, Ordering::AcqRel);
-        map.remove(org_id);
+        self.cache.remove(org_id);
     }
 }
 

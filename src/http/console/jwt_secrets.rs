@@ -25,7 +25,7 @@ async fn render(
     error: Option<String>,
     typed: Value,
 ) -> Response {
-    let rows = match oc.c.sso.store.jwt_secrets(&oc.org.id).await {
+    let rows = match oc.c.store.jwt_secrets(&oc.org.id).await {
         Ok(r) => r,
         Err(e) => return oc.c.store_failed(e),
     };
@@ -122,8 +122,7 @@ pub async fn delete(oc: OrgConsole, CsrfForm(form): CsrfForm) -> Response {
     let name = form.get("name");
     let deleted =
         oc.c.sso
-            .store
-            .delete_jwt_secret(&oc.org.id, name, &oc.actor(), now().unix_timestamp())
+            .delete_jwt_secret(&oc.org, name, &oc.actor(), now().unix_timestamp())
             .await;
     match deleted {
         Ok(true) => oc.done("/secrets", format!("Deleted {name}.")).await,

@@ -8,12 +8,12 @@ use axum::routing::{delete, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-use super::admin::{org, Admin, ACTOR};
+use super::admin::{AdminOrg, ACTOR};
 use super::error::{ApiError, ApiJson};
 use super::{now, AppState};
 use crate::oidc::egress::Egress;
 use crate::sso::Sso;
-use crate::store::JwtSecretRow;
+use crate::store::{JwtSecretRow, Store};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -53,12 +53,10 @@ pub(super) fn view(row: &JwtSecretRow) -> Value {
 }
 
 async fn create(
-    _: Admin,
+    AdminOrg(org): AdminOrg,
     State(sso): State<Sso>,
-    Path(slug): Path<String>,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Response, ApiError> {
-    let org = org(&sso, &slug).await?;
     let row = sso
         .add_jwt_secret(&org, body, ACTOR, Egress::Any, now().unix_timestamp())
         .await?;
@@ -66,24 +64,20 @@ async fn create(
 }
 
 async fn list(
-    _: Admin,
-    State(sso): State<Sso>,
-    Path(slug): Path<String>,
+    AdminOrg(org): AdminOrg,
+    State(store): State<Store>,
 ) -> Result<Json<Value>, ApiError> {
-    let org = org(&sso, &slug).await?;
-    let rows = sso.store.jwt_secrets(&org.id).await?;
+    let rows = store.jwt_secrets(&org.id).await?;
     Ok(Json(Value::Array(rows.iter().map(view).collect())))
 }
 
 async fn remove(
-    _: Admin,
+    AdminOrg(org): AdminOrg,
     State(sso): State<Sso>,
-    Path((slug, name)): Path<(String, String)>,
+    Path((_, name)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let org = org(&sso, &slug).await?;
     if !sso
-        .store
-        .delete_jwt_secret(&org.id, &name, ACTOR, now().unix_timestamp())
+        .delete_jwt_secret(&org, &name, ACTOR, now().unix_timestamp())
         .await?
     {
         return Err(ApiError::not_found(

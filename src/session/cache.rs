@@ -2,12 +2,11 @@
 //! database, invalidated at once by this process's logouts and disconnects, so the hot path
 //! does no database round trip per request and a revoked session never passes.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::configuration::SessionSettings;
+use super::{auth_at_of, Timeouts, SEEN_RESOLUTION};
+use crate::cache::RevocableCache;
+use crate::roles::Role;
 use crate::store::{Store, StoreError};
 
 /// Who a live session stands for, with the member's current role.
@@ -16,7 +15,7 @@ pub struct SessionIdentity {
     pub user_id: String,
     pub org_id: String,
     pub org_slug: String,
-    pub role: String,
+    pub role: Role,
     pub email: Option<String>,
     pub name: Option<String>,
 }
@@ -34,25 +33,12 @@ struct Cached {
 const RECHECK: Duration = Duration::from_secs(10);
 /// Bound on memory: past this many entries the cache starts over.
 const MAX_ENTRIES: usize = 100_000;
-/// Activity through the verify endpoint pushes the idle expiry forward at most this often.
-const TOUCH_RESOLUTION: i64 = 60;
 
-pub struct SessionCache {
-    map: Mutex<HashMap<String, Cached>>,
-    /// Off while this instance may miss other instances' revocations (listener down).
-    enabled: AtomicBool,
-    /// Bumped by every revocation. A lookup that read the database before a revocation must not
-    /// cache what it read after it: it caches only if the generation did not move meanwhile.
-    generation: AtomicU64,
-}
+pub struct SessionCache(RevocableCache<Cached>);
 
 impl Default for SessionCache {
     fn default() -> Self {
-        SessionCache {
-            map: Mutex::new(HashMap::new()),
-            enabled: AtomicBool::new(true),
-            generation: AtomicU64::new(0),
-        }
+        SessionCache(RevocableCache::new(MAX_ENTRIES))
     }
 }
 
@@ -61,32 +47,29 @@ impl SessionCache {
     pub async fn lookup(
         &self,
         store: &Store,
-        settings: &SessionSettings,
+        timeouts: &Timeouts,
         sid_hash: &str,
         now: i64,
     ) -> Result<Option<SessionIdentity>, StoreError> {
-        if !self.enabled.load(Ordering::Acquire) {
-            // Fall through to the database every time.
-        } else if let Some(c) = self.map.lock().expect("cache lock").get(sid_hash) {
+        if let Some(c) = self.0.get(sid_hash) {
             if c.checked.elapsed() < RECHECK && now < c.valid_until {
-                return Ok(Some(c.identity.clone()));
+                return Ok(Some(c.identity));
             }
         }
-        let generation = self.generation.load(Ordering::Acquire);
+        let generation = self.0.generation();
         let Some(row) = store.live_session(sid_hash, now).await? else {
             self.forget(sid_hash);
             return Ok(None);
         };
-        let data: serde_json::Value = serde_json::from_str(&row.data).unwrap_or_default();
-        let auth_at = data.get("auth_at").and_then(|v| v.as_i64()).unwrap_or(0);
-        let absolute = auth_at + settings.absolute_timeout_secs as i64;
+        let absolute = timeouts.absolute_end(auth_at_of(&row.data));
         if now >= absolute {
             self.forget(sid_hash);
             return Ok(None);
         }
         let mut expires_at = row.expires_at;
-        let idle_deadline = now + settings.idle_timeout_secs as i64;
-        if idle_deadline - expires_at >= TOUCH_RESOLUTION {
+        let idle_deadline = timeouts.idle_deadline(now);
+        // Activity through the verify endpoint pushes the idle expiry forward at most this often.
+        if idle_deadline - expires_at >= SEEN_RESOLUTION {
             store.touch_session(sid_hash, idle_deadline).await?;
             expires_at = idle_deadline;
         }
@@ -98,16 +81,10 @@ impl SessionCache {
             email: row.email,
             name: row.name,
         };
-        let mut map = self.map.lock().expect("cache lock");
-        if self.generation.load(Ordering::Acquire) != generation {
-            // A revocation happened while we read: answer from what we read, cache nothing.
-            return Ok(Some(identity));
-        }
-        if map.len() >= MAX_ENTRIES {
-            map.clear();
-        }
-        map.insert(
-            sid_hash.to_owned(),
+        // Not cached when a revocation happened while we read: answered from what we read.
+        self.0.insert_since(
+            generation,
+            sid_hash,
             Cached {
                 identity: identity.clone(),
                 valid_until: expires_at.min(absolute),
@@ -119,22 +96,15 @@ impl SessionCache {
 
     /// Turns caching on or off; either way the cache starts empty.
     pub fn set_enabled(&self, on: bool) {
-        let mut map = self.map.lock().expect("cache lock");
-        self.generation.fetch_add(1, Ordering::AcqRel);
-        self.enabled.store(on, Ordering::Release);
-        map.clear();
+        self.0.set_enabled(on);
     }
 
     pub fn forget(&self, sid_hash: &str) {
-        let mut map = self.map.lock().expect("cache lock");
-        self.generation.fetch_add(1, Ordering::AcqRel);
-        map.remove(sid_hash);
+        self.0.remove(sid_hash);
     }
 
     /// Drops every cached session of an org (disconnect).
     pub fn forget_org(&self, org_id: &str) {
-        let mut map = self.map.lock().expect("cache lock");
-        self.generation.fetch_add(1, Ordering::AcqRel);
-        map.retain(|_, c| c.identity.org_id != org_id);
+        self.0.retain(|_, c| c.identity.org_id != org_id);
     }
 }

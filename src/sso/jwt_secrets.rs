@@ -55,7 +55,7 @@ impl Sso {
             private_enc: parsed
                 .private_material
                 .as_ref()
-                .map(|m| self.secrets.encrypt(m.expose(), &id)),
+                .map(|m| self.secret_box.encrypt(m.expose(), &id)),
             id,
             org_id: org.id.clone(),
             name: parsed.name.clone(),
@@ -76,5 +76,18 @@ impl Sso {
                 other => SecretError::Store(other),
             })?;
         Ok(row)
+    }
+
+    /// Removes an org's JWT secret by name; false when it has none by that name.
+    pub async fn delete_jwt_secret(
+        &self,
+        org: &OrgRow,
+        name: &str,
+        actor: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        self.store
+            .delete_jwt_secret(&org.id, name, actor, now)
+            .await
     }
 }

@@ -8,19 +8,18 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgListener, PgPool};
 
-use super::Gate;
-use crate::store::events::{Event, EventSink, CHANNEL};
+use super::events::{Event, EventSink, CHANNEL};
 
 /// Runs until the process ends: listen, apply, and on any loss reconnect after a pause.
 ///
-/// The gate stops being live when this is called, not when the task first runs, so no request
+/// The sink stops being live when this is called, not when the task first runs, so no request
 /// is served from caches before the listener is connected.
-pub fn listen(pool: PgPool, gate: Arc<Gate>) -> impl Future<Output = ()> + Send + 'static {
-    gate.set_live(false);
-    run(pool, gate)
+pub fn listen(pool: PgPool, sink: Arc<dyn EventSink>) -> impl Future<Output = ()> + Send + 'static {
+    sink.set_live(false);
+    run(pool, sink)
 }
 
-async fn run(pool: PgPool, gate: Arc<Gate>) {
+async fn run(pool: PgPool, sink: Arc<dyn EventSink>) {
     // Warn once per outage (at start, or after being connected), not on every retry.
     let mut failing = false;
     loop {
@@ -29,15 +28,15 @@ async fn run(pool: PgPool, gate: Arc<Gate>) {
                 Ok(()) => {
                     failing = false;
                     // Anything missed while not listening is covered by starting from empty caches.
-                    gate.set_live(true);
+                    sink.set_live(true);
                     tracing::info!("listening for other instances' changes");
                     while let Ok(Some(n)) = listener.try_recv().await {
                         match serde_json::from_str::<Event>(n.payload()) {
-                            Ok(event) => gate.apply(&event),
+                            Ok(event) => sink.apply(&event),
                             Err(e) => tracing::warn!(error = %e, "ignored an unreadable event"),
                         }
                     }
-                    gate.set_live(false);
+                    sink.set_live(false);
                     tracing::warn!("lost the connection that hears other instances; caches bypassed until it is back");
                     None
                 }

@@ -1,34 +1,40 @@
 //! Trust for apps and APIs: the verify endpoint's checks (session cookie or bearer token), the
-//! tokens orgsso mints for signed-in users, and the caches that keep the hot path free of
-//! database round trips and key parsing. No HTTP types here.
+//! access tokens orgsso issues to signed-in users, the service's published keys, and the caches
+//! that keep the hot path free of database round trips and key parsing. No HTTP types here.
+//!
+//! [`Access`] owns what it needs (store handle, secret box, JWKS registry, its settings); it
+//! never calls into `sso`. It hears committed changes through [`EventSink`], so revocations
+//! reach its caches at once on every instance.
 
-pub mod events;
-pub mod keys;
-pub mod secrets;
-pub mod sessions;
+mod org_keys;
+mod own_keys;
+mod verdicts;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jsonwebtoken::Header;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use time::OffsetDateTime;
 
-use crate::crypto::sha256_b64;
+use crate::configuration::Settings;
+use crate::crypto::{sha256_b64, SecretBox};
 use crate::jose::compact::MAX_BEARER_TOKEN_BYTES as MAX_TOKEN_BYTES;
+use crate::jose::jwks::JwksRegistry;
 use crate::jwt::own_token::{self, OwnTokenError, OwnTokenExpectations};
 use crate::jwt::signing::{access_token_claims, AccessTokenClaims};
 use crate::jwt::verify::{verify_with_secrets, TokenError};
-use crate::sso::Sso;
+use crate::roles::Role;
+use crate::session::{SessionCache, SessionIdentity, Timeouts};
 use crate::store::events::{Event, EventSink};
 use crate::store::sessions::sid_hash;
-use crate::store::{OrgRow, StoreError};
+use crate::store::{OrgRow, SigningKeyRow, Store, StoreError};
 
-pub use keys::OwnKeys;
-pub use secrets::SecretsCache;
-pub use sessions::{SessionCache, SessionIdentity};
+pub use own_keys::KeyError;
+use own_keys::OwnKeys;
+use verdicts::{Verdict, Verdicts};
 
 /// The `typ` header of tokens orgsso mints (RFC 9068): never mistaken for an ID token.
 pub use crate::jwt::signing::ACCESS_TOKEN_TYP;
@@ -39,7 +45,7 @@ pub struct Identity {
     pub subject: String,
     pub email: Option<String>,
     pub name: Option<String>,
-    pub role: Option<String>,
+    pub role: Option<Role>,
     pub org: String,
     /// "session" or "token".
     pub via: &'static str,
@@ -65,10 +71,12 @@ impl From<StoreError> for Denied {
     }
 }
 
-fn key_err(e: keys::KeyError) -> Denied {
-    match e {
-        keys::KeyError::Store(s) => Denied::Store(s),
-        other => Denied::Store(StoreError::Corrupt(other.to_string())),
+impl From<KeyError> for Denied {
+    fn from(e: KeyError) -> Self {
+        match e {
+            KeyError::Store(s) => Denied::Store(s),
+            other => Denied::Store(StoreError::Corrupt(other.to_string())),
+        }
     }
 }
 
@@ -76,71 +84,114 @@ fn deny(reason: &'static str) -> Denied {
     Denied::Unauthenticated(reason)
 }
 
-#[derive(Clone)]
-struct Verdict {
-    org_id: String,
-    claims: Map<String, Value>,
-    secret: String,
-    exp: i64,
+/// The slice of the settings [`Access`] reads.
+#[derive(Debug, Clone)]
+pub struct AccessSettings {
+    /// `iss` of the tokens orgsso mints: the public URL without a trailing slash.
+    pub issuer: String,
+    pub timeouts: Timeouts,
+    pub token_ttl: Duration,
+    pub leeway: Duration,
 }
 
-const MAX_VERDICTS: usize = 50_000;
-
-/// Runtime state behind the verify endpoint and token minting.
-pub struct Gate {
-    pub sessions: SessionCache,
-    pub keys: OwnKeys,
-    pub secrets: SecretsCache,
-    orgs: Mutex<HashMap<String, OrgRow>>,
-    /// Signature checks already done, by token hash, until the token expires: an RS256 check
-    /// is done once per token, not per request. Revocation is still checked every time.
-    verdicts: Mutex<HashMap<String, Verdict>>,
-    /// False while revocations from other instances might be missed: every cache is bypassed.
-    live: AtomicBool,
-}
-
-impl Gate {
-    /// Starts live, as on SQLite; on PostgreSQL [`events::listen`] turns it off when called,
-    /// before any request, until the listener is connected.
-    pub fn new(token_ttl_secs: i64, leeway_secs: i64) -> Self {
-        Gate {
-            sessions: SessionCache::default(),
-            keys: OwnKeys::new(token_ttl_secs + leeway_secs),
-            secrets: SecretsCache::default(),
-            orgs: Mutex::new(HashMap::new()),
-            verdicts: Mutex::new(HashMap::new()),
-            live: AtomicBool::new(true),
+impl AccessSettings {
+    pub fn from_settings(s: &Settings) -> Self {
+        AccessSettings {
+            issuer: s.public_url.as_str().trim_end_matches('/').to_owned(),
+            timeouts: Timeouts::from_settings(&s.session),
+            token_ttl: Duration::from_secs(s.tokens.access_token_ttl_secs),
+            leeway: Duration::from_secs(s.oidc.clock_leeway_secs),
         }
     }
 
-    /// Whether this instance hears every other instance's changes (always, on SQLite; while the
-    /// PostgreSQL listener is connected, otherwise). Caches are emptied on every switch and
-    /// bypassed while not live, so a missed notification can never let a revoked session through.
-    pub fn set_live(&self, live: bool) {
-        // Fail closed: caches are emptied before going live and after going not-live, so
-        // nothing learnt while not live is ever read as live.
-        if live {
-            self.reset_caches(true);
-            self.live.store(true, Ordering::Release);
-        } else {
-            self.live.store(false, Ordering::Release);
-            self.reset_caches(false);
+    /// The audience of tokens minted for an org.
+    pub fn audience(&self, slug: &str) -> String {
+        format!("{}/orgs/{slug}", self.issuer)
+    }
+}
+
+/// The verify endpoint, token minting and the service's signing keys.
+pub struct Access {
+    store: Store,
+    secret_box: SecretBox,
+    jwks: Arc<JwksRegistry>,
+    settings: AccessSettings,
+    sessions: SessionCache,
+    keys: OwnKeys,
+    org_secrets: org_keys::SecretsCache,
+    orgs: Mutex<HashMap<String, OrgRow>>,
+    verdicts: Verdicts,
+    /// False while changes from other instances might be missed: every cache is bypassed.
+    live: AtomicBool,
+}
+
+impl Access {
+    /// Starts live, as on SQLite; on PostgreSQL the listener turns it off when it starts,
+    /// before any request, until it is connected.
+    pub fn new(
+        store: Store,
+        secret_box: SecretBox,
+        jwks: Arc<JwksRegistry>,
+        settings: AccessSettings,
+    ) -> Self {
+        let keep = settings.token_ttl + settings.leeway;
+        Access {
+            store,
+            secret_box,
+            jwks,
+            sessions: SessionCache::default(),
+            keys: OwnKeys::new(keep.as_secs() as i64),
+            org_secrets: org_keys::SecretsCache::default(),
+            orgs: Mutex::new(HashMap::new()),
+            verdicts: Verdicts::default(),
+            live: AtomicBool::new(true),
+            settings,
         }
+    }
+
+    pub fn settings(&self) -> &AccessSettings {
+        &self.settings
+    }
+
+    /// Creates the service's first signing key when there is none (first start), then loads
+    /// the keys.
+    pub async fn ensure_signing_key(&self, now: i64) -> Result<(), KeyError> {
+        self.keys
+            .ensure_initial(&self.store, &self.secret_box, now)
+            .await
+    }
+
+    /// A new signing key signs from now on; the previous one stays published until the tokens
+    /// it signed have expired. Returns the new key's id.
+    pub async fn rotate_signing_key(&self, actor: &str, now: i64) -> Result<String, KeyError> {
+        let row = new_key_row(&self.secret_box, now);
+        self.store.rotate_signing_key(&row, actor).await?;
+        self.keys.reload(&self.store, &self.secret_box, now).await?;
+        Ok(row.kid)
+    }
+
+    /// The published keys as a JWKS document.
+    pub async fn jwks_document(&self, now: i64) -> Result<Value, KeyError> {
+        self.keys.jwks(&self.store, &self.secret_box, now).await
     }
 
     fn reset_caches(&self, enabled: bool) {
         self.sessions.set_enabled(enabled);
-        self.secrets.set_enabled(enabled);
-        self.verdicts.lock().expect("verdict lock").clear();
+        self.org_secrets.set_enabled(enabled);
+        self.verdicts.clear();
         self.keys.mark_stale();
     }
 
+    fn is_live(&self) -> bool {
+        self.live.load(Ordering::Acquire)
+    }
+
     /// Org by slug; orgs are never renamed or deleted, so a found org is cached for good.
-    pub async fn org(&self, sso: &Sso, slug: &str) -> Result<OrgRow, Denied> {
+    pub async fn org(&self, slug: &str) -> Result<OrgRow, Denied> {
         if let Some(o) = self.orgs.lock().expect("orgs lock").get(slug) {
             return Ok(o.clone());
         }
-        let org = sso
+        let org = self
             .store
             .org_by_slug(slug)
             .await?
@@ -152,39 +203,34 @@ impl Gate {
         Ok(org)
     }
 
-    /// Forgets cached verdicts of an org (its secrets changed).
-    pub fn secrets_changed(&self, org_id: &str) {
-        self.secrets.invalidate(org_id);
-        self.verdicts
-            .lock()
-            .expect("verdict lock")
-            .retain(|_, v| v.org_id != org_id);
+    /// The live session behind a session id (the cookie value), with the member's current role.
+    pub async fn live_session(
+        &self,
+        session_id: &str,
+        now: i64,
+    ) -> Result<Option<SessionIdentity>, StoreError> {
+        self.session_by_hash(&sid_hash(session_id), now).await
     }
 
-    /// The audience of tokens minted for an org.
-    pub fn audience(sso: &Sso, slug: &str) -> String {
-        sso.settings.public_path(&format!("/orgs/{slug}"))
-    }
-
-    fn issuer(sso: &Sso) -> String {
-        sso.settings
-            .public_url
-            .as_str()
-            .trim_end_matches('/')
-            .to_owned()
+    async fn session_by_hash(
+        &self,
+        sid_hash: &str,
+        now: i64,
+    ) -> Result<Option<SessionIdentity>, StoreError> {
+        self.sessions
+            .lookup(&self.store, &self.settings.timeouts, sid_hash, now)
+            .await
     }
 
     /// A session cookie value: valid when its session is live and belongs to this org.
     pub async fn verify_cookie(
         &self,
-        sso: &Sso,
         org: &OrgRow,
         cookie: &str,
         now: i64,
     ) -> Result<Identity, Denied> {
         let identity = self
-            .sessions
-            .lookup(&sso.store, &sso.settings.session, &sid_hash(cookie), now)
+            .live_session(cookie, now)
             .await?
             .ok_or_else(|| deny("the session has ended or does not exist; sign in again"))?;
         if identity.org_id != org.id {
@@ -205,7 +251,6 @@ impl Gate {
     /// for tokens minted from a session, against that session's liveness.
     pub async fn verify_bearer(
         &self,
-        sso: &Sso,
         org: &OrgRow,
         token: &str,
         now: OffsetDateTime,
@@ -217,49 +262,34 @@ impl Gate {
         }
         let key = sha256_b64(token);
         // Not live (PostgreSQL listener down): a secret deleted elsewhere might be unknown here.
-        let cached = if self.live.load(Ordering::Acquire) {
-            self.verdicts
-                .lock()
-                .expect("verdict lock")
-                .get(&key)
-                .cloned()
+        let cached = if self.is_live() {
+            self.verdicts.get(&key, &org.id, ts)
         } else {
             None
         };
         let verdict = match cached {
-            Some(v) if v.org_id == org.id && ts < v.exp => v,
-            _ => {
-                let generation = self.secrets.generation();
-                let v = self
-                    .check_signature_and_claims(sso, org, token, now)
-                    .await?;
-                let mut map = self.verdicts.lock().expect("verdict lock");
+            Some(v) => v,
+            None => {
+                let generation = self.org_secrets.generation();
+                let v = self.check_signature_and_claims(org, token, now).await?;
                 // Not live, or secrets changed while we checked (which going live also counts
                 // as): use the answer once, remember nothing.
-                if self.live.load(Ordering::Acquire) && self.secrets.generation() == generation {
-                    if map.len() >= MAX_VERDICTS {
-                        map.retain(|_, v| v.exp > ts);
-                        if map.len() >= MAX_VERDICTS {
-                            map.clear();
-                        }
-                    }
-                    map.insert(key, v.clone());
-                }
-                drop(map);
+                self.verdicts.insert_if(key, v.clone(), ts, || {
+                    self.is_live() && self.org_secrets.generation() == generation
+                });
                 v
             }
         };
         let claims = &verdict.claims;
         let text = |k: &str| claims.get(k).and_then(|v| v.as_str()).map(str::to_owned);
-        let mut role = text("role").filter(|r| r.parse::<crate::roles::Role>().is_ok());
+        let mut role = text("role").and_then(|r| r.parse::<Role>().ok());
         let mut email = text("email");
         let mut name = text("name");
         // A token minted from a session dies with it (logout, disconnect, timeout), at once.
-        if text("iss").as_deref() == Some(Self::issuer(sso).as_str()) {
+        if text("iss").as_deref() == Some(self.settings.issuer.as_str()) {
             if let Some(sid) = text("sid") {
                 let live = self
-                    .sessions
-                    .lookup(&sso.store, &sso.settings.session, &sid, ts)
+                    .session_by_hash(&sid, ts)
                     .await?
                     .filter(|s| s.org_id == org.id)
                     .ok_or_else(|| deny("the session this token was issued from has ended"))?;
@@ -281,12 +311,11 @@ impl Gate {
 
     async fn check_signature_and_claims(
         &self,
-        sso: &Sso,
         org: &OrgRow,
         token: &str,
         now: OffsetDateTime,
     ) -> Result<Verdict, Denied> {
-        let leeway = Duration::from_secs(sso.settings.oidc.clock_leeway_secs);
+        let leeway = self.settings.leeway;
         // Our own tokens are ES256 with one of our kids; everything else goes to the org's
         // secrets, whose checks refuse anything but HS256 and RS256.
         let candidate = own_token::own_candidate(token)
@@ -294,17 +323,17 @@ impl Gate {
         let own = match candidate {
             Some(c) => self
                 .keys
-                .verify_key(c.kid(), &sso.store, &sso.secrets, now.unix_timestamp())
-                .await
-                .map_err(key_err)?
+                .verify_key(c.kid(), &self.store, &self.secret_box, now.unix_timestamp())
+                .await?
                 .map(|key| (c, key)),
             None => None,
         };
         let (claims, secret) = match own {
             Some((candidate, key)) => {
+                let audience = self.settings.audience(&org.slug);
                 let expect = OwnTokenExpectations {
-                    issuer: &Self::issuer(sso),
-                    audience: &Self::audience(sso, &org.slug),
+                    issuer: &self.settings.issuer,
+                    audience: &audience,
                     org: &org.slug,
                     leeway,
                 };
@@ -321,8 +350,8 @@ impl Gate {
             }
             None => {
                 let org_secrets = self
-                    .secrets
-                    .for_org(&org.id, &sso.store, &sso.secrets, &sso.jwks)
+                    .org_secrets
+                    .for_org(&org.id, &self.store, &self.secret_box, &self.jwks)
                     .await?;
                 let verified = verify_with_secrets(token, &org_secrets.verifiers, now, leeway)
                     .await
@@ -343,64 +372,88 @@ impl Gate {
         })
     }
 
-    /// Mints an access token for a signed-in user, signed by the org's primary secret when it
-    /// has one, else by the service's active key.
-    pub async fn mint(
+    /// Mints an access token for the live session behind `session_id`, signed by the org's
+    /// primary secret when it has one, else by the service's active key. `None` when the
+    /// session is not live.
+    pub async fn mint_for_session(
         &self,
-        sso: &Sso,
-        who: &SessionIdentity,
         session_id: &str,
         now: OffsetDateTime,
-    ) -> Result<(String, u64), Denied> {
-        let ttl = sso.settings.tokens.access_token_ttl_secs;
-        let issuer = Self::issuer(sso);
-        let audience = Self::audience(sso, &who.org_slug);
+    ) -> Result<Option<(String, u64)>, Denied> {
+        let Some(who) = self.live_session(session_id, now.unix_timestamp()).await? else {
+            return Ok(None);
+        };
+        let ttl = self.settings.token_ttl;
+        let audience = self.settings.audience(&who.org_slug);
         let sid = sid_hash(session_id);
         let claims = access_token_claims(&AccessTokenClaims {
-            issuer: &issuer,
+            issuer: &self.settings.issuer,
             subject: &who.user_id,
             audience: &audience,
             org: &who.org_slug,
-            role: &who.role,
+            role: who.role.as_str(),
             email: who.email.as_deref(),
             session_ref: &sid,
-            ttl: Duration::from_secs(ttl),
+            ttl,
             now,
         });
         let org_secrets = self
-            .secrets
-            .for_org(&who.org_id, &sso.store, &sso.secrets, &sso.jwks)
+            .org_secrets
+            .for_org(&who.org_id, &self.store, &self.secret_box, &self.jwks)
             .await?;
+        let corrupt = |e: &dyn std::fmt::Display| Denied::Store(StoreError::Corrupt(e.to_string()));
         let token = match &org_secrets.primary {
             Some(p) => {
                 let mut header = Header::new(p.alg);
                 header.kid = p.kid.clone();
                 header.typ = Some(ACCESS_TOKEN_TYP.into());
-                jsonwebtoken::encode(&header, &claims, &p.key)
-                    .map_err(|e| Denied::Store(StoreError::Corrupt(e.to_string())))?
+                jsonwebtoken::encode(&header, &claims, &p.key).map_err(|e| corrupt(&e))?
             }
             None => {
                 let key = self
                     .keys
-                    .signing_key(&sso.store, &sso.secrets, now.unix_timestamp())
-                    .await
-                    .map_err(key_err)?;
+                    .signing_key(&self.store, &self.secret_box, now.unix_timestamp())
+                    .await?;
                 key.sign(ACCESS_TOKEN_TYP, &claims)
-                    .map_err(|e| Denied::Store(StoreError::Corrupt(e.to_string())))?
+                    .map_err(|e| corrupt(&e))?
             }
         };
-        Ok((token, ttl))
+        Ok(Some((token, ttl.as_secs())))
     }
 }
 
-impl EventSink for Gate {
+impl EventSink for Access {
     /// Applies a committed change, made by this instance or (through NOTIFY) another.
     fn apply(&self, event: &Event) {
         match event {
             Event::SessionEnded { sid_hash } => self.sessions.forget(sid_hash),
             Event::OrgSessionsEnded { org_id } => self.sessions.forget_org(org_id),
-            Event::SecretsChanged { org_id } => self.secrets_changed(org_id),
+            Event::SecretsChanged { org_id } => {
+                self.org_secrets.invalidate(org_id);
+                self.verdicts.forget_org(org_id);
+            }
             Event::KeysRotated => self.keys.mark_stale(),
+            Event::RoleMappingChanged { .. } => {}
         }
     }
+
+    /// Whether this instance hears every other instance's changes (always, on SQLite; while the
+    /// PostgreSQL listener is connected, otherwise). Caches are emptied on every switch and
+    /// bypassed while not live, so a missed notification can never let a revoked session through.
+    fn set_live(&self, live: bool) {
+        // Fail closed: caches are emptied before going live and after going not-live, so
+        // nothing learnt while not live is ever read as live.
+        if live {
+            self.reset_caches(true);
+            self.live.store(true, Ordering::Release);
+        } else {
+            self.live.store(false, Ordering::Release);
+            self.reset_caches(false);
+        }
+    }
+}
+
+/// A fresh ES256 key as a row, its private key encrypted and bound to its kid.
+pub fn new_key_row(secret_box: &SecretBox, now: i64) -> SigningKeyRow {
+    own_keys::new_key_row(secret_box, now)
 }

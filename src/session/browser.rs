@@ -1,16 +1,10 @@
-//! The signed-in session on top of tower-sessions: establishing it at sign-in (with a new id, so
-//! a planted session id is worthless) and reading it back with the absolute timeout enforced.
+//! The session on top of tower-sessions: establishing it at sign-in (with a new id, so a
+//! planted session id is worthless) and reading it back with the absolute timeout enforced.
 
 use tower_sessions::Session;
 
-use crate::configuration::SessionSettings;
-use crate::sso::LoginSuccess;
-use crate::store::sessions::{KEY_CONNECTION, KEY_ORG, KEY_USER};
-
-const KEY_AUTH_AT: &str = "auth_at";
-const KEY_SEEN: &str = "seen";
-/// How stale `seen` may get before a request refreshes it (and with it the idle expiry).
-const SEEN_RESOLUTION: i64 = 60;
+use super::keys::{AUTH_AT, CONNECTION, ORG, SEEN, USER};
+use super::{Timeouts, SEEN_RESOLUTION};
 
 #[derive(Debug, Clone)]
 pub struct SignedIn {
@@ -23,15 +17,15 @@ pub type SessionResult<T> = Result<T, tower_sessions::session::Error>;
 
 /// Replaces whatever session the browser had with a fresh one for this sign-in, and writes it
 /// now, so a disconnect that raced the sign-in is noticed here rather than after the response.
-pub async fn establish(session: &Session, login: &LoginSuccess, now: i64) -> SessionResult<()> {
+pub async fn establish(session: &Session, who: &SignedIn, now: i64) -> SessionResult<()> {
     // Nothing from before carries over: not an operator's console sign-in, not a form token.
     session.clear().await;
     session.cycle_id().await?;
-    session.insert(KEY_USER, &login.user_id).await?;
-    session.insert(KEY_ORG, &login.org_id).await?;
-    session.insert(KEY_CONNECTION, &login.connection_id).await?;
-    session.insert(KEY_AUTH_AT, now).await?;
-    session.insert(KEY_SEEN, now).await?;
+    session.insert(USER, &who.user_id).await?;
+    session.insert(ORG, &who.org_id).await?;
+    session.insert(CONNECTION, &who.connection_id).await?;
+    session.insert(AUTH_AT, now).await?;
+    session.insert(SEEN, now).await?;
     if let Err(e) = session.save().await {
         // Leave nothing behind for the session layer to retry.
         session.clear().await;
@@ -43,9 +37,9 @@ pub async fn establish(session: &Session, login: &LoginSuccess, now: i64) -> Ses
 /// Marks the session as used now, at most once a minute: modifying it makes the layer save it,
 /// which pushes the idle expiry forward without a write on every request.
 pub async fn keep_alive(session: &Session, now: i64) -> SessionResult<()> {
-    let seen: i64 = session.get(KEY_SEEN).await?.unwrap_or(0);
+    let seen: i64 = session.get(SEEN).await?.unwrap_or(0);
     if now - seen >= SEEN_RESOLUTION {
-        session.insert(KEY_SEEN, now).await?;
+        session.insert(SEEN, now).await?;
     }
     Ok(())
 }
@@ -53,17 +47,17 @@ pub async fn keep_alive(session: &Session, now: i64) -> SessionResult<()> {
 /// The signed-in user, if the session is live. Past the absolute timeout the session is ended.
 pub async fn current(
     session: &Session,
-    settings: &SessionSettings,
+    timeouts: &Timeouts,
     now: i64,
 ) -> SessionResult<Option<SignedIn>> {
     let (Some(user_id), Some(org_id)) = (
-        session.get::<String>(KEY_USER).await?,
-        session.get::<String>(KEY_ORG).await?,
+        session.get::<String>(USER).await?,
+        session.get::<String>(ORG).await?,
     ) else {
         return Ok(None);
     };
-    let auth_at: i64 = session.get(KEY_AUTH_AT).await?.unwrap_or(0);
-    if now - auth_at >= settings.absolute_timeout_secs as i64 {
+    let auth_at: i64 = session.get(AUTH_AT).await?.unwrap_or(0);
+    if timeouts.is_over(auth_at, now) {
         session.flush().await?;
         return Ok(None);
     }
@@ -71,6 +65,6 @@ pub async fn current(
     Ok(Some(SignedIn {
         user_id,
         org_id,
-        connection_id: session.get(KEY_CONNECTION).await?,
+        connection_id: session.get(CONNECTION).await?,
     }))
 }

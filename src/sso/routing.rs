@@ -1,0 +1,105 @@
+//! "Login with SSO": which org's IdP an email goes to, and where a signed-out user is sent at
+//! the IdP. The routing rules themselves live here, not in the page handler.
+
+use serde::Serialize;
+
+use super::Sso;
+use crate::domain::{EmailAddress, ReturnTo};
+use crate::store::StoreError;
+
+/// One org the email may sign in to, and the link that starts its sign-in.
+#[derive(Debug, Clone, Serialize)]
+pub struct OrgChoice {
+    pub name: String,
+    pub href: String,
+}
+
+/// Where an email goes.
+#[derive(Debug)]
+pub enum EmailRoute {
+    /// No org knows this email or its domain.
+    Unknown,
+    /// The orgs it belongs to have no connected IdP now (their names).
+    NotConnected(Vec<String>),
+    /// Exactly one: straight to its login link.
+    One(String),
+    /// Several: the person chooses.
+    Choose(Vec<OrgChoice>),
+}
+
+fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+impl Sso {
+    /// Routes an email: orgs where it signed in through SSO before, and the org that claims its
+    /// domain. Each choice links to the org's login URL with `login_hint` (and `return_to`).
+    pub async fn route_email(
+        &self,
+        email: &EmailAddress,
+        return_to: Option<&ReturnTo>,
+    ) -> Result<EmailRoute, StoreError> {
+        let mut orgs = self.store.orgs_for_email(email.as_str()).await?;
+        if let Some(o) = self.store.org_for_domain(email.domain()).await? {
+            if !orgs.iter().any(|x| x.id == o.id) {
+                orgs.push(o);
+            }
+        }
+        if orgs.is_empty() {
+            return Ok(EmailRoute::Unknown);
+        }
+        let mut choices = Vec::new();
+        for org in &orgs {
+            let connected = self
+                .store
+                .latest_connection(&org.id)
+                .await?
+                .filter(|c| c.is_connected());
+            if let Some(c) = connected {
+                let mut href = format!(
+                    "/sso/{}?login_hint={}",
+                    c.login_id,
+                    urlencode(email.as_str())
+                );
+                if let Some(r) = return_to {
+                    href.push_str(&format!("&return_to={}", urlencode(r.as_str())));
+                }
+                choices.push(OrgChoice {
+                    name: org.name.clone(),
+                    href,
+                });
+            }
+        }
+        Ok(match choices.len() {
+            0 => EmailRoute::NotConnected(orgs.into_iter().map(|o| o.name).collect()),
+            1 => EmailRoute::One(choices.remove(0).href),
+            _ => EmailRoute::Choose(choices),
+        })
+    }
+
+    /// The IdP's end-session URL for a session that came through `connection_id`, when the
+    /// IdP has one (RP-initiated logout): the browser is offered it after signing out here.
+    pub async fn end_session_url(&self, connection_id: &str) -> Result<Option<String>, StoreError> {
+        let Some(c) = self.store.connection_by_id(connection_id).await? else {
+            return Ok(None);
+        };
+        let Some(endpoint) = c.metadata.end_session_endpoint.as_deref() else {
+            return Ok(None);
+        };
+        Ok(url::Url::parse(endpoint).ok().map(|mut u| {
+            u.query_pairs_mut()
+                .append_pair("client_id", &c.client_id)
+                .append_pair(
+                    "post_logout_redirect_uri",
+                    &self.settings.public_path("/login"),
+                );
+            u.to_string()
+        }))
+    }
+
+    /// Whether the connection a sign-in came through was disconnected meanwhile (the one
+    /// expected reason a new session could not be stored).
+    pub async fn was_disconnected(&self, connection_id: &str) -> bool {
+        matches!(self.store.connection_by_id(connection_id).await, Ok(Some(c)) if !c.is_connected())
+    }
+}
