@@ -21,7 +21,7 @@ use time::OffsetDateTime;
 
 use crate::configuration::Settings;
 use crate::crypto::{sha256_b64, SecretBox};
-use crate::jose::compact::MAX_BEARER_TOKEN_BYTES as MAX_TOKEN_BYTES;
+use crate::jose::compact::MAX_BEARER_TOKEN_BYTES;
 use crate::jose::jwks::JwksRegistry;
 use crate::jwt::own_token::{self, OwnTokenError, OwnTokenExpectations};
 use crate::jwt::signing::{access_token_claims, AccessTokenClaims};
@@ -257,7 +257,7 @@ impl Access {
     ) -> Result<Identity, Denied> {
         let ts = now.unix_timestamp();
         // Before hashing: an oversized token costs no work.
-        if token.len() > MAX_TOKEN_BYTES {
+        if token.len() > MAX_BEARER_TOKEN_BYTES {
             return Err(Denied::Token(TokenError::TooLarge));
         }
         let key = sha256_b64(token);

@@ -46,13 +46,6 @@ impl Default for SecretsCache {
     }
 }
 
-/// A stored audiences/issuers list. Unreadable is an error, not an empty list: empty means
-/// "any audience/issuer", so a damaged row must not fail open.
-fn strings(json: &str, field: &str) -> Result<Vec<String>, String> {
-    // Fixed message: serde's would quote the stored text.
-    serde_json::from_str(json).map_err(|_| format!("stored {field} are not a JSON list of strings"))
-}
-
 /// Builds the runtime form of one stored secret. A row that cannot be used (key changed,
 /// corrupt) is skipped with an error log rather than failing every token of the org.
 fn ready(
@@ -60,10 +53,7 @@ fn ready(
     secrets: &SecretBox,
     jwks: &JwksRegistry,
 ) -> Result<(Arc<ReadySecret>, Option<PrimarySigner>), String> {
-    let (aud, iss) = (
-        strings(&row.audiences, "audiences")?,
-        strings(&row.issuers, "issuers")?,
-    );
+    let (aud, iss) = (row.audiences()?, row.issuers()?);
     let private = || -> Result<crate::crypto::Secret, String> {
         let enc = row
             .private_enc

@@ -30,14 +30,14 @@ impl Loaded {
 }
 
 #[derive(Default)]
-struct KeySet {
+struct LoadedKeys {
     active: Option<Arc<SigningKey>>,
     verify: HashMap<String, Arc<DecodingKey>>,
     jwks: serde_json::Value,
 }
 
 pub struct OwnKeys {
-    set: RwLock<Arc<KeySet>>,
+    set: RwLock<Arc<LoadedKeys>>,
     loaded: Mutex<Loaded>,
     /// Reloads one at a time: concurrent misses wait and then find the keys fresh.
     reloading: tokio::sync::Mutex<()>,
@@ -76,7 +76,7 @@ impl KeyError {
 impl OwnKeys {
     pub fn new(keep_secs: i64) -> Self {
         OwnKeys {
-            set: RwLock::new(Arc::new(KeySet::default())),
+            set: RwLock::new(Arc::new(LoadedKeys::default())),
             loaded: Mutex::new(Loaded::default()),
             reloading: tokio::sync::Mutex::new(()),
             keep_secs,
@@ -129,7 +129,7 @@ impl OwnKeys {
 
     async fn read(&self, store: &Store, secrets: &SecretBox, now: i64) -> Result<(), KeyError> {
         let rows = store.published_signing_keys(now, self.keep_secs).await?;
-        let mut set = KeySet::default();
+        let mut set = LoadedKeys::default();
         let mut jwks = Vec::new();
         for row in &rows {
             let jwk: serde_json::Value = serde_json::from_str(&row.public_jwk)
@@ -161,7 +161,7 @@ impl OwnKeys {
         loaded.stale_marks += 1;
     }
 
-    fn current(&self) -> Arc<KeySet> {
+    fn current(&self) -> Arc<LoadedKeys> {
         self.set.read().expect("keys lock").clone()
     }
 

@@ -23,12 +23,12 @@ pub fn router() -> Router<AppState> {
 
 /// A secret as the API shows it: public parts only.
 pub(super) fn view(row: &JwtSecretRow) -> Value {
-    let list = |s: &str| serde_json::from_str::<Value>(s).unwrap_or(json!([]));
+    // A damaged list shows as null, never as [] ("any"): the verify endpoint refuses the row.
     let mut v = json!({
         "name": row.name,
         "type": row.kind,
-        "audiences": list(&row.audiences),
-        "issuers": list(&row.issuers),
+        "audiences": row.audiences().ok(),
+        "issuers": row.issuers().ok(),
         "primary": row.is_primary,
         "created_at": row.created_at,
     });

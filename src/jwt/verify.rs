@@ -412,6 +412,7 @@ async fn verify_signature(secret: &ReadySecret, token: &Jws<'_>) -> Result<(), T
 /// * with a non-empty `audiences`, `aud` is required and must contain one
 ///   of them; with a non-empty `issuers`, `iss` is required and must be one
 ///   of them (exact comparison). Empty lists mean no check.
+#[cfg(test)]
 pub fn check_claims(
     claims: &Value,
     audiences: &[String],

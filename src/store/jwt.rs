@@ -19,6 +19,24 @@ pub struct JwtSecretRow {
     pub created_at: i64,
 }
 
+impl JwtSecretRow {
+    /// The accepted audiences (empty: any). Unreadable is an error, never an empty list: empty
+    /// means "no check", so a damaged row must not fail open.
+    pub fn audiences(&self) -> std::result::Result<Vec<String>, String> {
+        string_list(&self.audiences, "audiences")
+    }
+
+    /// The accepted issuers (empty: any); unreadable is an error, as for audiences.
+    pub fn issuers(&self) -> std::result::Result<Vec<String>, String> {
+        string_list(&self.issuers, "issuers")
+    }
+}
+
+fn string_list(json: &str, field: &str) -> std::result::Result<Vec<String>, String> {
+    // Fixed message: serde's would quote the stored text.
+    serde_json::from_str(json).map_err(|_| format!("stored {field} are not a JSON list of strings"))
+}
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SigningKeyRow {
     pub kid: String,

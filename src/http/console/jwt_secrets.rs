@@ -29,11 +29,8 @@ async fn render(
         Ok(r) => r,
         Err(e) => return oc.c.store_failed(e),
     };
-    let list = |s: &str| -> String {
-        serde_json::from_str::<Vec<String>>(s)
-            .map(|v| v.join(", "))
-            .unwrap_or_default()
-    };
+    // A damaged list reads as such, never as empty ("any").
+    let list = |l: Result<Vec<String>, String>| l.map_or_else(|e| e, |v| v.join(", "));
     let secrets: Vec<Value> = rows
         .iter()
         .map(|r| {
@@ -42,8 +39,8 @@ async fn render(
                 "kind": KINDS.iter().find(|k| k.0 == r.kind).map_or(r.kind.as_str(), |k| k.1),
                 "kid": r.kid,
                 "url": (r.kind == "jwk_url").then_some(r.public.as_deref()).flatten(),
-                "audiences": list(&r.audiences),
-                "issuers": list(&r.issuers),
+                "audiences": list(r.audiences()),
+                "issuers": list(r.issuers()),
                 "primary": r.is_primary,
                 "created": super::when(Some(r.created_at)),
             })
