@@ -132,7 +132,7 @@ impl Sso {
                 scopes: &scopes,
                 state: &state,
                 nonce: &nonce,
-                code_challenge: challenge.as_str(),
+                code_challenge: &challenge,
                 login_hint: login_hint.as_ref().map(|h| h.as_str()),
             },
         )
@@ -190,7 +190,7 @@ impl Sso {
         // RFC 9207: the answer must come from the issuer we sent the browser to (mix-up defence).
         match &params.iss {
             Some(iss) if iss != &conn.issuer => return Err(LoginError::WrongIssuer { got: printable(iss, 200) }),
-            None if meta.authorization_response_iss_parameter_supported => {
+            None if meta.iss_parameter_supported() => {
                 return Err(LoginError::BadRequest(
                     "The identity provider's answer lacks the `iss` parameter it promises to send. Start again; if it happens again, tell your administrator.".into(),
                 ))
@@ -221,7 +221,7 @@ impl Sso {
             .decrypt(&conn.client_secret_enc, &conn.id)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let redirect_uri = self.settings.redirect_uri();
-        let id_token = exchange_code(
+        let tokens = exchange_code(
             &self.http,
             &meta,
             &conn.client_id,
@@ -232,9 +232,7 @@ impl Sso {
         )
         .await?;
 
-        let jwks_uri = url::Url::parse(&meta.jwks_uri)
-            .map_err(|e| StoreError::Corrupt(format!("jwks_uri: {e}")))?;
-        let cache = self.jwks.get(&jwks_uri);
+        let cache = self.jwks.get(meta.jwks_uri());
         let algorithms = meta.id_token_algorithms();
         let oidc = &self.settings.oidc;
         let expect = Expectations {
@@ -246,7 +244,7 @@ impl Sso {
             leeway: Duration::from_secs(oidc.clock_leeway_secs),
             max_iat_age: Duration::from_secs(oidc.max_id_token_age_secs),
         };
-        let verified = idtoken::verify(&id_token, &cache, &expect, now).await?;
+        let verified = idtoken::verify(&tokens.id_token, &cache, &expect, now).await?;
 
         let claims = serde_json::Value::Object(verified.claims.clone());
         let mapping = self.role_mapping(&conn.org_id).await?;
