@@ -140,14 +140,4 @@ impl Settings {
     pub fn secure_cookies(&self) -> bool {
         self.public_url.scheme() == "https"
     }
-
-    /// `{public_url}/sso/callback`, the one redirect URI admins register at their IdP.
-    pub fn redirect_uri(&self) -> String {
-        self.public_path("/sso/callback")
-    }
-
-    /// An absolute URL for a path on this service.
-    pub fn public_path(&self, path: &str) -> String {
-        format!("{}{}", self.public_url.as_str().trim_end_matches('/'), path)
-    }
 }

@@ -1,15 +1,63 @@
-//! The relying-party side of the authorization code flow: the authorization request and the
-//! code exchange at the token endpoint.
+//! The relying-party side of the authorization code flow, through openidconnect's client: the
+//! authorization request and the code exchange at the token endpoint. The wire details that keep
+//! orgsso's behaviour (bounded answers, how answers are judged) are in [`super::token_endpoint`].
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
+use std::borrow::Cow;
+
+use openidconnect::core::{
+    CoreAuthDisplay, CoreAuthPrompt, CoreGenderClaim, CoreJsonWebKey,
+    CoreJweContentEncryptionAlgorithm, CoreResponseType, CoreRevocableToken,
+    CoreRevocationErrorResponse, CoreTokenIntrospectionResponse,
+};
+use openidconnect::{
+    AuthenticationFlow, AuthorizationCode, ClientId, ClientSecret, CsrfToken,
+    EmptyAdditionalClaims, EndpointNotSet, EndpointSet, JsonWebKeySet, LoginHint, Nonce,
+    PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RequestTokenError, Scope,
+};
 use url::Url;
 
 use super::discovery::ProviderMetadata;
-use super::{describe, read_limited};
+use super::token_endpoint::{TokenAnswer, TokenHttp, TokenRefusal, WireError};
 use crate::crypto::Secret;
 
-const MAX_TOKEN_RESPONSE: usize = 256 * 1024;
+pub use super::token_endpoint::Tokens;
+
+/// openidconnect's client as orgsso uses it: authorization and token endpoints set, orgsso's own
+/// token answer and refusal types (see [`super::token_endpoint`]). Its ID-token verifier and key
+/// set are unused: ID tokens are verified by `oidc::idtoken` with orgsso's JWKS cache.
+pub type OidcClient = openidconnect::Client<
+    EmptyAdditionalClaims,
+    CoreAuthDisplay,
+    CoreGenderClaim,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJsonWebKey,
+    CoreAuthPrompt,
+    TokenRefusal,
+    TokenAnswer,
+    CoreTokenIntrospectionResponse,
+    CoreRevocableToken,
+    CoreRevocationErrorResponse,
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointSet,
+    EndpointNotSet,
+>;
+
+/// The client for one connection: its endpoints, its client id and how it authenticates.
+pub fn oidc_client(meta: &ProviderMetadata, client_id: &str) -> OidcClient {
+    openidconnect::Client::new(
+        ClientId::new(client_id.to_owned()),
+        meta.issuer.clone(),
+        JsonWebKeySet::default(),
+    )
+    .set_auth_uri(meta.authorization_endpoint.clone())
+    .set_token_uri(meta.token_endpoint.clone())
+    .set_auth_type(meta.token_auth_method().auth_type())
+    // The connection's scopes already hold `openid` (checked when it was saved).
+    .disable_openid_scope()
+}
 
 /// What goes into the authorization request besides the provider's metadata.
 pub struct AuthorizeRequest<'a> {
@@ -18,7 +66,7 @@ pub struct AuthorizeRequest<'a> {
     pub scopes: &'a [String],
     pub state: &'a str,
     pub nonce: &'a str,
-    pub code_challenge: &'a str,
+    pub code_challenge: &'a PkceCodeChallenge,
     pub login_hint: Option<&'a str>,
 }
 
@@ -27,22 +75,22 @@ pub fn authorize_url(
     meta: &ProviderMetadata,
     req: &AuthorizeRequest<'_>,
 ) -> Result<Url, url::ParseError> {
-    let mut url = Url::parse(&meta.authorization_endpoint)?;
-    {
-        let mut q = url.query_pairs_mut();
-        q.append_pair("response_type", "code")
-            .append_pair("client_id", req.client_id)
-            .append_pair("redirect_uri", req.redirect_uri)
-            .append_pair("scope", &req.scopes.join(" "))
-            .append_pair("state", req.state)
-            .append_pair("nonce", req.nonce)
-            .append_pair("code_challenge", req.code_challenge)
-            .append_pair("code_challenge_method", "S256");
-        if let Some(hint) = req.login_hint {
-            q.append_pair("login_hint", hint);
-        }
+    let state = CsrfToken::new(req.state.to_owned());
+    let nonce = Nonce::new(req.nonce.to_owned());
+    let client = oidc_client(meta, req.client_id);
+    let mut request = client
+        .authorize_url(
+            AuthenticationFlow::<CoreResponseType>::AuthorizationCode,
+            move || state,
+            move || nonce,
+        )
+        .set_redirect_uri(Cow::Owned(RedirectUrl::new(req.redirect_uri.to_owned())?))
+        .add_scopes(req.scopes.iter().map(|s| Scope::new(s.clone())))
+        .set_pkce_challenge(req.code_challenge.clone());
+    if let Some(hint) = req.login_hint {
+        request = request.set_login_hint(LoginHint::new(hint.to_owned()));
     }
-    Ok(url)
+    Ok(request.url().0)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -60,10 +108,13 @@ pub enum ExchangeError {
     Malformed(String),
     #[error("the identity provider returned no ID token; the connection's scopes must include \"openid\"")]
     NoIdToken,
+    /// orgsso's own settings make no valid request (not reached with a checked public URL).
+    #[error("orgsso's configuration is not usable: {0}")]
+    Config(String),
 }
 
-/// Exchanges the code for tokens and returns the raw ID token (the access and refresh tokens
-/// are dropped: orgsso does not call the IdP on the user's behalf).
+/// Exchanges the code for tokens (client authentication as the provider's metadata says, PKCE
+/// verifier, orgsso's IdP HTTP client) and returns the raw ID token with the access token.
 pub async fn exchange_code(
     http: &reqwest::Client,
     meta: &ProviderMetadata,
@@ -72,70 +123,43 @@ pub async fn exchange_code(
     code: &str,
     redirect_uri: &str,
     code_verifier: &str,
-) -> Result<String, ExchangeError> {
-    let mut form = vec![
-        ("grant_type", "authorization_code"),
-        ("code", code),
-        ("redirect_uri", redirect_uri),
-        ("code_verifier", code_verifier),
-    ];
-    let mut req = http
-        .post(&meta.token_endpoint)
-        .header(reqwest::header::ACCEPT, "application/json");
-    if meta.use_post_auth() {
-        form.push(("client_id", client_id));
-        form.push(("client_secret", client_secret.expose()));
-    } else {
-        // RFC 6749 §2.3.1: both parts are form-urlencoded before base64.
-        let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-        let basic = STANDARD.encode(format!(
-            "{}:{}",
-            enc(client_id),
-            enc(client_secret.expose())
-        ));
-        req = req.header(reqwest::header::AUTHORIZATION, format!("Basic {basic}"));
-    }
-    let resp = req
-        .form(&form)
-        .send()
+) -> Result<Tokens, ExchangeError> {
+    let redirect_uri = RedirectUrl::new(redirect_uri.to_owned())
+        .map_err(|e| ExchangeError::Config(format!("the redirect URI is not a URL ({e})")))?;
+    let client = oidc_client(meta, client_id)
+        .set_client_secret(ClientSecret::new(client_secret.expose().to_owned()));
+    client
+        .exchange_code(AuthorizationCode::new(code.to_owned()))
+        .set_pkce_verifier(PkceCodeVerifier::new(code_verifier.to_owned()))
+        .set_redirect_uri(Cow::Owned(redirect_uri))
+        .request_async(&TokenHttp(http))
         .await
-        .map_err(|e| ExchangeError::Unreachable(describe(&e)))?;
-    let status = resp.status();
-    let body = read_limited(resp, MAX_TOKEN_RESPONSE)
-        .await
-        .map_err(|e| ExchangeError::Malformed(e.to_string()))?;
-    let json: Option<serde_json::Value> = serde_json::from_slice(&body).ok();
-    if !status.is_success() {
-        // RFC 6749 §5.2 error answers are shown (trimmed, printable) so an admin can act on them.
-        if let Some(error) = json
-            .as_ref()
-            .and_then(|j| j.get("error"))
-            .and_then(|e| e.as_str())
-        {
-            return Err(ExchangeError::Refused {
-                error: printable(error, 64),
-                description: json
-                    .as_ref()
-                    .and_then(|j| j.get("error_description"))
-                    .and_then(|d| d.as_str())
-                    .map(|d| printable(d, 300)),
-            });
+        .map_err(ExchangeError::from)?
+        .into_tokens()
+}
+
+impl From<RequestTokenError<WireError, TokenRefusal>> for ExchangeError {
+    fn from(e: RequestTokenError<WireError, TokenRefusal>) -> Self {
+        match e {
+            // RFC 6749 §5.2 error answers are shown (trimmed, printable) so an admin can act on them.
+            RequestTokenError::ServerResponse(r) => ExchangeError::Refused {
+                error: printable(&r.error, 64),
+                description: r.error_description.as_deref().map(|d| printable(d, 300)),
+            },
+            RequestTokenError::Request(WireError::Unreachable(reason)) => {
+                ExchangeError::Unreachable(reason)
+            }
+            RequestTokenError::Request(WireError::Status(status)) => ExchangeError::Status(status),
+            RequestTokenError::Request(WireError::Body(e)) => {
+                ExchangeError::Malformed(e.to_string())
+            }
+            // `Parse` is not reached: the wire lets only JSON through, which both answer types
+            // take whole.
+            RequestTokenError::Request(WireError::NotJson) | RequestTokenError::Parse(..) => {
+                ExchangeError::Malformed("not JSON".into())
+            }
+            RequestTokenError::Other(reason) => ExchangeError::Malformed(printable(&reason, 200)),
         }
-        return Err(ExchangeError::Status(status.as_u16()));
-    }
-    let json = json.ok_or_else(|| ExchangeError::Malformed("not JSON".into()))?;
-    if let Some(tt) = json.get("token_type") {
-        if !tt
-            .as_str()
-            .is_some_and(|t| t.eq_ignore_ascii_case("bearer") || t.eq_ignore_ascii_case("dpop"))
-        {
-            return Err(ExchangeError::Malformed("unexpected token_type".into()));
-        }
-    }
-    match json.get("id_token") {
-        Some(serde_json::Value::String(t)) if !t.is_empty() => Ok(t.clone()),
-        Some(_) => Err(ExchangeError::Malformed("id_token is not a string".into())),
-        None => Err(ExchangeError::NoIdToken),
     }
 }
 
@@ -151,18 +175,22 @@ pub fn printable(s: &str, max: usize) -> String {
 mod tests {
     use super::*;
 
+    fn meta(token_endpoint: &str, auth_methods: serde_json::Value) -> ProviderMetadata {
+        serde_json::from_value(serde_json::json!({
+            "issuer": "https://idp.example.com",
+            "authorization_endpoint": "https://idp.example.com/auth?tenant=acme",
+            "token_endpoint": token_endpoint,
+            "jwks_uri": "https://idp.example.com/jwks",
+            "token_endpoint_auth_methods_supported": auth_methods,
+        }))
+        .unwrap()
+    }
+
     #[test]
     fn authorize_url_keeps_existing_query_and_sends_pkce() {
-        let meta = ProviderMetadata {
-            issuer: "https://idp.example.com".into(),
-            authorization_endpoint: "https://idp.example.com/auth?tenant=acme".into(),
-            token_endpoint: "https://idp.example.com/token".into(),
-            jwks_uri: "https://idp.example.com/jwks".into(),
-            end_session_endpoint: None,
-            token_endpoint_auth_methods_supported: vec![],
-            id_token_signing_alg_values_supported: vec![],
-            authorization_response_iss_parameter_supported: false,
-        };
+        let meta = meta("https://idp.example.com/token", serde_json::json!([]));
+        let challenge =
+            PkceCodeChallenge::from_code_verifier_sha256(&PkceCodeVerifier::new("v".repeat(43)));
         let scopes = vec!["openid".to_string(), "email".to_string()];
         let url = authorize_url(
             &meta,
@@ -172,7 +200,7 @@ mod tests {
                 scopes: &scopes,
                 state: "st",
                 nonce: "no",
-                code_challenge: "ch",
+                code_challenge: &challenge,
                 login_hint: Some("a@acme.com"),
             },
         )
@@ -183,6 +211,142 @@ mod tests {
         assert_eq!(q["scope"], "openid email");
         assert_eq!(q["code_challenge_method"], "S256");
         assert_eq!(q["login_hint"], "a@acme.com");
+        assert_eq!(q["client_id"], "c");
+        assert_eq!(q["redirect_uri"], "https://sso.example.com/sso/callback");
+        assert_eq!(q["state"], "st");
+        assert_eq!(q["nonce"], "no");
+        assert_eq!(q["code_challenge"], challenge.as_str());
+        assert_eq!(url.query_pairs().count(), 10, "{url}");
+    }
+
+    /// Answers one HTTP request with `answer` and hands back the request as text.
+    async fn one_request(
+        status: u16,
+        answer: &'static str,
+    ) -> (String, tokio::task::JoinHandle<String>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/token", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            let mut seen = Vec::new();
+            let mut buf = [0u8; 4096];
+            loop {
+                let n = sock.read(&mut buf).await.unwrap();
+                seen.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&seen).to_string();
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse().unwrap())
+                        })
+                        .unwrap_or(0);
+                    if body.len() >= len {
+                        break;
+                    }
+                }
+            }
+            let resp = format!(
+                "HTTP/1.1 {status} X\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+                answer.len()
+            );
+            sock.write_all(resp.as_bytes()).await.unwrap();
+            String::from_utf8_lossy(&seen).to_string()
+        });
+        (url, server)
+    }
+
+    async fn exchange(meta: &ProviderMetadata) -> Result<Tokens, ExchangeError> {
+        exchange_code(
+            &crate::oidc::http_client(std::time::Duration::from_secs(5)),
+            meta,
+            "c:id",
+            &Secret::new("s+cret&="),
+            "the-code",
+            "https://sso.example.com/sso/callback",
+            "the-verifier",
+        )
+        .await
+    }
+
+    #[tokio::test]
+    async fn exchange_authenticates_as_the_provider_asks() {
+        use base64::Engine;
+        // Basic: RFC 6749 §2.3.1 form-urlencodes both parts; the answer's text/plain label does
+        // not matter, its JSON body does.
+        let (url, server) = one_request(
+            200,
+            r#"{"token_type":"Bearer","id_token":"a.b.c","access_token":"at"}"#,
+        )
+        .await;
+        let tokens = exchange(&meta(&url, serde_json::json!([]))).await.unwrap();
+        assert_eq!(tokens.id_token, "a.b.c");
+        assert_eq!(tokens.access_token.unwrap().secret(), "at");
+        let seen = server.await.unwrap();
+        let basic = base64::engine::general_purpose::STANDARD.encode("c%3Aid:s%2Bcret%26%3D");
+        assert!(
+            seen.contains(&format!("authorization: Basic {basic}")),
+            "{seen}"
+        );
+        assert!(seen.contains("accept: application/json"), "{seen}");
+        let body = seen.split_once("\r\n\r\n").unwrap().1;
+        let form: std::collections::HashMap<_, _> = url::form_urlencoded::parse(body.as_bytes())
+            .into_owned()
+            .collect();
+        assert_eq!(form["grant_type"], "authorization_code");
+        assert_eq!(form["code"], "the-code");
+        assert_eq!(form["code_verifier"], "the-verifier");
+        assert_eq!(form["redirect_uri"], "https://sso.example.com/sso/callback");
+        assert!(!form.contains_key("client_secret"), "{seen}");
+
+        // Post, when that is all the provider offers.
+        let (url, server) = one_request(201, r#"{"id_token":"a.b.c"}"#).await;
+        let tokens = exchange(&meta(&url, serde_json::json!(["client_secret_post"])))
+            .await
+            .unwrap();
+        assert!(tokens.access_token.is_none());
+        let seen = server.await.unwrap();
+        assert!(
+            !seen.to_ascii_lowercase().contains("authorization:"),
+            "{seen}"
+        );
+        let body = seen.split_once("\r\n\r\n").unwrap().1;
+        let form: std::collections::HashMap<_, _> = url::form_urlencoded::parse(body.as_bytes())
+            .into_owned()
+            .collect();
+        assert_eq!(form["client_id"], "c:id");
+        assert_eq!(form["client_secret"], "s+cret&=");
+    }
+
+    #[tokio::test]
+    async fn exchange_failures_read_as_before() {
+        let cases: [(u16, &'static str, &str); 7] = [
+            (200, "not json", "not a token response (not JSON)"),
+            (200, "", "not a token response (not JSON)"),
+            (200, r#"{"id_token":5}"#, "(id_token is not a string)"),
+            (200, r#"{"access_token":"x"}"#, "no ID token"),
+            (502, "<html>", "failed with HTTP 502"),
+            (401, r#"{"error":5}"#, "failed with HTTP 401"),
+            (
+                400,
+                r#"{"error":"invalid_grant\r\n","error_description":7}"#,
+                "refused the sign-in code (invalid_grant)",
+            ),
+        ];
+        for (status, answer, says) in cases {
+            let (url, _server) = one_request(status, answer).await;
+            let err = exchange(&meta(&url, serde_json::json!([])))
+                .await
+                .unwrap_err();
+            assert!(err.to_string().contains(says), "{answer}: {err}");
+        }
+        let err = exchange(&meta("http://127.0.0.1:9/token", serde_json::json!([])))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ExchangeError::Unreachable(_)), "{err}");
     }
 
     #[test]

@@ -1,9 +1,22 @@
 //! OpenID Connect discovery: fetch `/.well-known/openid-configuration`, check it, and fetch the
 //! JWKS it names. Every refusal says which part of the provider's answer was wrong.
+//!
+//! [`ProviderMetadata`] is orgsso's own struct, not openidconnect's `ProviderMetadata<…>`, but its
+//! endpoints and client authentication methods are the crate's types, so the client in
+//! [`super::client`] and the logout request in [`super::logout`] take them as they are. Why not the
+//! crate's struct: it requires `response_types_supported` and `subject_types_supported`, which the
+//! rows stored in `sso_connections.metadata` do not have (they would no longer load), its serde
+//! errors cannot say which field was wrong the way [`check_document`] does, and its signing
+//! algorithm list silently drops names it does not know (a refusal lists what the provider
+//! offered). The crate's URL types serialise as the exact string they were parsed from, so stored
+//! JSON reads and writes as before.
 
+use openidconnect::core::CoreClientAuthMethod;
+use openidconnect::{AuthUrl, EndSessionUrl, IssuerUrl, JsonWebKeySetUrl, TokenUrl};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use super::client_auth::TokenAuthMethod;
 use super::egress::Egress;
 use super::{describe, read_limited};
 use crate::domain::{is_loopback, Issuer};
@@ -11,32 +24,65 @@ use crate::jose::alg::{alg_name, ID_TOKEN_ALGS};
 
 const MAX_DOCUMENT: usize = 512 * 1024;
 
-/// What orgsso keeps of the provider's discovery document.
+/// What orgsso keeps of the provider's discovery document (stored as JSON with each connection).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ProviderMetadata {
-    pub issuer: String,
-    pub authorization_endpoint: String,
-    pub token_endpoint: String,
-    pub jwks_uri: String,
+    pub(super) issuer: IssuerUrl,
+    pub(super) authorization_endpoint: AuthUrl,
+    pub(super) token_endpoint: TokenUrl,
+    pub(super) jwks_uri: JsonWebKeySetUrl,
+    /// Public only while `http/browser.rs` still builds the end-session URL inline; callers
+    /// should use [`super::logout::end_session_url`] (then make this `pub(super)`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub end_session_endpoint: Option<String>,
+    pub(super) end_session_endpoint: Option<EndSessionUrl>,
     /// Empty means the spec default, `client_secret_basic`.
     #[serde(default)]
-    pub token_endpoint_auth_methods_supported: Vec<String>,
+    pub(super) token_endpoint_auth_methods_supported: Vec<CoreClientAuthMethod>,
+    /// Kept as names: checked against orgsso's allow-list by [`Self::id_token_algorithms`].
     #[serde(default)]
-    pub id_token_signing_alg_values_supported: Vec<String>,
+    pub(super) id_token_signing_alg_values_supported: Vec<String>,
     /// RFC 9207: when true the callback must carry `iss`.
     #[serde(default)]
-    pub authorization_response_iss_parameter_supported: bool,
+    pub(super) authorization_response_iss_parameter_supported: bool,
 }
 
 impl ProviderMetadata {
-    /// `client_secret_basic` unless the provider only offers `client_secret_post`.
-    pub fn use_post_auth(&self) -> bool {
-        let m = &self.token_endpoint_auth_methods_supported;
-        !m.is_empty()
-            && !m.iter().any(|s| s == "client_secret_basic")
-            && m.iter().any(|s| s == "client_secret_post")
+    /// As a parsed URL, which may differ from the issuer string (a trailing `/`): compare issuers
+    /// by the connection's stored string, never by this.
+    pub fn issuer(&self) -> &Url {
+        self.issuer.url()
+    }
+
+    pub fn authorization_endpoint(&self) -> &Url {
+        self.authorization_endpoint.url()
+    }
+
+    pub fn token_endpoint(&self) -> &Url {
+        self.token_endpoint.url()
+    }
+
+    pub fn jwks_uri(&self) -> &Url {
+        self.jwks_uri.url()
+    }
+
+    pub fn end_session_endpoint(&self) -> Option<&Url> {
+        self.end_session_endpoint.as_ref().map(EndSessionUrl::url)
+    }
+
+    /// The methods the provider lists; empty means it did not say.
+    pub fn token_auth_methods_supported(&self) -> &[CoreClientAuthMethod] {
+        &self.token_endpoint_auth_methods_supported
+    }
+
+    /// How orgsso authenticates at this provider's token endpoint.
+    pub fn token_auth_method(&self) -> TokenAuthMethod {
+        TokenAuthMethod::choose(&self.token_endpoint_auth_methods_supported)
+            .unwrap_or(TokenAuthMethod::ClientSecretBasic)
+    }
+
+    /// RFC 9207: whether the callback must carry `iss`.
+    pub fn iss_parameter_supported(&self) -> bool {
+        self.authorization_response_iss_parameter_supported
     }
 
     /// Algorithms we accept for this provider's ID tokens: its advertised list within our
@@ -98,7 +144,7 @@ pub async fn discover(
     let meta = check_document(&doc, issuer)?;
     // Only what orgsso itself fetches: the authorization and end-session endpoints are the
     // browser's to visit.
-    for endpoint in [&meta.token_endpoint, &meta.jwks_uri] {
+    for endpoint in [meta.token_endpoint.as_str(), meta.jwks_uri.as_str()] {
         egress
             .check(endpoint)
             .await
@@ -107,13 +153,13 @@ pub async fn discover(
     let jwks = fetch_json(http, &meta.jwks_uri)
         .await
         .map_err(|e| DiscoveryError::Jwks {
-            url: meta.jwks_uri.clone(),
+            url: meta.jwks_uri.to_string(),
             reason: e.to_string(),
         })?;
     match jwks.get("keys") {
         Some(serde_json::Value::Array(keys)) if !keys.is_empty() => Ok((meta, jwks)),
         _ => Err(DiscoveryError::Jwks {
-            url: meta.jwks_uri.clone(),
+            url: meta.jwks_uri.to_string(),
             reason: "it has no `keys` array with at least one key".into(),
         }),
     }
@@ -180,11 +226,6 @@ pub fn check_document(
             found,
         });
     }
-    let endpoint = |field: &'static str| -> Result<String, DiscoveryError> {
-        let s = text(field)?;
-        check_endpoint(&s).map_err(|reason| DiscoveryError::BadField { field, reason })?;
-        Ok(s)
-    };
     let strings = |field: &'static str| -> Result<Vec<String>, DiscoveryError> {
         match doc.get(field) {
             None | Some(serde_json::Value::Null) => Ok(Vec::new()),
@@ -202,16 +243,41 @@ pub fn check_document(
             }),
         }
     };
+    let issuer_url = IssuerUrl::new(found.clone()).map_err(|e| DiscoveryError::BadField {
+        field: "issuer",
+        reason: e.to_string(),
+    })?;
+    // Evaluated in the document's field order, so the first defect is the one reported.
+    let authorization_endpoint = endpoint(
+        "authorization_endpoint",
+        text("authorization_endpoint")?,
+        AuthUrl::new,
+    )?;
+    let token_endpoint = endpoint("token_endpoint", text("token_endpoint")?, TokenUrl::new)?;
+    let jwks_uri = endpoint("jwks_uri", text("jwks_uri")?, JsonWebKeySetUrl::new)?;
+    let end_session_endpoint = match doc.get("end_session_endpoint") {
+        Some(serde_json::Value::String(s)) => Some(endpoint(
+            "end_session_endpoint",
+            s.clone(),
+            EndSessionUrl::new,
+        )?),
+        _ => None,
+    };
+    let auth_methods = strings("token_endpoint_auth_methods_supported")?;
     let meta = ProviderMetadata {
-        issuer: found,
-        authorization_endpoint: endpoint("authorization_endpoint")?,
-        token_endpoint: endpoint("token_endpoint")?,
-        jwks_uri: endpoint("jwks_uri")?,
-        end_session_endpoint: match doc.get("end_session_endpoint") {
-            Some(serde_json::Value::String(_)) => Some(endpoint("end_session_endpoint")?),
-            _ => None,
-        },
-        token_endpoint_auth_methods_supported: strings("token_endpoint_auth_methods_supported")?,
+        issuer: issuer_url,
+        authorization_endpoint,
+        token_endpoint,
+        jwks_uri,
+        end_session_endpoint,
+        token_endpoint_auth_methods_supported: auth_methods
+            .iter()
+            .map(|m| serde_json::from_value(serde_json::Value::String(m.clone())))
+            .collect::<Result<_, _>>()
+            .map_err(|e| DiscoveryError::BadField {
+                field: "token_endpoint_auth_methods_supported",
+                reason: e.to_string(),
+            })?,
         id_token_signing_alg_values_supported: strings("id_token_signing_alg_values_supported")?,
         authorization_response_iss_parameter_supported: doc
             .get("authorization_response_iss_parameter_supported")
@@ -226,15 +292,14 @@ pub fn check_document(
                 .into(),
         });
     }
-    let methods = &meta.token_endpoint_auth_methods_supported;
-    if !methods.is_empty()
-        && !methods
-            .iter()
-            .any(|m| m == "client_secret_basic" || m == "client_secret_post")
-    {
+    if TokenAuthMethod::choose(&meta.token_endpoint_auth_methods_supported).is_none() {
         return Err(DiscoveryError::BadField {
             field: "token_endpoint_auth_methods_supported",
-            reason: format!("orgsso authenticates with client_secret_basic or client_secret_post; the IdP offers only {methods:?}"),
+            reason: format!(
+                "orgsso authenticates with {}; the IdP offers only {:?}",
+                TokenAuthMethod::OFFERED,
+                auth_methods
+            ),
         });
     }
     if meta.id_token_algorithms().is_empty() {
@@ -247,6 +312,19 @@ pub fn check_document(
         });
     }
     Ok(meta)
+}
+
+/// Checks an endpoint (the refusal names its field), then gives it the crate's URL type.
+fn endpoint<T>(
+    field: &'static str,
+    s: String,
+    typed: fn(String) -> Result<T, url::ParseError>,
+) -> Result<T, DiscoveryError> {
+    check_endpoint(&s).map_err(|reason| DiscoveryError::BadField { field, reason })?;
+    typed(s).map_err(|e| DiscoveryError::BadField {
+        field,
+        reason: e.to_string(),
+    })
 }
 
 /// Endpoints follow the issuer rule: https, or http on a loopback host.
@@ -286,7 +364,7 @@ mod tests {
             m.id_token_algorithms(),
             vec![jsonwebtoken::Algorithm::RS256]
         );
-        assert!(!m.use_post_auth());
+        assert_eq!(m.token_auth_method(), TokenAuthMethod::ClientSecretBasic);
     }
 
     #[test]
@@ -357,9 +435,44 @@ mod tests {
     fn post_auth_only_when_basic_is_missing() {
         let mut d = doc();
         d["token_endpoint_auth_methods_supported"] = json!(["client_secret_post"]);
-        assert!(check_document(&d, &issuer()).unwrap().use_post_auth());
+        assert_eq!(
+            check_document(&d, &issuer()).unwrap().token_auth_method(),
+            TokenAuthMethod::ClientSecretPost
+        );
         d["token_endpoint_auth_methods_supported"] =
             json!(["client_secret_post", "client_secret_basic"]);
-        assert!(!check_document(&d, &issuer()).unwrap().use_post_auth());
+        assert_eq!(
+            check_document(&d, &issuer()).unwrap().token_auth_method(),
+            TokenAuthMethod::ClientSecretBasic
+        );
+    }
+
+    #[test]
+    fn rows_stored_by_earlier_versions_load_and_write_back_unchanged() {
+        // Exactly what the hand-written struct of earlier versions wrote.
+        let full = r#"{"issuer":"https://idp.example.com","authorization_endpoint":"https://idp.example.com/auth?tenant=a","token_endpoint":"https://idp.example.com/token","jwks_uri":"https://idp.example.com/jwks","end_session_endpoint":"https://idp.example.com/logout","token_endpoint_auth_methods_supported":["client_secret_post","tls_client_auth"],"id_token_signing_alg_values_supported":["RS256","HS256","XX999"],"authorization_response_iss_parameter_supported":true}"#;
+        let m: ProviderMetadata = serde_json::from_str(full).unwrap();
+        assert_eq!(serde_json::to_string(&m).unwrap(), full);
+        assert_eq!(m.token_auth_method(), TokenAuthMethod::ClientSecretPost);
+        assert_eq!(m.token_endpoint().as_str(), "https://idp.example.com/token");
+        assert_eq!(
+            m.end_session_endpoint().map(Url::as_str),
+            Some("https://idp.example.com/logout")
+        );
+        assert!(m.iss_parameter_supported());
+        let minimal = r#"{"issuer":"https://idp.example.com","authorization_endpoint":"https://idp.example.com/auth","token_endpoint":"https://idp.example.com/token","jwks_uri":"https://idp.example.com/jwks","token_endpoint_auth_methods_supported":[],"id_token_signing_alg_values_supported":[],"authorization_response_iss_parameter_supported":false}"#;
+        let m: ProviderMetadata = serde_json::from_str(minimal).unwrap();
+        assert_eq!(serde_json::to_string(&m).unwrap(), minimal);
+        assert_eq!(m.end_session_endpoint(), None);
+        assert_eq!(m.token_auth_method(), TokenAuthMethod::ClientSecretBasic);
+        assert_eq!(
+            m.id_token_algorithms(),
+            vec![jsonwebtoken::Algorithm::RS256]
+        );
+        // And what check_document makes serialises as the old struct did (no URL normalising).
+        let m = check_document(&doc(), &issuer()).unwrap();
+        let v = serde_json::to_value(&m).unwrap();
+        assert_eq!(v["issuer"], "https://idp.example.com");
+        assert_eq!(v["authorization_endpoint"], "https://idp.example.com/auth");
     }
 }

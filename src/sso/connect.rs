@@ -141,14 +141,10 @@ impl Sso {
         // The keys must be usable before anything is saved: a key set of only 1024-bit, `oct` or
         // encryption keys would fail every sign-in later. Seeding also spares the first sign-in
         // a fetch.
-        let jwks_uri = url::Url::parse(&meta.jwks_uri).map_err(|e| DiscoveryError::BadField {
-            field: "jwks_uri",
-            reason: e.to_string(),
-        })?;
         self.jwks
-            .insert_seeded(&jwks_uri, &jwks)
+            .insert_seeded(meta.jwks_uri(), &jwks)
             .map_err(|e| DiscoveryError::Jwks {
-                url: meta.jwks_uri.clone(),
+                url: meta.jwks_uri().to_string(),
                 reason: e.to_string(),
             })?;
         let detail = serde_json::json!({"issuer": issuer.as_str(), "client_id": client_id, "scopes": scopes, "groups_claim": groups_claim});

@@ -122,7 +122,7 @@ impl Sso {
                 scopes: &conn.scopes,
                 state: &state,
                 nonce: &nonce,
-                code_challenge: challenge.as_str(),
+                code_challenge: &challenge,
                 login_hint: login_hint.as_ref().map(|h| h.as_str()),
             },
         )
@@ -180,7 +180,7 @@ impl Sso {
         // RFC 9207: the answer must come from the issuer we sent the browser to (mix-up defence).
         match &params.iss {
             Some(iss) if iss != &conn.issuer => return Err(LoginError::WrongIssuer { got: printable(iss, 200) }),
-            None if meta.authorization_response_iss_parameter_supported => {
+            None if meta.iss_parameter_supported() => {
                 return Err(LoginError::BadRequest(
                     "The identity provider's answer lacks the `iss` parameter it promises to send. Start again; if it happens again, tell your administrator.".into(),
                 ))
@@ -211,7 +211,7 @@ impl Sso {
             .decrypt(&conn.client_secret_enc, &conn.id)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let redirect_uri = self.redirect_uri();
-        let id_token = exchange_code(
+        let tokens = exchange_code(
             &self.http,
             meta,
             &conn.client_id,
@@ -222,9 +222,7 @@ impl Sso {
         )
         .await?;
 
-        let jwks_uri = url::Url::parse(&meta.jwks_uri)
-            .map_err(|e| StoreError::Corrupt(format!("jwks_uri: {e}")))?;
-        let cache = self.jwks.get(&jwks_uri);
+        let cache = self.jwks.get(meta.jwks_uri());
         let algorithms = meta.id_token_algorithms();
         let expect = Expectations {
             issuer: &conn.issuer,
@@ -235,7 +233,7 @@ impl Sso {
             leeway: self.settings.leeway,
             max_iat_age: self.settings.max_id_token_age,
         };
-        let verified = idtoken::verify(&id_token, &cache, &expect, now).await?;
+        let verified = idtoken::verify(&tokens.id_token, &cache, &expect, now).await?;
 
         let claims = serde_json::Value::Object(verified.claims.clone());
         let mapping = self.role_mapping(&conn.org_id).await?;

@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use super::Sso;
 use crate::domain::{EmailAddress, ReturnTo};
+use crate::oidc::logout::end_session_url;
 use crate::store::StoreError;
 
 /// One org the email may sign in to, and the link that starts its sign-in.
@@ -83,18 +84,8 @@ impl Sso {
         let Some(c) = self.store.connection_by_id(connection_id).await? else {
             return Ok(None);
         };
-        let Some(endpoint) = c.metadata.end_session_endpoint.as_deref() else {
-            return Ok(None);
-        };
-        Ok(url::Url::parse(endpoint).ok().map(|mut u| {
-            u.query_pairs_mut()
-                .append_pair("client_id", &c.client_id)
-                .append_pair(
-                    "post_logout_redirect_uri",
-                    &self.settings.public_path("/login"),
-                );
-            u.to_string()
-        }))
+        let after = self.settings.public_path("/login");
+        Ok(end_session_url(&c.metadata, &c.client_id, &after, None, None).map(String::from))
     }
 
     /// Whether the connection a sign-in came through was disconnected meanwhile (the one
