@@ -30,6 +30,8 @@ pub struct Application {
     router: axum::Router,
     /// The services, as the router has them (tests reach in through here).
     pub state: AppState,
+    /// Who hears committed changes; the store only holds it weakly.
+    _sink: Arc<dyn EventSink>,
 }
 
 #[derive(Clone, Copy)]
@@ -123,7 +125,7 @@ impl Application {
             ))),
             crate::store::Db::Sqlite(_) => None,
         };
-        store.set_event_sink(sink);
+        store.set_event_sink(&sink);
         let state = AppState {
             sso,
             access,
@@ -137,6 +139,7 @@ impl Application {
             events: listener_task,
             router,
             state,
+            _sink: sink,
         })
     }
 

@@ -84,7 +84,8 @@ mod tests {
         };
         store.create_org(&org, &[], "test").await.unwrap();
         let cache = Arc::new(MappingCache::default());
-        store.set_event_sink(cache.clone());
+        let sink: Arc<dyn EventSink> = cache.clone();
+        store.set_event_sink(&sink);
         let claims = serde_json::json!({});
         let first = cache.get(&store, "o1").await.unwrap();
         assert_eq!(first.evaluate(&claims).outcome, Outcome::Role(Role::Viewer));

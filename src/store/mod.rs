@@ -4,7 +4,7 @@
 //! in `migrations/sqlite` vs `migrations/postgres` and in `connect`.
 
 use std::str::FromStr;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use sqlx::postgres::{PgPool, PgPoolOptions};
@@ -119,7 +119,9 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 #[derive(Clone)]
 pub struct Store {
     db: Db,
-    sink: Arc<OnceLock<Arc<dyn events::EventSink>>>,
+    /// Weak: the services that listen hold this store, and a strong reference back would keep
+    /// both (and the pool's connections) alive for ever.
+    sink: Arc<OnceLock<Weak<dyn events::EventSink>>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -184,13 +186,14 @@ impl Store {
     }
 
     /// Sets who is told of committed changes in this process (once, at start).
-    pub fn set_event_sink(&self, sink: Arc<dyn events::EventSink>) {
-        let _ = self.sink.set(sink);
+    /// The caller keeps the sink alive for as long as the service runs.
+    pub fn set_event_sink(&self, sink: &Arc<dyn events::EventSink>) {
+        let _ = self.sink.set(Arc::downgrade(sink));
     }
 
     /// Tells this process of a committed change; other instances hear it through NOTIFY.
     fn announce(&self, event: &events::Event) {
-        if let Some(sink) = self.sink.get() {
+        if let Some(sink) = self.sink.get().and_then(Weak::upgrade) {
             sink.apply(event);
         }
     }

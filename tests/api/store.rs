@@ -152,3 +152,30 @@ async fn no_session_is_written_for_a_disconnected_connection() {
     );
     assert_eq!(store.count_sessions(&org.id).await.unwrap(), 0);
 }
+
+/// The services hold the store and the store tells them of changes: a strong reference both
+/// ways would keep the pool (and its database connections) alive after the app is gone.
+#[tokio::test]
+async fn a_stopped_app_releases_its_services_and_pool() {
+    use orgsso::configuration::Settings;
+    use orgsso::crypto::Secret;
+    use orgsso::startup::Application;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = Settings::defaults();
+    settings.database_url = Secret::new(format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("o.db").display()
+    ));
+    settings.data_dir = dir.path().join("data");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let app = Application::build_with_listener(settings, listener)
+        .await
+        .unwrap();
+    let access = std::sync::Arc::downgrade(&app.state.access);
+    drop(app);
+    assert!(
+        access.upgrade().is_none(),
+        "something still holds the verify service (and with it the pool)"
+    );
+}
