@@ -9,6 +9,7 @@ pub mod http;
 pub mod jose;
 pub mod jwt;
 pub mod oidc;
+pub mod outbound;
 pub mod roles;
 pub mod session;
 pub mod sso;

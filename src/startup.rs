@@ -88,7 +88,7 @@ impl Application {
             tracing::warn!("ORGSSO_ADMIN_TOKEN is unset: the admin API answers 401");
         }
         let oidc = &settings.oidc;
-        let http_client = crate::oidc::http_client(oidc.http_timeout());
+        let http_client = crate::outbound::http_client(oidc.http_timeout());
         let jwks = Arc::new(JwksRegistry::new(
             http_client.clone(),
             JwksSettings {

@@ -261,7 +261,7 @@ mod tests {
 
     async fn exchange(meta: &ProviderMetadata) -> Result<Tokens, ExchangeError> {
         exchange_code(
-            &crate::oidc::http_client(std::time::Duration::from_secs(5)),
+            &crate::outbound::http_client(std::time::Duration::from_secs(5)),
             meta,
             "c:id",
             &Secret::new("s+cret&="),

@@ -18,9 +18,9 @@ use url::Url;
 
 use super::client_auth::TokenAuthMethod;
 use super::egress::Egress;
-use super::{describe, read_limited};
 use crate::domain::{is_loopback, Issuer};
 use crate::jose::alg::{alg_name, ID_TOKEN_ALGS};
+use crate::outbound::{describe, read_limited};
 
 const MAX_DOCUMENT: usize = 512 * 1024;
 

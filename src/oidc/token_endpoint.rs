@@ -26,7 +26,7 @@ use openidconnect::{
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::client::{printable, ExchangeError};
-use super::{describe, read_limited, BodyError};
+use crate::outbound::{describe, read_limited, BodyError};
 
 const MAX_TOKEN_RESPONSE: usize = 256 * 1024;
 

@@ -388,7 +388,7 @@ impl Inner {
             .await
             .map_err(|e| JwksError::Unreachable {
                 uri: uri(),
-                reason: crate::oidc::describe(&e),
+                reason: crate::outbound::describe(&e),
             })?;
         let status = response.status();
         if !status.is_success() {
@@ -398,13 +398,13 @@ impl Inner {
             });
         }
         let lifetime = freshness_from_headers(response.headers(), SystemTime::now());
-        let body = crate::oidc::read_limited(response, self.settings.max_bytes)
+        let body = crate::outbound::read_limited(response, self.settings.max_bytes)
             .await
             .map_err(|e| match e {
-                crate::oidc::BodyError::TooLarge(limit) => {
+                crate::outbound::BodyError::TooLarge(limit) => {
                     JwksError::TooLarge { uri: uri(), limit }
                 }
-                crate::oidc::BodyError::Read(reason) => {
+                crate::outbound::BodyError::Read(reason) => {
                     JwksError::Unreachable { uri: uri(), reason }
                 }
             })?;
