@@ -6,7 +6,7 @@
 //! never calls into `sso`. It hears committed changes through [`EventSink`], so revocations
 //! reach its caches at once on every instance.
 
-mod org_keys;
+mod org_secrets;
 mod own_keys;
 mod verdicts;
 
@@ -118,7 +118,7 @@ pub struct Access {
     settings: AccessSettings,
     sessions: SessionCache,
     keys: OwnKeys,
-    org_secrets: org_keys::SecretsCache,
+    org_secrets: org_secrets::SecretsCache,
     orgs: Mutex<HashMap<String, OrgRow>>,
     verdicts: Verdicts,
     /// False while changes from other instances might be missed: every cache is bypassed.
@@ -141,7 +141,7 @@ impl Access {
             jwks,
             sessions: SessionCache::default(),
             keys: OwnKeys::new(keep.as_secs() as i64),
-            org_secrets: org_keys::SecretsCache::default(),
+            org_secrets: org_secrets::SecretsCache::default(),
             orgs: Mutex::new(HashMap::new()),
             verdicts: Verdicts::default(),
             live: AtomicBool::new(true),

@@ -36,23 +36,49 @@ pub enum ClaimError {
 /// What `iss` must be.
 #[derive(Clone, Copy, Debug)]
 pub enum IssuerRule<'a> {
+    /// No check (an org secret configured without issuers). Said explicitly: an empty
+    /// `OneOf` matches nothing, so a list that came out empty by mistake fails closed.
+    Any,
     /// Exactly this issuer (required).
     Exactly(&'a str),
-    /// One of these (required), or anything (even absent) when the list is empty: an org
-    /// secret without issuers accepts any.
+    /// One of these (required).
     OneOf(&'a [String]),
+}
+
+impl<'a> IssuerRule<'a> {
+    /// An org secret's list: empty means it was configured to accept any issuer.
+    pub fn any_if_empty(list: &'a [String]) -> Self {
+        if list.is_empty() {
+            IssuerRule::Any
+        } else {
+            IssuerRule::OneOf(list)
+        }
+    }
 }
 
 /// What `aud` must be.
 #[derive(Clone, Copy, Debug)]
 pub enum AudienceRule<'a> {
-    /// Shares a value with this list (required), or anything (even absent) when it is empty.
+    /// No check (an org secret configured without audiences); see [`IssuerRule::Any`].
+    Any,
+    /// Shares a value with this list (required).
     OneOf(&'a [String]),
     /// Contains `id` (required), and every other value is in `also_trusted` (ID tokens).
     Includes {
         id: &'a str,
         also_trusted: &'a [String],
     },
+}
+
+impl<'a> AudienceRule<'a> {
+    /// An org secret's list: empty means it was configured to accept any audience.
+    pub fn any_if_empty(list: &'a [String]) -> Self {
+        if list.is_empty() {
+            AudienceRule::Any
+        } else {
+            AudienceRule::OneOf(list)
+        }
+    }
 }
 
 /// What a token kind expects of the registered claims. `exp` is always required.
@@ -184,7 +210,7 @@ impl ClaimRules<'_> {
     /// Checks `aud` (as read by [`audiences`]) against [`ClaimRules::audience`].
     pub fn check_audience(&self, aud: Option<&[&str]>) -> Result<(), ClaimError> {
         match self.audience {
-            AudienceRule::OneOf([]) => Ok(()),
+            AudienceRule::Any => Ok(()),
             AudienceRule::OneOf(expected) => {
                 let aud = aud.ok_or(ClaimError::Missing("aud"))?;
                 if aud.iter().any(|a| expected.iter().any(|x| x == a)) {
@@ -212,7 +238,7 @@ impl ClaimRules<'_> {
     /// Checks `iss` (as read by [`string`]) against [`ClaimRules::issuer`].
     pub fn check_issuer(&self, iss: Option<&str>) -> Result<(), ClaimError> {
         let ok = match self.issuer {
-            IssuerRule::OneOf([]) => return Ok(()),
+            IssuerRule::Any => return Ok(()),
             IssuerRule::OneOf(expected) => {
                 let iss = iss.ok_or(ClaimError::Missing("iss"))?;
                 expected.iter().any(|x| x == iss)
@@ -237,12 +263,38 @@ mod tests {
 
     fn rules<'a>(aud: &'a [String], iss: &'a [String]) -> ClaimRules<'a> {
         ClaimRules {
-            issuer: IssuerRule::OneOf(iss),
-            audience: AudienceRule::OneOf(aud),
+            issuer: IssuerRule::any_if_empty(iss),
+            audience: AudienceRule::any_if_empty(aud),
             max_iat_age: None,
             leeway: Duration::from_secs(60),
             now: OffsetDateTime::from_unix_timestamp(NOW).unwrap(),
         }
+    }
+
+    /// "Any" is said explicitly; a list that came out empty matches nothing (fails closed).
+    #[test]
+    fn an_empty_list_matches_nothing_and_any_is_explicit() {
+        let at = OffsetDateTime::from_unix_timestamp(NOW).unwrap();
+        let rules = |issuer, audience| ClaimRules {
+            issuer,
+            audience,
+            max_iat_age: None,
+            leeway: Duration::from_secs(60),
+            now: at,
+        };
+        let strict = rules(IssuerRule::OneOf(&[]), AudienceRule::OneOf(&[]));
+        assert_eq!(strict.check_issuer(Some("i")), Err(ClaimError::BadIssuer));
+        assert_eq!(strict.check_issuer(None), Err(ClaimError::Missing("iss")));
+        assert_eq!(
+            strict.check_audience(Some(&["a"])),
+            Err(ClaimError::BadAudience)
+        );
+        let open = rules(
+            IssuerRule::any_if_empty(&[]),
+            AudienceRule::any_if_empty(&[]),
+        );
+        assert_eq!(open.check_issuer(None), Ok(()));
+        assert_eq!(open.check_audience(None), Ok(()));
     }
 
     /// The bearer order: types first, then exp, nbf, iat, aud, iss. A fast IdP clock puts both

@@ -4,7 +4,7 @@
 //! any key is touched: size limit, exactly three base64url parts, a header that is a strict JSON
 //! object, `alg` (never `none`; HS* only where the kind accepts a shared secret), forbidden
 //! header members, `typ`, and `kid`. The payload and signature are decoded only when a policy
-//! asks ([`Jws::signature`], [`Jws::payload`], [`Jws::payload_object`], [`Jws::verify`]), so
+//! asks ([`Jws::signature`], [`Jws::payload`], [`Jws::verify`], [`Verified::payload_object`]), so
 //! each policy keeps the order in which its refusals have always been reported.
 //!
 //! [`JwsError`] names the defect; each token kind maps it to its own words. Nothing here ever
@@ -208,7 +208,7 @@ fn check_alg(alg: Option<&Value>, allowed: &[Algorithm]) -> Result<Algorithm, Jw
     }
 }
 
-impl Jws<'_> {
+impl<'a> Jws<'a> {
     /// The third part as received (base64url), possibly empty.
     pub fn signature_b64(&self) -> &str {
         self.signature_b64
@@ -228,14 +228,9 @@ impl Jws<'_> {
             .map_err(|_| JwsError::PayloadNotBase64)
     }
 
-    /// The payload as a strict JSON object (claims). Call after [`Jws::verify`].
-    pub fn payload_object(&self) -> Result<Map<String, Value>, JwsError> {
-        Ok(parse_object(&self.payload()?)?)
-    }
-
     /// Verifies the signature over the signing input with `key`, using the header's (already
-    /// allowed) algorithm.
-    pub fn verify(&self, key: VerifyingKey<'_>) -> Result<(), JwsError> {
+    /// allowed) algorithm. Only the answer gives access to the claims.
+    pub fn verify(&self, key: VerifyingKey<'_>) -> Result<Verified<'_, 'a>, JwsError> {
         let message = self.signing_input.as_bytes();
         let ok = match key {
             VerifyingKey::Jwt(key) => {
@@ -260,7 +255,7 @@ impl Jws<'_> {
             }
         };
         if ok {
-            Ok(())
+            Ok(Verified { jws: self })
         } else {
             Err(JwsError::BadSignature)
         }
@@ -281,6 +276,19 @@ impl Jws<'_> {
             Some(Value::Array(items)) => items.iter().all(Value::is_string),
             Some(_) => false,
         }
+    }
+}
+
+/// A token whose signature checked out: the only way to its claims, so no policy can read
+/// claims of a token it has not verified.
+pub struct Verified<'j, 'a> {
+    jws: &'j Jws<'a>,
+}
+
+impl Verified<'_, '_> {
+    /// The payload as a strict JSON object (claims).
+    pub fn payload_object(&self) -> Result<Map<String, Value>, JwsError> {
+        Ok(parse_object(&self.jws.payload()?)?)
     }
 }
 

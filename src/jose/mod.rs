@@ -16,8 +16,7 @@
 //!     typ: TypRule::Exactly("logout+jwt") };
 //! let jws = compact::parse(token, &rules).map_err(LogoutError::from)?;
 //! let key = jwks.key_for(jws.alg, jws.kid.as_deref()).await?;     // the IdP's JwksCache
-//! jws.verify(VerifyingKey::Jwt(&key))?;
-//! let claims = jws.payload_object()?;
+//! let claims = jws.verify(VerifyingKey::Jwt(&key))?.payload_object()?; // claims only once verified
 //! ClaimRules { issuer: IssuerRule::Exactly(issuer),
 //!     audience: AudienceRule::Includes { id: client_id, also_trusted: &[] },
 //!     max_iat_age: Some(max_age), leeway, now }.check(&claims)?;

@@ -95,8 +95,8 @@ pub fn verify(
     // tokens that our own key signed get further.
     let bad_signature = |_| OwnTokenError::Token(TokenError::BadSignature);
     let jws = compact::parse(token, &rules).map_err(bad_signature)?;
-    jws.verify(VerifyingKey::Jwt(key)).map_err(bad_signature)?;
-    let claims = jws.payload_object().map_err(|e| match e {
+    let verified = jws.verify(VerifyingKey::Jwt(key)).map_err(bad_signature)?;
+    let claims = verified.payload_object().map_err(|e| match e {
         JwsError::PayloadNotObject => OwnTokenError::Token(TokenError::Malformed(
             "the token payload is not a JSON object",
         )),

@@ -399,7 +399,9 @@ async fn verify_signature(secret: &ReadySecret, token: &Jws<'_>) -> Result<(), T
         }
         ReadyKey::Unusable => Err(JwsError::BadSignature),
     };
-    verified.map_err(|_| TokenError::BadSignature)
+    // The payload was decoded up front (its errors rank before signature checks) and is
+    // parsed by the caller only after this succeeded.
+    verified.map(|_| ()).map_err(|_| TokenError::BadSignature)
 }
 
 /// Checks a token's claims (`claims` must be a JSON object):
@@ -435,8 +437,8 @@ pub(crate) fn check_claim_map(
     leeway: Duration,
 ) -> Result<(), TokenError> {
     let rules = ClaimRules {
-        issuer: IssuerRule::OneOf(issuers),
-        audience: AudienceRule::OneOf(audiences),
+        issuer: IssuerRule::any_if_empty(issuers),
+        audience: AudienceRule::any_if_empty(audiences),
         max_iat_age: None,
         leeway,
         now,

@@ -12,12 +12,12 @@ use openidconnect::core::{
 use openidconnect::{
     AuthenticationFlow, AuthorizationCode, ClientId, ClientSecret, CsrfToken,
     EmptyAdditionalClaims, EndpointNotSet, EndpointSet, JsonWebKeySet, LoginHint, Nonce,
-    PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RequestTokenError, Scope,
+    PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
 };
 use url::Url;
 
 use super::discovery::ProviderMetadata;
-use super::token_endpoint::{TokenAnswer, TokenHttp, TokenRefusal, WireError};
+use super::token_endpoint::{ExchangeError, TokenAnswer, TokenHttp, TokenRefusal};
 use crate::crypto::Secret;
 
 pub use super::token_endpoint::Tokens;
@@ -93,26 +93,6 @@ pub fn authorize_url(
     Ok(request.url().0)
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ExchangeError {
-    #[error("the identity provider's token endpoint could not be reached: {0}")]
-    Unreachable(String),
-    #[error("the identity provider refused the sign-in code ({error}{})", description.as_deref().map(|d| format!(": {d}")).unwrap_or_default())]
-    Refused {
-        error: String,
-        description: Option<String>,
-    },
-    #[error("the identity provider's token endpoint failed with HTTP {0}")]
-    Status(u16),
-    #[error("the identity provider's token endpoint answered something that is not a token response ({0})")]
-    Malformed(String),
-    #[error("the identity provider returned no ID token; the connection's scopes must include \"openid\"")]
-    NoIdToken,
-    /// orgsso's own settings make no valid request (not reached with a checked public URL).
-    #[error("orgsso's configuration is not usable: {0}")]
-    Config(String),
-}
-
 /// Exchanges the code for tokens (client authentication as the provider's metadata says, PKCE
 /// verifier, orgsso's IdP HTTP client) and returns the raw ID token with the access token.
 pub async fn exchange_code(
@@ -136,39 +116,6 @@ pub async fn exchange_code(
         .await
         .map_err(ExchangeError::from)?
         .into_tokens()
-}
-
-impl From<RequestTokenError<WireError, TokenRefusal>> for ExchangeError {
-    fn from(e: RequestTokenError<WireError, TokenRefusal>) -> Self {
-        match e {
-            // RFC 6749 §5.2 error answers are shown (trimmed, printable) so an admin can act on them.
-            RequestTokenError::ServerResponse(r) => ExchangeError::Refused {
-                error: printable(&r.error, 64),
-                description: r.error_description.as_deref().map(|d| printable(d, 300)),
-            },
-            RequestTokenError::Request(WireError::Unreachable(reason)) => {
-                ExchangeError::Unreachable(reason)
-            }
-            RequestTokenError::Request(WireError::Status(status)) => ExchangeError::Status(status),
-            RequestTokenError::Request(WireError::Body(e)) => {
-                ExchangeError::Malformed(e.to_string())
-            }
-            // `Parse` is not reached: the wire lets only JSON through, which both answer types
-            // take whole.
-            RequestTokenError::Request(WireError::NotJson) | RequestTokenError::Parse(..) => {
-                ExchangeError::Malformed("not JSON".into())
-            }
-            RequestTokenError::Other(reason) => ExchangeError::Malformed(printable(&reason, 200)),
-        }
-    }
-}
-
-/// Keeps printable ASCII only, cut to `max` characters: IdP-provided text shown to people.
-pub fn printable(s: &str, max: usize) -> String {
-    s.chars()
-        .filter(|c| c.is_ascii_graphic() || *c == ' ')
-        .take(max)
-        .collect()
 }
 
 #[cfg(test)]
@@ -347,11 +294,5 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, ExchangeError::Unreachable(_)), "{err}");
-    }
-
-    #[test]
-    fn printable_strips_control_characters() {
-        assert_eq!(printable("bad\r\n<b>x</b>", 100), "bad<b>x</b>");
-        assert_eq!(printable("abcdef", 3), "abc");
     }
 }

@@ -31,8 +31,7 @@ pub struct ProviderMetadata {
     pub(super) authorization_endpoint: AuthUrl,
     pub(super) token_endpoint: TokenUrl,
     pub(super) jwks_uri: JsonWebKeySetUrl,
-    /// Public only while `http/browser.rs` still builds the end-session URL inline; callers
-    /// should use [`super::logout::end_session_url`] (then make this `pub(super)`).
+    /// RP-initiated logout; see [`super::logout::end_session_url`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) end_session_endpoint: Option<EndSessionUrl>,
     /// Empty means the spec default, `client_secret_basic`.
@@ -47,16 +46,6 @@ pub struct ProviderMetadata {
 }
 
 impl ProviderMetadata {
-    /// As a parsed URL, which may differ from the issuer string (a trailing `/`): compare issuers
-    /// by the connection's stored string, never by this.
-    pub fn issuer(&self) -> &Url {
-        self.issuer.url()
-    }
-
-    pub fn authorization_endpoint(&self) -> &Url {
-        self.authorization_endpoint.url()
-    }
-
     pub fn token_endpoint(&self) -> &Url {
         self.token_endpoint.url()
     }

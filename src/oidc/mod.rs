@@ -14,3 +14,22 @@ pub mod egress;
 pub mod idtoken;
 pub mod logout;
 pub mod token_endpoint;
+
+/// Keeps printable ASCII only, cut to `max` characters: IdP-provided text shown to people.
+pub fn printable(s: &str, max: usize) -> String {
+    s.chars()
+        .filter(|c| c.is_ascii_graphic() || *c == ' ')
+        .take(max)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn printable_strips_control_characters() {
+        assert_eq!(printable("bad\r\n<b>x</b>", 100), "bad<b>x</b>");
+        assert_eq!(printable("abcdef", 3), "abc");
+    }
+}

@@ -21,11 +21,11 @@ use openidconnect::core::{
 use openidconnect::http::{self, StatusCode};
 use openidconnect::{
     AccessToken, AsyncHttpClient, EmptyAdditionalClaims, ErrorResponse, HttpRequest, HttpResponse,
-    IdToken, JsonWebKey, RefreshToken, Scope,
+    IdToken, JsonWebKey, RefreshToken, RequestTokenError, Scope,
 };
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::client::{printable, ExchangeError};
+use super::printable;
 use crate::outbound::{describe, read_limited, BodyError};
 
 const MAX_TOKEN_RESPONSE: usize = 256 * 1024;
@@ -248,6 +248,51 @@ impl
         >,
     > {
         None
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExchangeError {
+    #[error("the identity provider's token endpoint could not be reached: {0}")]
+    Unreachable(String),
+    #[error("the identity provider refused the sign-in code ({error}{})", description.as_deref().map(|d| format!(": {d}")).unwrap_or_default())]
+    Refused {
+        error: String,
+        description: Option<String>,
+    },
+    #[error("the identity provider's token endpoint failed with HTTP {0}")]
+    Status(u16),
+    #[error("the identity provider's token endpoint answered something that is not a token response ({0})")]
+    Malformed(String),
+    #[error("the identity provider returned no ID token; the connection's scopes must include \"openid\"")]
+    NoIdToken,
+    /// orgsso's own settings make no valid request (not reached with a checked public URL).
+    #[error("orgsso's configuration is not usable: {0}")]
+    Config(String),
+}
+
+impl From<RequestTokenError<WireError, TokenRefusal>> for ExchangeError {
+    fn from(e: RequestTokenError<WireError, TokenRefusal>) -> Self {
+        match e {
+            // RFC 6749 §5.2 error answers are shown (trimmed, printable) so an admin can act on them.
+            RequestTokenError::ServerResponse(r) => ExchangeError::Refused {
+                error: printable(&r.error, 64),
+                description: r.error_description.as_deref().map(|d| printable(d, 300)),
+            },
+            RequestTokenError::Request(WireError::Unreachable(reason)) => {
+                ExchangeError::Unreachable(reason)
+            }
+            RequestTokenError::Request(WireError::Status(status)) => ExchangeError::Status(status),
+            RequestTokenError::Request(WireError::Body(e)) => {
+                ExchangeError::Malformed(e.to_string())
+            }
+            // `Parse` is not reached: the wire lets only JSON through, which both answer types
+            // take whole.
+            RequestTokenError::Request(WireError::NotJson) | RequestTokenError::Parse(..) => {
+                ExchangeError::Malformed("not JSON".into())
+            }
+            RequestTokenError::Other(reason) => ExchangeError::Malformed(printable(&reason, 200)),
+        }
     }
 }
 

@@ -5,10 +5,10 @@ use time::OffsetDateTime;
 use super::Sso;
 use crate::crypto::{ct_eq, random_token, sha256_b64};
 use crate::domain::{EmailAddress, ReturnTo};
-use crate::oidc::client::{
-    authorize_url, exchange_code, printable, AuthorizeRequest, ExchangeError,
-};
+use crate::oidc::client::{authorize_url, exchange_code, AuthorizeRequest};
 use crate::oidc::idtoken::{self, Expectations, IdTokenError};
+use crate::oidc::printable;
+use crate::oidc::token_endpoint::ExchangeError;
 use crate::roles::{Outcome, Role};
 use crate::store::{FlowRow, NewLogin, StoreError};
 
