@@ -602,13 +602,15 @@ fn path_of(url: &Url) -> String {
     url.path().to_string()
 }
 
-struct HtmlForm {
-    action: String,
-    inputs: Vec<(String, String)>,
+pub struct HtmlForm {
+    pub action: String,
+    pub inputs: Vec<(String, String)>,
 }
 
-/// The first `<form method="post">` of a page: its action and its named inputs with values.
-fn parse_post_form(html: &str) -> Option<HtmlForm> {
+/// The first `<form method="post">` of a page: its action (empty when the form has none, which
+/// means the page's own URL) and its named inputs with values. Also used for the login and
+/// logout-confirmation forms of other providers (`django_op.rs`).
+pub fn parse_post_form(html: &str) -> Option<HtmlForm> {
     let lower = html.to_ascii_lowercase();
     let mut search = 0;
     while let Some(rel) = lower[search..].find("<form") {
@@ -620,7 +622,7 @@ fn parse_post_form(html: &str) -> Option<HtmlForm> {
         if !method.eq_ignore_ascii_case("post") {
             continue;
         }
-        let action = attr(tag, "action")?;
+        let action = attr(tag, "action").unwrap_or_default();
         let form_end = lower[tag_end..]
             .find("</form")
             .map(|i| tag_end + i)

@@ -1,15 +1,18 @@
 //! One integration-test binary: orgsso against a real OpenID Provider (npm `oidc-provider`,
-//! started by the tests on 127.0.0.1), a hostile in-test IdP, and a real SQLite file.
+//! started by the tests on 127.0.0.1), another written by other people (django-oauth-toolkit,
+//! `other_providers.rs`), a hostile in-test IdP, and a real SQLite file.
 
 mod admin_api;
 mod browser;
 mod console;
+mod django_op;
 mod helpers;
 mod hostile;
 mod idp;
 mod login_flow;
 mod multi_instance;
 mod nginx;
+mod other_providers;
 mod pgcluster;
 mod store;
 mod tokens;
