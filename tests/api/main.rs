@@ -13,3 +13,4 @@ mod nginx;
 mod pgcluster;
 mod store;
 mod tokens;
+mod userinfo;
