@@ -313,8 +313,9 @@ mod tests {
         };
         let jwt = Some("application/jwt");
         let plain = Some("application/json; charset=utf-8");
+        type Case<'a> = (&'a str, Option<&'a str>, String, Result<(), &'a str>);
         #[rustfmt::skip]
-        let cases: Vec<(&str, Option<&str>, String, Result<(), &str>)> = vec![
+        let cases: Vec<Case> = vec![
             ("JSON", plain, good.to_string(), Ok(())),
             ("JSON labelled loosely", Some("text/plain"), good.to_string(), Ok(())),
             ("JSON without a label", None, good.to_string(), Ok(())),

@@ -330,3 +330,30 @@ impl Sso {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn userinfo_and_overage_failures_have_stable_codes_and_say_why() {
+        #[rustfmt::skip]
+        let cases: Vec<(LoginError, &str, &str)> = vec![
+            (UserinfoError::SubjectMismatch.into(), "userinfo_subject_mismatch", "about another user"),
+            (UserinfoError::Status { status: 500, error: None }.into(), "userinfo_failed", "answered HTTP 500"),
+            (UserinfoError::NotJson { content_type: "text/html".into() }.into(), "userinfo_failed", "not a JSON object"),
+            (UserinfoError::BadSignature.into(), "userinfo_bad_signature", "does not verify"),
+            (LoginError::Denied { rule: Some(2), groups_overage: false }, "access_denied", "not allowed to sign in to this organisation (rule 2). Ask your administrator for access."),
+            (LoginError::Denied { rule: None, groups_overage: true }, "access_denied", "For your administrator: The groups rules cannot match"),
+        ];
+        for (err, code, says) in cases {
+            assert_eq!(err.code(), code, "{err}");
+            assert!(err.to_string().contains(says), "{err}");
+        }
+        let plain = LoginError::Denied {
+            rule: None,
+            groups_overage: false,
+        };
+        assert!(!plain.to_string().contains("Entra"), "{plain}");
+    }
+}
