@@ -65,6 +65,8 @@ enum UserinfoAnswer {
     Jwt(Value, Sign),
     /// Any status, content type and body.
     Raw(u16, &'static str, String),
+    /// Waits this long before answering (past orgsso's timeout).
+    Slow(Duration),
 }
 
 async fn userinfo(
@@ -84,6 +86,10 @@ async fn userinfo(
             build_jwt(&json!({"alg": "RS256", "kid": "hostile-a"}), &claims, sign),
         ),
         UserinfoAnswer::Raw(status, content_type, body) => (status, content_type, body),
+        UserinfoAnswer::Slow(d) => {
+            tokio::time::sleep(d).await;
+            (200, "application/json", "{}".into())
+        }
     };
     (
         axum::http::StatusCode::from_u16(status).unwrap(),
@@ -598,6 +604,8 @@ async fn userinfo_answers_are_judged_before_anyone_signs_in() {
         ("no sub", UserinfoAnswer::Json(json!({"groups": ["admins"]})), "no &quot;sub&quot;"),
         ("HTTP 500", UserinfoAnswer::Raw(500, "application/json", "{}".into()), "answered HTTP 500"),
         ("token refused", UserinfoAnswer::Raw(401, "text/plain", "".into()), "answered HTTP 401"),
+        ("a redirect is not followed", UserinfoAnswer::Raw(302, "text/plain", "".into()), "answered HTTP 302"),
+        ("slow past the timeout", UserinfoAnswer::Slow(Duration::from_secs(3)), "did not answer in time"),
         ("garbage", UserinfoAnswer::Raw(200, "text/html", "<html>oops".into()), "not a JSON object"),
         ("a JSON array", UserinfoAnswer::Raw(200, "application/json", "[1]".into()), "not a JSON object"),
         ("too large", UserinfoAnswer::Raw(200, "application/json", format!("{{\"sub\":\"user-1\",\"x\":\"{}\"}}", "a".repeat(300 * 1024))), "larger than"),
