@@ -69,6 +69,7 @@ async fn main() {
             redirect_uris: vec![format!("{base}/sso/callback")],
         }],
         accounts,
+        ..idp::IdpConfig::default()
     })
     .await;
     let api = reqwest::Client::new();

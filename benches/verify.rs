@@ -128,6 +128,7 @@ async fn main() {
                 .as_object()
                 .unwrap()
                 .clone(),
+        ..idp::IdpConfig::default()
     })
     .await;
     let admin = |r: reqwest::RequestBuilder| r.bearer_auth(ADMIN);

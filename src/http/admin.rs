@@ -283,9 +283,12 @@ async fn test_rules(
         ));
     }
     let decision = sso.role_mapping(&org.id).await?.evaluate(&req.claims);
-    Ok(Json(
-        json!({"role": decision.outcome.as_str(), "rule": decision.rule}),
-    ))
+    let mut answer = json!({"role": decision.outcome.as_str(), "rule": decision.rule});
+    let warnings = crate::sso::warnings(&req.claims);
+    if !warnings.is_empty() {
+        answer["warnings"] = json!(warnings);
+    }
+    Ok(Json(answer))
 }
 
 async fn members(

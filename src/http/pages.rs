@@ -187,6 +187,9 @@ impl PageError {
             LoginError::Exchange(_) => StatusCode::FAILED_DEPENDENCY,
             LoginError::IdToken(t) if t.is_idp_fault() => StatusCode::FAILED_DEPENDENCY,
             LoginError::IdToken(_) => StatusCode::UNAUTHORIZED,
+            // The ID token was good; the IdP's userinfo answer was not (down, refused, garbage,
+            // badly signed, about someone else).
+            LoginError::Userinfo(_) => StatusCode::FAILED_DEPENDENCY,
             LoginError::Denied { .. } => StatusCode::FORBIDDEN,
             LoginError::Store(_) => {
                 let LoginError::Store(s) = e else {

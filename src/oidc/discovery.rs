@@ -12,7 +12,7 @@
 //! JSON reads and writes as before.
 
 use openidconnect::core::CoreClientAuthMethod;
-use openidconnect::{AuthUrl, EndSessionUrl, IssuerUrl, JsonWebKeySetUrl, TokenUrl};
+use openidconnect::{AuthUrl, EndSessionUrl, IssuerUrl, JsonWebKeySetUrl, TokenUrl, UserInfoUrl};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
@@ -31,6 +31,10 @@ pub struct ProviderMetadata {
     pub(super) authorization_endpoint: AuthUrl,
     pub(super) token_endpoint: TokenUrl,
     pub(super) jwks_uri: JsonWebKeySetUrl,
+    /// Where claims the ID token lacks may be asked for; see [`super::userinfo`]. Absent in rows
+    /// stored before orgsso used it, and optional in discovery.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) userinfo_endpoint: Option<UserInfoUrl>,
     /// RP-initiated logout; see [`super::logout::end_session_url`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) end_session_endpoint: Option<EndSessionUrl>,
@@ -52,6 +56,10 @@ impl ProviderMetadata {
 
     pub fn jwks_uri(&self) -> &Url {
         self.jwks_uri.url()
+    }
+
+    pub fn userinfo_endpoint(&self) -> Option<&Url> {
+        self.userinfo_endpoint.as_ref().map(UserInfoUrl::url)
     }
 
     pub fn end_session_endpoint(&self) -> Option<&Url> {
@@ -133,7 +141,11 @@ pub async fn discover(
     let meta = check_document(&doc, issuer)?;
     // Only what orgsso itself fetches: the authorization and end-session endpoints are the
     // browser's to visit.
-    for endpoint in [meta.token_endpoint.as_str(), meta.jwks_uri.as_str()] {
+    let userinfo = meta.userinfo_endpoint.as_ref().map(|u| u.as_str());
+    for endpoint in [meta.token_endpoint.as_str(), meta.jwks_uri.as_str()]
+        .into_iter()
+        .chain(userinfo)
+    {
         egress
             .check(endpoint)
             .await
@@ -244,6 +256,18 @@ pub fn check_document(
     )?;
     let token_endpoint = endpoint("token_endpoint", text("token_endpoint")?, TokenUrl::new)?;
     let jwks_uri = endpoint("jwks_uri", text("jwks_uri")?, JsonWebKeySetUrl::new)?;
+    let userinfo_endpoint = match doc.get("userinfo_endpoint") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(s)) => {
+            Some(endpoint("userinfo_endpoint", s.clone(), UserInfoUrl::new)?)
+        }
+        Some(_) => {
+            return Err(DiscoveryError::BadField {
+                field: "userinfo_endpoint",
+                reason: "it is not a string".into(),
+            })
+        }
+    };
     let end_session_endpoint = match doc.get("end_session_endpoint") {
         Some(serde_json::Value::String(s)) => Some(endpoint(
             "end_session_endpoint",
@@ -258,6 +282,7 @@ pub fn check_document(
         authorization_endpoint,
         token_endpoint,
         jwks_uri,
+        userinfo_endpoint,
         end_session_endpoint,
         token_endpoint_auth_methods_supported: auth_methods
             .iter()
@@ -411,6 +436,16 @@ mod tests {
                 Box::new(|d| d["jwks_uri"] = json!(5)),
                 "not a string",
             ),
+            (
+                "http userinfo endpoint",
+                Box::new(|d| d["userinfo_endpoint"] = json!("http://idp.example.com/me")),
+                "`userinfo_endpoint` is not usable: \"http://idp.example.com/me\" must use https",
+            ),
+            (
+                "userinfo endpoint not a string",
+                Box::new(|d| d["userinfo_endpoint"] = json!(["https://idp.example.com/me"])),
+                "`userinfo_endpoint` is not usable: it is not a string",
+            ),
         ];
         for (name, mutate, expect) in cases {
             let mut d = doc();
@@ -418,6 +453,27 @@ mod tests {
             let err = check_document(&d, &issuer()).expect_err(name).to_string();
             assert!(err.contains(expect), "{name}: {err}");
         }
+    }
+
+    #[test]
+    fn userinfo_endpoint_is_kept_when_offered() {
+        assert_eq!(
+            check_document(&doc(), &issuer())
+                .unwrap()
+                .userinfo_endpoint(),
+            None
+        );
+        let mut d = doc();
+        d["userinfo_endpoint"] = json!("https://idp.example.com/me");
+        let m = check_document(&d, &issuer()).unwrap();
+        assert_eq!(
+            m.userinfo_endpoint().map(Url::as_str),
+            Some("https://idp.example.com/me")
+        );
+        let stored = serde_json::to_value(&m).unwrap();
+        assert_eq!(stored["userinfo_endpoint"], "https://idp.example.com/me");
+        let back: ProviderMetadata = serde_json::from_value(stored).unwrap();
+        assert_eq!(back, m);
     }
 
     #[test]

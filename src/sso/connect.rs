@@ -22,6 +22,10 @@ pub struct ConnectRequest {
     /// rule editor. Omitted keeps the stored one on an update; `""` clears it.
     #[serde(default)]
     pub groups_claim: Option<String>,
+    /// Whether sign-ins ask the IdP's userinfo endpoint for claims the ID token lacks. Omitted
+    /// keeps the stored setting on an update; on by default.
+    #[serde(default)]
+    pub userinfo: Option<bool>,
 }
 
 /// A connection as the admin API shows it: never the secret.
@@ -36,6 +40,7 @@ pub struct ConnectionView {
     pub redirect_uri: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub groups_claim: Option<String>,
+    pub userinfo: bool,
     pub created_at: i64,
     pub updated_at: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -101,6 +106,7 @@ impl Sso {
             login_url: c.is_connected().then(|| self.login_url(&c.login_id)),
             redirect_uri: self.redirect_uri(),
             groups_claim: c.groups_claim.clone(),
+            userinfo: c.userinfo,
             created_at: c.created_at,
             updated_at: c.updated_at,
             disconnected_at: c.disconnected_at,
@@ -147,7 +153,10 @@ impl Sso {
                 url: meta.jwks_uri().to_string(),
                 reason: e.to_string(),
             })?;
-        let detail = serde_json::json!({"issuer": issuer.as_str(), "client_id": client_id, "scopes": scopes, "groups_claim": groups_claim});
+        let mut detail = serde_json::json!({"issuer": issuer.as_str(), "client_id": client_id, "scopes": scopes, "groups_claim": groups_claim});
+        if let Some(u) = req.userinfo {
+            detail["userinfo"] = u.into();
+        }
         let row = match current {
             Some(mut c) => {
                 if let Some(s) = &req.client_secret {
@@ -160,6 +169,9 @@ impl Sso {
                 c.updated_at = now;
                 if let Some(g) = groups_claim {
                     c.groups_claim = g;
+                }
+                if let Some(u) = req.userinfo {
+                    c.userinfo = u;
                 }
                 if !self.store.update_connection(&c, actor, &detail).await? {
                     return Err(ConnectError::Conflict);
@@ -184,6 +196,7 @@ impl Sso {
                     updated_at: now,
                     disconnected_at: None,
                     groups_claim: groups_claim.flatten(),
+                    userinfo: req.userinfo.unwrap_or(true),
                 };
                 self.store.insert_connection(&c, actor, &detail).await?;
                 (c, true)

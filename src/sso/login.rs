@@ -2,6 +2,7 @@ use openidconnect::PkceCodeChallenge;
 use serde::Deserialize;
 use time::OffsetDateTime;
 
+use super::claims::{self, GROUPS_OVERAGE};
 use super::Sso;
 use crate::crypto::{ct_eq, random_token, sha256_b64};
 use crate::domain::{EmailAddress, ReturnTo};
@@ -9,6 +10,7 @@ use crate::oidc::client::{authorize_url, exchange_code, AuthorizeRequest};
 use crate::oidc::idtoken::{self, Expectations, IdTokenError};
 use crate::oidc::printable;
 use crate::oidc::token_endpoint::ExchangeError;
+use crate::oidc::userinfo::{self, UserinfoError, UserinfoRequest};
 use crate::roles::{Outcome, Role};
 use crate::store::{FlowRow, NewLogin, StoreError};
 
@@ -59,8 +61,14 @@ pub enum LoginError {
     Exchange(#[from] ExchangeError),
     #[error("The identity provider's answer could not be verified: {0}. Tell your administrator.")]
     IdToken(#[from] IdTokenError),
-    #[error("Your account is not allowed to sign in to this organisation{}. Ask your administrator for access.", rule.map(|r| format!(" (rule {r})")).unwrap_or_default())]
-    Denied { rule: Option<usize> },
+    #[error("The identity provider could not complete the sign-in: {0}. Try again later; if it persists, tell your administrator.")]
+    Userinfo(#[from] UserinfoError),
+    #[error("Your account is not allowed to sign in to this organisation{}. Ask your administrator for access.{}", rule.map(|r| format!(" (rule {r})")).unwrap_or_default(), if *groups_overage { format!(" For your administrator: {GROUPS_OVERAGE}") } else { String::new() })]
+    Denied {
+        rule: Option<usize>,
+        /// The claims had an Entra groups overage: the groups rules could not match.
+        groups_overage: bool,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -79,6 +87,7 @@ impl LoginError {
             LoginError::Idp { .. } => "idp_error",
             LoginError::Exchange(_) => "token_exchange_failed",
             LoginError::IdToken(e) => e.code(),
+            LoginError::Userinfo(e) => e.code(),
             LoginError::Denied { .. } => "access_denied",
             LoginError::Store(_) => "store",
         }
@@ -235,36 +244,82 @@ impl Sso {
         };
         let verified = idtoken::verify(&tokens.id_token, &cache, &expect, now).await?;
 
-        let claims = serde_json::Value::Object(verified.claims.clone());
+        // OIDC Core §5.4: scope claims may come only from userinfo when an access token was
+        // issued. Asked when the provider has the endpoint and the admin left it on; a failure
+        // fails the sign-in rather than going on with claims missing.
+        let from_userinfo = match (
+            conn.userinfo,
+            meta.userinfo_endpoint(),
+            tokens.access_token.as_ref(),
+        ) {
+            (true, Some(endpoint), Some(access_token)) => Some(
+                userinfo::fetch(
+                    &self.http,
+                    &cache,
+                    &UserinfoRequest {
+                        endpoint,
+                        access_token,
+                        subject: &verified.subject,
+                        issuer: &conn.issuer,
+                        client_id: &conn.client_id,
+                        algorithms: &algorithms,
+                    },
+                )
+                .await?,
+            ),
+            _ => None,
+        };
+        let merged = claims::merge(&verified.claims, from_userinfo.as_ref());
+        let groups_overage = claims::groups_overage(&merged.claims);
+        let mut notes = serde_json::Map::new();
+        if from_userinfo.is_some() {
+            notes.insert(
+                "userinfo_claims".into(),
+                merged.from_userinfo.clone().into(),
+            );
+        }
+        if groups_overage {
+            notes.insert("groups_overage".into(), true.into());
+            notes.insert("warning".into(), GROUPS_OVERAGE.into());
+        }
+        let email = claims::profile_str(&merged.claims, "email").map(|e| e.to_lowercase());
+        let name = claims::profile_str(&merged.claims, "name");
+        let claims = serde_json::Value::Object(merged.claims);
         let mapping = self.role_mapping(&conn.org_id).await?;
         let decision = mapping.evaluate(&claims);
         let role = match decision.outcome {
             Outcome::Deny => {
-                let detail = serde_json::json!({"issuer": conn.issuer, "subject": verified.subject, "rule": decision.rule});
+                let mut detail = serde_json::json!({"issuer": conn.issuer, "subject": verified.subject, "rule": decision.rule});
+                for (k, v) in &notes {
+                    detail[k] = v.clone();
+                }
                 self.store
                     .audit(Some(&conn.org_id), "rules", "login.denied", &detail, ts)
                     .await?;
                 return Err(LoginError::Denied {
                     rule: decision.rule,
+                    groups_overage,
                 });
             }
             Outcome::Role(r) => r,
         };
-        let email = verified.email.as_deref().map(str::to_lowercase);
         let claims_json = claims.to_string();
         let outcome = self
             .store
-            .enrol(&NewLogin {
-                issuer: &conn.issuer,
-                subject: &verified.subject,
-                email: email.as_deref(),
-                name: verified.name.as_deref(),
-                org_id: &conn.org_id,
-                connection_id: &conn.id,
-                role,
-                claims_json: &claims_json,
-                now: ts,
-            })
+            .enrol_with(
+                &NewLogin {
+                    issuer: &conn.issuer,
+                    subject: &verified.subject,
+                    email: email.as_deref(),
+                    name: name.as_deref(),
+                    org_id: &conn.org_id,
+                    connection_id: &conn.id,
+                    role,
+                    claims_json: &claims_json,
+                    now: ts,
+                },
+                &notes,
+            )
             .await?;
         Ok(LoginSuccess {
             user_id: outcome.user_id,
@@ -273,5 +328,32 @@ impl Sso {
             role,
             return_to: flow.return_to.unwrap_or_else(|| "/".into()),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn userinfo_and_overage_failures_have_stable_codes_and_say_why() {
+        #[rustfmt::skip]
+        let cases: Vec<(LoginError, &str, &str)> = vec![
+            (UserinfoError::SubjectMismatch.into(), "userinfo_subject_mismatch", "about another user"),
+            (UserinfoError::Status { status: 500, error: None }.into(), "userinfo_failed", "answered HTTP 500"),
+            (UserinfoError::NotJson { content_type: "text/html".into() }.into(), "userinfo_failed", "not a JSON object"),
+            (UserinfoError::BadSignature.into(), "userinfo_bad_signature", "does not verify"),
+            (LoginError::Denied { rule: Some(2), groups_overage: false }, "access_denied", "not allowed to sign in to this organisation (rule 2). Ask your administrator for access."),
+            (LoginError::Denied { rule: None, groups_overage: true }, "access_denied", "For your administrator: The groups rules cannot match"),
+        ];
+        for (err, code, says) in cases {
+            assert_eq!(err.code(), code, "{err}");
+            assert!(err.to_string().contains(says), "{err}");
+        }
+        let plain = LoginError::Denied {
+            rule: None,
+            groups_overage: false,
+        };
+        assert!(!plain.to_string().contains("Entra"), "{plain}");
     }
 }

@@ -1,8 +1,9 @@
 //! The SSO life cycle without HTTP types: connecting an IdP, starting and finishing a sign-in,
-//! routing an email to its org, role mapping, the IdP's end-session URL and disconnecting.
+//! routing an email to its org, merging a sign-in's claims (ID token and userinfo), role mapping, the IdP's end-session URL and disconnecting.
 //! Handlers in `http/` stay thin and call into here; the current time is passed in so tests can
 //! pin it. [`Sso`] owns what it needs behind private fields and never calls into `access`.
 
+mod claims;
 mod connect;
 mod jwt_secrets;
 mod login;
@@ -13,6 +14,7 @@ mod routing;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use claims::{groups_overage, warnings, GROUPS_OVERAGE};
 pub use connect::{ConnectError, ConnectRequest, ConnectionView};
 pub use jwt_secrets::SecretError;
 pub use login::{CallbackParams, LoginError, LoginSuccess};

@@ -38,6 +38,8 @@ pub struct Connection {
     pub disconnected_at: Option<i64>,
     /// Where the IdP puts group or role names; a hint for the rule editor.
     pub groups_claim: Option<String>,
+    /// Whether sign-ins ask the IdP's userinfo endpoint for the claims the ID token lacks.
+    pub userinfo: bool,
 }
 
 impl Connection {
@@ -62,6 +64,7 @@ struct StoredConnection {
     updated_at: i64,
     disconnected_at: Option<i64>,
     groups_claim: Option<String>,
+    userinfo: bool,
 }
 
 impl TryFrom<StoredConnection> for Connection {
@@ -91,6 +94,7 @@ impl TryFrom<StoredConnection> for Connection {
             updated_at: r.updated_at,
             disconnected_at: r.disconnected_at,
             groups_claim: r.groups_claim,
+            userinfo: r.userinfo,
         })
     }
 }
@@ -105,7 +109,7 @@ pub struct DisconnectCounts {
     pub members_downgraded: u64,
 }
 
-const COLUMNS: &str = "id, org_id, login_id, issuer, client_id, client_secret_enc, scopes, metadata, status, created_at, updated_at, disconnected_at, groups_claim";
+const COLUMNS: &str = "id, org_id, login_id, issuer, client_id, client_secret_enc, scopes, metadata, status, created_at, updated_at, disconnected_at, groups_claim, userinfo";
 
 impl Store {
     /// Stores a new, connected connection. A second concurrent connect for the same org hits
@@ -118,10 +122,11 @@ impl Store {
     ) -> Result<()> {
         on_db!(self.db(), p => {
             let mut tx = p.begin().await?;
-            sqlx::query(&format!("INSERT INTO sso_connections ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"))
+            sqlx::query(&format!("INSERT INTO sso_connections ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"))
                 .bind(&c.id).bind(&c.org_id).bind(&c.login_id).bind(&c.issuer).bind(&c.client_id)
                 .bind(&c.client_secret_enc).bind(to_json(&c.scopes)).bind(to_json(&c.metadata)).bind(c.status.as_str())
                 .bind(c.created_at).bind(c.updated_at).bind(c.disconnected_at).bind(&c.groups_claim)
+                .bind(c.userinfo)
                 .execute(&mut *tx).await?;
             audit_in_tx!(tx, &c.org_id, actor, "sso.connect", detail, c.updated_at)?;
             tx.commit().await?;
@@ -140,10 +145,10 @@ impl Store {
         let updated = on_db!(self.db(), p => {
             let mut tx = p.begin().await?;
             let n = sqlx::query(
-                "UPDATE sso_connections SET issuer = $1, client_id = $2, client_secret_enc = $3, scopes = $4, metadata = $5, updated_at = $6, groups_claim = $7
+                "UPDATE sso_connections SET issuer = $1, client_id = $2, client_secret_enc = $3, scopes = $4, metadata = $5, updated_at = $6, groups_claim = $7, userinfo = $9
                  WHERE id = $8 AND status = 'connected'")
                 .bind(&c.issuer).bind(&c.client_id).bind(&c.client_secret_enc).bind(to_json(&c.scopes))
-                .bind(to_json(&c.metadata)).bind(c.updated_at).bind(&c.groups_claim).bind(&c.id)
+                .bind(to_json(&c.metadata)).bind(c.updated_at).bind(&c.groups_claim).bind(&c.id).bind(c.userinfo)
                 .execute(&mut *tx).await?.rows_affected();
             if n == 1 {
                 audit_in_tx!(tx, &c.org_id, actor, "sso.update", detail, c.updated_at)?;

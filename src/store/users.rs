@@ -11,7 +11,8 @@ pub struct NewLogin<'a> {
     pub org_id: &'a str,
     pub connection_id: &'a str,
     pub role: Role,
-    /// The ID token's claims as JSON, kept on the membership for the rule dry run.
+    /// The sign-in's claims (ID token filled in from userinfo) as JSON, kept on the membership
+    /// for the rule dry run.
     pub claims_json: &'a str,
     pub now: i64,
 }
@@ -48,6 +49,16 @@ impl Store {
     /// membership role, all in one transaction. Concurrent first sign-ins of one identity make
     /// exactly one user: the identity's primary key decides, and a loser adopts the winner.
     pub async fn enrol(&self, l: &NewLogin<'_>) -> Result<EnrolOutcome> {
+        self.enrol_with(l, &serde_json::Map::new()).await
+    }
+
+    /// [`Store::enrol`], with `notes` added to the `login` audit event's detail (what the admin
+    /// should know about this sign-in, e.g. a groups overage or the claims userinfo supplied).
+    pub async fn enrol_with(
+        &self,
+        l: &NewLogin<'_>,
+        notes: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<EnrolOutcome> {
         on_db!(self.db(), p => {
             let mut tx = p.begin().await?;
             // A write first: on SQLite this takes the write lock at once, so two sign-ins never
@@ -92,7 +103,12 @@ impl Store {
                 .execute(&mut *tx).await?;
             // An unknown stored role reads as none, so the change is written and audited.
             let previous_role = previous.and_then(|r| r.0.parse::<Role>().ok());
-            let login = serde_json::json!({"user_id": user_id, "connection_id": l.connection_id, "role": l.role.as_str(), "new_user": new_user});
+            let mut login = serde_json::json!({"user_id": user_id, "connection_id": l.connection_id, "role": l.role.as_str(), "new_user": new_user});
+            for (k, v) in notes {
+                if login.get(k).is_none() {
+                    login[k] = v.clone();
+                }
+            }
             audit_in_tx!(tx, l.org_id, &format!("user:{user_id}"), "login", login, l.now)?;
             if previous_role != Some(l.role) {
                 let change = serde_json::json!({"user_id": user_id, "from": previous_role.map(|r| r.as_str()), "to": l.role.as_str()});

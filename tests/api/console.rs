@@ -683,3 +683,81 @@ async fn changing_the_admin_token_ends_operator_console_sessions() {
         "a console session made with the old token is worth nothing under the new one"
     );
 }
+
+#[tokio::test]
+async fn the_userinfo_switch_and_the_dry_run_of_userinfo_claims_and_overage() {
+    let app = spawn_app().await;
+    let idp = crate::userinfo::start_conforming_idp(&app, false).await;
+    app.create_org("acme", &[]).await;
+    let b = operator(&app).await;
+    let (_, html) = page(&b, &app, "/admin/orgs/acme").await;
+    let ticked = r#"<input id="userinfo" name="userinfo" type="checkbox" value="on" checked>"#;
+    assert!(html.contains(ticked), "on by default");
+
+    // Unticked: the form sends only `userinfo_shown`.
+    let mut fields = vec![
+        ("issuer", idp.issuer.as_str()),
+        ("client_id", CLIENT_ID),
+        ("client_secret", CLIENT_SECRET),
+        ("scopes", "openid email profile groups"),
+        ("groups_claim", "groups"),
+        ("userinfo_shown", "1"),
+    ];
+    let resp = post_form(&b, &app, "/admin/orgs/acme", "/admin/orgs/acme", &fields).await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let (_, sso) = app
+        .admin(reqwest::Method::GET, "/api/v1/orgs/acme/sso", None)
+        .await;
+    assert_eq!(sso["userinfo"], false);
+    let (_, html) = page(&b, &app, "/admin/orgs/acme").await;
+    assert!(
+        html.contains(r#"<input id="userinfo" name="userinfo" type="checkbox" value="on">"#),
+        "shown unticked"
+    );
+    fields.push(("userinfo", "on"));
+    let resp = post_form(&b, &app, "/admin/orgs/acme", "/admin/orgs/acme", &fields).await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let (_, sso) = app
+        .admin(reqwest::Method::GET, "/api/v1/orgs/acme/sso", None)
+        .await;
+    assert_eq!(sso["userinfo"], true);
+
+    // A member whose groups came only from userinfo: the dry run on their last sign-in sees them.
+    let alice = browser();
+    let resp = app
+        .login(&alice, sso["login_url"].as_str().unwrap(), "alice")
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let alice_id = app.me(&alice).await.unwrap()["user_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let rule = [
+        ("claim", "groups"),
+        ("op", "contains"),
+        ("value", "admins"),
+        ("role", "admin"),
+        ("default_role", "viewer"),
+        ("action", "dry_run"),
+    ];
+    let mut dry = rule.to_vec();
+    dry.extend([("claims", ""), ("sample", alice_id.as_str())]);
+    let html = post_rules(&b, &app, &dry).await.text().await.unwrap();
+    assert!(
+        html.contains("<strong id=\"dry-run-role\">admin</strong>"),
+        "{html}"
+    );
+    assert!(
+        !html.contains("dry-run-warning"),
+        "no warning for plain claims"
+    );
+
+    // Claims with an Entra groups overage: the panel says why the groups rule cannot match.
+    let overage = r#"{"sub": "x", "_claim_names": {"groups": "src1"}, "_claim_sources": {"src1": {"endpoint": "https://graph.microsoft.com/v1.0/users/x/getMemberObjects"}}}"#;
+    let mut dry = rule.to_vec();
+    dry.push(("claims", overage));
+    let html = post_rules(&b, &app, &dry).await.text().await.unwrap();
+    assert!(html.contains("No rule matched"), "{html}");
+    assert!(html.contains("class=\"error dry-run-warning\""), "{html}");
+    assert!(html.contains("group filtering in Entra"), "{html}");
+}

@@ -264,6 +264,7 @@ pub async fn start_idp(app: &TestApp, accounts: Value) -> TestIdp {
             redirect_uris: vec![app.redirect_uri()],
         }],
         accounts: accounts.as_object().unwrap().clone(),
+        ..IdpConfig::default()
     })
     .await
 }

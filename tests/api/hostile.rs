@@ -51,7 +51,52 @@ enum Sign {
 struct Hostile {
     issuer: String,
     answer: Arc<Mutex<Answer>>,
+    /// How `/userinfo` answers; discovery names it only for [`Hostile::start_with_userinfo`].
+    userinfo: Arc<Mutex<UserinfoAnswer>>,
     server: tokio::task::JoinHandle<()>,
+}
+
+/// How the userinfo endpoint answers a request with the access token the token endpoint gave.
+#[derive(Clone)]
+enum UserinfoAnswer {
+    /// 200 `application/json`.
+    Json(Value),
+    /// A JWT of these claims (header `RS256`, kid `hostile-a`), 200 `application/jwt`.
+    Jwt(Value, Sign),
+    /// Any status, content type and body.
+    Raw(u16, &'static str, String),
+    /// Waits this long before answering (past orgsso's timeout).
+    Slow(Duration),
+}
+
+async fn userinfo(
+    State(answer): State<Arc<Mutex<UserinfoAnswer>>>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    // The access token from `token` above, as a bearer token (RFC 6750 §2.1).
+    if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some("Bearer at") {
+        return (axum::http::StatusCode::UNAUTHORIZED, "no bearer token").into_response();
+    }
+    let a = answer.lock().unwrap().clone();
+    let (status, content_type, body) = match a {
+        UserinfoAnswer::Json(v) => (200, "application/json", v.to_string()),
+        UserinfoAnswer::Jwt(claims, sign) => (
+            200,
+            "application/jwt",
+            build_jwt(&json!({"alg": "RS256", "kid": "hostile-a"}), &claims, sign),
+        ),
+        UserinfoAnswer::Raw(status, content_type, body) => (status, content_type, body),
+        UserinfoAnswer::Slow(d) => {
+            tokio::time::sleep(d).await;
+            (200, "application/json", "{}".into())
+        }
+    };
+    (
+        axum::http::StatusCode::from_u16(status).unwrap(),
+        [("content-type", content_type)],
+        body,
+    )
+        .into_response()
 }
 
 impl Drop for Hostile {
@@ -116,10 +161,24 @@ fn build_jwt(header: &Value, claims: &Value, sign: Sign) -> String {
 
 impl Hostile {
     async fn start() -> Hostile {
+        Self::start_inner(false).await
+    }
+
+    /// Also offers a userinfo endpoint in discovery.
+    async fn start_with_userinfo() -> Hostile {
+        Self::start_inner(true).await
+    }
+
+    async fn start_inner(with_userinfo: bool) -> Hostile {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let issuer = format!("http://{}", listener.local_addr().unwrap());
         let answer = Arc::new(Mutex::new(Answer::Raw(500, "{}".into())));
-        let discovery = json!({
+        let userinfo_answer = Arc::new(Mutex::new(UserinfoAnswer::Raw(
+            500,
+            "application/json",
+            "{}".into(),
+        )));
+        let mut discovery = json!({
             "issuer": issuer,
             "authorization_endpoint": format!("{issuer}/authorize"),
             "token_endpoint": format!("{issuer}/token"),
@@ -130,7 +189,13 @@ impl Hostile {
             "id_token_signing_alg_values_supported": ["RS256", "HS256", "none"],
             "authorization_response_iss_parameter_supported": true,
         });
+        if with_userinfo {
+            discovery["userinfo_endpoint"] = json!(format!("{issuer}/userinfo"));
+        }
         let jwks = json!({"keys": [serde_json::from_str::<Value>(JWK_A).unwrap()]});
+        let userinfo_route = Router::new()
+            .route("/userinfo", get(userinfo))
+            .with_state(userinfo_answer.clone());
         let app = Router::new()
             .route(
                 "/.well-known/openid-configuration",
@@ -138,19 +203,25 @@ impl Hostile {
             )
             .route("/jwks", get(move || async move { Json(jwks) }))
             .route("/token", post(token))
-            .with_state(answer.clone());
+            .with_state(answer.clone())
+            .merge(userinfo_route);
         let server = tokio::spawn(async move {
             axum::serve(listener, app).await.unwrap();
         });
         Hostile {
             issuer,
             answer,
+            userinfo: userinfo_answer,
             server,
         }
     }
 
     fn set(&self, a: Answer) {
         *self.answer.lock().unwrap() = a;
+    }
+
+    fn set_userinfo(&self, a: UserinfoAnswer) {
+        *self.userinfo.lock().unwrap() = a;
     }
 
     /// The header and claims of a token that is right in every way, for this sign-in's nonce.
@@ -508,4 +579,192 @@ async fn a_broken_idp_gives_a_clear_4xx() {
         "IdP down",
     )
     .await;
+}
+
+#[tokio::test]
+async fn userinfo_answers_are_judged_before_anyone_signs_in() {
+    let app = spawn_app().await;
+    let hostile = Hostile::start_with_userinfo().await;
+    app.create_org("acme", &[]).await;
+    let login_url = app.connect("acme", &hostile.issuer).await["login_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.set_rules(
+        "acme",
+        json!({"default_role": "viewer", "rules": [{"claim": "groups", "op": "contains", "value": "admins", "role": "admin"}]}),
+    )
+    .await;
+    let about =
+        |sub: &str| json!({"sub": sub, "groups": ["admins"], "email": "userinfo@example.com"});
+    #[rustfmt::skip]
+    let cases: Vec<(&str, UserinfoAnswer, &str)> = vec![
+        ("another sub", UserinfoAnswer::Json(about("user-2")), "about another user"),
+        ("another sub, signed", UserinfoAnswer::Jwt(about("user-2"), Sign::KeyA), "about another user"),
+        ("no sub", UserinfoAnswer::Json(json!({"groups": ["admins"]})), "no &quot;sub&quot;"),
+        ("HTTP 500", UserinfoAnswer::Raw(500, "application/json", "{}".into()), "answered HTTP 500"),
+        ("token refused", UserinfoAnswer::Raw(401, "text/plain", "".into()), "answered HTTP 401"),
+        ("a redirect is not followed", UserinfoAnswer::Raw(302, "text/plain", "".into()), "answered HTTP 302"),
+        ("slow past the timeout", UserinfoAnswer::Slow(Duration::from_secs(3)), "did not answer in time"),
+        ("garbage", UserinfoAnswer::Raw(200, "text/html", "<html>oops".into()), "not a JSON object"),
+        ("a JSON array", UserinfoAnswer::Raw(200, "application/json", "[1]".into()), "not a JSON object"),
+        ("too large", UserinfoAnswer::Raw(200, "application/json", format!("{{\"sub\":\"user-1\",\"x\":\"{}\"}}", "a".repeat(300 * 1024))), "larger than"),
+        ("signed by a key the IdP does not publish", UserinfoAnswer::Jwt(about("user-1"), Sign::KeyB), "signature does not verify"),
+        ("unsigned", UserinfoAnswer::Raw(200, "application/jwt", format!("{}.{}.", URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#), URL_SAFE_NO_PAD.encode(about("user-1").to_string()))), "unsigned"),
+        ("HS256 keyed with the public key", UserinfoAnswer::Raw(200, "application/jwt", build_jwt(&json!({"alg": "HS256"}), &about("user-1"), Sign::HmacWithPublicKey)), "shared-secret"),
+    ];
+    for (case, answer, says) in cases {
+        let s = start(&login_url).await;
+        let (header, claims) = hostile.good(&s.nonce);
+        hostile.set(Answer::Token {
+            header,
+            claims,
+            sign: Sign::KeyA,
+        });
+        hostile.set_userinfo(answer);
+        let (status, page) = s.callback(&app, &hostile.issuer).await;
+        assert_refused(&app, &s, status, StatusCode::FAILED_DEPENDENCY, &page, case).await;
+        assert!(
+            page.contains(says),
+            "{case}: page should say {says:?}: {page}"
+        );
+        assert!(
+            page.contains("userinfo"),
+            "{case}: the page names the cause"
+        );
+    }
+    // No refused case left a login behind.
+    let (_, audit) = app
+        .admin(reqwest::Method::GET, "/api/v1/orgs/acme/audit", None)
+        .await;
+    assert!(
+        !audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "login"),
+        "no login was recorded: {audit}"
+    );
+
+    // Signed by the IdP's published key, and as plain JSON: accepted, and the groups that came
+    // only from userinfo reach the rules (the ID token's email wins over userinfo's).
+    for (case, answer) in [
+        ("signed", UserinfoAnswer::Jwt(about("user-1"), Sign::KeyA)),
+        ("JSON", UserinfoAnswer::Json(about("user-1"))),
+    ] {
+        let s = start(&login_url).await;
+        let (header, claims) = hostile.good(&s.nonce);
+        hostile.set(Answer::Token {
+            header,
+            claims,
+            sign: Sign::KeyA,
+        });
+        hostile.set_userinfo(answer);
+        let (status, page) = s.callback(&app, &hostile.issuer).await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{case}: {page}");
+        let me = app.me(&s.browser).await.unwrap();
+        assert_eq!(me["role"], "admin", "{case}: {me}");
+        assert_eq!(
+            me["email"], "victim@example.com",
+            "{case}: the ID token wins"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_entra_groups_overage_is_said_plainly() {
+    let (app, hostile, login_url) = setup().await;
+    app.set_rules(
+        "acme",
+        json!({"default_role": "viewer", "rules": [{"claim": "groups", "op": "contains", "value": "admins", "role": "admin"}]}),
+    )
+    .await;
+    let overage = |claims: &mut Value| {
+        claims["_claim_names"] = json!({"groups": "src1"});
+        claims["_claim_sources"] = json!({"src1": {"endpoint": "https://graph.microsoft.com/v1.0/users/x/getMemberObjects"}});
+    };
+    let sign_in = || async {
+        let s = start(&login_url).await;
+        let (header, mut claims) = hostile.good(&s.nonce);
+        overage(&mut claims);
+        hostile.set(Answer::Token {
+            header,
+            claims,
+            sign: Sign::KeyA,
+        });
+        let (status, page) = s.callback(&app, &hostile.issuer).await;
+        (s, status, page)
+    };
+
+    // Signed in with the default role, and the audit event says why the groups rule missed.
+    let (s, status, page) = sign_in().await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
+    assert_eq!(app.me(&s.browser).await.unwrap()["role"], "viewer");
+    let (_, audit) = app
+        .admin(reqwest::Method::GET, "/api/v1/orgs/acme/audit", None)
+        .await;
+    let login = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "login")
+        .expect("a login event");
+    assert_eq!(login["detail"]["groups_overage"], true, "{login}");
+    assert!(
+        login["detail"]["warning"]
+            .as_str()
+            .unwrap()
+            .contains("Groups assigned to the application"),
+        "{login}"
+    );
+
+    // The dry run on those claims says it beside the outcome; plain claims get no warning.
+    let mut claims = json!({"sub": "user-1"});
+    overage(&mut claims);
+    let (status, dry) = app
+        .admin(
+            reqwest::Method::POST,
+            "/api/v1/orgs/acme/sso/role-mapping/test",
+            Some(json!({ "claims": claims })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(dry["role"], "viewer");
+    assert_eq!(dry["rule"], Value::Null);
+    let warnings = dry["warnings"].as_array().expect("warnings");
+    assert_eq!(warnings.len(), 1, "{dry}");
+    assert!(
+        warnings[0].as_str().unwrap().contains("group filtering"),
+        "{dry}"
+    );
+    let (_, plain) = app
+        .admin(
+            reqwest::Method::POST,
+            "/api/v1/orgs/acme/sso/role-mapping/test",
+            Some(json!({"claims": {"groups": ["admins"]}})),
+        )
+        .await;
+    assert_eq!(plain, json!({"role": "admin", "rule": 0}));
+
+    // When the rules refuse, the access-denied page says it too, and so does the audit event.
+    app.set_rules(
+        "acme",
+        json!({"default_role": "deny", "rules": [{"claim": "groups", "op": "contains", "value": "admins", "role": "admin"}]}),
+    )
+    .await;
+    let (s, status, page) = sign_in().await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{page}");
+    assert!(page.contains("not allowed to sign in"), "{page}");
+    assert!(page.contains("group filtering in Entra"), "{page}");
+    assert!(app.me(&s.browser).await.is_none());
+    let (_, audit) = app
+        .admin(reqwest::Method::GET, "/api/v1/orgs/acme/audit", None)
+        .await;
+    let denied = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "login.denied")
+        .expect("a login.denied event");
+    assert_eq!(denied["detail"]["groups_overage"], true, "{denied}");
 }

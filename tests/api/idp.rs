@@ -11,8 +11,9 @@
 //! - PKCE S256 required; response type `code` only; clients authenticate with
 //!   `client_secret_basic` (the registered method: `client_secret_post` is refused);
 //! - scopes `openid email profile groups`, whose claims (`sub`, `email`, `email_verified`,
-//!   `name`, `preferred_username`, `groups`) are also put into the ID token; other
-//!   account claims are never released;
+//!   `name`, `preferred_username`, `groups`) are also put into the ID token (unless
+//!   [`IdpConfig::conform_id_token_claims`]: then only at userinfo); other account claims are
+//!   never released;
 //! - consent is pre-granted; an `iss` parameter (RFC 9207) is on every authorization response;
 //! - state is in memory only: restarting ([`TestIdp::rotate_keys`]) forgets sessions,
 //!   codes and tokens.
@@ -55,6 +56,11 @@ pub struct IdpConfig {
     pub clients: Vec<IdpClient>,
     /// account id (the `sub`, and what is typed into the login form) -> claims object.
     pub accounts: serde_json::Map<String, serde_json::Value>,
+    /// oidc-provider's `conformIdTokenClaims`: scope claims (email, name, groups) only at
+    /// userinfo, the ID token carrying `sub` alone, as several real providers do.
+    pub conform_id_token_claims: bool,
+    /// Userinfo answers a signed JWT (`application/jwt`, RS256 with the ID-token key).
+    pub signed_userinfo: bool,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -72,6 +78,8 @@ pub struct TestIdp {
     pub kid: String,
     clients: Vec<IdpClient>,
     accounts: Mutex<serde_json::Map<String, Value>>,
+    /// `conform_id_token_claims` and `signed_userinfo`, kept for restarts.
+    options: Value,
     process: IdpProcess,
     http: reqwest::Client,
 }
@@ -94,10 +102,14 @@ impl TestIdp {
         let dir = idp_dir();
         ensure_node_modules(&dir).await;
         let started = Instant::now();
+        let options = json!({
+            "conform_id_token_claims": config.conform_id_token_claims,
+            "signed_userinfo": config.signed_userinfo,
+        });
         let mut attempt = 0;
         let (process, ready) = loop {
             attempt += 1;
-            match spawn_idp(&dir, 0, &config.clients, &config.accounts, None).await {
+            match spawn_idp(&dir, 0, &config.clients, &config.accounts, None, &options).await {
                 Ok(started) => break started,
                 Err(e) if attempt < START_ATTEMPTS => {
                     eprintln!("[test-idp] start attempt {attempt} failed, retrying: {e}")
@@ -117,6 +129,7 @@ impl TestIdp {
             kid: ready.kid,
             clients: config.clients,
             accounts: Mutex::new(config.accounts),
+            options,
             process,
             http: control_client(),
         }
@@ -168,6 +181,7 @@ impl TestIdp {
                 &self.clients,
                 &accounts,
                 Some(stats.clone()),
+                &self.options,
             )
             .await
             {
@@ -351,6 +365,7 @@ async fn spawn_idp(
     clients: &[IdpClient],
     accounts: &serde_json::Map<String, Value>,
     initial_stats: Option<Value>,
+    options: &Value,
 ) -> Result<(IdpProcess, Ready), String> {
     let clients: Vec<Value> = clients
         .iter()
@@ -365,6 +380,9 @@ async fn spawn_idp(
     let mut config = json!({ "port": port, "clients": clients, "accounts": accounts });
     if let Some(stats) = initial_stats {
         config["initial_stats"] = stats;
+    }
+    for (k, v) in options.as_object().into_iter().flatten() {
+        config[k] = v.clone();
     }
 
     let mut child = Command::new("node")

@@ -16,3 +16,4 @@ mod other_providers;
 mod pgcluster;
 mod store;
 mod tokens;
+mod userinfo;

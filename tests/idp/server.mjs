@@ -10,7 +10,9 @@
 //                   "redirect_uris": ["http://127.0.0.1:1234/cb"],
 //                   "token_endpoint_auth_method": "client_secret_basic" }],  // optional, or client_secret_post
 //     "accounts": { "alice": { "email": "...", "email_verified": true, "name": "...", "groups": ["..."] } },
-//     "initial_stats": { "jwks_fetches": 0, "token_requests": 0 }          // optional (used across restarts)
+//     "initial_stats": { "jwks_fetches": 0, "token_requests": 0 },         // optional (used across restarts)
+//     "conform_id_token_claims": false,  // optional: true = scope claims only at userinfo (/me)
+//     "signed_userinfo": false           // optional: true = userinfo answers a signed JWT (RS256)
 //   }
 //
 // Once listening it prints exactly one line on stdout:
@@ -21,7 +23,9 @@
 // - A fresh RSA-2048 RS256 signing key with a random kid at every start (restart = key rotation).
 // - PKCE (S256) required for every authorization request; authorization_code + response_type=code.
 // - Scopes openid, email, profile, groups; their claims are put into the ID token too
-//   (conformIdTokenClaims: false).
+//   (conformIdTokenClaims: false), unless conform_id_token_claims is true: then, as several
+//   real providers do, the ID token carries only `sub` and the scope claims come from userinfo.
+//   signed_userinfo: true makes userinfo answer `application/jwt` signed with the ID-token key.
 // - devInteractions: GET /interaction/<uid> renders a login form; POST it with
 //   prompt=login&login=<account id>&password=<anything>. Unknown account ids are refused
 //   (200 with the login form again, plus "unknown account: <id>").
@@ -108,6 +112,7 @@ const clients = (config.clients ?? []).map((c, i) => {
     grant_types: ['authorization_code'],
     response_types: ['code'],
     id_token_signed_response_alg: 'RS256',
+    ...(config.signed_userinfo === true ? { userinfo_signed_response_alg: 'RS256' } : {}),
   };
 });
 
@@ -306,10 +311,11 @@ const provider = new Provider(issuer, {
     profile: ['name', 'preferred_username'],
     groups: ['groups'],
   },
-  conformIdTokenClaims: false,
+  conformIdTokenClaims: config.conform_id_token_claims === true,
   pkce: { required: () => true },
   features: {
     devInteractions: { enabled: true },
+    jwtUserinfo: { enabled: config.signed_userinfo === true },
   },
   interactions: { policy },
   ttl: {

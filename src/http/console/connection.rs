@@ -69,12 +69,25 @@ const PRESETS: &[Preset] = &[
 ];
 
 /// The connect form as typed (or as stored), never with the client secret.
-#[derive(Serialize, Default)]
+#[derive(Serialize)]
 struct Typed {
     issuer: String,
     client_id: String,
     scopes: String,
     groups_claim: String,
+    userinfo: bool,
+}
+
+impl Default for Typed {
+    fn default() -> Self {
+        Typed {
+            issuer: String::new(),
+            client_id: String::new(),
+            scopes: String::new(),
+            groups_claim: String::new(),
+            userinfo: true,
+        }
+    }
 }
 
 async fn render(
@@ -100,6 +113,7 @@ async fn render(
             client_id: v.client_id.clone(),
             scopes: v.scopes.join(" "),
             groups_claim: v.groups_claim.clone().unwrap_or_default(),
+            userinfo: v.userinfo,
         },
         None => Typed {
             scopes: "openid email profile".into(),
@@ -135,6 +149,8 @@ pub async fn save(oc: OrgConsole, CsrfForm(form): CsrfForm) -> Response {
         client_id: form.get("client_id").trim().to_owned(),
         scopes: form.get("scopes").trim().to_owned(),
         groups_claim: form.get("groups_claim").trim().to_owned(),
+        // An unticked checkbox sends nothing: `userinfo_shown` says the form had it.
+        userinfo: !form.has("userinfo_shown") || form.has("userinfo"),
     };
     let secret = form.get("client_secret");
     let scopes: Vec<String> = split_list(&typed.scopes)
@@ -147,6 +163,7 @@ pub async fn save(oc: OrgConsole, CsrfForm(form): CsrfForm) -> Response {
         client_secret: (!secret.is_empty()).then(|| Secret::new(secret)),
         scopes: (!scopes.is_empty()).then_some(scopes),
         groups_claim: Some(typed.groups_claim.clone()),
+        userinfo: form.has("userinfo_shown").then_some(typed.userinfo),
     };
     let result =
         oc.c.sso

@@ -195,6 +195,8 @@ struct DryRun {
     /// 1-based, as the editor numbers rules; `None` when the default applied.
     rule: Option<usize>,
     rule_text: Option<String>,
+    /// What the admin must know about these claims (an Entra groups overage).
+    warnings: Vec<&'static str>,
 }
 
 struct Editor {
@@ -307,6 +309,7 @@ pub async fn submit(oc: OrgConsole, CsrfForm(form): CsrfForm) -> Response {
                     role: d.outcome.as_str(),
                     rule: d.rule.map(|i| i + 1),
                     rule_text: d.rule.map(|i| describe(&mapping.spec().rules[i])),
+                    warnings: crate::sso::warnings(&claims),
                 });
             }
             Ok(Err(message)) => {
