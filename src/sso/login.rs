@@ -233,7 +233,10 @@ impl Sso {
             leeway: self.settings.leeway,
             max_iat_age: self.settings.max_id_token_age,
         };
-        let verified = idtoken::verify(&tokens.id_token, &cache, &expect, now).await?;
+        let access_token = tokens.access_token.as_ref().map(|t| t.secret().as_str());
+        let verified =
+            idtoken::verify_with_access_token(&tokens.id_token, access_token, &cache, &expect, now)
+                .await?;
 
         let claims = serde_json::Value::Object(verified.claims.clone());
         let mapping = self.role_mapping(&conn.org_id).await?;
