@@ -3,7 +3,7 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 
 use super::Sso;
-use crate::crypto::{ct_eq, random_token, sha256_b64};
+use crate::crypto::{ct_eq, random_token, sha256_b64, Secret};
 use crate::domain::{EmailAddress, ReturnTo};
 use crate::oidc::client::{authorize_url, exchange_code, AuthorizeRequest};
 use crate::oidc::idtoken::{self, Expectations, IdTokenError};
@@ -30,6 +30,9 @@ pub struct LoginSuccess {
     pub connection_id: String,
     pub role: Role,
     pub return_to: String,
+    /// The raw ID token, kept (sealed) in the session for RP-initiated logout's
+    /// `id_token_hint`. Redacted in `Debug`.
+    pub id_token: Secret,
 }
 
 /// Every way a sign-in can fail. Each says what happened and what to try; none carries a
@@ -275,6 +278,7 @@ impl Sso {
             connection_id: conn.id,
             role,
             return_to: flow.return_to.unwrap_or_else(|| "/".into()),
+            id_token: Secret::new(tokens.id_token),
         })
     }
 }
