@@ -1387,6 +1387,9 @@ mod tests {
         server.stop().await;
     }
 
+    /// (case, signing key, `at_hash` claim, access token, expected code)
+    type AtHashCase<'a> = (&'a str, TestKey, Option<Value>, Option<&'a str>, &'a str);
+
     #[tokio::test]
     async fn at_hash_is_checked_when_an_access_token_came_with_the_id_token() {
         let cache = seeded_cache();
@@ -1395,7 +1398,7 @@ mod tests {
         let good = crate::oidc::at_hash::at_hash(Algorithm::RS256, "the-access-token").unwrap();
         let es_good = crate::oidc::at_hash::at_hash(Algorithm::ES384, "the-access-token").unwrap();
         #[rustfmt::skip]
-        let cases: Vec<(&str, TestKey, Option<Value>, Option<&str>, &str)> = vec![
+        let cases: Vec<AtHashCase> = vec![
             ("matching at_hash", rsa1(), Some(json!(good)), Some("the-access-token"), "ok"),
             ("matching at_hash, SHA-384", ec384(), Some(json!(es_good)), Some("the-access-token"), "ok"),
             ("another access token", rsa1(), Some(json!(good)), Some("swapped-token"), "id_token_bad_at_hash"),

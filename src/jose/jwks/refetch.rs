@@ -123,6 +123,9 @@ mod tests {
         }
     }
 
+    /// The last attempt and the time asked at (`None`: never fetched, asked at t0).
+    type Moment = Option<(LastAttempt, Instant)>;
+
     #[test]
     fn may_fetch_table() {
         let t0 = Instant::now();
@@ -142,7 +145,7 @@ mod tests {
         };
         let s = settings(30 * SEC, SEC);
         #[rustfmt::skip]
-        let cases: Vec<(&str, Option<(LastAttempt, Instant)>, Need, JwksSettings, bool)> = vec![
+        let cases: Vec<(&str, Moment, Need, JwksSettings, bool)> = vec![
             ("never fetched: a miss fetches", None, Need::Miss, s, true),
             ("never fetched: a stale set fetches", None, Need::Stale, s, true),
             ("miss inside the floor", ok(999), Need::Miss, s, false),
