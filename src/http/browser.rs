@@ -339,7 +339,7 @@ struct SignedOutQuery {
 /// post-logout redirect URI admins register). With the `state` this browser's logout sent, it
 /// says the IdP session ended too; anyone else just sees that they are signed out.
 async fn signed_out(
-    Query(q): Query<SignedOutQuery>,
+    PageQuery(q): PageQuery<SignedOutQuery>,
     jar: CookieJar,
     RequestId(rid): RequestId,
 ) -> Response {

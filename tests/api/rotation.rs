@@ -99,6 +99,33 @@ async fn a_rotation_right_after_an_unknown_kid_token_is_followed() {
 }
 
 #[tokio::test]
+async fn a_kid_less_rotation_right_after_an_unknown_kid_token_is_followed() {
+    let (app, mut idp, login_url) = setup().await;
+    idp.set_id_token_kid("replace", Some("never-published"))
+        .await;
+    let before = jwks_fetches(&idp).await;
+    let (status, _) = sign_in(&app, &login_url, "alice").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let refused_at = Instant::now();
+    assert_eq!(jwks_fetches(&idp).await - before, 1);
+
+    // The IdP re-keys and signs without kids: the cached (old) key fails the signature once,
+    // the set is refetched once and the token verifies.
+    idp.rotate_keys().await;
+    idp.set_id_token_kid("omit", None).await;
+    tokio::time::sleep(FLOOR.saturating_sub(refused_at.elapsed())).await;
+    let (status, page) = sign_in(&app, &login_url, "bob").await;
+    assert!(refused_at.elapsed() < Duration::from_secs(30));
+    assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
+    assert_eq!(jwks_fetches(&idp).await - before, 2);
+    // A kid-less token signed by a key the IdP does not publish is still refused.
+    idp.set_id_token_kid("replace", Some("never-published"))
+        .await;
+    let (status, _) = sign_in(&app, &login_url, "carol").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
 async fn reconnecting_replaces_a_stale_key_cache() {
     let (app, mut idp, login_url) = setup().await;
     let (status, _) = sign_in(&app, &login_url, "alice").await;
