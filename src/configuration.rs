@@ -66,6 +66,7 @@ pub struct OidcSettings {
     pub clock_leeway_secs: u64,
     pub max_id_token_age_secs: u64,
     pub jwks_refetch_cooldown_secs: u64,
+    pub jwks_refetch_floor_ms: u64,
     pub jwks_max_age_secs: u64,
     pub jwks_min_refresh_secs: u64,
     pub jwks_max_refresh_secs: u64,

@@ -93,6 +93,7 @@ impl Application {
             http_client.clone(),
             JwksSettings {
                 refetch_cooldown: Duration::from_secs(oidc.jwks_refetch_cooldown_secs),
+                refetch_floor: Duration::from_millis(oidc.jwks_refetch_floor_ms),
                 max_age: Duration::from_secs(oidc.jwks_max_age_secs),
                 max_bytes: 256 * 1024,
                 min_refresh: Duration::from_secs(oidc.jwks_min_refresh_secs),

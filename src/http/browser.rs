@@ -1,5 +1,5 @@
 //! Browser endpoints: the login URL, the callback, "Login with SSO", the signed-in page,
-//! `/api/v1/me` and logout.
+//! `/api/v1/me`, logout and the signed-out page the IdP returns to.
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -17,15 +17,20 @@ use super::form::{self, csrf_token, FormData};
 use super::pages::{self, PageError, PageForm, PageQuery};
 use super::signed_in::{self, ApiSignedIn, SignedIn};
 use super::{now, see_other, AppState, RequestId};
-use crate::crypto::random_token;
+use crate::crypto::{ct_eq, random_token};
 use crate::domain::{EmailAddress, ReturnTo};
 use crate::session;
-use crate::sso::{CallbackParams, EmailRoute, Sso};
+use crate::sso::{CallbackParams, EmailRoute, Sso, SIGNED_OUT_PATH};
 use crate::store::sessions::sid_hash;
 use crate::store::Store;
 
 /// The short-lived cookie that binds a sign-in to the browser that started it.
 const FLOW_COOKIE: &str = "orgsso_flow";
+/// The `state` of this browser's RP-initiated logout, for the signed-out page to recognise
+/// the IdP's return.
+const SIGN_OUT_COOKIE: &str = "orgsso_signout";
+/// How long the IdP's end-session round trip may take for the return to be recognised.
+const SIGN_OUT_TTL_SECS: i64 = 600;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -36,6 +41,7 @@ pub fn router() -> Router<AppState> {
         .route("/sso/{login_id}", get(start))
         .route("/api/v1/me", get(me))
         .route("/logout", post(logout))
+        .route(SIGNED_OUT_PATH, get(signed_out))
         .route("/sessions", get(sessions_page))
         .route("/sessions/end", post(end_session))
 }
@@ -86,12 +92,13 @@ async fn start(
 
 /// `GET /sso/callback`: verifies the answer, enrols the user and starts the session.
 async fn callback(
-    State(sso): State<Sso>,
+    State(state): State<AppState>,
     PageQuery(params): PageQuery<CallbackParams>,
     jar: CookieJar,
     session: Session,
     RequestId(rid): RequestId,
 ) -> Result<Response, PageError> {
+    let sso = &state.sso;
     let binding = jar.get(FLOW_COOKIE).map(|c| c.value().to_owned());
     let login = sso
         .finish_login(&params, binding.as_deref(), now())
@@ -102,7 +109,8 @@ async fn callback(
         org_id: login.org_id.clone(),
         connection_id: Some(login.connection_id.clone()),
     };
-    if let Err(e) = session::establish(&session, &who, now().unix_timestamp()).await {
+    let id_token = Some((&login.id_token, &state.secret_box));
+    if let Err(e) = session::establish(&session, &who, now().unix_timestamp(), id_token).await {
         tracing::warn!(error = %e, "session not started");
         // The only expected cause: the connection was disconnected while the user signed in.
         return Err(if sso.was_disconnected(&login.connection_id).await {
@@ -254,11 +262,13 @@ async fn me(
     ))
 }
 
-/// `POST /logout`: ends the session and offers the IdP's end-session URL.
+/// `POST /logout`: ends the session and offers the IdP's end-session URL (RP-initiated logout
+/// with the session's ID token as `id_token_hint` and a `state` this browser keeps in a cookie).
 async fn logout(
     State(state): State<AppState>,
     session: Session,
     headers: HeaderMap,
+    jar: CookieJar,
     RequestId(rid): RequestId,
     body: Bytes,
 ) -> Result<Response, Response> {
@@ -269,27 +279,86 @@ async fn logout(
         // is nothing to forge, and a stale page's button still says "signed out".)
         form::verify(&session, &FormData::parse(&body), &rid, "/logout").await?;
     }
+    let logout_state = random_token(24);
     let end_session_url = match who.as_ref().and_then(|w| w.connection_id.as_deref()) {
-        Some(conn_id) => state.sso.end_session_url(conn_id).await.map_err(fail)?,
+        Some(conn_id) => {
+            let hint = session::id_token_hint(&session, &state.secret_box)
+                .await
+                .map_err(|e| fail(e.into()))?;
+            state
+                .sso
+                .end_session_url(conn_id, hint.as_ref(), &logout_state)
+                .await
+                .map_err(fail)?
+        }
         None => None,
     };
-    // Deleting the session announces it: tokens minted from it stop verifying at once.
+    // Deleting the session announces it: tokens minted from it stop verifying at once. The
+    // sealed ID token goes with it.
     session.flush().await.map_err(|e| fail(e.into()))?;
+    let jar = match end_session_url {
+        Some(_) => jar.add(
+            Cookie::build((SIGN_OUT_COOKIE, logout_state))
+                .path(SIGNED_OUT_PATH)
+                .http_only(true)
+                .secure(state.settings.secure_cookies())
+                .same_site(SameSite::Lax)
+                .max_age(time::Duration::seconds(SIGN_OUT_TTL_SECS))
+                .build(),
+        ),
+        None => jar,
+    };
     let wants_json = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains("application/json"));
     if wants_json {
-        return Ok(
-            Json(json!({"status": "signed_out", "end_session_url": end_session_url}))
-                .into_response(),
-        );
+        return Ok((
+            jar,
+            Json(json!({"status": "signed_out", "end_session_url": end_session_url})),
+        )
+            .into_response());
     }
-    Ok(pages::render(
-        StatusCode::OK,
-        "signed_out.html",
-        minijinja::context! { title => "Signed out", end_session_url, request_id => rid },
-    ))
+    Ok((
+        jar,
+        pages::render(
+            StatusCode::OK,
+            "signed_out.html",
+            minijinja::context! { title => "Signed out", end_session_url, request_id => rid },
+        ),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+struct SignedOutQuery {
+    state: Option<String>,
+}
+
+/// `GET /signed-out`: where the IdP sends the browser back after ending its own session (the
+/// post-logout redirect URI admins register). With the `state` this browser's logout sent, it
+/// says the IdP session ended too; anyone else just sees that they are signed out.
+async fn signed_out(
+    PageQuery(q): PageQuery<SignedOutQuery>,
+    jar: CookieJar,
+    RequestId(rid): RequestId,
+) -> Response {
+    let expected = jar.get(SIGN_OUT_COOKIE).map(|c| c.value().to_owned());
+    let at_idp = matches!((&q.state, &expected), (Some(got), Some(want)) if ct_eq(got, want));
+    let jar = if expected.is_some() {
+        jar.remove(Cookie::build(SIGN_OUT_COOKIE).path(SIGNED_OUT_PATH))
+    } else {
+        jar
+    };
+    (
+        jar,
+        pages::render(
+            StatusCode::OK,
+            "signed_out.html",
+            minijinja::context! { title => "Signed out", at_idp, request_id => rid },
+        ),
+    )
+        .into_response()
 }
 
 /// `GET /sessions`: where you are signed in, with a button to end each session.

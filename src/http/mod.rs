@@ -35,7 +35,8 @@ pub struct AppState {
     pub store: Store,
     /// What the HTTP layer itself reads: cookies, the admin token, session timeouts.
     pub settings: Arc<Settings>,
-    /// The service key, for the console's operator fingerprint.
+    /// The service key, for the console's operator fingerprint and the session's sealed ID
+    /// token (read at logout).
     pub secret_box: SecretBox,
 }
 

@@ -12,7 +12,7 @@
 
 use std::collections::HashSet;
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use jsonwebtoken::Algorithm;
 use serde_json::{Map, Value};
@@ -145,6 +145,8 @@ pub enum IdTokenError {
         "the ID token cannot be checked because this login's expectations are incomplete: {what}"
     )]
     BadExpectations { what: &'static str },
+    #[error("the ID token's access-token hash (\"at_hash\") does not match the access token it came with")]
+    BadAtHash,
 }
 
 impl IdTokenError {
@@ -183,6 +185,7 @@ impl IdTokenError {
             IdTokenError::BadNonce => "id_token_bad_nonce",
             IdTokenError::BadSubject { .. } => "id_token_bad_subject",
             IdTokenError::BadExpectations { .. } => "id_token_bad_expectations",
+            IdTokenError::BadAtHash => "id_token_bad_at_hash",
         }
     }
 }
@@ -433,14 +436,64 @@ fn map_jwks_error(err: JwksError) -> IdTokenError {
 
 /// Fully verifies an ID token: header rules, signature with a key from
 /// `jwks` (which may fetch), then [`check_claims`] at `now`.
+///
+/// A token without `kid` whose signature fails with the single fitting cached key may come
+/// from a provider that re-keyed: the key set is refetched once (single flight, subject to
+/// the cache's floor) and the signature checked again.
 pub async fn verify(
     token: &str,
     jwks: &JwksCache,
     exp: &Expectations<'_>,
     now: OffsetDateTime,
 ) -> Result<VerifiedIdToken, IdTokenError> {
+    verify_signed(token, jwks, exp, now)
+        .await
+        .map(|(verified, _)| verified)
+}
+
+/// [`verify`] for a token response that may carry an access token: when it does and the ID
+/// token has `at_hash`, the hash must match (OIDC Core §3.1.3.8). An absent `at_hash` is fine
+/// (it is optional in the code flow).
+pub async fn verify_with_access_token(
+    token: &str,
+    access_token: Option<&str>,
+    jwks: &JwksCache,
+    exp: &Expectations<'_>,
+    now: OffsetDateTime,
+) -> Result<VerifiedIdToken, IdTokenError> {
+    let (verified, alg) = verify_signed(token, jwks, exp, now).await?;
+    check_at_hash(&verified.claims, alg, access_token)?;
+    Ok(verified)
+}
+
+/// The `at_hash` rule on verified claims: checked when both it and an access token exist.
+fn check_at_hash(
+    claims: &Map<String, Value>,
+    alg: Algorithm,
+    access_token: Option<&str>,
+) -> Result<(), IdTokenError> {
+    let (Some(claimed), Some(access_token)) = (claims.get("at_hash"), access_token) else {
+        return Ok(());
+    };
+    let Value::String(claimed) = claimed else {
+        return Err(IdTokenError::WrongClaimType { claim: "at_hash" });
+    };
+    if super::at_hash::matches(alg, access_token, claimed) {
+        Ok(())
+    } else {
+        Err(IdTokenError::BadAtHash)
+    }
+}
+
+async fn verify_signed(
+    token: &str,
+    jwks: &JwksCache,
+    exp: &Expectations<'_>,
+    now: OffsetDateTime,
+) -> Result<(VerifiedIdToken, Algorithm), IdTokenError> {
     check_expectations(exp)?;
     let jws = parse_header(token, exp.algorithms)?;
+    let looked_up = Instant::now();
     let key = jwks
         .key_for(jws.alg, jws.kid.as_deref())
         .await
@@ -450,9 +503,17 @@ pub async fn verify(
     if !jws.registered_header_types_ok() {
         return Err(malformed(NOT_AN_OBJECT));
     }
-    let claims = jws.verify(VerifyingKey::Jwt(&key))?.payload_object()?;
+    let claims = match jws.verify(VerifyingKey::Jwt(&key)) {
+        Err(JwsError::BadSignature)
+            if jws.kid.is_none() && jwks.refresh_after_bad_signature(looked_up).await =>
+        {
+            let key = jwks.key_for(jws.alg, None).await.map_err(map_jwks_error)?;
+            jws.verify(VerifyingKey::Jwt(&key))?.payload_object()?
+        }
+        verified => verified?.payload_object()?,
+    };
     check_claims_map(&claims, exp, now)?;
-    build_verified(claims)
+    Ok((build_verified(claims)?, jws.alg))
 }
 
 #[cfg(test)]
@@ -1277,5 +1338,86 @@ mod tests {
         let verified = check_claims(&claims, &exp, now()).unwrap();
         let expected: Map<String, Value> = claims.as_object().unwrap().clone();
         assert_eq!(verified.claims, expected);
+    }
+
+    #[tokio::test]
+    async fn kid_less_token_after_a_rotation_refetches_once_and_verifies() {
+        let (old, new) = (rsa1(), rsa2());
+        let server = JwksServer::start(Answer::Json(jwks(&[&new.jwk]).to_string())).await;
+        let cache = JwksCache::with_keys(
+            http_client(),
+            server.uri.clone(),
+            long_settings(),
+            &jwks(&[&old.jwk]),
+        )
+        .unwrap();
+        let kid_less = |key: &EncodingKey| {
+            sign_raw(
+                &json!({"alg": "RS256"}),
+                &base_claims(),
+                key,
+                Algorithm::RS256,
+            )
+        };
+        // Signed with the new key, which the cached set lacks: one refetch, then it verifies.
+        run(&kid_less(&new.signing), &cache, ID_TOKEN_ALGS)
+            .await
+            .unwrap();
+        assert_eq!(server.hits(), 1);
+        run(&kid_less(&new.signing), &cache, ID_TOKEN_ALGS)
+            .await
+            .unwrap();
+        assert_eq!(server.hits(), 1, "the new key is cached now");
+        // A kid-less forgery right after: refused, and the floor spares the IdP a fetch.
+        let forged = run(&kid_less(&old.signing), &cache, ID_TOKEN_ALGS).await;
+        assert_eq!(code(&forged), "id_token_bad_signature");
+        assert_eq!(server.hits(), 1);
+        // A token with a kid and a bad signature never refetches.
+        let with_kid = sign_raw(
+            &json!({"alg": "RS256", "kid": "rsa2"}),
+            &base_claims(),
+            &old.signing,
+            Algorithm::RS256,
+        );
+        assert_eq!(
+            code(&run(&with_kid, &cache, ID_TOKEN_ALGS).await),
+            "id_token_bad_signature"
+        );
+        assert_eq!(server.hits(), 1);
+        server.stop().await;
+    }
+
+    /// (case, signing key, `at_hash` claim, access token, expected code)
+    type AtHashCase<'a> = (&'a str, TestKey, Option<Value>, Option<&'a str>, &'a str);
+
+    #[tokio::test]
+    async fn at_hash_is_checked_when_an_access_token_came_with_the_id_token() {
+        let cache = seeded_cache();
+        let trusted = trusted();
+        let exp = expectations(&trusted, ID_TOKEN_ALGS);
+        let good = crate::oidc::at_hash::at_hash(Algorithm::RS256, "the-access-token").unwrap();
+        let es_good = crate::oidc::at_hash::at_hash(Algorithm::ES384, "the-access-token").unwrap();
+        #[rustfmt::skip]
+        let cases: Vec<AtHashCase> = vec![
+            ("matching at_hash", rsa1(), Some(json!(good)), Some("the-access-token"), "ok"),
+            ("matching at_hash, SHA-384", ec384(), Some(json!(es_good)), Some("the-access-token"), "ok"),
+            ("another access token", rsa1(), Some(json!(good)), Some("swapped-token"), "id_token_bad_at_hash"),
+            ("hash of the wrong size (SHA-256 under ES384)", ec384(), Some(json!(good)), Some("the-access-token"), "id_token_bad_at_hash"),
+            ("garbage at_hash", rsa1(), Some(json!("AAAA")), Some("the-access-token"), "id_token_bad_at_hash"),
+            ("at_hash a number", rsa1(), Some(json!(5)), Some("the-access-token"), "id_token_bad_claim_type"),
+            ("no at_hash (code flow)", rsa1(), None, Some("the-access-token"), "ok"),
+            ("no access token: nothing to check", rsa1(), Some(json!("AAAA")), None, "ok"),
+        ];
+        for (case, key, at_hash, access_token, expected) in cases {
+            let claims = patched(&[("at_hash", at_hash)]);
+            let token = sign(&key, &claims);
+            let result = verify_with_access_token(&token, access_token, &cache, &exp, now()).await;
+            assert_eq!(code(&result), expected, "{case}");
+        }
+        assert_eq!(
+            IdTokenError::BadAtHash.to_string(),
+            "the ID token's access-token hash (\"at_hash\") does not match the access token it came with"
+        );
+        assert_eq!(cache.fetch_count(), 0);
     }
 }

@@ -7,6 +7,7 @@
 //! metadata; orgsso keeps its own discovery checks, answer judging, JWKS cache and ID-token
 //! verification (see each module's doc for why).
 
+pub mod at_hash;
 pub mod client;
 pub mod client_auth;
 pub mod discovery;

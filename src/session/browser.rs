@@ -3,8 +3,10 @@
 
 use tower_sessions::Session;
 
-use super::keys::{AUTH_AT, CONNECTION, ORG, SEEN, USER};
+use super::keys::{AUTH_AT, CONNECTION, ID_TOKEN, ORG, SEEN, USER};
 use super::{Timeouts, SEEN_RESOLUTION};
+use crate::crypto::{Secret, SecretBox};
+use crate::store::sessions::sid_hash;
 
 #[derive(Debug, Clone)]
 pub struct SignedIn {
@@ -15,9 +17,22 @@ pub struct SignedIn {
 
 pub type SessionResult<T> = Result<T, tower_sessions::session::Error>;
 
+/// What the sealed ID token is bound to: this session's id (through its hash), so a sealed
+/// value copied into another session's record does not open.
+fn id_token_context(session_id: &str) -> String {
+    format!("session id_token_hint {}", sid_hash(session_id))
+}
+
 /// Replaces whatever session the browser had with a fresh one for this sign-in, and writes it
 /// now, so a disconnect that raced the sign-in is noticed here rather than after the response.
-pub async fn establish(session: &Session, who: &SignedIn, now: i64) -> SessionResult<()> {
+/// The sign-in's ID token, when given, is kept sealed for RP-initiated logout: once the new
+/// id is known (after the first write), sealed to it and written in a second one.
+pub async fn establish(
+    session: &Session,
+    who: &SignedIn,
+    now: i64,
+    id_token: Option<(&Secret, &SecretBox)>,
+) -> SessionResult<()> {
     // Nothing from before carries over: not an operator's console sign-in, not a form token.
     session.clear().await;
     session.cycle_id().await?;
@@ -31,7 +46,35 @@ pub async fn establish(session: &Session, who: &SignedIn, now: i64) -> SessionRe
         session.clear().await;
         return Err(e);
     }
+    if let (Some((token, secret_box)), Some(id)) = (id_token, session.id()) {
+        let sealed = secret_box.encrypt(token.expose(), &id_token_context(&id.to_string()));
+        session.insert(ID_TOKEN, sealed).await?;
+        if let Err(e) = session.save().await {
+            // A session that cannot keep its hint is not started half-way.
+            session.flush().await.ok();
+            return Err(e);
+        }
+    }
     Ok(())
+}
+
+/// The session's ID token for `id_token_hint`, when it holds one that opens for this very
+/// session. Read only at logout; never logged.
+pub async fn id_token_hint(
+    session: &Session,
+    secret_box: &SecretBox,
+) -> SessionResult<Option<Secret>> {
+    let (Some(sealed), Some(id)) = (session.get::<String>(ID_TOKEN).await?, session.id()) else {
+        return Ok(None);
+    };
+    match secret_box.decrypt(&sealed, &id_token_context(&id.to_string())) {
+        Ok(token) => Ok(Some(token)),
+        Err(e) => {
+            // Logout still proceeds, without the hint.
+            tracing::warn!(error = %e, "the session's ID token could not be opened");
+            Ok(None)
+        }
+    }
 }
 
 /// Marks the session as used now, at most once a minute: modifying it makes the layer save it,

@@ -6,7 +6,7 @@
 mod browser;
 mod cache;
 
-pub use browser::{current, establish, keep_alive, SessionResult, SignedIn};
+pub use browser::{current, establish, id_token_hint, keep_alive, SessionResult, SignedIn};
 pub use cache::{SessionCache, SessionIdentity};
 
 use crate::configuration::SessionSettings;
@@ -21,6 +21,10 @@ pub mod keys {
     pub const AUTH_AT: &str = "auth_at";
     /// Unix second the session was last seen in use (refreshes the idle expiry).
     pub const SEEN: &str = "seen";
+    /// The sign-in's raw ID token, sealed with the `SecretBox` and bound to this session's id
+    /// (see `session::id_token_hint`): the `id_token_hint` of RP-initiated logout. It goes
+    /// with the session row.
+    pub const ID_TOKEN: &str = "idt";
 }
 
 /// How stale `seen` (or a row's expiry, through the verify endpoint) may get before activity

@@ -38,6 +38,8 @@ pub struct ConnectionView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub login_url: Option<String>,
     pub redirect_uri: String,
+    /// The signed-out page to register at the IdP for RP-initiated logout.
+    pub post_logout_redirect_uri: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub groups_claim: Option<String>,
     pub userinfo: bool,
@@ -105,6 +107,7 @@ impl Sso {
             scopes: c.scopes.clone(),
             login_url: c.is_connected().then(|| self.login_url(&c.login_id)),
             redirect_uri: self.redirect_uri(),
+            post_logout_redirect_uri: self.post_logout_redirect_uri(),
             groups_claim: c.groups_claim.clone(),
             userinfo: c.userinfo,
             created_at: c.created_at,

@@ -4,7 +4,7 @@ use time::OffsetDateTime;
 
 use super::claims::{self, GROUPS_OVERAGE};
 use super::Sso;
-use crate::crypto::{ct_eq, random_token, sha256_b64};
+use crate::crypto::{ct_eq, random_token, sha256_b64, Secret};
 use crate::domain::{EmailAddress, ReturnTo};
 use crate::oidc::client::{authorize_url, exchange_code, AuthorizeRequest};
 use crate::oidc::idtoken::{self, Expectations, IdTokenError};
@@ -32,6 +32,9 @@ pub struct LoginSuccess {
     pub connection_id: String,
     pub role: Role,
     pub return_to: String,
+    /// The raw ID token, kept (sealed) in the session for RP-initiated logout's
+    /// `id_token_hint`. Redacted in `Debug`.
+    pub id_token: Secret,
 }
 
 /// Every way a sign-in can fail. Each says what happened and what to try; none carries a
@@ -242,7 +245,10 @@ impl Sso {
             leeway: self.settings.leeway,
             max_iat_age: self.settings.max_id_token_age,
         };
-        let verified = idtoken::verify(&tokens.id_token, &cache, &expect, now).await?;
+        let access_token = tokens.access_token.as_ref().map(|t| t.secret().as_str());
+        let verified =
+            idtoken::verify_with_access_token(&tokens.id_token, access_token, &cache, &expect, now)
+                .await?;
 
         // OIDC Core §5.4: scope claims may come only from userinfo when an access token was
         // issued. Asked when the provider has the endpoint and the admin left it on; a failure
@@ -327,6 +333,7 @@ impl Sso {
             connection_id: conn.id,
             role,
             return_to: flow.return_to.unwrap_or_else(|| "/".into()),
+            id_token: Secret::new(tokens.id_token),
         })
     }
 }

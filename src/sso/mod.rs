@@ -28,6 +28,9 @@ use crate::roles::RoleMapping;
 use crate::store::events::EventSink;
 use crate::store::{Store, StoreError};
 
+/// The signed-out page the IdP returns the browser to after RP-initiated logout.
+pub const SIGNED_OUT_PATH: &str = "/signed-out";
+
 /// The slice of the settings [`Sso`] reads.
 #[derive(Debug, Clone)]
 pub struct SsoSettings {
@@ -112,6 +115,12 @@ impl Sso {
     /// `{public_url}/sso/callback`, the one redirect URI admins register at their IdP.
     pub fn redirect_uri(&self) -> String {
         self.settings.public_path("/sso/callback")
+    }
+
+    /// `{public_url}/signed-out`, where the IdP sends the browser back after RP-initiated
+    /// logout: admins register it at their IdP as the post-logout redirect URI.
+    pub fn post_logout_redirect_uri(&self) -> String {
+        self.settings.public_path(SIGNED_OUT_PATH)
     }
 
     /// Ends one of the user's own sessions in this org (not the current one: the caller ends

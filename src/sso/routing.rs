@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use super::Sso;
+use crate::crypto::Secret;
 use crate::domain::{EmailAddress, ReturnTo};
 use crate::oidc::logout::end_session_url;
 use crate::store::StoreError;
@@ -80,12 +81,27 @@ impl Sso {
 
     /// The IdP's end-session URL for a session that came through `connection_id`, when the
     /// IdP has one (RP-initiated logout): the browser is offered it after signing out here.
-    pub async fn end_session_url(&self, connection_id: &str) -> Result<Option<String>, StoreError> {
+    /// It carries the session's ID token as `id_token_hint` (several providers refuse or
+    /// ignore the request without it), `client_id`, the signed-out page as
+    /// `post_logout_redirect_uri`, and `state`.
+    pub async fn end_session_url(
+        &self,
+        connection_id: &str,
+        id_token_hint: Option<&Secret>,
+        state: &str,
+    ) -> Result<Option<String>, StoreError> {
         let Some(c) = self.store.connection_by_id(connection_id).await? else {
             return Ok(None);
         };
-        let after = self.settings.public_path("/login");
-        Ok(end_session_url(&c.metadata, &c.client_id, &after, None, None).map(String::from))
+        let after = self.post_logout_redirect_uri();
+        Ok(end_session_url(
+            &c.metadata,
+            &c.client_id,
+            &after,
+            id_token_hint.map(Secret::expose),
+            Some(state),
+        )
+        .map(String::from))
     }
 
     /// Whether the connection a sign-in came through was disconnected meanwhile (the one

@@ -118,6 +118,7 @@ pub const DAY: Duration = Duration::from_secs(24 * 3600);
 pub fn settings(cooldown: Duration, max_age: Duration, max_bytes: usize) -> JwksSettings {
     JwksSettings {
         refetch_cooldown: cooldown,
+        refetch_floor: Duration::from_secs(1),
         max_age,
         max_bytes,
         min_refresh: Duration::ZERO,

@@ -53,6 +53,8 @@ struct Hostile {
     answer: Arc<Mutex<Answer>>,
     /// How `/userinfo` answers; discovery names it only for [`Hostile::start_with_userinfo`].
     userinfo: Arc<Mutex<UserinfoAnswer>>,
+    /// Requests seen at `/jwks`.
+    jwks_hits: Arc<std::sync::atomic::AtomicUsize>,
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -193,6 +195,8 @@ impl Hostile {
             discovery["userinfo_endpoint"] = json!(format!("{issuer}/userinfo"));
         }
         let jwks = json!({"keys": [serde_json::from_str::<Value>(JWK_A).unwrap()]});
+        let jwks_hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let hits = jwks_hits.clone();
         let userinfo_route = Router::new()
             .route("/userinfo", get(userinfo))
             .with_state(userinfo_answer.clone());
@@ -201,7 +205,13 @@ impl Hostile {
                 "/.well-known/openid-configuration",
                 get(move || async move { Json(discovery) }),
             )
-            .route("/jwks", get(move || async move { Json(jwks) }))
+            .route(
+                "/jwks",
+                get(move || async move {
+                    hits.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    Json(jwks)
+                }),
+            )
             .route("/token", post(token))
             .with_state(answer.clone())
             .merge(userinfo_route);
@@ -212,8 +222,13 @@ impl Hostile {
             issuer,
             answer,
             userinfo: userinfo_answer,
+            jwks_hits,
             server,
         }
+    }
+
+    fn jwks_hits(&self) -> usize {
+        self.jwks_hits.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     fn set(&self, a: Answer) {
@@ -767,4 +782,118 @@ async fn an_entra_groups_overage_is_said_plainly() {
         .find(|e| e["action"] == "login.denied")
         .expect("a login.denied event");
     assert_eq!(denied["detail"]["groups_overage"], true, "{denied}");
+}
+
+#[tokio::test]
+async fn a_storm_of_invented_kids_costs_at_most_one_jwks_fetch_per_floor() {
+    let (app, hostile, login_url) = setup().await;
+    // Sign-in attempts with ever new invented kids, as fast as they come.
+    let started = std::time::Instant::now();
+    let before = hostile.jwks_hits();
+    let attempts = 40;
+    for i in 0..attempts {
+        let s = start(&login_url).await;
+        let (mut header, claims) = hostile.good(&s.nonce);
+        header["kid"] = json!(format!("invented-{i}"));
+        hostile.set(Answer::Token {
+            header,
+            claims,
+            sign: Sign::KeyA,
+        });
+        let (status, page) = s.callback(&app, &hostile.issuer).await;
+        assert_refused(
+            &app,
+            &s,
+            status,
+            StatusCode::UNAUTHORIZED,
+            &page,
+            "invented kid",
+        )
+        .await;
+        assert!(page.contains("no signing key matching"), "{page}");
+    }
+    let fetches = hostile.jwks_hits() - before;
+    let floors = started.elapsed().as_secs() as usize + 1;
+    assert!(
+        fetches <= floors,
+        "{fetches} JWKS fetches for {attempts} invented kids in {floors} floor(s) of 1 s"
+    );
+    eprintln!(
+        "[storm] {attempts} invented kids in {:?}: {fetches} JWKS fetches",
+        started.elapsed()
+    );
+
+    // One bogus kid repeated: one fetch at most (once past the floor), then none.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let before = hostile.jwks_hits();
+    for _ in 0..10 {
+        let s = start(&login_url).await;
+        let (mut header, claims) = hostile.good(&s.nonce);
+        header["kid"] = json!("the-same-bogus-kid");
+        hostile.set(Answer::Token {
+            header,
+            claims,
+            sign: Sign::KeyA,
+        });
+        let (status, _) = s.callback(&app, &hostile.issuer).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(hostile.jwks_hits() - before, 1);
+
+    // The published key still signs in, without a fetch.
+    let before = hostile.jwks_hits();
+    let s = start(&login_url).await;
+    let (header, claims) = hostile.good(&s.nonce);
+    hostile.set(Answer::Token {
+        header,
+        claims,
+        sign: Sign::KeyA,
+    });
+    let (status, page) = s.callback(&app, &hostile.issuer).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
+    assert_eq!(hostile.jwks_hits(), before);
+}
+
+#[tokio::test]
+async fn an_at_hash_that_does_not_match_the_access_token_is_refused() {
+    let (app, hostile, login_url) = setup().await;
+    // The hostile token endpoint always answers the access token "at".
+    let at_hash = |token: &str| {
+        use sha2::Digest;
+        URL_SAFE_NO_PAD.encode(&sha2::Sha256::digest(token.as_bytes())[..16])
+    };
+    for (case, claimed) in [
+        (
+            "at_hash of another access token",
+            at_hash("another-access-token"),
+        ),
+        ("garbage at_hash", "not-a-hash".to_owned()),
+    ] {
+        let s = start(&login_url).await;
+        let (header, mut claims) = hostile.good(&s.nonce);
+        claims["at_hash"] = json!(claimed);
+        hostile.set(Answer::Token {
+            header,
+            claims,
+            sign: Sign::KeyA,
+        });
+        let (status, page) = s.callback(&app, &hostile.issuer).await;
+        assert_refused(&app, &s, status, StatusCode::UNAUTHORIZED, &page, case).await;
+        assert!(page.contains("at_hash"), "{case}: {page}");
+        assert!(
+            page.contains("does not match the access token"),
+            "{case}: {page}"
+        );
+    }
+    // The right at_hash signs in.
+    let s = start(&login_url).await;
+    let (header, mut claims) = hostile.good(&s.nonce);
+    claims["at_hash"] = json!(at_hash("at"));
+    hostile.set(Answer::Token {
+        header,
+        claims,
+        sign: Sign::KeyA,
+    });
+    let (status, page) = s.callback(&app, &hostile.issuer).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
 }

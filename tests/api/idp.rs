@@ -68,6 +68,8 @@ pub struct IdpClient {
     pub client_id: String,
     pub client_secret: String,
     pub redirect_uris: Vec<String>,
+    /// Where the IdP may send the browser after RP-initiated logout (none: it refuses any).
+    pub post_logout_redirect_uris: Vec<String>,
 }
 
 pub struct TestIdp {
@@ -204,8 +206,24 @@ impl TestIdp {
         self.kid = ready.kid;
     }
 
-    /// `{"jwks_fetches": n, "token_requests": n}`: requests seen on the JWKS and token
-    /// endpoints since `start` (kept across `rotate_keys`).
+    /// How the next ID tokens' headers name their key: `"keep"` (as made, the default again
+    /// after `rotate_keys`), `"omit"` (no `kid`, re-signed with the same key), or `"replace"`
+    /// with `kid` (a kid the JWKS lacks, re-signed with the same key).
+    pub async fn set_id_token_kid(&self, mode: &str, kid: Option<&str>) {
+        let url = format!("{}/__test/id_token_kid", self.issuer);
+        let resp = self
+            .http
+            .put(&url)
+            .json(&json!({"mode": mode, "kid": kid}))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("TestIdp::set_id_token_kid: request failed: {e}"));
+        assert_eq!(resp.status(), reqwest::StatusCode::NO_CONTENT);
+    }
+
+    /// `{"jwks_fetches": n, "token_requests": n, "end_session_hints": n}`: requests seen on the
+    /// JWKS and token endpoints, and end-session requests carrying `id_token_hint`, since
+    /// `start` (kept across `rotate_keys`).
     pub async fn stats(&self) -> serde_json::Value {
         let url = format!("{}/__test/stats", self.issuer);
         let resp = self
@@ -374,6 +392,7 @@ async fn spawn_idp(
                 "client_id": c.client_id,
                 "client_secret": c.client_secret,
                 "redirect_uris": c.redirect_uris,
+                "post_logout_redirect_uris": c.post_logout_redirect_uris,
             })
         })
         .collect();
@@ -613,6 +632,104 @@ pub async fn login_at_idp(client: &reqwest::Client, authorize_url: &str, account
             error_summary(&body)
         );
     }
+}
+
+/// Follows an end-session URL (RP-initiated logout) at the IdP like a browser: its redirects
+/// inside the IdP, and its confirmation form answered "Yes, sign me out". Returns the URL the
+/// IdP finally sends the browser to (the post-logout redirect URI with `state`) WITHOUT
+/// requesting it. Panics with the IdP's error page when it refuses the request.
+pub async fn logout_at_idp(client: &reqwest::Client, end_session_url: &str) -> String {
+    let start = Url::parse(end_session_url)
+        .unwrap_or_else(|e| panic!("logout_at_idp: bad URL {end_session_url:?}: {e}"));
+    let idp_origin = start.origin();
+    let mut url = start;
+    let mut form: Option<Vec<(String, String)>> = None;
+    let mut trail: Vec<String> = Vec::new();
+    for _ in 0..(MAX_REDIRECTS + MAX_FORMS) {
+        let method = if form.is_some() { "POST" } else { "GET" };
+        let request = match form.take() {
+            Some(fields) => client.post(url.clone()).form(&fields),
+            None => client.get(url.clone()),
+        };
+        let resp = request
+            .timeout(HTTP_TIMEOUT)
+            .send()
+            .await
+            .unwrap_or_else(|e| {
+                panic!("logout_at_idp: {method} {url} failed: {e}\nsteps: {trail:#?}")
+            });
+        let status = resp.status();
+        trail.push(format!("{method} {} -> {status}", path_of(&url)));
+        if status.is_redirection() {
+            let location = resp
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .expect("a redirect has a Location")
+                .to_string();
+            let next = url.join(&location).expect("Location is a URL");
+            if next.origin() != idp_origin {
+                return next.to_string();
+            }
+            url = next;
+            continue;
+        }
+        let body = resp.text().await.unwrap_or_default();
+        match parse_post_form(&body) {
+            Some(html_form) if status == reqwest::StatusCode::OK => {
+                let mut fields = html_form.inputs.clone();
+                // The confirmation page's submit button, outside the form: "Yes, sign me out".
+                fields.push(("logout".into(), "yes".into()));
+                url = url.join(&html_form.action).expect("form action is a URL");
+                form = Some(fields);
+            }
+            _ => panic!(
+                "logout_at_idp: the IdP answered {status} at {}: {}\nsteps: {trail:#?}",
+                path_of(&url),
+                error_summary(&body)
+            ),
+        }
+    }
+    panic!("logout_at_idp: too many steps at the IdP\nsteps: {trail:#?}");
+}
+
+/// Whether the IdP asks for credentials at `authorize_url` (the browser has no IdP session):
+/// follows the IdP's redirects and answers `true` at a login form, `false` when the IdP sends
+/// the browser back to the relying party without asking (a live IdP session).
+pub async fn idp_asks_for_credentials(client: &reqwest::Client, authorize_url: &str) -> bool {
+    let mut url = Url::parse(authorize_url).expect("authorize URL");
+    let idp_origin = url.origin();
+    for _ in 0..MAX_REDIRECTS {
+        let resp = client
+            .get(url.clone())
+            .timeout(HTTP_TIMEOUT)
+            .send()
+            .await
+            .expect("IdP request");
+        let status = resp.status();
+        if status.is_redirection() {
+            let location = resp
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .expect("a redirect has a Location")
+                .to_string();
+            let next = url.join(&location).expect("Location is a URL");
+            if next.origin() != idp_origin {
+                return false;
+            }
+            url = next;
+            continue;
+        }
+        let body = resp.text().await.unwrap_or_default();
+        let form = parse_post_form(&body)
+            .unwrap_or_else(|| panic!("the IdP answered {status}: {}", error_summary(&body)));
+        return form
+            .inputs
+            .iter()
+            .any(|(k, v)| k == "prompt" && v == "login");
+    }
+    panic!("idp_asks_for_credentials: more than {MAX_REDIRECTS} redirects inside the IdP");
 }
 
 fn path_of(url: &Url) -> String {

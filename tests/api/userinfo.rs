@@ -25,6 +25,7 @@ pub async fn start_conforming_idp(app: &TestApp, signed_userinfo: bool) -> TestI
             client_id: CLIENT_ID.into(),
             client_secret: CLIENT_SECRET.into(),
             redirect_uris: vec![app.redirect_uri()],
+            ..IdpClient::default()
         }],
         accounts: json!({
             "alice": account("alice@example.com", "Alice", &["engineering", "admins"]),

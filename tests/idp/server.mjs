@@ -8,7 +8,8 @@
 //     "port": 0,                       // 0 = pick a free port; otherwise bind exactly this port
 //     "clients": [{ "client_id": "...", "client_secret": "...",
 //                   "redirect_uris": ["http://127.0.0.1:1234/cb"],
-//                   "token_endpoint_auth_method": "client_secret_basic" }],  // optional, or client_secret_post
+//                   "token_endpoint_auth_method": "client_secret_basic",  // optional, or client_secret_post
+//                   "post_logout_redirect_uris": ["http://127.0.0.1:1234/signed-out"] }],  // optional
 //     "accounts": { "alice": { "email": "...", "email_verified": true, "name": "...", "groups": ["..."] } },
 //     "initial_stats": { "jwks_fetches": 0, "token_requests": 0 },         // optional (used across restarts)
 //     "conform_id_token_claims": false,  // optional: true = scope claims only at userinfo (/me)
@@ -35,7 +36,12 @@
 //   jar can log in as several accounts one after another).
 // - Test control endpoints (handled before the provider):
 //     PUT /__test/accounts/<id>   body: JSON object of claims  -> 204 (creates or replaces)
-//     GET /__test/stats           -> {"jwks_fetches": n, "token_requests": n}
+//     GET /__test/stats           -> {"jwks_fetches": n, "token_requests": n, "end_session_hints": n}
+//                                    (end_session_hints: end-session requests with id_token_hint)
+//     PUT /__test/id_token_kid    body: {"mode": "keep" | "omit" | "replace", "kid": "<kid>"}
+//                                 -> 204. ID tokens in token responses are re-signed with the same
+//                                    key without a kid ("omit") or with another kid ("replace");
+//                                    "keep" (the default, also after a restart) sends them as made.
 // - Exits when stdin closes (parent died) and on SIGTERM / SIGINT / SIGHUP. To run it by hand
 //   with stdin at /dev/null, set IDP_IGNORE_STDIN=1.
 
@@ -109,6 +115,7 @@ const clients = (config.clients ?? []).map((c, i) => {
     client_secret: c.client_secret,
     redirect_uris: c.redirect_uris,
     token_endpoint_auth_method: method,
+    post_logout_redirect_uris: Array.isArray(c.post_logout_redirect_uris) ? c.post_logout_redirect_uris : [],
     grant_types: ['authorization_code'],
     response_types: ['code'],
     id_token_signed_response_alg: 'RS256',
@@ -128,7 +135,11 @@ for (const [id, claims] of Object.entries(config.accounts ?? {})) {
 const stats = {
   jwks_fetches: Number(config.initial_stats?.jwks_fetches ?? 0),
   token_requests: Number(config.initial_stats?.token_requests ?? 0),
+  end_session_hints: Number(config.initial_stats?.end_session_hints ?? 0),
 };
+
+// How ID tokens leave the token endpoint (PUT /__test/id_token_kid); not kept across restarts.
+let idTokenKid = { mode: 'keep' };
 
 // ---------------------------------------------------------------------------------------------
 // HTTP server: listen first (to learn the port), then build the provider with that issuer.
@@ -136,6 +147,7 @@ const stats = {
 let providerCallback; // set once the provider exists
 let jwksPath = '/jwks';
 let tokenPath = '/token';
+let endSessionPath = '/session/end';
 
 function readBody(req, limit = 1024 * 1024) {
   return new Promise((resolve, reject) => {
@@ -164,6 +176,24 @@ function sendJson(res, status, value) {
 async function handleTestEndpoint(req, res, pathname) {
   if (pathname === '/__test/stats' && req.method === 'GET') {
     sendJson(res, 200, { ...stats });
+    return;
+  }
+  if (pathname === '/__test/id_token_kid' && req.method === 'PUT') {
+    let wanted;
+    try {
+      wanted = JSON.parse((await readBody(req)).toString('utf8'));
+    } catch (err) {
+      sendJson(res, 400, { error: `bad request: ${err.message}` });
+      return;
+    }
+    if (!['keep', 'omit', 'replace'].includes(wanted?.mode)
+      || (wanted.mode === 'replace' && typeof wanted.kid !== 'string')) {
+      sendJson(res, 400, { error: 'mode must be keep, omit or replace (with a kid)' });
+      return;
+    }
+    idTokenKid = wanted;
+    res.writeHead(204);
+    res.end();
     return;
   }
   const m = /^\/__test\/accounts\/([^/]+)$/.exec(pathname);
@@ -204,6 +234,10 @@ const server = http.createServer((req, res) => {
   }
   if (pathname === jwksPath) stats.jwks_fetches += 1;
   if (pathname === tokenPath) stats.token_requests += 1;
+  if (pathname === endSessionPath && new URL(req.url, 'http://x').searchParams.has('id_token_hint')) {
+    stats.end_session_hints += 1;
+  }
+  if (pathname === tokenPath && idTokenKid.mode !== 'keep') rewriteIdToken(res);
   if (req.method === 'POST' && /^\/interaction\/[^/]+$/.test(pathname)) {
     // Refuse logins for unknown accounts like a real IdP refuses bad credentials: show the
     // login form again (oidc-provider itself would accept any id and fail later).
@@ -225,6 +259,32 @@ const server = http.createServer((req, res) => {
   }
   providerCallback(req, res);
 });
+
+// Re-signs the ID token of a token response with the same key, its header's kid omitted or
+// replaced (PUT /__test/id_token_kid), as providers that sign without kids do.
+function rewriteIdToken(res) {
+  const end = res.end.bind(res);
+  res.end = (chunk, ...rest) => {
+    try {
+      const body = JSON.parse(Buffer.from(chunk ?? '').toString('utf8'));
+      if (typeof body.id_token === 'string') {
+        const [h, p] = body.id_token.split('.');
+        const header = JSON.parse(Buffer.from(h, 'base64url').toString('utf8'));
+        delete header.kid;
+        if (idTokenKid.mode === 'replace') header.kid = idTokenKid.kid;
+        const input = `${Buffer.from(JSON.stringify(header)).toString('base64url')}.${p}`;
+        const sig = crypto.sign('RSA-SHA256', Buffer.from(input), privateKey).toString('base64url');
+        body.id_token = `${input}.${sig}`;
+        const text = JSON.stringify(body);
+        if (!res.headersSent) res.setHeader('content-length', Buffer.byteLength(text));
+        return end(text, ...rest.filter((r) => typeof r === 'function'));
+      }
+    } catch (err) {
+      process.stderr.write(`test-idp: id_token rewrite skipped: ${err.message}\n`);
+    }
+    return end(chunk, ...rest);
+  };
+}
 
 function htmlEscape(value) {
   return String(value).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -374,6 +434,7 @@ for (const event of ['authorization.error', 'grant.error', 'end_session.error', 
 
 jwksPath = new URL(provider.urlFor('jwks')).pathname;
 tokenPath = new URL(provider.urlFor('token')).pathname;
+endSessionPath = new URL(provider.urlFor('end_session')).pathname;
 providerCallback = provider.callback();
 
 process.stdout.write(`READY ${JSON.stringify({ issuer, port, kid })}\n`);

@@ -126,6 +126,7 @@ async fn render(
         "connected": status_text == "connected",
         "connection": view,
         "redirect_uri": sso.redirect_uri(),
+        "post_logout_redirect_uri": sso.post_logout_redirect_uri(),
         "presets": PRESETS,
         "typed": typed,
         "error": error,

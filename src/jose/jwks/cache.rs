@@ -1,10 +1,11 @@
 //! [`JwksCache`]: the key set of one `jwks_uri`, fetched lazily, refreshed by freshness or on a
-//! `kid` miss (at most once per cooldown, one fetch in flight), and kept working through failed
-//! refreshes for a bounded staleness.
+//! `kid` miss (see [`super::refetch`] for when: a floor per URL for kids not seen before, a
+//! per-kid memory of unknown kids, a cooldown for stale sets; one fetch in flight), and kept
+//! working through failed refreshes for a bounded staleness.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex as StdMutex, PoisonError, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey};
@@ -13,6 +14,7 @@ use url::Url;
 
 use super::freshness::{freshness_from_headers, instant_after};
 use super::parse::parse_jwks;
+use super::refetch::{may_fetch, LastAttempt, Need, UnknownKids};
 use super::{JwksError, JwksSettings};
 use crate::jose::keys::{CachedKey, KeySet, Lookup};
 
@@ -22,12 +24,14 @@ use crate::jose::keys::{CachedKey, KeySet, Lookup};
 const FETCH_HARD_TIMEOUT: Duration = Duration::from_secs(60);
 
 struct FetchState {
-    /// Start of the most recent fetch attempt (successful or not).
-    last_attempt: Option<Instant>,
+    /// The most recent fetch attempt (successful or not): when it started, whether it failed.
+    last_attempt: Option<LastAttempt>,
     /// Message of the most recent fetch attempt if it failed (`None` after a
     /// success), for [`JwksError::Expired`].
     last_error: Option<String>,
 }
+
+type FetchGuard = tokio::sync::OwnedMutexGuard<FetchState>;
 
 /// Everything a background fetch needs (shared with the fetch task so the
 /// fetch completes even if the caller that started it is cancelled, e.g. by
@@ -38,11 +42,15 @@ struct Inner {
     settings: JwksSettings,
     keys: RwLock<Arc<KeySet>>,
     fetch: Arc<tokio::sync::Mutex<FetchState>>,
+    /// Key ids a recent fetch lacked (read without waiting for a fetch in flight).
+    unknown: StdMutex<UnknownKids>,
     fetches: AtomicU64,
 }
 
 /// Cached, lazily (re)fetched key set of one `jwks_uri`. Share it as
 /// `Arc<JwksCache>` (see [`JwksRegistry`]); all methods take `&self`.
+///
+/// [`JwksRegistry`]: super::JwksRegistry
 pub struct JwksCache {
     inner: Arc<Inner>,
 }
@@ -71,6 +79,7 @@ impl JwksCache {
                     last_attempt: None,
                     last_error: None,
                 })),
+                unknown: StdMutex::new(UnknownKids::default()),
                 fetches: AtomicU64::new(0),
             }),
         }
@@ -113,18 +122,18 @@ impl JwksCache {
         self.inner.snapshot().fresh_until
     }
 
-    /// Installs `keys` only if nothing was ever loaded. Returns whether it did.
-    pub(super) fn seed_if_empty(&self, keys: Vec<CachedKey>) -> bool {
-        let mut guard = self
-            .inner
-            .keys
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
-        if guard.loaded_at.is_some() {
-            return false;
+    /// Installs `keys` (downloaded elsewhere, e.g. at connect) in place of whatever is cached,
+    /// like [`JwksCache::with_keys`]: loaded now, not counted as a fetch, and what was
+    /// remembered about unknown key ids is forgotten (it described the old set).
+    pub(super) fn replace_keys(&self, keys: Vec<CachedKey>) {
+        let inner = &self.inner;
+        inner.store(inner.key_set(keys, None));
+        inner.unknown().clear();
+        // A fetch in flight keeps its own record; it will store an answer at least as new.
+        if let Ok(mut state) = inner.fetch.try_lock() {
+            state.last_attempt = None;
+            state.last_error = None;
         }
-        *guard = Arc::new(self.inner.key_set(keys, None));
-        true
     }
 
     /// Fetches the key set now (waiting for a fetch already in flight), stores it with the
@@ -144,6 +153,40 @@ impl JwksCache {
         result
     }
 
+    /// For a token whose key was chosen without a `kid` (the single fitting key) and whose
+    /// signature did not verify with it, as when the provider re-keyed: refetches the key set
+    /// once (single flight; at most once per floor after a successful fetch, once per cooldown
+    /// after a failed one) unless a fetch started after `since` (when the caller looked the
+    /// key up) already. Returns whether a key set newer than `since` is now cached, i.e.
+    /// whether looking the key up and verifying again is worth it.
+    pub async fn refresh_after_bad_signature(&self, since: Instant) -> bool {
+        let inner = &self.inner;
+        let mut state = Arc::clone(&inner.fetch).lock_owned().await;
+        if let Some(last) = state.last_attempt.filter(|l| l.at >= since) {
+            return !last.failed;
+        }
+        let now = Instant::now();
+        if !may_fetch(state.last_attempt, Need::Miss, now, &inner.settings) {
+            return false;
+        }
+        state.last_attempt = Some(LastAttempt {
+            at: now,
+            failed: false,
+        });
+        match Inner::refresh(inner, state).await {
+            Ok(_) => true,
+            Err(err) => {
+                tracing::warn!(
+                    jwks_uri = %inner.uri,
+                    error = %err,
+                    error_code = err.code(),
+                    "refetching the identity provider's JWKS after a signature failure failed"
+                );
+                false
+            }
+        }
+    }
+
     /// The key that verifies a token whose header has this `alg` and `kid`.
     ///
     /// Only keys whose type fits `alg` are considered (RSA for RS*/PS*, EC
@@ -151,13 +194,16 @@ impl JwksCache {
     /// JWK `alg`, `use` and `key_ops` (when present) allow it. With a `kid`:
     /// the key with that kid; without: the single fitting key.
     ///
-    /// On a miss, an empty cache or a key set past its freshness, the set is
-    /// refetched, at most once per cooldown and with a single fetch in
-    /// flight (concurrent callers that miss wait for it, then re-check;
-    /// callers whose key is in the stale set get it at once). When that
-    /// fetch fails, still-cached keys keep working up to `max_stale` past
-    /// their freshness, after which [`JwksError::Expired`] is returned; the
-    /// fetch error itself is returned only if the key is not cached at all.
+    /// On a miss or an empty cache the set is refetched at once unless the
+    /// `kid` is remembered as unknown (a fetch lacked it within the cooldown)
+    /// or the last fetch was less than a floor ago; a set past its freshness
+    /// is refreshed at most once per cooldown. One fetch is in flight at a
+    /// time: concurrent callers that miss wait for it, then re-check (and are
+    /// answered by it); callers whose key is in the stale set get it at once.
+    /// When that fetch fails, still-cached keys keep working up to
+    /// `max_stale` past their freshness, after which [`JwksError::Expired`] is
+    /// returned; the fetch error itself is returned only if the key is not
+    /// cached at all.
     ///
     /// The fetch runs in a spawned task, so cancelling this future does not
     /// abort it; must be called within a Tokio runtime (as reqwest requires).
@@ -173,11 +219,23 @@ impl JwksCache {
         }
 
         // Fast path: fresh set, unambiguous answer.
+        let started = Instant::now();
         let set = inner.snapshot();
         let lookup = set.lookup(alg, kid);
         let found = !matches!(lookup, Lookup::NotFound);
-        if found && set.is_fresh(Instant::now()) {
+        if found && set.is_fresh(started) {
             return inner.resolve(lookup, alg, kid);
+        }
+        // A kid a recent fetch lacked: refused at once, without waiting for any fetch.
+        if !found
+            && set.is_usable(started)
+            && kid.is_some_and(|k| {
+                inner
+                    .unknown()
+                    .is_unknown(k, started, inner.settings.refetch_cooldown)
+            })
+        {
+            return Err(inner.no_key(alg, kid));
         }
 
         // Slow path: one fetcher at a time; waiters re-check after the lock.
@@ -197,13 +255,19 @@ impl JwksCache {
         let set = inner.snapshot();
         let lookup = set.lookup(alg, kid);
         let now = Instant::now();
-        if set.is_fresh(now) && !matches!(lookup, Lookup::NotFound) {
+        let missing = matches!(lookup, Lookup::NotFound);
+        if set.is_fresh(now) && !missing {
             return inner.resolve(lookup, alg, kid);
         }
-        let cooling_down = state
-            .last_attempt
-            .is_some_and(|t| now.saturating_duration_since(t) < inner.settings.refetch_cooldown);
-        if cooling_down {
+        // A fetch that started after this lookup did has answered it (single flight).
+        let answered = state.last_attempt.filter(|l| l.at >= started);
+        let need = if missing { Need::Miss } else { Need::Stale };
+        if answered.is_some() || !may_fetch(state.last_attempt, need, now, &inner.settings) {
+            if let (Some(last), true, Some(kid)) = (answered, missing, kid) {
+                if !last.failed && set.loaded_at.is_some() {
+                    inner.remember_unknown(kid, last.at);
+                }
+            }
             // Possibly stale keys, but we may not fetch yet.
             if set.loaded_at.is_none() {
                 // Never loaded: the provider is the problem, not the token's key id.
@@ -220,36 +284,19 @@ impl JwksCache {
             }
             return inner.resolve(lookup, alg, kid);
         }
-        state.last_attempt = Some(now);
+        state.last_attempt = Some(LastAttempt {
+            at: now,
+            failed: false,
+        });
 
-        // The task owns the lock guard: the lock is released only once the
-        // new key set is stored (or the fetch has failed).
-        let task_inner = Arc::clone(inner);
-        let refresh = async move {
-            let result = task_inner.fetch_keys().await.map(|(keys, lifetime)| {
-                let new_set = Arc::new(task_inner.key_set(keys, lifetime));
-                task_inner.store(Arc::clone(&new_set));
-                new_set
-            });
-            state.last_error = result.as_ref().err().map(ToString::to_string);
-            drop(state);
-            result
-        };
-        let result = match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => match runtime.spawn(refresh).await {
-                Ok(result) => result,
-                Err(join_error) => Err(JwksError::Unreachable {
-                    uri: inner.uri.to_string(),
-                    reason: format!("the fetch task did not complete ({join_error})"),
-                }),
-            },
-            // Not inside a Tokio runtime: fetch inline (reqwest will report
-            // the problem as an error).
-            Err(_) => refresh.await,
-        };
-
-        match result {
-            Ok(new_set) => inner.resolve(new_set.lookup(alg, kid), alg, kid),
+        match Inner::refresh(inner, state).await {
+            Ok(new_set) => {
+                let lookup = new_set.lookup(alg, kid);
+                if let (Lookup::NotFound, Some(kid)) = (&lookup, kid) {
+                    inner.remember_unknown(kid, now);
+                }
+                inner.resolve(lookup, alg, kid)
+            }
             Err(err) => {
                 let now = Instant::now();
                 if set.is_expired(now) {
@@ -285,6 +332,47 @@ impl JwksCache {
 }
 
 impl Inner {
+    fn unknown(&self) -> std::sync::MutexGuard<'_, UnknownKids> {
+        self.unknown.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn remember_unknown(&self, kid: &str, fetched_at: Instant) {
+        self.unknown()
+            .remember(kid, fetched_at, self.settings.refetch_cooldown);
+    }
+
+    /// Runs one fetch in a spawned task that owns the fetch lock (`state`), so the lock is
+    /// released only once the new key set is stored or the fetch has failed, even if the
+    /// caller is cancelled. The caller has set `state.last_attempt`.
+    async fn refresh(inner: &Arc<Inner>, mut state: FetchGuard) -> Result<Arc<KeySet>, JwksError> {
+        let task_inner = Arc::clone(inner);
+        let refresh = async move {
+            let result = task_inner.fetch_keys().await.map(|(keys, lifetime)| {
+                let new_set = Arc::new(task_inner.key_set(keys, lifetime));
+                task_inner.store(Arc::clone(&new_set));
+                new_set
+            });
+            state.last_error = result.as_ref().err().map(ToString::to_string);
+            if let (Err(_), Some(last)) = (&result, state.last_attempt.as_mut()) {
+                last.failed = true;
+            }
+            drop(state);
+            result
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => match runtime.spawn(refresh).await {
+                Ok(result) => result,
+                Err(join_error) => Err(JwksError::Unreachable {
+                    uri: inner.uri.to_string(),
+                    reason: format!("the fetch task did not complete ({join_error})"),
+                }),
+            },
+            // Not inside a Tokio runtime: fetch inline (reqwest will report
+            // the problem as an error).
+            Err(_) => refresh.await,
+        }
+    }
+
     /// A key set loaded now, fresh for `lifetime` (from the answer's caching
     /// headers; `None` = the configured `max_age`), clamped to the settings.
     fn key_set(&self, keys: Vec<CachedKey>, lifetime: Option<Duration>) -> KeySet {
@@ -1154,6 +1242,154 @@ mod tests {
         assert_eq!(server.hits(), 1);
         assert_eq!(cache.fetch_count(), 1);
         assert_close(fresh_for(&cache), Duration::from_secs(600));
+        server.stop().await;
+    }
+
+    // ---- per-kid memory, the floor, signature-failure refetch ---------------
+
+    fn floor_settings(floor: Duration) -> JwksSettings {
+        JwksSettings {
+            refetch_floor: floor,
+            ..settings(HOUR, HOUR, 64 * 1024)
+        }
+    }
+
+    fn is_no_key(result: &Result<Arc<DecodingKey>, JwksError>) -> bool {
+        matches!(result, Err(JwksError::NoMatchingKey { .. }))
+    }
+
+    #[tokio::test]
+    async fn a_rotation_right_after_an_unknown_kid_is_followed() {
+        let (a, b) = (rsa1(), rsa2());
+        let server = JwksServer::start(Answer::Json(jwks(&[&a.jwk]).to_string())).await;
+        let floor = Duration::from_millis(100);
+        let cache = JwksCache::with_keys(
+            http_client(),
+            server.uri.clone(),
+            floor_settings(floor),
+            &jwks(&[&a.jwk]),
+        )
+        .unwrap();
+        // An invented kid: one fetch, then it is remembered: repeating it costs nothing.
+        for _ in 0..5 {
+            assert!(is_no_key(
+                &cache.key_for(Algorithm::RS256, Some("bogus")).await
+            ));
+        }
+        assert_eq!(server.hits(), 1);
+        // The IdP re-keys well inside the hour-long cooldown: the new kid is fetched at once
+        // (the floor has passed), where a per-URL cooldown refused it for the whole hour.
+        server.set_answer(Answer::Json(jwks(&[&b.jwk]).to_string()));
+        tokio::time::sleep(floor + Duration::from_millis(50)).await;
+        cache.key_for(Algorithm::RS256, Some("rsa2")).await.unwrap();
+        assert_eq!(server.hits(), 2);
+        // The bogus kid is still known to be unknown.
+        assert!(is_no_key(
+            &cache.key_for(Algorithm::RS256, Some("bogus")).await
+        ));
+        assert_eq!(server.hits(), 2);
+        server.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_storm_of_invented_kids_costs_one_fetch_per_floor() {
+        let server = JwksServer::start(Answer::Json(jwks(&[&rsa1().jwk]).to_string())).await;
+        let floor = Duration::from_millis(300);
+        let cache = Arc::new(JwksCache::new(
+            http_client(),
+            server.uri.clone(),
+            floor_settings(floor),
+        ));
+        cache.key_for(Algorithm::RS256, Some("rsa1")).await.unwrap();
+        assert_eq!(server.hits(), 1);
+
+        // 300 different invented kids one after another.
+        let started = Instant::now();
+        for i in 0..300 {
+            let kid = format!("invented-{i}");
+            assert!(is_no_key(
+                &cache.key_for(Algorithm::RS256, Some(&kid)).await
+            ));
+        }
+        let floors = (started.elapsed().as_millis() / floor.as_millis()) as usize;
+        assert!(
+            server.hits() - 1 <= floors + 1,
+            "{} fetches in {} floors",
+            server.hits() - 1,
+            floors
+        );
+
+        // 50 concurrent invented kids once the floor passed: one fetch answers them all.
+        tokio::time::sleep(floor).await;
+        let before = server.hits();
+        let tasks: Vec<_> = (0..50)
+            .map(|i| {
+                let cache = Arc::clone(&cache);
+                tokio::spawn(async move {
+                    let kid = format!("concurrent-{i}");
+                    is_no_key(&cache.key_for(Algorithm::RS256, Some(&kid)).await)
+                })
+            })
+            .collect();
+        for task in tasks {
+            assert!(task.await.unwrap());
+        }
+        assert_eq!(server.hits() - before, 1);
+        // The known key is still served without a fetch.
+        cache.key_for(Algorithm::RS256, Some("rsa1")).await.unwrap();
+        assert_eq!(server.hits() - before, 1);
+        server.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_signature_failure_refetches_once_with_single_flight_and_the_floor() {
+        let (a, b) = (rsa1(), rsa2());
+        let server = JwksServer::start(Answer::Json(jwks(&[&b.jwk]).to_string())).await;
+        server.set_delay(Duration::from_millis(100));
+        let floor = Duration::from_millis(200);
+        let cache = Arc::new(
+            JwksCache::with_keys(
+                http_client(),
+                server.uri.clone(),
+                floor_settings(floor),
+                &jwks(&[&a.jwk]),
+            )
+            .unwrap(),
+        );
+        // 20 callers whose kid-less signature failed at the same time: one fetch, all retry.
+        let since = Instant::now();
+        let tasks: Vec<_> = (0..20)
+            .map(|_| {
+                let cache = Arc::clone(&cache);
+                tokio::spawn(async move { cache.refresh_after_bad_signature(since).await })
+            })
+            .collect();
+        for task in tasks {
+            assert!(task.await.unwrap(), "a newer key set is there: retry");
+        }
+        assert_eq!(server.hits(), 1);
+        cache.key_for(Algorithm::RS256, None).await.unwrap();
+        assert!(is_no_key(
+            &cache.key_for(Algorithm::RS256, Some("rsa1")).await
+        ));
+
+        // Another failure inside the floor: no fetch, no retry.
+        assert!(!cache.refresh_after_bad_signature(Instant::now()).await);
+        assert_eq!(server.hits(), 1);
+        // After the floor: one more fetch.
+        tokio::time::sleep(floor + Duration::from_millis(20)).await;
+        assert!(cache.refresh_after_bad_signature(Instant::now()).await);
+        assert_eq!(server.hits(), 2);
+        // A failed fetch says "no retry", and the next attempt waits the (hour) cooldown.
+        server.set_answer(Answer::Status(503));
+        tokio::time::sleep(floor + Duration::from_millis(20)).await;
+        assert!(!cache.refresh_after_bad_signature(Instant::now()).await);
+        assert_eq!(server.hits(), 3);
+        tokio::time::sleep(floor + Duration::from_millis(20)).await;
+        assert!(!cache.refresh_after_bad_signature(Instant::now()).await);
+        assert_eq!(server.hits(), 3);
+        // The keys fetched before keep working.
+        cache.key_for(Algorithm::RS256, Some("rsa2")).await.unwrap();
         server.stop().await;
     }
 }

@@ -13,11 +13,17 @@
 //!   `Age` header is subtracted. Without any of these,
 //!   [`JwksSettings::max_age`] applies. The result is clamped to
 //!   [[`JwksSettings::min_refresh`], [`JwksSettings::max_refresh`]].
-//! * A lookup that misses (unknown `kid`, empty cache, or a set past its
-//!   freshness) triggers a refetch, at most once per
-//!   [`JwksSettings::refetch_cooldown`], with at most ONE fetch in flight per
-//!   cache: concurrent callers that miss wait for that fetch and re-check the
-//!   result; callers whose key is in the stale set are answered at once.
+//! * A lookup that misses (a `kid` not seen before, empty cache) triggers a
+//!   refetch at once, at most once per [`JwksSettings::refetch_floor`]; a `kid`
+//!   that a fetched set lacked is remembered as unknown for
+//!   [`JwksSettings::refetch_cooldown`] (repeating it costs nothing), and a set
+//!   past its freshness is refreshed at most once per cooldown ([`refetch`]).
+//!   At most ONE fetch is in flight per cache: concurrent callers that miss
+//!   wait for that fetch and re-check the result; callers whose key is in the
+//!   stale set are answered at once. A kid-less token whose signature fails
+//!   can ask for one refetch ([`JwksCache::refresh_after_bad_signature`]).
+//! * A key set downloaded elsewhere (at connect) replaces the cached one
+//!   ([`JwksRegistry::insert_seeded`]).
 //! * A failed refresh (IdP down, bad status, garbage, too large) keeps the
 //!   previously cached keys working, but only for
 //!   [`JwksSettings::max_stale`] past their freshness: after that lookups
@@ -31,6 +37,7 @@
 pub mod cache;
 pub mod freshness;
 pub mod parse;
+mod refetch;
 pub mod registry;
 
 use std::time::Duration;
@@ -46,9 +53,14 @@ use crate::jose::keys::describe_kid;
 /// Tuning for a [`JwksCache`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct JwksSettings {
-    /// Minimum gap between two fetches (a fetch triggered by an unknown key id
-    /// or by age). Also applies after failed fetches.
+    /// Minimum gap between two fetches triggered by age (a stale set), and between any two
+    /// fetches after a failed one. Also how long a key id that a fetched set lacked is
+    /// remembered as unknown (looking it up again costs no fetch).
     pub refetch_cooldown: Duration,
+    /// Minimum gap between two fetches triggered by a miss (a key id not seen before, or a
+    /// kid-less token whose signature failed) after a successful fetch: a storm of invented
+    /// key ids costs at most one fetch per floor. Never more than `refetch_cooldown`.
+    pub refetch_floor: Duration,
     /// Freshness of a key set whose answer carries no caching headers
     /// (`Cache-Control: max-age`/`s-maxage`/`no-cache`, `Expires`), and of
     /// seeded key sets (clamped like answer-given freshness). A set past its
@@ -72,6 +84,7 @@ impl Default for JwksSettings {
     fn default() -> Self {
         Self {
             refetch_cooldown: Duration::from_secs(30),
+            refetch_floor: Duration::from_secs(1),
             max_age: Duration::from_secs(3600),
             max_bytes: 256 * 1024,
             min_refresh: Duration::from_secs(10),

@@ -55,14 +55,14 @@ impl JwksRegistry {
         }))
     }
 
-    /// Seeds the cache for `uri` with an already downloaded key set and
-    /// returns it. A cache that already holds keys keeps them (they are at
-    /// least as recent); the seed is validated either way, and an invalid
-    /// seed leaves the registry untouched.
+    /// Seeds the cache for `uri` with an already downloaded key set (fetched at connect) and
+    /// returns it. The seed replaces whatever was cached: it was fetched just now, so a
+    /// reconnect repairs a cache that went stale behind the provider's rotation. An invalid
+    /// seed is an error and leaves the registry untouched.
     pub fn insert_seeded(&self, uri: &Url, jwks_json: &Value) -> Result<Arc<JwksCache>, JwksError> {
         let keys = parse_jwks(uri, jwks_json)?;
         let cache = self.get(uri);
-        cache.seed_if_empty(keys);
+        cache.replace_keys(keys);
         Ok(cache)
     }
 }
@@ -90,7 +90,8 @@ mod tests {
         two.key_for(Algorithm::RS256, Some("rsa2")).await.unwrap();
         assert_eq!(server.hits(), 1);
 
-        // Seeding a cache that already holds keys keeps them.
+        // Seeding a cache that already holds keys replaces them; a kid only the IdP serves
+        // is still fetched at once.
         let seeded = registry
             .insert_seeded(&server.uri, &jwks(&[&rsa1().jwk]))
             .unwrap();
@@ -122,4 +123,26 @@ mod tests {
     }
 
     // ---- freshness from the answer, bounded staleness ----------------------
+
+    #[tokio::test]
+    async fn a_seed_replaces_a_stale_cache_and_forgets_unknown_kids() {
+        // The IdP re-keyed to rsa2; the cache still holds rsa1 and has been told (by a token)
+        // that rsa2 is unknown, e.g. a probe before the IdP published it.
+        let server = JwksServer::start(Answer::Json(jwks(&[&rsa1().jwk]).to_string())).await;
+        let registry = JwksRegistry::new(http_client(), settings(HOUR, HOUR, 64 * 1024));
+        let cache = registry.get(&server.uri);
+        cache.key_for(Algorithm::RS256, Some("rsa1")).await.unwrap();
+        assert!(cache.key_for(Algorithm::RS256, Some("rsa2")).await.is_err());
+        let fetched = server.hits();
+        // Reconnecting downloads the new set at connect: it replaces the cached one.
+        server.set_answer(Answer::Json(jwks(&[&rsa2().jwk]).to_string()));
+        registry
+            .insert_seeded(&server.uri, &jwks(&[&rsa2().jwk]))
+            .unwrap();
+        cache.key_for(Algorithm::RS256, Some("rsa2")).await.unwrap();
+        cache.key_for(Algorithm::RS256, None).await.unwrap();
+        assert!(cache.key_for(Algorithm::RS256, Some("rsa1")).await.is_err());
+        assert_eq!(server.hits(), fetched + 1, "only the rsa1 miss fetched");
+        server.stop().await;
+    }
 }
