@@ -67,6 +67,7 @@ async fn main() {
             client_id: "bench".into(),
             client_secret: "bench-secret".into(),
             redirect_uris: vec![format!("{base}/sso/callback")],
+            ..Default::default()
         }],
         accounts,
     })

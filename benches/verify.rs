@@ -122,6 +122,7 @@ async fn main() {
             client_id: "bench".into(),
             client_secret: "bench-secret".into(),
             redirect_uris: vec![format!("{base}/sso/callback")],
+            ..Default::default()
         }],
         accounts:
             json!({"alice": {"email": "alice@example.com", "name": "Alice", "groups": ["admins"]}})

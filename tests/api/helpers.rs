@@ -262,6 +262,7 @@ pub async fn start_idp(app: &TestApp, accounts: Value) -> TestIdp {
             client_id: CLIENT_ID.into(),
             client_secret: CLIENT_SECRET.into(),
             redirect_uris: vec![app.redirect_uri()],
+            ..IdpClient::default()
         }],
         accounts: accounts.as_object().unwrap().clone(),
     })

@@ -12,4 +12,5 @@ mod multi_instance;
 mod nginx;
 mod pgcluster;
 mod store;
+mod token_auth;
 mod tokens;

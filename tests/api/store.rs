@@ -108,6 +108,7 @@ async fn no_session_is_written_for_a_disconnected_connection() {
         updated_at: 0,
         groups_claim: None,
         disconnected_at: None,
+        token_auth: Default::default(),
     };
     store
         .insert_connection(&conn, "test", &serde_json::json!({}))

@@ -75,6 +75,8 @@ struct Typed {
     client_id: String,
     scopes: String,
     groups_claim: String,
+    /// `""` is automatic.
+    token_auth_method: String,
 }
 
 async fn render(
@@ -100,6 +102,7 @@ async fn render(
             client_id: v.client_id.clone(),
             scopes: v.scopes.join(" "),
             groups_claim: v.groups_claim.clone().unwrap_or_default(),
+            token_auth_method: v.token_auth_method.unwrap_or_default().to_owned(),
         },
         None => Typed {
             scopes: "openid email profile".into(),
@@ -135,6 +138,7 @@ pub async fn save(oc: OrgConsole, CsrfForm(form): CsrfForm) -> Response {
         client_id: form.get("client_id").trim().to_owned(),
         scopes: form.get("scopes").trim().to_owned(),
         groups_claim: form.get("groups_claim").trim().to_owned(),
+        token_auth_method: form.get("token_auth_method").trim().to_owned(),
     };
     let secret = form.get("client_secret");
     let scopes: Vec<String> = split_list(&typed.scopes)
@@ -147,6 +151,7 @@ pub async fn save(oc: OrgConsole, CsrfForm(form): CsrfForm) -> Response {
         client_secret: (!secret.is_empty()).then(|| Secret::new(secret)),
         scopes: (!scopes.is_empty()).then_some(scopes),
         groups_claim: Some(typed.groups_claim.clone()),
+        token_auth_method: Some(typed.token_auth_method.clone()).filter(|m| !m.is_empty()),
     };
     let result =
         oc.c.sso
