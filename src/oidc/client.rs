@@ -329,6 +329,39 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn private_key_jwt_sends_an_assertion_and_no_secret() {
+        let (url, server) = one_request(200, r#"{"id_token":"a.b.c"}"#).await;
+        let meta = meta(&url, serde_json::json!(["private_key_jwt"]));
+        let assertion = Secret::new("h.p.s");
+        exchange_code_with(
+            &crate::outbound::http_client(std::time::Duration::from_secs(5)),
+            &meta,
+            "c:id",
+            &ClientAuth::Assertion(&assertion),
+            "the-code",
+            "https://sso.example.com/sso/callback",
+            "the-verifier",
+        )
+        .await
+        .unwrap();
+        let seen = server.await.unwrap();
+        assert!(
+            !seen.to_ascii_lowercase().contains("authorization:"),
+            "{seen}"
+        );
+        let body = seen.split_once("\r\n\r\n").unwrap().1;
+        let form: std::collections::HashMap<_, _> = url::form_urlencoded::parse(body.as_bytes())
+            .into_owned()
+            .collect();
+        assert_eq!(form["client_id"], "c:id");
+        assert_eq!(form["client_assertion_type"], ASSERTION_TYPE);
+        assert_eq!(form["client_assertion"], "h.p.s");
+        assert_eq!(form["code"], "the-code");
+        assert_eq!(form["code_verifier"], "the-verifier");
+        assert!(!form.contains_key("client_secret"), "{seen}");
+    }
+
+    #[tokio::test]
     async fn exchange_failures_read_as_before() {
         let cases: [(u16, &'static str, &str); 7] = [
             (200, "not json", "not a token response (not JSON)"),

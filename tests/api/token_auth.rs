@@ -491,3 +491,118 @@ async fn a_bare_401_is_a_refusal_of_the_client() {
     assert!(page.contains("(client_secret_basic): HTTP 401"), "{page}");
     assert_eq!(idp.seen(), ["client_secret_basic"]);
 }
+
+#[tokio::test]
+async fn the_console_chooses_the_method_and_shows_the_client_jwks_url() {
+    use crate::helpers::{form_token_in, ADMIN_TOKEN};
+    let app = spawn_app().await;
+    let idp = idp_with(&app, "client_secret_basic").await;
+    app.create_org("acme", &[]).await;
+    let b = browser();
+    let resp = b
+        .post(app.url("/admin/login"))
+        .form(&[("token", ADMIN_TOKEN)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let post = |secret: &'static str, method: &'static str| {
+        let (b, app, issuer) = (b.clone(), &app, idp.issuer.clone());
+        async move {
+            let html = b
+                .get(app.url("/admin/orgs/acme"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            let csrf = form_token_in(&html);
+            let resp = b
+                .post(app.url("/admin/orgs/acme"))
+                .form(&[
+                    ("csrf", csrf.as_str()),
+                    ("issuer", issuer.as_str()),
+                    ("client_id", CLIENT_ID),
+                    ("client_secret", secret),
+                    ("scopes", "openid email"),
+                    ("groups_claim", ""),
+                    ("token_auth_method", method),
+                ])
+                .send()
+                .await
+                .unwrap();
+            (resp.status(), resp.text().await.unwrap())
+        }
+    };
+    let (_, html) = (
+        (),
+        b.get(app.url("/admin/orgs/acme"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    );
+    assert!(html.contains("<select id=\"token_auth_method\""), "{html}");
+    for option in [
+        "\"\"",
+        "\"client_secret_basic\"",
+        "\"client_secret_post\"",
+        "\"private_key_jwt\"",
+    ] {
+        assert!(
+            html.contains(&format!("<option value={option}")),
+            "{option}: {html}"
+        );
+    }
+
+    // A secret with private_key_jwt: refused in the form, the choice kept, nothing stored.
+    let (status, html) = post(CLIENT_SECRET, "private_key_jwt").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html.contains("uses no shared secret"), "{html}");
+    assert!(
+        html.contains("<option value=\"private_key_jwt\" selected>"),
+        "{html}"
+    );
+    assert!(!html.contains(CLIENT_SECRET));
+    let (status, html) = post("", "client_secret_jwt").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html.contains("token_auth_method must be"), "{html}");
+    let (status, _) = app.admin(Method::GET, "/api/v1/orgs/acme/sso", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // Without one: connected, and the JWKS URL is shown to copy beside the redirect URI.
+    let (status, html) = post("", "private_key_jwt").await;
+    assert!(
+        status.is_success() || status == StatusCode::SEE_OTHER,
+        "{html}"
+    );
+    let view = get_sso(&app).await;
+    assert_eq!(view["token_auth_method"], "private_key_jwt");
+    let jwks_uri = view["client_jwks_uri"].as_str().unwrap();
+    let html = b
+        .get(app.url("/admin/orgs/acme"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let escaped = jwks_uri.replace('/', "&#x2f;");
+    assert!(
+        html.contains(&format!("<code id=\"client-jwks-uri\">{escaped}</code>")),
+        "{html}"
+    );
+    assert!(html.contains("data-copy=\"client-jwks-uri\""));
+    assert!(html.contains("<option value=\"private_key_jwt\" selected>"));
+
+    // Back to a secret method needs the secret again; with it, automatic it is.
+    let (status, html) = post("", "").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html.contains("client_secret is required"), "{html}");
+    let (status, _) = post(CLIENT_SECRET, "").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(get_sso(&app).await["token_auth_method"], Value::Null);
+}
