@@ -67,7 +67,7 @@ async fn main() {
             client_id: "bench".into(),
             client_secret: "bench-secret".into(),
             redirect_uris: vec![format!("{base}/sso/callback")],
-            post_logout_redirect_uris: Vec::new(),
+            ..Default::default()
         }],
         accounts,
         ..idp::IdpConfig::default()

@@ -122,7 +122,7 @@ async fn main() {
             client_id: "bench".into(),
             client_secret: "bench-secret".into(),
             redirect_uris: vec![format!("{base}/sso/callback")],
-            post_logout_redirect_uris: Vec::new(),
+            ..Default::default()
         }],
         accounts:
             json!({"alice": {"email": "alice@example.com", "name": "Alice", "groups": ["admins"]}})

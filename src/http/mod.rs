@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod browser;
+pub mod client_jwks;
 pub mod console;
 pub mod csrf;
 pub mod error;
@@ -136,6 +137,7 @@ pub fn router() -> Router<AppState> {
         )
         .merge(admin::router())
         .merge(browser::router())
+        .merge(client_jwks::router())
         .merge(console::router())
         .merge(jwt_secrets::router())
         .merge(tokens::router())

@@ -184,7 +184,9 @@ impl PageError {
             LoginError::Idp { error, .. } if error == "access_denied" => StatusCode::FORBIDDEN,
             LoginError::Idp { .. } => StatusCode::BAD_REQUEST,
             // The IdP misbehaved (down, slow, refused, garbage): the sign-in depended on it.
-            LoginError::Exchange(_) => StatusCode::FAILED_DEPENDENCY,
+            LoginError::Exchange(_) | LoginError::ClientAuth { .. } => {
+                StatusCode::FAILED_DEPENDENCY
+            }
             LoginError::IdToken(t) if t.is_idp_fault() => StatusCode::FAILED_DEPENDENCY,
             LoginError::IdToken(_) => StatusCode::UNAUTHORIZED,
             // The ID token was good; the IdP's userinfo answer was not (down, refused, garbage,

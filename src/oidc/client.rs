@@ -16,6 +16,7 @@ use openidconnect::{
 };
 use url::Url;
 
+use super::client_auth::{TokenAuthMethod, ASSERTION_TYPE};
 use super::discovery::ProviderMetadata;
 use super::token_endpoint::{ExchangeError, TokenAnswer, TokenHttp, TokenRefusal};
 use crate::crypto::Secret;
@@ -93,8 +94,29 @@ pub fn authorize_url(
     Ok(request.url().0)
 }
 
-/// Exchanges the code for tokens (client authentication as the provider's metadata says, PKCE
-/// verifier, orgsso's IdP HTTP client) and returns the raw ID token with the access token.
+/// How orgsso proves itself in one token request.
+pub enum ClientAuth<'a> {
+    /// `client_secret_basic` or `client_secret_post` with the connection's secret.
+    Secret {
+        method: TokenAuthMethod,
+        secret: &'a Secret,
+    },
+    /// `private_key_jwt`: a client assertion signed for this request (see
+    /// [`super::client_auth::assertion_claims`]); no secret is sent.
+    Assertion(&'a Secret),
+}
+
+impl ClientAuth<'_> {
+    pub fn method(&self) -> TokenAuthMethod {
+        match self {
+            ClientAuth::Secret { method, .. } => *method,
+            ClientAuth::Assertion(_) => TokenAuthMethod::PrivateKeyJwt,
+        }
+    }
+}
+
+/// Exchanges the code for tokens with the secret method the provider's metadata suggests
+/// (see [`exchange_code_with`]).
 pub async fn exchange_code(
     http: &reqwest::Client,
     meta: &ProviderMetadata,
@@ -104,14 +126,52 @@ pub async fn exchange_code(
     redirect_uri: &str,
     code_verifier: &str,
 ) -> Result<Tokens, ExchangeError> {
+    let auth = ClientAuth::Secret {
+        method: meta.token_auth_method(),
+        secret: client_secret,
+    };
+    exchange_code_with(
+        http,
+        meta,
+        client_id,
+        &auth,
+        code,
+        redirect_uri,
+        code_verifier,
+    )
+    .await
+}
+
+/// Exchanges the code for tokens (the given client authentication, PKCE verifier, orgsso's IdP
+/// HTTP client) and returns the raw ID token with the access token.
+pub async fn exchange_code_with(
+    http: &reqwest::Client,
+    meta: &ProviderMetadata,
+    client_id: &str,
+    auth: &ClientAuth<'_>,
+    code: &str,
+    redirect_uri: &str,
+    code_verifier: &str,
+) -> Result<Tokens, ExchangeError> {
     let redirect_uri = RedirectUrl::new(redirect_uri.to_owned())
         .map_err(|e| ExchangeError::Config(format!("the redirect URI is not a URL ({e})")))?;
-    let client = oidc_client(meta, client_id)
-        .set_client_secret(ClientSecret::new(client_secret.expose().to_owned()));
-    client
+    let client = oidc_client(meta, client_id).set_auth_type(auth.method().auth_type());
+    let client = match auth {
+        ClientAuth::Secret { secret, .. } => {
+            client.set_client_secret(ClientSecret::new(secret.expose().to_owned()))
+        }
+        ClientAuth::Assertion(_) => client,
+    };
+    let mut request = client
         .exchange_code(AuthorizationCode::new(code.to_owned()))
         .set_pkce_verifier(PkceCodeVerifier::new(code_verifier.to_owned()))
-        .set_redirect_uri(Cow::Owned(redirect_uri))
+        .set_redirect_uri(Cow::Owned(redirect_uri));
+    if let ClientAuth::Assertion(assertion) = auth {
+        request = request
+            .add_extra_param("client_assertion_type", ASSERTION_TYPE)
+            .add_extra_param("client_assertion", assertion.expose().to_owned());
+    }
+    request
         .request_async(&TokenHttp(http))
         .await
         .map_err(ExchangeError::from)?
@@ -266,6 +326,39 @@ mod tests {
             .collect();
         assert_eq!(form["client_id"], "c:id");
         assert_eq!(form["client_secret"], "s+cret&=");
+    }
+
+    #[tokio::test]
+    async fn private_key_jwt_sends_an_assertion_and_no_secret() {
+        let (url, server) = one_request(200, r#"{"id_token":"a.b.c"}"#).await;
+        let meta = meta(&url, serde_json::json!(["private_key_jwt"]));
+        let assertion = Secret::new("h.p.s");
+        exchange_code_with(
+            &crate::outbound::http_client(std::time::Duration::from_secs(5)),
+            &meta,
+            "c:id",
+            &ClientAuth::Assertion(&assertion),
+            "the-code",
+            "https://sso.example.com/sso/callback",
+            "the-verifier",
+        )
+        .await
+        .unwrap();
+        let seen = server.await.unwrap();
+        assert!(
+            !seen.to_ascii_lowercase().contains("authorization:"),
+            "{seen}"
+        );
+        let body = seen.split_once("\r\n\r\n").unwrap().1;
+        let form: std::collections::HashMap<_, _> = url::form_urlencoded::parse(body.as_bytes())
+            .into_owned()
+            .collect();
+        assert_eq!(form["client_id"], "c:id");
+        assert_eq!(form["client_assertion_type"], ASSERTION_TYPE);
+        assert_eq!(form["client_assertion"], "h.p.s");
+        assert_eq!(form["code"], "the-code");
+        assert_eq!(form["code_verifier"], "the-verifier");
+        assert!(!form.contains_key("client_secret"), "{seen}");
     }
 
     #[tokio::test]

@@ -129,6 +129,17 @@ pub async fn discover(
     issuer: &Issuer,
     egress: Egress,
 ) -> Result<(ProviderMetadata, serde_json::Value), DiscoveryError> {
+    discover_for(http, issuer, egress, None).await
+}
+
+/// [`discover`] for a connection that authenticates with `method` (`None`: automatic, which
+/// needs a secret method).
+pub async fn discover_for(
+    http: &reqwest::Client,
+    issuer: &Issuer,
+    egress: Egress,
+    method: Option<TokenAuthMethod>,
+) -> Result<(ProviderMetadata, serde_json::Value), DiscoveryError> {
     let url = format!(
         "{}/.well-known/openid-configuration",
         issuer.as_str().trim_end_matches('/')
@@ -138,7 +149,7 @@ pub async fn discover(
         .await
         .map_err(DiscoveryError::NotAllowed)?;
     let doc = fetch_json(http, &url).await?;
-    let meta = check_document(&doc, issuer)?;
+    let meta = check_document_for(&doc, issuer, method)?;
     // Only what orgsso itself fetches: the authorization and end-session endpoints are the
     // browser's to visit.
     let userinfo = meta.userinfo_endpoint.as_ref().map(|u| u.as_str());
@@ -205,10 +216,20 @@ async fn fetch_json(
     Ok(value)
 }
 
-/// Pure check of a discovery document against the configured issuer.
+/// Pure check of a discovery document against the configured issuer, for automatic client
+/// authentication.
 pub fn check_document(
     doc: &serde_json::Value,
     issuer: &Issuer,
+) -> Result<ProviderMetadata, DiscoveryError> {
+    check_document_for(doc, issuer, None)
+}
+
+/// [`check_document`] for a connection that authenticates with `method` (`None`: automatic).
+pub fn check_document_for(
+    doc: &serde_json::Value,
+    issuer: &Issuer,
+    method: Option<TokenAuthMethod>,
 ) -> Result<ProviderMetadata, DiscoveryError> {
     let text = |field: &'static str| -> Result<String, DiscoveryError> {
         match doc.get(field) {
@@ -306,15 +327,26 @@ pub fn check_document(
                 .into(),
         });
     }
-    if TokenAuthMethod::choose(&meta.token_endpoint_auth_methods_supported).is_none() {
-        return Err(DiscoveryError::BadField {
-            field: "token_endpoint_auth_methods_supported",
-            reason: format!(
-                "orgsso authenticates with {}; the IdP offers only {:?}",
-                TokenAuthMethod::OFFERED,
-                auth_methods
-            ),
-        });
+    match method {
+        None if TokenAuthMethod::choose(&meta.token_endpoint_auth_methods_supported).is_none() => {
+            return Err(DiscoveryError::BadField {
+                field: "token_endpoint_auth_methods_supported",
+                reason: format!(
+                    "automatically, orgsso authenticates with {}; the IdP offers only {:?} (set token_auth_method to private_key_jwt if it offers that)",
+                    TokenAuthMethod::OFFERED,
+                    auth_methods
+                ),
+            });
+        }
+        Some(m) if !m.offered_by(&meta.token_endpoint_auth_methods_supported) => {
+            return Err(DiscoveryError::BadField {
+                field: "token_endpoint_auth_methods_supported",
+                reason: format!(
+                    "the IdP does not offer {m}, only {auth_methods:?}: choose one of those as token_auth_method, or leave it out for automatic"
+                ),
+            });
+        }
+        _ => {}
     }
     if meta.id_token_algorithms().is_empty() {
         return Err(DiscoveryError::BadField {
@@ -474,6 +506,31 @@ mod tests {
         assert_eq!(stored["userinfo_endpoint"], "https://idp.example.com/me");
         let back: ProviderMetadata = serde_json::from_value(stored).unwrap();
         assert_eq!(back, m);
+    }
+
+    #[test]
+    fn an_explicit_method_must_be_offered() {
+        use TokenAuthMethod::*;
+        #[rustfmt::skip]
+        let cases = [
+            (json!(["private_key_jwt"]), Some(PrivateKeyJwt), true),
+            (json!(["private_key_jwt"]), None, false),
+            (json!(["client_secret_basic"]), Some(ClientSecretPost), false),
+            (json!(["client_secret_basic", "client_secret_post"]), Some(PrivateKeyJwt), false),
+            (json!([]), Some(PrivateKeyJwt), true),
+            (json!(["client_secret_post"]), Some(ClientSecretPost), true),
+        ];
+        for (listed, method, ok) in cases {
+            let mut d = doc();
+            d["token_endpoint_auth_methods_supported"] = listed.clone();
+            match check_document_for(&d, &issuer(), method) {
+                Ok(_) => assert!(ok, "{listed} {method:?} accepted"),
+                Err(e) => {
+                    assert!(!ok, "{listed} {method:?}: {e}");
+                    assert!(e.to_string().contains("token_auth_method"), "{e}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -1,11 +1,15 @@
 use serde::{Deserialize, Serialize};
 
+use super::token_auth::new_client_key;
 use super::Sso;
 use crate::crypto::{random_token, Secret};
 use crate::domain::{parse_scopes, Invalid, Issuer};
-use crate::oidc::discovery::{discover, DiscoveryError, ProviderMetadata};
+use crate::oidc::client_auth::TokenAuthMethod;
+use crate::oidc::discovery::{discover_for, DiscoveryError, ProviderMetadata};
 use crate::oidc::egress::Egress;
-use crate::store::{new_id, Connection, ConnectionStatus, DisconnectCounts, OrgRow, StoreError};
+use crate::store::{
+    new_id, Connection, ConnectionStatus, DisconnectCounts, OrgRow, StoreError, TokenAuth,
+};
 
 /// `PUT /api/v1/orgs/{slug}/sso`.
 #[derive(Debug, Deserialize)]
@@ -26,6 +30,11 @@ pub struct ConnectRequest {
     /// keeps the stored setting on an update; on by default.
     #[serde(default)]
     pub userinfo: Option<bool>,
+    /// `client_secret_basic`, `client_secret_post` or `private_key_jwt`; absent (or null) is
+    /// automatic: chosen from discovery, the other secret method tried once if the IdP refuses
+    /// the client, the one that worked remembered. `private_key_jwt` takes no `client_secret`.
+    #[serde(default)]
+    pub token_auth_method: Option<String>,
 }
 
 /// A connection as the admin API shows it: never the secret.
@@ -43,6 +52,15 @@ pub struct ConnectionView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub groups_claim: Option<String>,
     pub userinfo: bool,
+    /// The admin's choice; null is automatic.
+    pub token_auth_method: Option<&'static str>,
+    /// Automatic mode: the secret method learned after the IdP refused the other one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_auth_method_learned: Option<&'static str>,
+    /// Where the IdP fetches the public key of the connection's `private_key_jwt` key pair
+    /// (register it as the client's JWKS URL).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_jwks_uri: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -91,6 +109,12 @@ fn parse_groups_claim(s: &str) -> Result<Option<String>, Invalid> {
         .map_err(|e| Invalid(format!("groups_claim: {e}")))
 }
 
+fn parse_token_auth_method(s: Option<&str>) -> Result<Option<TokenAuthMethod>, Invalid> {
+    s.map(str::parse::<TokenAuthMethod>)
+        .transpose()
+        .map_err(|e| Invalid(e.to_string()))
+}
+
 fn check_secret(s: &Secret) -> Result<(), Invalid> {
     if s.expose().is_empty() || s.expose().len() > 2048 {
         return Err(Invalid("client_secret must be 1 to 2048 characters".into()));
@@ -110,6 +134,18 @@ impl Sso {
             post_logout_redirect_uri: self.post_logout_redirect_uri(),
             groups_claim: c.groups_claim.clone(),
             userinfo: c.userinfo,
+            token_auth_method: c.token_auth.method.map(TokenAuthMethod::as_str),
+            token_auth_method_learned: c
+                .token_auth
+                .learned
+                .filter(|_| c.token_auth.method.is_none())
+                .map(TokenAuthMethod::as_str),
+            client_jwks_uri: c
+                .token_auth
+                .key
+                .as_ref()
+                .filter(|_| c.is_connected())
+                .map(|k| self.client_jwks_uri(&k.jwks_id)),
             created_at: c.created_at,
             updated_at: c.updated_at,
             disconnected_at: c.disconnected_at,
@@ -134,7 +170,12 @@ impl Sso {
             .as_deref()
             .map(parse_groups_claim)
             .transpose()?;
+        let method = parse_token_auth_method(req.token_auth_method.as_deref())?;
+        let uses_secret = method.is_none_or(TokenAuthMethod::uses_secret);
         if let Some(s) = &req.client_secret {
+            if !uses_secret {
+                return Err(Invalid("private_key_jwt uses no shared secret: leave client_secret out. orgsso signs with the connection's own key; register client_jwks_uri (in the answer) at the IdP".into()).into());
+            }
             check_secret(s)?;
         }
         let current = self
@@ -142,11 +183,22 @@ impl Sso {
             .latest_connection(&org.id)
             .await?
             .filter(|c| c.is_connected());
-        if current.is_none() && req.client_secret.is_none() {
-            return Err(Invalid("client_secret is required to connect an IdP".into()).into());
+        let has_secret = current
+            .as_ref()
+            .is_some_and(|c| !c.client_secret_enc.is_empty());
+        if uses_secret && req.client_secret.is_none() && !has_secret {
+            let why = if current.is_none() {
+                "client_secret is required to connect an IdP".to_owned()
+            } else {
+                format!(
+                    "client_secret is required for {}: the connection has no secret stored",
+                    method.map_or("a secret method", TokenAuthMethod::as_str)
+                )
+            };
+            return Err(Invalid(why).into());
         }
         let (meta, jwks): (ProviderMetadata, serde_json::Value) =
-            discover(&self.http, &issuer, egress).await?;
+            discover_for(&self.http, &issuer, egress, method).await?;
         // The keys must be usable before anything is saved: a key set of only 1024-bit, `oct` or
         // encryption keys would fail every sign-in later. Seeding also spares the first sign-in
         // a fetch.
@@ -156,7 +208,8 @@ impl Sso {
                 url: meta.jwks_uri().to_string(),
                 reason: e.to_string(),
             })?;
-        let mut detail = serde_json::json!({"issuer": issuer.as_str(), "client_id": client_id, "scopes": scopes, "groups_claim": groups_claim});
+        let mut detail = serde_json::json!({"issuer": issuer.as_str(), "client_id": client_id, "scopes": scopes, "groups_claim": groups_claim,
+            "token_auth_method": method.map_or("automatic", TokenAuthMethod::as_str)});
         if let Some(u) = req.userinfo {
             detail["userinfo"] = u.into();
         }
@@ -165,6 +218,16 @@ impl Sso {
                 if let Some(s) = &req.client_secret {
                     c.client_secret_enc = self.secret_box.encrypt(s.expose(), &c.id);
                 }
+                if !uses_secret {
+                    // No shared secret is kept for a connection that does not use one.
+                    c.client_secret_enc = String::new();
+                    if c.token_auth.key.is_none() {
+                        c.token_auth.key = Some(new_client_key(&self.secret_box, &c.id));
+                    }
+                }
+                c.token_auth.method = method;
+                // What was learned may not hold for the changed settings: learn again.
+                c.token_auth.learned = None;
                 c.issuer = issuer.as_str().to_owned();
                 c.client_id = client_id;
                 c.scopes = scopes;
@@ -183,9 +246,18 @@ impl Sso {
             }
             None => {
                 let id = new_id();
-                let secret = req.client_secret.as_ref().expect("checked above");
+                let client_secret_enc = match &req.client_secret {
+                    Some(secret) => self.secret_box.encrypt(secret.expose(), &id),
+                    None => String::new(), // private_key_jwt (checked above)
+                };
+                let token_auth = TokenAuth {
+                    method,
+                    learned: None,
+                    key: (!uses_secret).then(|| new_client_key(&self.secret_box, &id)),
+                };
                 let c = Connection {
-                    client_secret_enc: self.secret_box.encrypt(secret.expose(), &id),
+                    client_secret_enc,
+                    token_auth,
                     id,
                     org_id: org.id.clone(),
                     // 256 bits: the login URL is shared, but not guessable.

@@ -6,7 +6,7 @@ use super::claims::{self, GROUPS_OVERAGE};
 use super::Sso;
 use crate::crypto::{ct_eq, random_token, sha256_b64, Secret};
 use crate::domain::{EmailAddress, ReturnTo};
-use crate::oidc::client::{authorize_url, exchange_code, AuthorizeRequest};
+use crate::oidc::client::{authorize_url, AuthorizeRequest};
 use crate::oidc::idtoken::{self, Expectations, IdTokenError};
 use crate::oidc::printable;
 use crate::oidc::token_endpoint::ExchangeError;
@@ -62,6 +62,10 @@ pub enum LoginError {
     },
     #[error("The identity provider could not complete the sign-in: {0}. Try again later; if it persists, tell your administrator.")]
     Exchange(#[from] ExchangeError),
+    /// The token endpoint refused orgsso itself (`invalid_client`, `unauthorized_client`, a
+    /// bare 401): a setting to fix, not a moment to wait out.
+    #[error("The identity provider refused orgsso's client authentication ({methods}): {reason}. Tell your administrator: the connection's token endpoint authentication method, and its secret or key, must match what is registered for orgsso's client at the identity provider.")]
+    ClientAuth { methods: String, reason: String },
     #[error("The identity provider's answer could not be verified: {0}. Tell your administrator.")]
     IdToken(#[from] IdTokenError),
     #[error("The identity provider could not complete the sign-in: {0}. Try again later; if it persists, tell your administrator.")]
@@ -89,6 +93,7 @@ impl LoginError {
             LoginError::WrongIssuer { .. } => "issuer_mismatch",
             LoginError::Idp { .. } => "idp_error",
             LoginError::Exchange(_) => "token_exchange_failed",
+            LoginError::ClientAuth { .. } => "client_auth_refused",
             LoginError::IdToken(e) => e.code(),
             LoginError::Userinfo(e) => e.code(),
             LoginError::Denied { .. } => "access_denied",
@@ -218,21 +223,8 @@ impl Sso {
                 )
             })?;
 
-        let secret = self
-            .secret_box
-            .decrypt(&conn.client_secret_enc, &conn.id)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let redirect_uri = self.redirect_uri();
-        let tokens = exchange_code(
-            &self.http,
-            meta,
-            &conn.client_id,
-            &secret,
-            code,
-            &redirect_uri,
-            &flow.pkce_verifier,
-        )
-        .await?;
+        // Client authentication as the connection says (see `token_auth`).
+        let tokens = self.exchange(&conn, code, &flow.pkce_verifier, ts).await?;
 
         let cache = self.jwks.get(meta.jwks_uri());
         let algorithms = meta.id_token_algorithms();

@@ -10,6 +10,7 @@ mod login;
 mod mappings;
 mod orgs;
 mod routing;
+mod token_auth;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,5 +1,6 @@
 use super::events::{notify_in_tx, Event};
 use super::{audit_in_tx, on_db, Result, Store, StoreError};
+use crate::oidc::client_auth::TokenAuthMethod;
 use crate::oidc::discovery::ProviderMetadata;
 
 /// Whether a connection's login URL works.
@@ -27,7 +28,8 @@ pub struct Connection {
     pub login_id: String,
     pub issuer: String,
     pub client_id: String,
-    /// Encrypted with the service's secret key, bound to `id`.
+    /// Encrypted with the service's secret key, bound to `id`. Empty when the connection has
+    /// no shared secret (`private_key_jwt`).
     pub client_secret_enc: String,
     pub scopes: Vec<String>,
     /// What discovery found.
@@ -40,6 +42,48 @@ pub struct Connection {
     pub groups_claim: Option<String>,
     /// Whether sign-ins ask the IdP's userinfo endpoint for the claims the ID token lacks.
     pub userinfo: bool,
+    /// How orgsso authenticates at the IdP's token endpoint.
+    pub token_auth: TokenAuth,
+}
+
+/// A connection's token-endpoint client authentication.
+#[derive(Debug, Clone, Default)]
+pub struct TokenAuth {
+    /// The admin's choice; `None` is automatic (from discovery).
+    pub method: Option<TokenAuthMethod>,
+    /// Automatic mode only: the secret method the IdP accepted after refusing the other one.
+    pub learned: Option<TokenAuthMethod>,
+    /// The connection's own key pair for `private_key_jwt`, made when the admin first chose it
+    /// and kept if they switch away (the registration at the IdP stays valid).
+    pub key: Option<ClientKey>,
+}
+
+/// A connection's `private_key_jwt` key pair.
+#[derive(Clone)]
+pub struct ClientKey {
+    /// Names the public key set's URL (`/sso/client-jwks/{jwks_id}`): random, not the login id.
+    pub jwks_id: String,
+    /// PKCS#8 PEM, encrypted with the service's secret key, bound to [`ClientKey::context`].
+    pub private_key_enc: String,
+    /// The public JWK (with `kid`, `alg`, `use`).
+    pub public_jwk: serde_json::Value,
+}
+
+impl ClientKey {
+    /// What the private key's encryption is bound to: the connection, and this column (so the
+    /// key cannot be swapped with the client secret of the same row).
+    pub fn context(connection_id: &str) -> String {
+        format!("{connection_id}:client_key")
+    }
+}
+
+impl std::fmt::Debug for ClientKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientKey")
+            .field("jwks_id", &self.jwks_id)
+            .field("public_jwk", &self.public_jwk)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Connection {
@@ -65,6 +109,11 @@ struct StoredConnection {
     disconnected_at: Option<i64>,
     groups_claim: Option<String>,
     userinfo: bool,
+    token_auth_method: Option<String>,
+    token_auth_learned: Option<String>,
+    client_key_enc: Option<String>,
+    client_public_jwk: Option<String>,
+    client_jwks_id: Option<String>,
 }
 
 impl TryFrom<StoredConnection> for Connection {
@@ -80,7 +129,27 @@ impl TryFrom<StoredConnection> for Connection {
         };
         let scopes = serde_json::from_str(&r.scopes).map_err(|e| corrupt("scopes", &e))?;
         let metadata = serde_json::from_str(&r.metadata).map_err(|e| corrupt("metadata", &e))?;
+        let method = |v: Option<&str>, what: &str| {
+            v.map(str::parse::<TokenAuthMethod>)
+                .transpose()
+                .map_err(|e| corrupt(what, &e))
+        };
+        let key = match (r.client_key_enc, r.client_public_jwk, r.client_jwks_id) {
+            (Some(private_key_enc), Some(jwk), Some(jwks_id)) => Some(ClientKey {
+                jwks_id,
+                private_key_enc,
+                public_jwk: serde_json::from_str(&jwk).map_err(|e| corrupt("client key", &e))?,
+            }),
+            (None, None, None) => None,
+            _ => return Err(corrupt("client key", &"partly stored")),
+        };
+        let token_auth = TokenAuth {
+            method: method(r.token_auth_method.as_deref(), "token_auth_method")?,
+            learned: method(r.token_auth_learned.as_deref(), "token_auth_learned")?,
+            key,
+        };
         Ok(Connection {
+            token_auth,
             scopes,
             metadata,
             status,
@@ -109,7 +178,27 @@ pub struct DisconnectCounts {
     pub members_downgraded: u64,
 }
 
-const COLUMNS: &str = "id, org_id, login_id, issuer, client_id, client_secret_enc, scopes, metadata, status, created_at, updated_at, disconnected_at, groups_claim, userinfo";
+const COLUMNS: &str = "id, org_id, login_id, issuer, client_id, client_secret_enc, scopes, metadata, status, created_at, updated_at, disconnected_at, groups_claim, userinfo, token_auth_method, token_auth_learned, client_key_enc, client_public_jwk, client_jwks_id";
+
+/// The token-auth columns as bound: method, learned, key (encrypted), public JWK, JWKS id.
+type TokenAuthColumns = (
+    Option<&'static str>,
+    Option<&'static str>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+fn token_auth_columns(t: &TokenAuth) -> TokenAuthColumns {
+    let key = t.key.as_ref();
+    (
+        t.method.map(TokenAuthMethod::as_str),
+        t.learned.map(TokenAuthMethod::as_str),
+        key.map(|k| k.private_key_enc.clone()),
+        key.map(|k| k.public_jwk.to_string()),
+        key.map(|k| k.jwks_id.clone()),
+    )
+}
 
 impl Store {
     /// Stores a new, connected connection. A second concurrent connect for the same org hits
@@ -120,13 +209,15 @@ impl Store {
         actor: &str,
         detail: &serde_json::Value,
     ) -> Result<()> {
+        let (method, learned, key_enc, jwk, jwks_id) = token_auth_columns(&c.token_auth);
         on_db!(self.db(), p => {
             let mut tx = p.begin().await?;
-            sqlx::query(&format!("INSERT INTO sso_connections ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"))
+            sqlx::query(&format!("INSERT INTO sso_connections ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"))
                 .bind(&c.id).bind(&c.org_id).bind(&c.login_id).bind(&c.issuer).bind(&c.client_id)
                 .bind(&c.client_secret_enc).bind(to_json(&c.scopes)).bind(to_json(&c.metadata)).bind(c.status.as_str())
                 .bind(c.created_at).bind(c.updated_at).bind(c.disconnected_at).bind(&c.groups_claim)
                 .bind(c.userinfo)
+                .bind(method).bind(learned).bind(&key_enc).bind(&jwk).bind(&jwks_id)
                 .execute(&mut *tx).await?;
             audit_in_tx!(tx, &c.org_id, actor, "sso.connect", detail, c.updated_at)?;
             tx.commit().await?;
@@ -142,13 +233,16 @@ impl Store {
         actor: &str,
         detail: &serde_json::Value,
     ) -> Result<bool> {
+        let (method, learned, key_enc, jwk, jwks_id) = token_auth_columns(&c.token_auth);
         let updated = on_db!(self.db(), p => {
             let mut tx = p.begin().await?;
             let n = sqlx::query(
-                "UPDATE sso_connections SET issuer = $1, client_id = $2, client_secret_enc = $3, scopes = $4, metadata = $5, updated_at = $6, groups_claim = $7, userinfo = $9
+                "UPDATE sso_connections SET issuer = $1, client_id = $2, client_secret_enc = $3, scopes = $4, metadata = $5, updated_at = $6, groups_claim = $7, userinfo = $9,
+                 token_auth_method = $10, token_auth_learned = $11, client_key_enc = $12, client_public_jwk = $13, client_jwks_id = $14
                  WHERE id = $8 AND status = 'connected'")
                 .bind(&c.issuer).bind(&c.client_id).bind(&c.client_secret_enc).bind(to_json(&c.scopes))
                 .bind(to_json(&c.metadata)).bind(c.updated_at).bind(&c.groups_claim).bind(&c.id).bind(c.userinfo)
+                .bind(method).bind(learned).bind(&key_enc).bind(&jwk).bind(&jwks_id)
                 .execute(&mut *tx).await?.rows_affected();
             if n == 1 {
                 audit_in_tx!(tx, &c.org_id, actor, "sso.update", detail, c.updated_at)?;
@@ -157,6 +251,44 @@ impl Store {
             n == 1
         });
         Ok(updated)
+    }
+
+    /// Remembers, in automatic mode, the secret method the IdP accepted after refusing the
+    /// other, with its audit event. Nothing changes (false) when the connection was
+    /// disconnected or the admin chose a method meanwhile.
+    pub async fn learn_token_auth(
+        &self,
+        c: &Connection,
+        method: TokenAuthMethod,
+        detail: &serde_json::Value,
+        now: i64,
+    ) -> Result<bool> {
+        let learned = on_db!(self.db(), p => {
+            let mut tx = p.begin().await?;
+            let n = sqlx::query(
+                "UPDATE sso_connections SET token_auth_learned = $1
+                 WHERE id = $2 AND status = 'connected' AND token_auth_method IS NULL")
+                .bind(method.as_str()).bind(&c.id)
+                .execute(&mut *tx).await?.rows_affected();
+            if n == 1 {
+                audit_in_tx!(tx, &c.org_id, "sso", "sso.token_auth_learned", detail, now)?;
+            }
+            tx.commit().await?;
+            n == 1
+        });
+        Ok(learned)
+    }
+
+    /// The public JWK of a connected connection's `private_key_jwt` key, by its JWKS id.
+    pub async fn client_public_jwk(&self, jwks_id: &str) -> Result<Option<serde_json::Value>> {
+        let row: Option<(String,)> = on_db!(self.db(), p => sqlx::query_as(
+            "SELECT client_public_jwk FROM sso_connections WHERE client_jwks_id = $1 AND status = 'connected' AND client_public_jwk IS NOT NULL")
+            .bind(jwks_id).fetch_optional(p).await?);
+        row.map(|(jwk,)| {
+            serde_json::from_str(&jwk)
+                .map_err(|e| StoreError::Corrupt(format!("client public key: {e}")))
+        })
+        .transpose()
     }
 
     pub async fn connection_by_login_id(&self, login_id: &str) -> Result<Option<Connection>> {

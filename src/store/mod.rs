@@ -23,7 +23,7 @@ pub mod sessions;
 mod users;
 
 pub use audit::AuditEvent;
-pub use connections::{Connection, ConnectionStatus, DisconnectCounts};
+pub use connections::{ClientKey, Connection, ConnectionStatus, DisconnectCounts, TokenAuth};
 pub use flows::FlowRow;
 pub use jwt::{JwtSecretRow, SigningKeyRow};
 pub use orgs::OrgRow;

@@ -263,6 +263,7 @@ pub async fn start_idp(app: &TestApp, accounts: Value) -> TestIdp {
             client_secret: CLIENT_SECRET.into(),
             redirect_uris: vec![app.redirect_uri()],
             post_logout_redirect_uris: vec![format!("{}/signed-out", app.public)],
+            ..IdpClient::default()
         }],
         accounts: accounts.as_object().unwrap().clone(),
         ..IdpConfig::default()

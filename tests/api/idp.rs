@@ -8,8 +8,11 @@
 //! - issuer `http://127.0.0.1:<port>`, discovery at `/.well-known/openid-configuration`,
 //!   endpoints `/auth`, `/token`, `/jwks`, `/me` (userinfo), `/session/end`;
 //! - RS256 ID tokens signed with a fresh RSA key (random `kid`) per process start;
-//! - PKCE S256 required; response type `code` only; clients authenticate with
-//!   `client_secret_basic` (the registered method: `client_secret_post` is refused);
+//! - PKCE S256 required; response type `code` only; clients authenticate with their registered
+//!   method ([`IdpClient::token_endpoint_auth_method`], `client_secret_basic` by default): the
+//!   other secret method is refused with 401 `invalid_client`; `private_key_jwt` clients (with a
+//!   `jwks_uri`, fetched even on 127.0.0.1) are registered at run time by
+//!   [`TestIdp::put_client`];
 //! - scopes `openid email profile groups`, whose claims (`sub`, `email`, `email_verified`,
 //!   `name`, `preferred_username`, `groups`) are also put into the ID token (unless
 //!   [`IdpConfig::conform_id_token_claims`]: then only at userinfo); other account claims are
@@ -66,10 +69,33 @@ pub struct IdpConfig {
 #[derive(Clone, Debug, Default)]
 pub struct IdpClient {
     pub client_id: String,
+    /// Unused (and not sent) for `private_key_jwt`.
     pub client_secret: String,
     pub redirect_uris: Vec<String>,
     /// Where the IdP may send the browser after RP-initiated logout (none: it refuses any).
     pub post_logout_redirect_uris: Vec<String>,
+    /// `client_secret_basic` (when `None`), `client_secret_post` or `private_key_jwt`.
+    pub token_endpoint_auth_method: Option<String>,
+    /// For `private_key_jwt`: where the IdP fetches the client's public keys.
+    pub jwks_uri: Option<String>,
+}
+
+impl IdpClient {
+    fn metadata(&self) -> Value {
+        let mut m = json!({
+            "client_id": self.client_id,
+            "client_secret": self.client_secret,
+            "redirect_uris": self.redirect_uris,
+            "post_logout_redirect_uris": self.post_logout_redirect_uris,
+        });
+        if let Some(method) = &self.token_endpoint_auth_method {
+            m["token_endpoint_auth_method"] = json!(method);
+        }
+        if let Some(uri) = &self.jwks_uri {
+            m["jwks_uri"] = json!(uri);
+        }
+        m
+    }
 }
 
 pub struct TestIdp {
@@ -166,6 +192,28 @@ impl TestIdp {
         }
     }
 
+    /// Registers (or replaces) a client in the running IdP, e.g. a `private_key_jwt` client once
+    /// orgsso published its key set. Forgotten by a restart ([`TestIdp::rotate_keys`]).
+    pub async fn put_client(&self, client: &IdpClient) {
+        let mut url = Url::parse(&self.issuer).expect("issuer is a URL");
+        url.path_segments_mut()
+            .expect("issuer URL has a path")
+            .clear()
+            .extend(["__test", "clients", &client.client_id]);
+        let resp = self
+            .http
+            .put(url)
+            .json(&client.metadata())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("TestIdp::put_client: request failed: {e}"));
+        let status = resp.status();
+        if status != reqwest::StatusCode::NO_CONTENT {
+            let body = resp.text().await.unwrap_or_default();
+            panic!("TestIdp::put_client: IdP answered {status}: {body}");
+        }
+    }
+
     /// Restarts the IdP on the same port (same issuer, clients and accounts) with a new
     /// signing key, so `kid` changes and the old key is gone from the JWKS. The restart also
     /// drops every IdP session, code and token; `stats()` counters carry over.
@@ -221,9 +269,10 @@ impl TestIdp {
         assert_eq!(resp.status(), reqwest::StatusCode::NO_CONTENT);
     }
 
-    /// `{"jwks_fetches": n, "token_requests": n, "end_session_hints": n}`: requests seen on the
-    /// JWKS and token endpoints, and end-session requests carrying `id_token_hint`, since
-    /// `start` (kept across `rotate_keys`).
+    /// `{"jwks_fetches": n, "token_requests": n, "end_session_hints": n, "token_auth":
+    /// {"client_secret_basic": n, …}}`: requests seen on the JWKS and token endpoints,
+    /// end-session requests carrying `id_token_hint`, and how each token request authenticated,
+    /// since `start` (kept across `rotate_keys`).
     pub async fn stats(&self) -> serde_json::Value {
         let url = format!("{}/__test/stats", self.issuer);
         let resp = self
@@ -385,17 +434,7 @@ async fn spawn_idp(
     initial_stats: Option<Value>,
     options: &Value,
 ) -> Result<(IdpProcess, Ready), String> {
-    let clients: Vec<Value> = clients
-        .iter()
-        .map(|c| {
-            json!({
-                "client_id": c.client_id,
-                "client_secret": c.client_secret,
-                "redirect_uris": c.redirect_uris,
-                "post_logout_redirect_uris": c.post_logout_redirect_uris,
-            })
-        })
-        .collect();
+    let clients: Vec<Value> = clients.iter().map(IdpClient::metadata).collect();
     let mut config = json!({ "port": port, "clients": clients, "accounts": accounts });
     if let Some(stats) = initial_stats {
         config["initial_stats"] = stats;

@@ -17,5 +17,6 @@ mod other_providers;
 mod pgcluster;
 mod rotation;
 mod store;
+mod token_auth;
 mod tokens;
 mod userinfo;

@@ -109,6 +109,7 @@ async fn no_session_is_written_for_a_disconnected_connection() {
         groups_claim: None,
         disconnected_at: None,
         userinfo: true,
+        token_auth: Default::default(),
     };
     store
         .insert_connection(&conn, "test", &serde_json::json!({}))

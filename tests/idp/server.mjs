@@ -8,7 +8,8 @@
 //     "port": 0,                       // 0 = pick a free port; otherwise bind exactly this port
 //     "clients": [{ "client_id": "...", "client_secret": "...",
 //                   "redirect_uris": ["http://127.0.0.1:1234/cb"],
-//                   "token_endpoint_auth_method": "client_secret_basic",  // optional, or client_secret_post
+//                   "token_endpoint_auth_method": "client_secret_basic",  // optional, or client_secret_post,
+//                   // or private_key_jwt with "jwks_uri" or "jwks" (no client_secret then)
 //                   "post_logout_redirect_uris": ["http://127.0.0.1:1234/signed-out"] }],  // optional
 //     "accounts": { "alice": { "email": "...", "email_verified": true, "name": "...", "groups": ["..."] } },
 //     "initial_stats": { "jwks_fetches": 0, "token_requests": 0 },         // optional (used across restarts)
@@ -36,12 +37,24 @@
 //   jar can log in as several accounts one after another).
 // - Test control endpoints (handled before the provider):
 //     PUT /__test/accounts/<id>   body: JSON object of claims  -> 204 (creates or replaces)
-//     GET /__test/stats           -> {"jwks_fetches": n, "token_requests": n, "end_session_hints": n}
-//                                    (end_session_hints: end-session requests with id_token_hint)
+//     GET /__test/stats           -> {"jwks_fetches": n, "token_requests": n, "end_session_hints": n,
+//                                     "token_auth": {"client_secret_basic": n, ...}}
+//                                    (end_session_hints: end-session requests with id_token_hint;
+//                                    token_auth: how each token request authenticated)
 //     PUT /__test/id_token_kid    body: {"mode": "keep" | "omit" | "replace", "kid": "<kid>"}
 //                                 -> 204. ID tokens in token responses are re-signed with the same
 //                                    key without a kid ("omit") or with another kid ("replace");
 //                                    "keep" (the default, also after a restart) sends them as made.
+//     PUT /__test/clients/<id>    body: client metadata as in IDP_CONFIG.clients (client_id
+//                                 taken from the path) -> 204; registers or replaces a client
+//                                 (kept until a restart), e.g. a private_key_jwt client whose
+//                                 jwks_uri is only known once orgsso made its key
+// - Client authentication: a client registered for client_secret_basic or client_secret_post
+//   is refused (401 invalid_client) when it authenticates with the other secret method, as Okta,
+//   Auth0 and others do (oidc-provider on its own accepts either). private_key_jwt clients are
+//   checked by oidc-provider (assertion signature against the client's jwks or jwks_uri, iss,
+//   sub, aud, exp, jti replay). Fetching a jwks_uri on 127.0.0.1 is allowed (the provider's
+//   `fetch` option drops its special-use-address guard: everything here is loopback).
 // - Exits when stdin closes (parent died) and on SIGTERM / SIGINT / SIGHUP. To run it by hand
 //   with stdin at /dev/null, set IDP_IGNORE_STDIN=1.
 
@@ -99,28 +112,50 @@ if (!Number.isInteger(requestedPort) || requestedPort < 0 || requestedPort > 655
   fail('IDP_CONFIG.port must be an integer in 0..65535');
 }
 
-const clients = (config.clients ?? []).map((c, i) => {
-  for (const field of ['client_id', 'client_secret']) {
-    if (typeof c[field] !== 'string' || c[field] === '') fail(`clients[${i}].${field} must be a non-empty string`);
+// The registered token endpoint auth method of every client, for the check in front of /token.
+const registeredMethods = new Map();
+
+// Client metadata for oidc-provider from the test's description; throws a message on bad input.
+function clientMetadata(c, label) {
+  const method = c.token_endpoint_auth_method ?? 'client_secret_basic';
+  const fields = method === 'private_key_jwt' ? ['client_id'] : ['client_id', 'client_secret'];
+  for (const field of fields) {
+    if (typeof c[field] !== 'string' || c[field] === '') throw new Error(`${label}.${field} must be a non-empty string`);
   }
   if (!Array.isArray(c.redirect_uris) || c.redirect_uris.length === 0) {
-    fail(`clients[${i}].redirect_uris must be a non-empty array`);
+    throw new Error(`${label}.redirect_uris must be a non-empty array`);
   }
-  const method = c.token_endpoint_auth_method ?? 'client_secret_basic';
-  if (!['client_secret_basic', 'client_secret_post'].includes(method)) {
-    fail(`clients[${i}].token_endpoint_auth_method must be client_secret_basic or client_secret_post`);
+  if (!['client_secret_basic', 'client_secret_post', 'private_key_jwt'].includes(method)) {
+    throw new Error(`${label}.token_endpoint_auth_method must be client_secret_basic, client_secret_post or private_key_jwt`);
   }
-  return {
+  const metadata = {
     client_id: c.client_id,
-    client_secret: c.client_secret,
     redirect_uris: c.redirect_uris,
     token_endpoint_auth_method: method,
-    post_logout_redirect_uris: Array.isArray(c.post_logout_redirect_uris) ? c.post_logout_redirect_uris : [],
     grant_types: ['authorization_code'],
     response_types: ['code'],
     id_token_signed_response_alg: 'RS256',
+    post_logout_redirect_uris: Array.isArray(c.post_logout_redirect_uris) ? c.post_logout_redirect_uris : [],
     ...(config.signed_userinfo === true ? { userinfo_signed_response_alg: 'RS256' } : {}),
   };
+  if (method === 'private_key_jwt') {
+    if (c.jwks_uri === undefined && c.jwks === undefined) throw new Error(`${label} needs jwks_uri or jwks for private_key_jwt`);
+    if (c.jwks_uri !== undefined) metadata.jwks_uri = c.jwks_uri;
+    if (c.jwks !== undefined) metadata.jwks = c.jwks;
+  } else {
+    metadata.client_secret = c.client_secret;
+  }
+  return metadata;
+}
+
+const clients = (config.clients ?? []).map((c, i) => {
+  try {
+    const metadata = clientMetadata(c, `clients[${i}]`);
+    registeredMethods.set(metadata.client_id, metadata.token_endpoint_auth_method);
+    return metadata;
+  } catch (err) {
+    return fail(err.message);
+  }
 });
 
 // Mutable account store: id -> claims object (without `sub`; sub is always the id).
@@ -135,6 +170,7 @@ for (const [id, claims] of Object.entries(config.accounts ?? {})) {
 const stats = {
   jwks_fetches: Number(config.initial_stats?.jwks_fetches ?? 0),
   token_requests: Number(config.initial_stats?.token_requests ?? 0),
+  token_auth: { ...(config.initial_stats?.token_auth ?? {}) },
   end_session_hints: Number(config.initial_stats?.end_session_hints ?? 0),
 };
 
@@ -196,6 +232,23 @@ async function handleTestEndpoint(req, res, pathname) {
     res.end();
     return;
   }
+  const c = /^\/__test\/clients\/([^/]+)$/.exec(pathname);
+  if (c && req.method === 'PUT' && providerCallback) {
+    let metadata;
+    try {
+      const body = JSON.parse((await readBody(req)).toString('utf8'));
+      metadata = clientMetadata({ ...body, client_id: decodeURIComponent(c[1]) }, 'client');
+    } catch (err) {
+      sendJson(res, 400, { error: `bad request: ${err.message}` });
+      return;
+    }
+    // Dynamic clients live in the provider's adapter (static ones are fixed at start).
+    await provider.Client.adapter.upsert(metadata.client_id, metadata);
+    registeredMethods.set(metadata.client_id, metadata.token_endpoint_auth_method);
+    res.writeHead(204);
+    res.end();
+    return;
+  }
   const m = /^\/__test\/accounts\/([^/]+)$/.exec(pathname);
   if (m && req.method === 'PUT') {
     let id;
@@ -238,6 +291,30 @@ const server = http.createServer((req, res) => {
     stats.end_session_hints += 1;
   }
   if (pathname === tokenPath && idTokenKid.mode !== 'keep') rewriteIdToken(res);
+  if (req.method === 'POST' && pathname === tokenPath) {
+    readBody(req, 56 * 1024).then((body) => {
+      const form = new URLSearchParams(body.toString('utf8'));
+      const presented = presentedAuth(req, form);
+      stats.token_auth[presented.method] = (stats.token_auth[presented.method] ?? 0) + 1;
+      const registered = registeredMethods.get(presented.clientId);
+      if (['client_secret_basic', 'client_secret_post'].includes(registered)
+          && ['client_secret_basic', 'client_secret_post'].includes(presented.method)
+          && presented.method !== registered) {
+        process.stderr.write(`test-idp: token request refused: ${presented.method} for a ${registered} client\n`);
+        sendJson(res, 401, {
+          error: 'invalid_client',
+          error_description: `client authentication failed: the client is registered for ${registered}`,
+        });
+        return;
+      }
+      req.body = body; // oidc-provider reads an already consumed body from req.body
+      providerCallback(req, res);
+    }).catch((err) => {
+      process.stderr.write(`test-idp: reading token request: ${err.message}\n`);
+      if (!res.headersSent) sendJson(res, 400, { error: 'invalid_request' });
+    });
+    return;
+  }
   if (req.method === 'POST' && /^\/interaction\/[^/]+$/.test(pathname)) {
     // Refuse logins for unknown accounts like a real IdP refuses bad credentials: show the
     // login form again (oidc-provider itself would accept any id and fail later).
@@ -259,6 +336,24 @@ const server = http.createServer((req, res) => {
   }
   providerCallback(req, res);
 });
+
+// How a token request authenticates the client, and which client it names (never the secret).
+function presentedAuth(req, form) {
+  const authorization = req.headers.authorization ?? '';
+  if (/^basic /i.test(authorization)) {
+    let clientId;
+    try {
+      const decoded = Buffer.from(authorization.slice(6).trim(), 'base64').toString('utf8');
+      clientId = decodeURIComponent(decoded.slice(0, decoded.indexOf(':')).replace(/\+/g, '%20'));
+    } catch {
+      clientId = undefined;
+    }
+    return { method: 'client_secret_basic', clientId };
+  }
+  if (form.has('client_secret')) return { method: 'client_secret_post', clientId: form.get('client_id') };
+  if (form.has('client_assertion')) return { method: 'private_key_jwt', clientId: form.get('client_id') };
+  return { method: 'none', clientId: form.get('client_id') };
+}
 
 // Re-signs the ID token of a token response with the same key, its header's kid omitted or
 // replaced (PUT /__test/id_token_kid), as providers that sign without kids do.
@@ -372,6 +467,12 @@ const provider = new Provider(issuer, {
     groups: ['groups'],
   },
   conformIdTokenClaims: config.conform_id_token_claims === true,
+  // Everything in these tests is on 127.0.0.1: let the provider fetch a client's jwks_uri there
+  // (its default guard refuses special-use addresses).
+  fetch: (url, options) => {
+    const { dispatcher: _guard, ...rest } = options;
+    return globalThis.fetch(url, rest);
+  },
   pkce: { required: () => true },
   features: {
     devInteractions: { enabled: true },

@@ -76,6 +76,8 @@ struct Typed {
     scopes: String,
     groups_claim: String,
     userinfo: bool,
+    /// `""` is automatic.
+    token_auth_method: String,
 }
 
 impl Default for Typed {
@@ -86,6 +88,7 @@ impl Default for Typed {
             scopes: String::new(),
             groups_claim: String::new(),
             userinfo: true,
+            token_auth_method: String::new(),
         }
     }
 }
@@ -114,6 +117,7 @@ async fn render(
             scopes: v.scopes.join(" "),
             groups_claim: v.groups_claim.clone().unwrap_or_default(),
             userinfo: v.userinfo,
+            token_auth_method: v.token_auth_method.unwrap_or_default().to_owned(),
         },
         None => Typed {
             scopes: "openid email profile".into(),
@@ -152,6 +156,7 @@ pub async fn save(oc: OrgConsole, CsrfForm(form): CsrfForm) -> Response {
         groups_claim: form.get("groups_claim").trim().to_owned(),
         // An unticked checkbox sends nothing: `userinfo_shown` says the form had it.
         userinfo: !form.has("userinfo_shown") || form.has("userinfo"),
+        token_auth_method: form.get("token_auth_method").trim().to_owned(),
     };
     let secret = form.get("client_secret");
     let scopes: Vec<String> = split_list(&typed.scopes)
@@ -165,6 +170,7 @@ pub async fn save(oc: OrgConsole, CsrfForm(form): CsrfForm) -> Response {
         scopes: (!scopes.is_empty()).then_some(scopes),
         groups_claim: Some(typed.groups_claim.clone()),
         userinfo: form.has("userinfo_shown").then_some(typed.userinfo),
+        token_auth_method: Some(typed.token_auth_method.clone()).filter(|m| !m.is_empty()),
     };
     let result =
         oc.c.sso

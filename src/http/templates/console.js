@@ -44,6 +44,21 @@ function presets() {
   });
 }
 
+// private_key_jwt takes no client secret: the field is not required then.
+function tokenAuthMethod() {
+  const select = document.getElementById('token_auth_method');
+  const secret = document.getElementById('client_secret');
+  if (!select || !secret) return;
+  const required = secret.dataset.required === '1';
+  const update = () => {
+    const keyOnly = select.value === 'private_key_jwt';
+    secret.required = required && !keyOnly;
+    secret.disabled = keyOnly;
+  };
+  select.addEventListener('change', update);
+  update();
+}
+
 function ruleEditor() {
   const table = document.getElementById('rule-rows');
   const template = document.getElementById('rule-template');
@@ -111,3 +126,4 @@ presets();
 ruleEditor();
 samples();
 secretFields();
+tokenAuthMethod();
