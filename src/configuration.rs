@@ -131,6 +131,9 @@ impl Settings {
         if self.database.max_connections < 2 {
             return bad("database.max_connections must be at least 2 (on PostgreSQL one connection listens for other instances' changes)".into());
         }
+        if self.oidc.jwks_refetch_floor_ms == 0 {
+            return bad("oidc.jwks_refetch_floor_ms must be greater than zero (it bounds JWKS fetches caused by tokens with unknown kids)".into());
+        }
         if self.login.flow_ttl_secs == 0 {
             return bad("login.flow_ttl_secs must be greater than zero".into());
         }

@@ -117,6 +117,7 @@ impl ClientAuth<'_> {
 
 /// Exchanges the code for tokens with the secret method the provider's metadata suggests
 /// (see [`exchange_code_with`]).
+#[cfg(test)]
 pub async fn exchange_code(
     http: &reqwest::Client,
     meta: &ProviderMetadata,

@@ -124,6 +124,7 @@ pub enum DiscoveryError {
 /// key cache).
 /// `egress` says where the caller may send orgsso: the discovery URL and every endpoint the
 /// document names are checked before anything is fetched from them.
+#[cfg(test)]
 pub async fn discover(
     http: &reqwest::Client,
     issuer: &Issuer,
@@ -218,6 +219,7 @@ async fn fetch_json(
 
 /// Pure check of a discovery document against the configured issuer, for automatic client
 /// authentication.
+#[cfg(test)]
 pub fn check_document(
     doc: &serde_json::Value,
     issuer: &Issuer,
@@ -347,6 +349,19 @@ pub fn check_document_for(
             });
         }
         _ => {}
+    }
+    if method == Some(TokenAuthMethod::PrivateKeyJwt) {
+        // orgsso's client assertions are ES256: an IdP that lists its accepted algorithms
+        // without ES256 would refuse every sign-in later.
+        let algs = strings("token_endpoint_auth_signing_alg_values_supported")?;
+        if !algs.is_empty() && !algs.iter().any(|a| a == "ES256") {
+            return Err(DiscoveryError::BadField {
+                field: "token_endpoint_auth_signing_alg_values_supported",
+                reason: format!(
+                    "orgsso signs client assertions with ES256, and the IdP accepts only {algs:?}: use client_secret_basic or client_secret_post with this IdP"
+                ),
+            });
+        }
     }
     if meta.id_token_algorithms().is_empty() {
         return Err(DiscoveryError::BadField {
@@ -529,6 +544,24 @@ mod tests {
                     assert!(!ok, "{listed} {method:?}: {e}");
                     assert!(e.to_string().contains("token_auth_method"), "{e}");
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn private_key_jwt_needs_es256_when_the_idp_lists_assertion_algorithms() {
+        #[rustfmt::skip]
+        let cases = [(None, true), (Some(json!(["ES256", "RS256"])), true), (Some(json!(["RS256", "PS256"])), false)];
+        for (algs, ok) in cases {
+            let mut d = doc();
+            d["token_endpoint_auth_methods_supported"] = json!(["private_key_jwt"]);
+            if let Some(a) = &algs {
+                d["token_endpoint_auth_signing_alg_values_supported"] = a.clone();
+            }
+            let result = check_document_for(&d, &issuer(), Some(TokenAuthMethod::PrivateKeyJwt));
+            assert_eq!(result.is_ok(), ok, "{algs:?}");
+            if let Err(e) = result {
+                assert!(e.to_string().contains("ES256"), "{e}");
             }
         }
     }

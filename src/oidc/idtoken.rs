@@ -440,6 +440,7 @@ fn map_jwks_error(err: JwksError) -> IdTokenError {
 /// A token without `kid` whose signature fails with the single fitting cached key may come
 /// from a provider that re-keyed: the key set is refetched once (single flight, subject to
 /// the cache's floor) and the signature checked again.
+#[cfg(test)]
 pub async fn verify(
     token: &str,
     jwks: &JwksCache,

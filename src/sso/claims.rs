@@ -16,12 +16,37 @@ pub struct SignInClaims {
     pub from_userinfo: Vec<String>,
 }
 
-/// The ID token's claims win; userinfo fills in what they lack (absent or `null`).
+/// Claims about the authentication itself: only the (verified) ID token may state them, so a
+/// rule on `acr` or `amr` never matches something an unsigned userinfo answer said.
+const ID_TOKEN_ONLY: &[&str] = &[
+    "iss",
+    "aud",
+    "exp",
+    "iat",
+    "nbf",
+    "jti",
+    "nonce",
+    "azp",
+    "auth_time",
+    "acr",
+    "amr",
+    "sid",
+    "at_hash",
+    "c_hash",
+    "s_hash",
+    "cnf",
+];
+
+/// The ID token's claims win; userinfo fills in what they lack (absent or `null`), except the
+/// claims about the authentication itself ([`ID_TOKEN_ONLY`]).
 pub fn merge(id_token: &Map<String, Value>, userinfo: Option<&Map<String, Value>>) -> SignInClaims {
     let mut claims = id_token.clone();
     let mut from_userinfo = Vec::new();
     for (name, value) in userinfo.into_iter().flatten() {
-        if value.is_null() || claims.get(name).is_some_and(|v| !v.is_null()) {
+        if value.is_null()
+            || claims.get(name).is_some_and(|v| !v.is_null())
+            || ID_TOKEN_ONLY.contains(&name.as_str())
+        {
             continue;
         }
         claims.insert(name.clone(), value.clone());
@@ -85,6 +110,7 @@ mod tests {
             ("null in the id token is filled", json!({"sub": "u", "name": null}), Some(json!({"name": "Ada"})), json!({"sub": "u", "name": "Ada"}), vec!["name"]),
             ("null from userinfo adds nothing", json!({"sub": "u"}), Some(json!({"name": null})), json!({"sub": "u"}), vec![]),
             ("empty list in id token wins", json!({"sub": "u", "groups": []}), Some(json!({"groups": ["g"]})), json!({"sub": "u", "groups": []}), vec![]),
+            ("authentication claims only from the id token", json!({"sub": "u"}), Some(json!({"acr": "mfa", "amr": ["otp"], "auth_time": 1, "iss": "x", "email": "a@x"})), json!({"sub": "u", "email": "a@x"}), vec!["email"]),
         ];
         for (case, id, ui, expected, filled) in cases {
             let ui = ui.map(obj);

@@ -30,11 +30,22 @@ pub struct ConnectRequest {
     /// keeps the stored setting on an update; on by default.
     #[serde(default)]
     pub userinfo: Option<bool>,
-    /// `client_secret_basic`, `client_secret_post` or `private_key_jwt`; absent (or null) is
-    /// automatic: chosen from discovery, the other secret method tried once if the IdP refuses
-    /// the client, the one that worked remembered. `private_key_jwt` takes no `client_secret`.
-    #[serde(default)]
-    pub token_auth_method: Option<String>,
+    /// `client_secret_basic`, `client_secret_post` or `private_key_jwt`; `null` is automatic:
+    /// chosen from discovery, the other secret method tried once if the IdP refuses the client,
+    /// the one that worked remembered. Omitted: automatic on a first connect, the stored choice
+    /// kept on an update (like the other optional fields). `private_key_jwt` takes no
+    /// `client_secret`.
+    #[serde(default, deserialize_with = "present")]
+    pub token_auth_method: Option<Option<String>>,
+}
+
+/// A field that is present (`Some`, its value possibly `null`) rather than omitted (`None`).
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
 }
 
 /// A connection as the admin API shows it: never the secret.
@@ -170,7 +181,20 @@ impl Sso {
             .as_deref()
             .map(parse_groups_claim)
             .transpose()?;
-        let method = parse_token_auth_method(req.token_auth_method.as_deref())?;
+        let given = req
+            .token_auth_method
+            .as_ref()
+            .map(|m| parse_token_auth_method(m.as_deref()))
+            .transpose()?;
+        let current = self
+            .store
+            .latest_connection(&org.id)
+            .await?
+            .filter(|c| c.is_connected());
+        let method = match given {
+            Some(m) => m,
+            None => current.as_ref().and_then(|c| c.token_auth.method),
+        };
         let uses_secret = method.is_none_or(TokenAuthMethod::uses_secret);
         if let Some(s) = &req.client_secret {
             if !uses_secret {
@@ -178,11 +202,6 @@ impl Sso {
             }
             check_secret(s)?;
         }
-        let current = self
-            .store
-            .latest_connection(&org.id)
-            .await?
-            .filter(|c| c.is_connected());
         let has_secret = current
             .as_ref()
             .is_some_and(|c| !c.client_secret_enc.is_empty());

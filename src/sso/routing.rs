@@ -94,19 +94,71 @@ impl Sso {
             return Ok(None);
         };
         let after = self.post_logout_redirect_uri();
-        Ok(end_session_url(
-            &c.metadata,
-            &c.client_id,
-            &after,
-            id_token_hint.map(Secret::expose),
-            Some(state),
-        )
-        .map(String::from))
+        // The connection may have been pointed at another IdP since this sign-in: its ID token
+        // (email, name) goes back only to the IdP and client that issued it.
+        let hint = id_token_hint
+            .map(Secret::expose)
+            .filter(|t| issued_for(t, &c.issuer, &c.client_id));
+        Ok(end_session_url(&c.metadata, &c.client_id, &after, hint, Some(state)).map(String::from))
     }
 
     /// Whether the connection a sign-in came through was disconnected meanwhile (the one
     /// expected reason a new session could not be stored).
     pub async fn was_disconnected(&self, connection_id: &str) -> bool {
         matches!(self.store.connection_by_id(connection_id).await, Ok(Some(c)) if !c.is_connected())
+    }
+}
+
+/// Whether a (stored, once verified) ID token names `issuer` and has `client_id` in `aud`.
+fn issued_for(token: &str, issuer: &str, client_id: &str) -> bool {
+    use base64::Engine;
+    let Some(payload) = token.split('.').nth(1) else {
+        return false;
+    };
+    let Some(claims) = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+    else {
+        return false;
+    };
+    let aud_ok = match &claims["aud"] {
+        serde_json::Value::String(a) => a == client_id,
+        serde_json::Value::Array(a) => a.iter().any(|v| v == client_id),
+        _ => false,
+    };
+    claims["iss"] == issuer && aud_ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::issued_for;
+    use base64::Engine;
+
+    fn token(claims: serde_json::Value) -> String {
+        let b64 = |v: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+        format!(
+            "{}.{}.sig",
+            b64(r#"{"alg":"RS256"}"#),
+            b64(&claims.to_string())
+        )
+    }
+
+    #[test]
+    fn a_hint_goes_only_to_the_idp_and_client_that_issued_it() {
+        use serde_json::json;
+        let i = "https://idp.example";
+        #[rustfmt::skip]
+        let cases = [
+            (json!({"iss": i, "aud": "c1"}), true),
+            (json!({"iss": i, "aud": ["x", "c1"]}), true),
+            (json!({"iss": "https://other.example", "aud": "c1"}), false),
+            (json!({"iss": i, "aud": "c2"}), false),
+            (json!({"iss": i}), false),
+        ];
+        for (claims, ok) in cases {
+            assert_eq!(issued_for(&token(claims.clone()), i, "c1"), ok, "{claims}");
+        }
+        assert!(!issued_for("garbage", i, "c1"));
     }
 }

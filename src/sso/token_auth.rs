@@ -103,7 +103,15 @@ impl Sso {
                 }
                 Ok(tokens)
             }
-            Err(e) => Err(self.refused(conn, &[first, next], e, now).await),
+            Err(e) if is_client_refusal(&e) => {
+                Err(self.refused(conn, &[first, next], e, now).await)
+            }
+            // The retry failed otherwise (an IdP that spends the code on a refused client, a
+            // 5xx): the refusal of the first method is still what the admin must see.
+            Err(e) => {
+                tracing::warn!(connection_id = %conn.id, retry = %next, error = %e, "the retry with the other secret method failed");
+                Err(self.refused(conn, &[first], error, now).await)
+            }
         }
     }
 

@@ -334,10 +334,19 @@ async fn private_key_jwt_signs_in_with_no_secret_stored() {
         "the private key is stored in clear"
     );
 
+    // An update that leaves the method out keeps it (here: only userinfo changes).
+    let (status, body) = put_sso(
+        &app,
+        json!({"issuer": idp.issuer, "client_id": PKJWT_CLIENT, "scopes": ["openid", "email", "groups"], "userinfo": false}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["token_auth_method"], "private_key_jwt", "{body}");
+
     // Back to automatic needs a secret again; the key set stays published meanwhile.
     let (status, body) = put_sso(
         &app,
-        json!({"issuer": idp.issuer, "client_id": PKJWT_CLIENT}),
+        json!({"issuer": idp.issuer, "client_id": PKJWT_CLIENT, "token_auth_method": null}),
     )
     .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");

@@ -170,7 +170,8 @@ pub async fn save(oc: OrgConsole, CsrfForm(form): CsrfForm) -> Response {
         scopes: (!scopes.is_empty()).then_some(scopes),
         groups_claim: Some(typed.groups_claim.clone()),
         userinfo: form.has("userinfo_shown").then_some(typed.userinfo),
-        token_auth_method: Some(typed.token_auth_method.clone()).filter(|m| !m.is_empty()),
+        // The form always says: an empty choice is automatic.
+        token_auth_method: Some(Some(typed.token_auth_method.clone()).filter(|m| !m.is_empty())),
     };
     let result =
         oc.c.sso
