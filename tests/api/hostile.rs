@@ -1038,4 +1038,33 @@ async fn hostile_logout_tokens_are_refused_and_end_nothing() {
     assert_eq!(logouts.len(), 2, "{audit}");
     assert!(logouts.iter().any(|e| e["detail"]["sessions_ended"] == 1 && e["detail"]["sid"] == true));
     assert!(logouts.iter().any(|e| e["detail"]["sessions_ended"] == 0));
+
+    // With only `sub`: every session of that subject through the connection ends.
+    let mut browsers = Vec::new();
+    for sid in ["hsid-2", "hsid-3"] {
+        let s = start(&login_url).await;
+        let (header, mut claims) = hostile.good(&s.nonce);
+        claims["sid"] = json!(sid);
+        hostile.set(Answer::Token { header, claims, sign: Sign::KeyA });
+        assert_eq!(s.callback(&app, &hostile.issuer).await.0, StatusCode::SEE_OTHER);
+        assert!(app.me(&s.browser).await.is_some());
+        browsers.push(s.browser);
+    }
+    let (header, mut claims) = good_logout(&hostile.issuer, "unused");
+    claims.as_object_mut().unwrap().remove("sid");
+    let (status, _, body) = post_logout_token(&app, &build_jwt(&header, &claims, Sign::KeyA)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    for b in &browsers {
+        assert!(app.me(b).await.is_none(), "a session of the subject lives on");
+    }
+    let (_, audit) = app.admin(reqwest::Method::GET, "/api/v1/orgs/acme/audit", None).await;
+    assert!(audit.as_array().unwrap().iter().any(|e| e["action"] == "sso.backchannel_logout"
+        && e["detail"]["sessions_ended"] == 2 && e["detail"]["sid"] == false), "{audit}");
+
+    // The accepted jtis are kept until the tokens could no longer be valid, then purged.
+    app.store.purge_expired(now()).await.unwrap();
+    let (status, _, body) = post_logout_token(&app, &token).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "still a replay: {body}");
+    // Three accepted tokens (the one matching nothing, the sid one, the sub-only one).
+    assert!(app.store.purge_expired(now() + 3600).await.unwrap() >= 3);
 }
