@@ -38,7 +38,9 @@ pub enum LogoutTokenError {
     Malformed(&'static str),
     #[error("the logout token is unsigned (algorithm \"none\"), which is never accepted")]
     AlgNone,
-    #[error("the logout token is signed with a shared-secret (HS*) algorithm, which is never accepted")]
+    #[error(
+        "the logout token is signed with a shared-secret (HS*) algorithm, which is never accepted"
+    )]
     SymmetricAlg,
     #[error("the logout token is signed with {}, which this connection does not accept for ID tokens", .0.map_or("an unknown algorithm", alg_name))]
     AlgNotAllowed(Option<Algorithm>),
@@ -84,14 +86,18 @@ impl From<JwsError> for LogoutTokenError {
             | JwsError::EmptyPart
             | JwsError::HeaderNotBase64
             | JwsError::SignatureNotBase64
-            | JwsError::PayloadNotBase64 => Malformed("it is not a compact JWS (three base64url parts)"),
+            | JwsError::PayloadNotBase64 => {
+                Malformed("it is not a compact JWS (three base64url parts)")
+            }
             JwsError::HeaderNotObject | JwsError::HeaderDuplicate => {
                 Malformed("its header is not a JSON object (without duplicate names)")
             }
             JwsError::PayloadNotObject | JwsError::PayloadDuplicate => {
                 Malformed("its payload is not a JSON object (without duplicate names)")
             }
-            JwsError::AlgMissing | JwsError::AlgNotString => Malformed("its header has no \"alg\" string"),
+            JwsError::AlgMissing | JwsError::AlgNotString => {
+                Malformed("its header has no \"alg\" string")
+            }
             JwsError::KidNotString => Malformed("its header's \"kid\" is not a string"),
             JwsError::AlgNone => LogoutTokenError::AlgNone,
             JwsError::AlgSymmetric => LogoutTokenError::SymmetricAlg,
@@ -112,7 +118,9 @@ impl From<ClaimError> for LogoutTokenError {
             ClaimError::IssuedInFuture => LogoutTokenError::IssuedInFuture,
             ClaimError::IssuedTooLongAgo => LogoutTokenError::IssuedTooLongAgo,
             ClaimError::BadIssuer => LogoutTokenError::BadIssuer,
-            ClaimError::BadAudience | ClaimError::UntrustedAudience => LogoutTokenError::BadAudience,
+            ClaimError::BadAudience | ClaimError::UntrustedAudience => {
+                LogoutTokenError::BadAudience
+            }
             ClaimError::NotYetValid => LogoutTokenError::Malformed("it is not valid yet (\"nbf\")"),
         }
     }
@@ -164,7 +172,9 @@ fn parse<'t>(token: &'t str, algorithms: &[Algorithm]) -> Result<Jws<'t>, Logout
         Some(_) => return Err(LogoutTokenError::BadType),
     }
     if !jws.registered_header_types_ok() {
-        return Err(LogoutTokenError::Malformed("a header member has the wrong type"));
+        return Err(LogoutTokenError::Malformed(
+            "a header member has the wrong type",
+        ));
     }
     Ok(jws)
 }

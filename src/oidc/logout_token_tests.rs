@@ -51,6 +51,9 @@ fn patched(patch: &[(&str, Option<Value>)]) -> Map<String, Value> {
     m
 }
 
+/// Claim overrides: `Some(value)` sets, `None` removes.
+type Patch = Vec<(&'static str, Option<Value>)>;
+
 /// The variant name of a result, "ok" for success.
 fn kind<T>(r: &Result<T, LogoutTokenError>) -> String {
     match r {
@@ -67,7 +70,7 @@ fn kind<T>(r: &Result<T, LogoutTokenError>) -> String {
 fn claims_table() {
     let set = |v: Value| Some(v);
     #[rustfmt::skip]
-    let cases: Vec<(&str, Vec<(&str, Option<Value>)>, &str)> = vec![
+    let cases: Vec<(&str, Patch, &str)> = vec![
         ("baseline", vec![], "ok"),
         ("sub only", vec![("sid", None)], "ok"),
         ("sid only", vec![("sub", None)], "ok"),
@@ -107,7 +110,10 @@ fn claims_table() {
 fn the_jti_is_kept_while_the_token_could_be_valid() {
     let c = check_claims(&base(), &expect(ID_TOKEN_ALGS), now()).unwrap();
     assert_eq!(c.jti, "j-1");
-    assert_eq!((c.sub.as_deref(), c.sid.as_deref()), (Some("alice"), Some("s-1")));
+    assert_eq!(
+        (c.sub.as_deref(), c.sid.as_deref()),
+        (Some("alice"), Some("s-1"))
+    );
     // exp + leeway comes before iat + max age + leeway.
     assert_eq!(c.valid_until, NOW + 115 + 60 + 1);
     let c = check_claims(&patched(&[("exp", None)]), &expect(ID_TOKEN_ALGS), now()).unwrap();
@@ -122,8 +128,13 @@ fn cache() -> JwksCache {
         ..JwksSettings::default()
     };
     let uri = Url::parse("http://127.0.0.1:9/jwks").unwrap();
-    JwksCache::with_keys(http_client(), uri, settings, &jwks(&[&rsa1().jwk, &ec256().jwk]))
-        .unwrap()
+    JwksCache::with_keys(
+        http_client(),
+        uri,
+        settings,
+        &jwks(&[&rsa1().jwk, &ec256().jwk]),
+    )
+    .unwrap()
 }
 
 fn token(header: Value, claims: &Map<String, Value>, key: &EncodingKey, alg: Algorithm) -> String {
@@ -141,12 +152,23 @@ async fn tokens_table() {
         }
         h
     };
-    let good = token(rs(Some("logout+jwt")), &base(), &rsa.signing, Algorithm::RS256);
+    let good = token(
+        rs(Some("logout+jwt")),
+        &base(),
+        &rsa.signing,
+        Algorithm::RS256,
+    );
     let mut tampered: Vec<&str> = good.split('.').collect();
-    let other_payload = b64(Value::Object(patched(&[("sub", Some(json!("bob")))])).to_string().as_bytes());
+    let other_payload = b64(Value::Object(patched(&[("sub", Some(json!("bob")))]))
+        .to_string()
+        .as_bytes());
     tampered[1] = &other_payload;
     let hmac = EncodingKey::from_secret(b"a shared secret of thirty-two bytes!");
-    let unsigned = format!("{}.{}.", b64(br#"{"alg":"none"}"#), b64(Value::Object(base()).to_string().as_bytes()));
+    let unsigned = format!(
+        "{}.{}.",
+        b64(br#"{"alg":"none"}"#),
+        b64(Value::Object(base()).to_string().as_bytes())
+    );
     #[rustfmt::skip]
     let cases: Vec<(&str, String, &[Algorithm], &str)> = vec![
         ("typ logout+jwt", good.clone(), ID_TOKEN_ALGS, "ok"),
@@ -168,12 +190,18 @@ async fn tokens_table() {
         assert_eq!(kind(&got), want, "{name}: {got:?}");
         if let Err(e) = &got {
             for part in t.split('.').filter(|p| p.len() >= 8) {
-                assert!(!e.to_string().contains(&part[..8]), "{name}: the error quotes the token");
+                assert!(
+                    !e.to_string().contains(&part[..8]),
+                    "{name}: the error quotes the token"
+                );
             }
         }
     }
     let r = route(&good).unwrap();
-    assert_eq!((r.issuer.as_str(), r.audiences), (ISSUER, vec![CLIENT.to_owned()]));
+    assert_eq!(
+        (r.issuer.as_str(), r.audiences),
+        (ISSUER, vec![CLIENT.to_owned()])
+    );
     assert_eq!(kind(&route("x.y.z").map(|_| ())), "Malformed");
 }
 

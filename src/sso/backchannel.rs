@@ -66,7 +66,9 @@ impl Sso {
             // Every connection the token names must accept it: one refusal refuses it whole.
             let claims = logout_token::verify(token, &cache, &expect, now).await?;
             if verified.as_ref().is_some_and(|v| v != &claims) {
-                return Err(LogoutTokenError::Malformed("it reads differently per connection").into());
+                return Err(
+                    LogoutTokenError::Malformed("it reads differently per connection").into(),
+                );
             }
             verified = Some(claims);
             targets.push(LogoutTarget {

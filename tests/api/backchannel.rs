@@ -41,7 +41,10 @@ pub async fn sign_out_at_idp(idp: &TestIdp, app: &TestApp, b: &Client) {
     let mut url = url::Url::parse(&format!("{}/session/end", idp.issuer)).unwrap();
     url.query_pairs_mut()
         .append_pair("client_id", CLIENT_ID)
-        .append_pair("post_logout_redirect_uri", &format!("{}/signed-out", app.public));
+        .append_pair(
+            "post_logout_redirect_uri",
+            &format!("{}/signed-out", app.public),
+        );
     let back = logout_at_idp(b, url.as_str()).await;
     assert!(back.starts_with(&app.public), "{back}");
 }
@@ -49,7 +52,9 @@ pub async fn sign_out_at_idp(idp: &TestIdp, app: &TestApp, b: &Client) {
 /// `/auth/acme/verify` on `app` with the cookie of `b`, or with `token` when given.
 pub async fn verify(app: &TestApp, b: &Client, token: Option<&str>) -> StatusCode {
     let req = match token {
-        Some(t) => Client::new().get(app.url("/auth/acme/verify")).bearer_auth(t),
+        Some(t) => Client::new()
+            .get(app.url("/auth/acme/verify"))
+            .bearer_auth(t),
         None => b.get(app.url("/auth/acme/verify")),
     };
     req.send().await.unwrap().status()
@@ -99,7 +104,10 @@ async fn signing_out_at_the_idp_ends_that_session_and_its_tokens_at_once() {
     // Alice signs in twice, in two browsers: two IdP sessions, two orgsso sessions.
     let (one, two) = (browser(), browser());
     for b in [&one, &two] {
-        assert_eq!(app.login(b, login_url, "alice").await.status(), StatusCode::SEE_OTHER);
+        assert_eq!(
+            app.login(b, login_url, "alice").await.status(),
+            StatusCode::SEE_OTHER
+        );
     }
     let (token_one, token_two) = (mint(&app, &one).await, mint(&app, &two).await);
     for (b, t) in [(&one, &token_one), (&two, &token_two)] {
@@ -110,10 +118,19 @@ async fn signing_out_at_the_idp_ends_that_session_and_its_tokens_at_once() {
     let since = Instant::now();
     sign_out_at_idp(&idp, &app, &one).await;
     let took = refused_within(&app, &one, &token_one, since).await;
-    eprintln!("[backchannel] session and minted token refused {took:?} after the IdP logout request");
+    eprintln!(
+        "[backchannel] session and minted token refused {took:?} after the IdP logout request"
+    );
     assert!(app.me(&one).await.is_none());
     let stats = idp.stats().await;
-    assert_eq!((stats["backchannel_sent"].as_i64(), stats["backchannel_failed"].as_i64()), (Some(1), Some(0)), "{stats}");
+    assert_eq!(
+        (
+            stats["backchannel_sent"].as_i64(),
+            stats["backchannel_failed"].as_i64()
+        ),
+        (Some(1), Some(0)),
+        "{stats}"
+    );
 
     // The other IdP session's orgsso session lives on (the token named its `sid`).
     assert_eq!(verify(&app, &two, None).await, StatusCode::OK);
@@ -132,4 +149,30 @@ async fn signing_out_at_the_idp_ends_that_session_and_its_tokens_at_once() {
     assert_eq!(logout["detail"]["sessions_ended"], 1, "{logout}");
     assert_eq!(logout["detail"]["sid"], true, "{logout}");
     assert_eq!(logout["detail"]["sub"], true, "{logout}");
+
+    // The operator console shows the URI to register, with a copy button.
+    let operator = browser();
+    let signed_in = operator
+        .post(app.url("/admin/login"))
+        .form(&[("token", crate::helpers::ADMIN_TOKEN)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
+    let html = operator
+        .get(app.url("/admin/orgs/acme"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let escaped = format!("{}/sso/backchannel-logout", app.public).replace('/', "&#x2f;");
+    assert!(
+        html.contains(&format!(
+            "<code id=\"backchannel-logout-uri\">{escaped}</code>"
+        )),
+        "{html}"
+    );
+    assert!(html.contains("data-copy=\"backchannel-logout-uri\""));
 }

@@ -949,16 +949,33 @@ async fn hostile_logout_tokens_are_refused_and_end_nothing() {
     let s = start(&login_url).await;
     let (header, mut claims) = hostile.good(&s.nonce);
     claims["sid"] = json!("hsid-1");
-    hostile.set(Answer::Token { header, claims, sign: Sign::KeyA });
+    hostile.set(Answer::Token {
+        header,
+        claims,
+        sign: Sign::KeyA,
+    });
     let (status, page) = s.callback(&app, &hostile.issuer).await;
     assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
-    let resp = s.browser.post(app.url("/api/v1/me/token")).send().await.unwrap();
+    let resp = s
+        .browser
+        .post(app.url("/api/v1/me/token"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     let minted: Value = resp.json().await.unwrap();
     let minted = minted["access_token"].as_str().unwrap().to_owned();
     let verify = |t: String| {
         let url = app.url("/auth/acme/verify");
-        async move { reqwest::Client::new().get(url).bearer_auth(t).send().await.unwrap().status() }
+        async move {
+            reqwest::Client::new()
+                .get(url)
+                .bearer_auth(t)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
     };
     assert_eq!(verify(minted.clone()).await, StatusCode::OK);
 
@@ -966,7 +983,11 @@ async fn hostile_logout_tokens_are_refused_and_end_nothing() {
     let replayed = build_jwt(&replayed.0, &replayed.1, Sign::KeyA);
     // A valid token that matches nothing: 200, nothing ended.
     let (status, cache, body) = post_logout_token(&app, &replayed).await;
-    assert_eq!((status, cache.as_deref()), (StatusCode::OK, Some("no-store")), "{body}");
+    assert_eq!(
+        (status, cache.as_deref()),
+        (StatusCode::OK, Some("no-store")),
+        "{body}"
+    );
     assert!(app.me(&s.browser).await.is_some());
 
     #[rustfmt::skip]
@@ -1001,20 +1022,51 @@ async fn hostile_logout_tokens_are_refused_and_end_nothing() {
         assert_eq!(cache.as_deref(), Some("no-store"), "{case}");
         assert_eq!(body["error"], "invalid_request", "{case}: {body}");
         let description = body["error_description"].as_str().unwrap();
-        assert!(description.contains(says), "{case}: should say {says:?}: {description}");
+        assert!(
+            description.contains(says),
+            "{case}: should say {says:?}: {description}"
+        );
         for part in token.split('.').filter(|p| p.len() >= 8) {
-            assert!(!description.contains(&part[..8]), "{case}: the answer quotes the token");
+            assert!(
+                !description.contains(&part[..8]),
+                "{case}: the answer quotes the token"
+            );
         }
-        assert!(app.me(&s.browser).await.is_some(), "{case}: the session ended");
+        assert!(
+            app.me(&s.browser).await.is_some(),
+            "{case}: the session ended"
+        );
     }
-    assert_eq!(verify(minted.clone()).await, StatusCode::OK, "the minted token still works");
+    assert_eq!(
+        verify(minted.clone()).await,
+        StatusCode::OK,
+        "the minted token still works"
+    );
 
     // Not a form, or no token: 400 too.
-    let resp = app.api.post(app.url("/sso/backchannel-logout")).json(&json!({"logout_token": replayed})).send().await.unwrap();
+    let resp = app
+        .api
+        .post(app.url("/sso/backchannel-logout"))
+        .json(&json!({"logout_token": replayed}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
-    let resp = app.api.post(app.url("/sso/backchannel-logout")).form(&[("other", "x")]).send().await.unwrap();
+    let resp = app
+        .api
+        .post(app.url("/sso/backchannel-logout"))
+        .form(&[("other", "x")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
-    let resp = app.api.post(app.url("/sso/backchannel-logout")).form(&[("logout_token", "a".repeat(64 * 1024))]).send().await.unwrap();
+    let resp = app
+        .api
+        .post(app.url("/sso/backchannel-logout"))
+        .form(&[("logout_token", "a".repeat(64 * 1024))])
+        .send()
+        .await
+        .unwrap();
     assert!(resp.status().is_client_error(), "{}", resp.status());
     assert!(app.me(&s.browser).await.is_some());
 
@@ -1028,7 +1080,9 @@ async fn hostile_logout_tokens_are_refused_and_end_nothing() {
     assert_eq!(verify(minted).await, StatusCode::UNAUTHORIZED);
     let (status, _, body) = post_logout_token(&app, &token).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    let (_, audit) = app.admin(reqwest::Method::GET, "/api/v1/orgs/acme/audit", None).await;
+    let (_, audit) = app
+        .admin(reqwest::Method::GET, "/api/v1/orgs/acme/audit", None)
+        .await;
     let logouts: Vec<&Value> = audit
         .as_array()
         .unwrap()
@@ -1036,7 +1090,9 @@ async fn hostile_logout_tokens_are_refused_and_end_nothing() {
         .filter(|e| e["action"] == "sso.backchannel_logout")
         .collect();
     assert_eq!(logouts.len(), 2, "{audit}");
-    assert!(logouts.iter().any(|e| e["detail"]["sessions_ended"] == 1 && e["detail"]["sid"] == true));
+    assert!(logouts
+        .iter()
+        .any(|e| e["detail"]["sessions_ended"] == 1 && e["detail"]["sid"] == true));
     assert!(logouts.iter().any(|e| e["detail"]["sessions_ended"] == 0));
 
     // With only `sub`: every session of that subject through the connection ends.
@@ -1045,8 +1101,15 @@ async fn hostile_logout_tokens_are_refused_and_end_nothing() {
         let s = start(&login_url).await;
         let (header, mut claims) = hostile.good(&s.nonce);
         claims["sid"] = json!(sid);
-        hostile.set(Answer::Token { header, claims, sign: Sign::KeyA });
-        assert_eq!(s.callback(&app, &hostile.issuer).await.0, StatusCode::SEE_OTHER);
+        hostile.set(Answer::Token {
+            header,
+            claims,
+            sign: Sign::KeyA,
+        });
+        assert_eq!(
+            s.callback(&app, &hostile.issuer).await.0,
+            StatusCode::SEE_OTHER
+        );
         assert!(app.me(&s.browser).await.is_some());
         browsers.push(s.browser);
     }
@@ -1055,11 +1118,24 @@ async fn hostile_logout_tokens_are_refused_and_end_nothing() {
     let (status, _, body) = post_logout_token(&app, &build_jwt(&header, &claims, Sign::KeyA)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     for b in &browsers {
-        assert!(app.me(b).await.is_none(), "a session of the subject lives on");
+        assert!(
+            app.me(b).await.is_none(),
+            "a session of the subject lives on"
+        );
     }
-    let (_, audit) = app.admin(reqwest::Method::GET, "/api/v1/orgs/acme/audit", None).await;
-    assert!(audit.as_array().unwrap().iter().any(|e| e["action"] == "sso.backchannel_logout"
-        && e["detail"]["sessions_ended"] == 2 && e["detail"]["sid"] == false), "{audit}");
+    let (_, audit) = app
+        .admin(reqwest::Method::GET, "/api/v1/orgs/acme/audit", None)
+        .await;
+    assert!(
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "sso.backchannel_logout"
+                && e["detail"]["sessions_ended"] == 2
+                && e["detail"]["sid"] == false),
+        "{audit}"
+    );
 
     // The accepted jtis are kept until the tokens could no longer be valid, then purged.
     app.store.purge_expired(now()).await.unwrap();
