@@ -110,7 +110,10 @@ async fn callback(
         connection_id: Some(login.connection_id.clone()),
     };
     let id_token = Some((&login.id_token, &state.secret_box));
-    if let Err(e) = session::establish(&session, &who, now().unix_timestamp(), id_token).await {
+    let idp_sid = login.idp_sid.as_deref();
+    if let Err(e) =
+        session::establish(&session, &who, now().unix_timestamp(), id_token, idp_sid).await
+    {
         tracing::warn!(error = %e, "session not started");
         // The only expected cause: the connection was disconnected while the user signed in.
         return Err(if sso.was_disconnected(&login.connection_id).await {

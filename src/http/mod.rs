@@ -1,6 +1,7 @@
 //! HTTP: thin handlers over `sso` and `store`. Each module owns its `router()`.
 
 pub mod admin;
+pub mod backchannel;
 pub mod browser;
 pub mod client_jwks;
 pub mod console;
@@ -136,6 +137,7 @@ pub fn router() -> Router<AppState> {
             get(|| async { asset("text/javascript; charset=utf-8", pages::SCRIPT) }),
         )
         .merge(admin::router())
+        .merge(backchannel::router())
         .merge(browser::router())
         .merge(client_jwks::router())
         .merge(console::router())

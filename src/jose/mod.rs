@@ -3,8 +3,9 @@
 //! ([`alg`]), verification keys and their key set ([`keys`]), the JWKS cache ([`jwks`]) and the
 //! one claims policy ([`claims`]).
 //!
-//! The policies today: ID tokens (`oidc::idtoken`), tokens checked against an org's JWT
-//! secrets (`jwt::verify`) and orgsso's own access tokens (`jwt::own_token`). Each maps
+//! The policies today: ID tokens (`oidc::idtoken`), back-channel logout tokens
+//! (`oidc::logout_token`), tokens checked against an org's JWT secrets (`jwt::verify`) and
+//! orgsso's own access tokens (`jwt::own_token`). Each maps
 //! [`compact::JwsError`] and [`claims::ClaimError`] to its own error vocabulary, so sign-in page
 //! codes and `WWW-Authenticate` reasons stay its own.
 //!

@@ -1,5 +1,5 @@
 //! Talking to OpenID Providers: discovery, the authorization request, the code exchange, the
-//! end-session URL, the userinfo request, and ID-token verification (a policy over [`crate::jose`], keys from the
+//! end-session URL, the userinfo request, ID-token and back-channel logout-token verification (a policy over [`crate::jose`], keys from the
 //! provider's JWKS). Nothing here knows about HTTP handlers.
 //!
 //! openidconnect does the protocol requests (authorization request, code exchange with client
@@ -14,6 +14,7 @@ pub mod discovery;
 pub mod egress;
 pub mod idtoken;
 pub mod logout;
+pub mod logout_token;
 pub mod token_endpoint;
 pub mod userinfo;
 

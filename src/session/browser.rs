@@ -3,7 +3,7 @@
 
 use tower_sessions::Session;
 
-use super::keys::{AUTH_AT, CONNECTION, ID_TOKEN, ORG, SEEN, USER};
+use super::keys::{AUTH_AT, CONNECTION, IDP_SID, ID_TOKEN, ORG, SEEN, USER};
 use super::{Timeouts, SEEN_RESOLUTION};
 use crate::crypto::{Secret, SecretBox};
 use crate::store::sessions::sid_hash;
@@ -26,12 +26,15 @@ fn id_token_context(session_id: &str) -> String {
 /// Replaces whatever session the browser had with a fresh one for this sign-in, and writes it
 /// now, so a disconnect that raced the sign-in is noticed here rather than after the response.
 /// The sign-in's ID token, when given, is kept sealed for RP-initiated logout: once the new
-/// id is known (after the first write), sealed to it and written in a second one.
+/// id is known (after the first write), sealed to it and written in a second one. The ID
+/// token's `sid` (`idp_sid`), when given, is written with the first write, so its column is
+/// filled when the row is made (back-channel logout finds the session by it).
 pub async fn establish(
     session: &Session,
     who: &SignedIn,
     now: i64,
     id_token: Option<(&Secret, &SecretBox)>,
+    idp_sid: Option<&str>,
 ) -> SessionResult<()> {
     // Nothing from before carries over: not an operator's console sign-in, not a form token.
     session.clear().await;
@@ -41,6 +44,9 @@ pub async fn establish(
     session.insert(CONNECTION, &who.connection_id).await?;
     session.insert(AUTH_AT, now).await?;
     session.insert(SEEN, now).await?;
+    if let Some(sid) = idp_sid {
+        session.insert(IDP_SID, sid).await?;
+    }
     if let Err(e) = session.save().await {
         // Leave nothing behind for the session layer to retry.
         session.clear().await;

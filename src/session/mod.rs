@@ -25,6 +25,9 @@ pub mod keys {
     /// (see `session::id_token_hint`): the `id_token_hint` of RP-initiated logout. It goes
     /// with the session row.
     pub const ID_TOKEN: &str = "idt";
+    /// The sign-in ID token's `sid` (the IdP's session), when it had one: the store copies it
+    /// into a column so a back-channel logout token's `sid` finds the sessions it started.
+    pub const IDP_SID: &str = "idp_sid";
 }
 
 /// How stale `seen` (or a row's expiry, through the verify endpoint) may get before activity

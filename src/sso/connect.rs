@@ -60,6 +60,8 @@ pub struct ConnectionView {
     pub redirect_uri: String,
     /// The signed-out page to register at the IdP for RP-initiated logout.
     pub post_logout_redirect_uri: String,
+    /// Where the IdP posts logout tokens (OpenID Connect Back-Channel Logout).
+    pub backchannel_logout_uri: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub groups_claim: Option<String>,
     pub userinfo: bool,
@@ -143,6 +145,7 @@ impl Sso {
             login_url: c.is_connected().then(|| self.login_url(&c.login_id)),
             redirect_uri: self.redirect_uri(),
             post_logout_redirect_uri: self.post_logout_redirect_uri(),
+            backchannel_logout_uri: self.backchannel_logout_uri(),
             groups_claim: c.groups_claim.clone(),
             userinfo: c.userinfo,
             token_auth_method: c.token_auth.method.map(TokenAuthMethod::as_str),

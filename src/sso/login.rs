@@ -35,6 +35,9 @@ pub struct LoginSuccess {
     /// The raw ID token, kept (sealed) in the session for RP-initiated logout's
     /// `id_token_hint`. Redacted in `Debug`.
     pub id_token: Secret,
+    /// The ID token's `sid` (the IdP's session), kept with the session so a back-channel
+    /// logout token naming it ends exactly that session. `None` when absent or unusable.
+    pub idp_sid: Option<String>,
 }
 
 /// Every way a sign-in can fail. Each says what happened and what to try; none carries a
@@ -326,6 +329,7 @@ impl Sso {
             role,
             return_to: flow.return_to.unwrap_or_else(|| "/".into()),
             id_token: Secret::new(tokens.id_token),
+            idp_sid: crate::oidc::logout_token::session_id(&verified.claims).map(str::to_owned),
         })
     }
 }

@@ -1,8 +1,9 @@
 //! The SSO life cycle without HTTP types: connecting an IdP, starting and finishing a sign-in,
-//! routing an email to its org, merging a sign-in's claims (ID token and userinfo), role mapping, the IdP's end-session URL and disconnecting.
+//! routing an email to its org, merging a sign-in's claims (ID token and userinfo), role mapping, the IdP's end-session URL, back-channel logout and disconnecting.
 //! Handlers in `http/` stay thin and call into here; the current time is passed in so tests can
 //! pin it. [`Sso`] owns what it needs behind private fields and never calls into `access`.
 
+mod backchannel;
 mod claims;
 mod connect;
 mod jwt_secrets;
@@ -15,6 +16,7 @@ mod token_auth;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use backchannel::BackchannelError;
 pub use claims::{groups_overage, warnings, GROUPS_OVERAGE};
 pub use connect::{ConnectError, ConnectRequest, ConnectionView};
 pub use jwt_secrets::SecretError;

@@ -94,7 +94,7 @@ impl Connection {
 
 /// The row as stored: scopes and metadata are JSON text.
 #[derive(sqlx::FromRow)]
-struct StoredConnection {
+pub(super) struct StoredConnection {
     id: String,
     org_id: String,
     login_id: String,
@@ -178,7 +178,7 @@ pub struct DisconnectCounts {
     pub members_downgraded: u64,
 }
 
-const COLUMNS: &str = "id, org_id, login_id, issuer, client_id, client_secret_enc, scopes, metadata, status, created_at, updated_at, disconnected_at, groups_claim, userinfo, token_auth_method, token_auth_learned, client_key_enc, client_public_jwk, client_jwks_id";
+pub(super) const COLUMNS: &str = "id, org_id, login_id, issuer, client_id, client_secret_enc, scopes, metadata, status, created_at, updated_at, disconnected_at, groups_claim, userinfo, token_auth_method, token_auth_learned, client_key_enc, client_public_jwk, client_jwks_id";
 
 /// The token-auth columns as bound: method, learned, key (encrypted), public JWK, JWKS id.
 type TokenAuthColumns = (

@@ -18,6 +18,7 @@ pub mod events;
 mod flows;
 mod jwt;
 pub mod listen;
+mod logout;
 mod orgs;
 pub mod sessions;
 mod users;
@@ -26,6 +27,7 @@ pub use audit::AuditEvent;
 pub use connections::{ClientKey, Connection, ConnectionStatus, DisconnectCounts, TokenAuth};
 pub use flows::FlowRow;
 pub use jwt::{JwtSecretRow, SigningKeyRow};
+pub use logout::{LogoutEnded, LogoutTarget};
 pub use orgs::OrgRow;
 pub use users::{EnrolOutcome, MemberRow, NewLogin};
 
@@ -207,12 +209,13 @@ impl Store {
         on_db!(&self.db, p => sqlx::query("SELECT 1").execute(p).await.is_ok())
     }
 
-    /// Deletes expired sessions and login flows; run periodically.
+    /// Deletes expired sessions, login flows and logout-token `jti`s; run periodically.
     pub async fn purge_expired(&self, now: i64) -> Result<u64> {
         let n = on_db!(&self.db, p => {
             let a = sqlx::query("DELETE FROM sessions WHERE expires_at <= $1").bind(now).execute(p).await?;
             let b = sqlx::query("DELETE FROM login_flows WHERE expires_at <= $1").bind(now).execute(p).await?;
-            a.rows_affected() + b.rows_affected()
+            let c = sqlx::query("DELETE FROM logout_jtis WHERE expires_at <= $1").bind(now).execute(p).await?;
+            a.rows_affected() + b.rows_affected() + c.rows_affected()
         });
         Ok(n)
     }

@@ -1,4 +1,5 @@
-//! tower-sessions storage in the `sessions` table. The signed-in user, org and connection are
+//! tower-sessions storage in the `sessions` table. The signed-in user, org, connection and the
+//! IdP's session id (`idp_sid`, for back-channel logout) are
 //! copied from the record into columns, so revoking every session of a connection, org or user
 //! is one statement. `save` only updates: a session deleted by a revocation is never brought back
 //! by a request that loaded it just before.
@@ -14,7 +15,9 @@ use super::events::{notify_in_tx, Event};
 use super::{on_db, Db, Store};
 
 use crate::roles::Role;
-use crate::session::keys::{CONNECTION as KEY_CONNECTION, ORG as KEY_ORG, USER as KEY_USER};
+use crate::session::keys::{
+    CONNECTION as KEY_CONNECTION, IDP_SID as KEY_IDP_SID, ORG as KEY_ORG, USER as KEY_USER,
+};
 
 #[derive(Debug, Clone)]
 pub struct DbSessionStore {
@@ -39,8 +42,8 @@ fn insert_sql(db: &Db) -> &'static str {
     macro_rules! insert_session {
         ($lock:literal) => {
             concat!(
-                "INSERT INTO sessions (id, data, expires_at, user_id, org_id, connection_id, created_at, sid_hash)
-                 SELECT $1, $2, $3, $4, $5, $6, $7, $8
+                "INSERT INTO sessions (id, data, expires_at, user_id, org_id, connection_id, created_at, sid_hash, idp_sid)
+                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9
                  WHERE $6 IS NULL OR EXISTS (SELECT 1 FROM sso_connections WHERE id = $6 AND status = 'connected'",
                 $lock,
                 ") ON CONFLICT (id) DO NOTHING"
@@ -125,10 +128,11 @@ impl SessionStore for DbSessionStore {
     async fn create(&self, record: &mut Record) -> StoreResult<()> {
         let data = serde_json::to_string(&record.data).map_err(backend)?;
         let now = OffsetDateTime::now_utc().unix_timestamp();
-        let (user, org, conn) = (
+        let (user, org, conn, idp_sid) = (
             column(record, KEY_USER),
             column(record, KEY_ORG),
             column(record, KEY_CONNECTION),
+            column(record, KEY_IDP_SID),
         );
         // Bounded retries on the (astronomically unlikely) id collision.
         for _ in 0..3 {
@@ -137,7 +141,7 @@ impl SessionStore for DbSessionStore {
             // sign-in that races a disconnect cannot leave a live session behind.
             let inserted = on_db!(self.store.db(), p => sqlx::query(insert_sql(self.store.db()))
                 .bind(&id).bind(&data).bind(expires_at(record))
-                .bind(&user).bind(&org).bind(&conn).bind(now).bind(sid_hash(&id))
+                .bind(&user).bind(&org).bind(&conn).bind(now).bind(sid_hash(&id)).bind(&idp_sid)
                 .execute(p).await.map_err(backend)?.rows_affected());
             if inserted == 1 {
                 return Ok(());

@@ -897,3 +897,250 @@ async fn an_at_hash_that_does_not_match_the_access_token_is_refused() {
     let (status, page) = s.callback(&app, &hostile.issuer).await;
     assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
 }
+
+/// The back-channel logout event member of a logout token.
+const LOGOUT_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
+
+/// A logout token right in every way for the hostile IdP's user-1 and IdP session `sid`.
+fn good_logout(issuer: &str, sid: &str) -> (Value, Value) {
+    let now = now();
+    (
+        json!({"alg": "RS256", "typ": "logout+jwt", "kid": "hostile-a"}),
+        json!({"iss": issuer, "aud": CLIENT_ID, "iat": now, "exp": now + 120,
+               "jti": URL_SAFE_NO_PAD.encode(rand::random::<[u8; 12]>()),
+               "sub": "user-1", "sid": sid, "events": {LOGOUT_EVENT: {}}}),
+    )
+}
+
+/// Posts a logout token as an IdP does; the status, `Cache-Control` and JSON answer.
+async fn post_logout_token(app: &TestApp, token: &str) -> (StatusCode, Option<String>, Value) {
+    let resp = app
+        .api
+        .post(app.url("/sso/backchannel-logout"))
+        .form(&[("logout_token", token)])
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let cache = resp
+        .headers()
+        .get("cache-control")
+        .map(|v| v.to_str().unwrap().to_owned());
+    (status, cache, resp.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn hostile_logout_tokens_are_refused_and_end_nothing() {
+    let (app, hostile, login_url) = setup().await;
+    // A second org on another IdP with its own client: its client id is no client of ours at
+    // the hostile IdP.
+    let other = Hostile::start().await;
+    app.create_org("beta", &[]).await;
+    let (status, body) = app
+        .admin(
+            reqwest::Method::PUT,
+            "/api/v1/orgs/beta/sso",
+            Some(json!({"issuer": other.issuer, "client_id": "beta-client", "client_secret": "beta-secret-0123456789"})),
+        )
+        .await;
+    assert!(status.is_success(), "{body}");
+
+    // user-1 signs in; the ID token carries the IdP's session id.
+    let s = start(&login_url).await;
+    let (header, mut claims) = hostile.good(&s.nonce);
+    claims["sid"] = json!("hsid-1");
+    hostile.set(Answer::Token {
+        header,
+        claims,
+        sign: Sign::KeyA,
+    });
+    let (status, page) = s.callback(&app, &hostile.issuer).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
+    let resp = s
+        .browser
+        .post(app.url("/api/v1/me/token"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let minted: Value = resp.json().await.unwrap();
+    let minted = minted["access_token"].as_str().unwrap().to_owned();
+    let verify = |t: String| {
+        let url = app.url("/auth/acme/verify");
+        async move {
+            reqwest::Client::new()
+                .get(url)
+                .bearer_auth(t)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(verify(minted.clone()).await, StatusCode::OK);
+
+    let replayed = good_logout(&hostile.issuer, "no-such-idp-session");
+    let replayed = build_jwt(&replayed.0, &replayed.1, Sign::KeyA);
+    // A valid token that matches nothing: 200, nothing ended.
+    let (status, cache, body) = post_logout_token(&app, &replayed).await;
+    assert_eq!(
+        (status, cache.as_deref()),
+        (StatusCode::OK, Some("no-store")),
+        "{body}"
+    );
+    assert!(app.me(&s.browser).await.is_some());
+
+    #[rustfmt::skip]
+    let cases: Vec<(&str, Sign, Mutation, &str)> = vec![
+        ("bad signature", Sign::KeyB, |_, _| {}, "signature does not verify"),
+        ("alg none", Sign::Unsigned, |h, _| h["alg"] = json!("none"), "unsigned"),
+        ("HMAC keyed with the public key", Sign::HmacWithPublicKey, |h, _| h["alg"] = json!("HS256"), "shared-secret"),
+        ("unknown key", Sign::KeyB, |h, _| h["kid"] = json!("hostile-b"), "no signing key matching"),
+        ("typ JWT", Sign::KeyA, |h, _| h["typ"] = json!("JWT"), "logout+jwt"),
+        ("wrong iss", Sign::KeyA, |_, c| c["iss"] = json!("http://127.0.0.1:9/other"), "No connected SSO connection"),
+        ("wrong aud", Sign::KeyA, |_, c| c["aud"] = json!("someone-else"), "No connected SSO connection"),
+        ("another connection's client", Sign::KeyA, |_, c| c["aud"] = json!("beta-client"), "No connected SSO connection"),
+        ("expired", Sign::KeyA, |_, c| c["exp"] = json!(now() - 3600), "expired"),
+        ("iat in the future", Sign::KeyA, |_, c| c["iat"] = json!(now() + 3600), "in the future"),
+        ("iat long ago", Sign::KeyA, |_, c| { c["iat"] = json!(now() - 86400); c.as_object_mut().unwrap().remove("exp"); }, "too long ago"),
+        ("nonce present", Sign::KeyA, |_, c| c["nonce"] = json!("n"), "nonce"),
+        ("no events", Sign::KeyA, |_, c| { c.as_object_mut().unwrap().remove("events"); }, "no back-channel logout event"),
+        ("wrong event", Sign::KeyA, |_, c| c["events"] = json!({"http://schemas.openid.net/event/other": {}}), "no back-channel logout event"),
+        ("neither sub nor sid", Sign::KeyA, |_, c| { let m = c.as_object_mut().unwrap(); m.remove("sub"); m.remove("sid"); }, "neither"),
+        ("no jti", Sign::KeyA, |_, c| { c.as_object_mut().unwrap().remove("jti"); }, "jti"),
+    ];
+    let mut sent = vec![("replayed jti", replayed.clone(), "already used")];
+    for (case, sign, mutate, says) in cases {
+        let (mut header, mut claims) = good_logout(&hostile.issuer, "hsid-1");
+        mutate(&mut header, &mut claims);
+        sent.push((case, build_jwt(&header, &claims, sign), says));
+    }
+    sent.push(("garbage", "not.a.jwt".into(), "malformed"));
+    for (case, token, says) in &sent {
+        let (status, cache, body) = post_logout_token(&app, token).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{case}: {body}");
+        assert_eq!(cache.as_deref(), Some("no-store"), "{case}");
+        assert_eq!(body["error"], "invalid_request", "{case}: {body}");
+        let description = body["error_description"].as_str().unwrap();
+        assert!(
+            description.contains(says),
+            "{case}: should say {says:?}: {description}"
+        );
+        for part in token.split('.').filter(|p| p.len() >= 8) {
+            assert!(
+                !description.contains(&part[..8]),
+                "{case}: the answer quotes the token"
+            );
+        }
+        assert!(
+            app.me(&s.browser).await.is_some(),
+            "{case}: the session ended"
+        );
+    }
+    assert_eq!(
+        verify(minted.clone()).await,
+        StatusCode::OK,
+        "the minted token still works"
+    );
+
+    // Not a form, or no token: 400 too.
+    let resp = app
+        .api
+        .post(app.url("/sso/backchannel-logout"))
+        .json(&json!({"logout_token": replayed}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let resp = app
+        .api
+        .post(app.url("/sso/backchannel-logout"))
+        .form(&[("other", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let resp = app
+        .api
+        .post(app.url("/sso/backchannel-logout"))
+        .form(&[("logout_token", "a".repeat(64 * 1024))])
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_client_error(), "{}", resp.status());
+    assert!(app.me(&s.browser).await.is_some());
+
+    // The right token ends the session and the token minted from it; sent twice, the second
+    // is a replay.
+    let (header, claims) = good_logout(&hostile.issuer, "hsid-1");
+    let token = build_jwt(&header, &claims, Sign::KeyA);
+    let (status, _, body) = post_logout_token(&app, &token).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(app.me(&s.browser).await.is_none(), "the session ended");
+    assert_eq!(verify(minted).await, StatusCode::UNAUTHORIZED);
+    let (status, _, body) = post_logout_token(&app, &token).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (_, audit) = app
+        .admin(reqwest::Method::GET, "/api/v1/orgs/acme/audit", None)
+        .await;
+    let logouts: Vec<&Value> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "sso.backchannel_logout")
+        .collect();
+    assert_eq!(logouts.len(), 2, "{audit}");
+    assert!(logouts
+        .iter()
+        .any(|e| e["detail"]["sessions_ended"] == 1 && e["detail"]["sid"] == true));
+    assert!(logouts.iter().any(|e| e["detail"]["sessions_ended"] == 0));
+
+    // With only `sub`: every session of that subject through the connection ends.
+    let mut browsers = Vec::new();
+    for sid in ["hsid-2", "hsid-3"] {
+        let s = start(&login_url).await;
+        let (header, mut claims) = hostile.good(&s.nonce);
+        claims["sid"] = json!(sid);
+        hostile.set(Answer::Token {
+            header,
+            claims,
+            sign: Sign::KeyA,
+        });
+        assert_eq!(
+            s.callback(&app, &hostile.issuer).await.0,
+            StatusCode::SEE_OTHER
+        );
+        assert!(app.me(&s.browser).await.is_some());
+        browsers.push(s.browser);
+    }
+    let (header, mut claims) = good_logout(&hostile.issuer, "unused");
+    claims.as_object_mut().unwrap().remove("sid");
+    let (status, _, body) = post_logout_token(&app, &build_jwt(&header, &claims, Sign::KeyA)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    for b in &browsers {
+        assert!(
+            app.me(b).await.is_none(),
+            "a session of the subject lives on"
+        );
+    }
+    let (_, audit) = app
+        .admin(reqwest::Method::GET, "/api/v1/orgs/acme/audit", None)
+        .await;
+    assert!(
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "sso.backchannel_logout"
+                && e["detail"]["sessions_ended"] == 2
+                && e["detail"]["sid"] == false),
+        "{audit}"
+    );
+
+    // The accepted jtis are kept until the tokens could no longer be valid, then purged.
+    app.store.purge_expired(now()).await.unwrap();
+    let (status, _, body) = post_logout_token(&app, &token).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "still a replay: {body}");
+    // Three accepted tokens (the one matching nothing, the sid one, the sub-only one).
+    assert!(app.store.purge_expired(now() + 3600).await.unwrap() >= 3);
+}

@@ -78,6 +78,10 @@ pub struct IdpClient {
     pub token_endpoint_auth_method: Option<String>,
     /// For `private_key_jwt`: where the IdP fetches the client's public keys.
     pub jwks_uri: Option<String>,
+    /// Where the IdP posts logout tokens when the user ends the IdP session.
+    pub backchannel_logout_uri: Option<String>,
+    /// ID tokens and logout tokens carry `sid`.
+    pub backchannel_logout_session_required: bool,
 }
 
 impl IdpClient {
@@ -93,6 +97,11 @@ impl IdpClient {
         }
         if let Some(uri) = &self.jwks_uri {
             m["jwks_uri"] = json!(uri);
+        }
+        if let Some(uri) = &self.backchannel_logout_uri {
+            m["backchannel_logout_uri"] = json!(uri);
+            m["backchannel_logout_session_required"] =
+                json!(self.backchannel_logout_session_required);
         }
         m
     }

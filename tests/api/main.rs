@@ -3,6 +3,7 @@
 //! `other_providers.rs`), a hostile in-test IdP, and a real SQLite file.
 
 mod admin_api;
+mod backchannel;
 mod browser;
 mod console;
 mod django_op;

@@ -426,3 +426,60 @@ async fn multi_instance_first_start_of_two_instances_at_once() {
         .unwrap();
     assert_eq!(jwks_one, jwks_two, "both publish the same key");
 }
+
+/// Back-channel logout on three instances: the IdP posts the logout token to one (A); the
+/// session and its minted token are refused on the others within a second (NOTIFY, not a cache
+/// expiry). Done 20 times, it prints the time from the IdP's logout request to refusal on the
+/// slower of B and C (the figure in BENCHMARKS.md).
+#[tokio::test]
+async fn multi_instance_backchannel_logout_is_refused_everywhere_at_once() {
+    use crate::backchannel::{backchannel_idp, mint, refused_within, sign_out_at_idp, verify};
+    let Some(server) = pg_server() else {
+        return not_run("multi_instance_backchannel_logout_is_refused_everywhere_at_once");
+    };
+    let db = fresh_pg_database(&server).await;
+    let apps = instances(3, &db, 5).await;
+    let (a, b, c) = (&apps[0], &apps[1], &apps[2]);
+    let idp = backchannel_idp(
+        a,
+        json!({"alice": account("alice@example.com", "Alice", &[])}),
+    )
+    .await;
+    a.create_org("acme", &[]).await;
+    let conn = b.connect("acme", &idp.issuer).await;
+    let login_path = path_of(conn["login_url"].as_str().unwrap());
+    const ROUNDS: usize = 20;
+    let mut times = Vec::with_capacity(ROUNDS);
+    let mut after_idp = Vec::with_capacity(ROUNDS);
+    for round in 0..ROUNDS {
+        let (browser, status) = login_across(b, c, &login_path, "alice").await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        let token = mint(c, &browser).await;
+        for app in [b, c] {
+            assert_eq!(verify(app, &browser, None).await, StatusCode::OK);
+            assert_eq!(verify(app, &browser, Some(&token)).await, StatusCode::OK);
+        }
+        // The IdP's back-channel URI is the public URL: instance A gets the logout token.
+        let since = Instant::now();
+        sign_out_at_idp(&idp, a, &browser).await;
+        // The IdP answers the confirmation once A has answered its logout token (committed).
+        let idp_done = since.elapsed();
+        let on_b = refused_within(b, &browser, &token, since).await;
+        let on_c = refused_within(c, &browser, &token, since).await;
+        eprintln!("[backchannel] round {round}: IdP done after {idp_done:?}, refused on B after {on_b:?}, on C after {on_c:?}");
+        times.push(on_b.max(on_c));
+        after_idp.push(on_b.max(on_c) - idp_done);
+    }
+    assert_eq!(idp.stats().await["backchannel_sent"], ROUNDS as i64);
+    let ms = |mut v: Vec<Duration>| {
+        v.sort();
+        (
+            v[ROUNDS / 2].as_secs_f64() * 1000.0,
+            v[ROUNDS - 1].as_secs_f64() * 1000.0,
+        )
+    };
+    let ((median, max), (median_after, max_after)) = (ms(times), ms(after_idp));
+    eprintln!(
+        "BENCH backchannel logout (PostgreSQL, 3 instances, {ROUNDS} logouts): IdP logout request -> refused on both other instances: median {median:.1} ms, max {max:.1} ms; of which after the IdP's logout answer: median {median_after:.1} ms, max {max_after:.1} ms"
+    );
+}

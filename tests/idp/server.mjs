@@ -10,7 +10,9 @@
 //                   "redirect_uris": ["http://127.0.0.1:1234/cb"],
 //                   "token_endpoint_auth_method": "client_secret_basic",  // optional, or client_secret_post,
 //                   // or private_key_jwt with "jwks_uri" or "jwks" (no client_secret then)
-//                   "post_logout_redirect_uris": ["http://127.0.0.1:1234/signed-out"] }],  // optional
+//                   "post_logout_redirect_uris": ["http://127.0.0.1:1234/signed-out"],  // optional
+//                   "backchannel_logout_uri": "http://127.0.0.1:1234/sso/backchannel-logout",  // optional
+//                   "backchannel_logout_session_required": true }],  // optional (ID tokens then carry sid)
 //     "accounts": { "alice": { "email": "...", "email_verified": true, "name": "...", "groups": ["..."] } },
 //     "initial_stats": { "jwks_fetches": 0, "token_requests": 0 },         // optional (used across restarts)
 //     "conform_id_token_claims": false,  // optional: true = scope claims only at userinfo (/me)
@@ -55,6 +57,11 @@
 //   checked by oidc-provider (assertion signature against the client's jwks or jwks_uri, iss,
 //   sub, aud, exp, jti replay). Fetching a jwks_uri on 127.0.0.1 is allowed (the provider's
 //   `fetch` option drops its special-use-address guard: everything here is loopback).
+// - Back-channel logout (OpenID Connect Back-Channel Logout 1.0) is on: a client registered with
+//   backchannel_logout_uri receives a logout token (POST, form field logout_token, typ
+//   logout+jwt, RS256 with the ID-token key) when the user ends the IdP session at end_session
+//   (confirmed "yes"); with backchannel_logout_session_required its ID tokens and logout tokens
+//   carry `sid`. Deliveries are counted in stats (backchannel_sent / backchannel_failed).
 // - Exits when stdin closes (parent died) and on SIGTERM / SIGINT / SIGHUP. To run it by hand
 //   with stdin at /dev/null, set IDP_IGNORE_STDIN=1.
 
@@ -137,6 +144,8 @@ function clientMetadata(c, label) {
     id_token_signed_response_alg: 'RS256',
     post_logout_redirect_uris: Array.isArray(c.post_logout_redirect_uris) ? c.post_logout_redirect_uris : [],
     ...(config.signed_userinfo === true ? { userinfo_signed_response_alg: 'RS256' } : {}),
+    ...(typeof c.backchannel_logout_uri === 'string' ? { backchannel_logout_uri: c.backchannel_logout_uri } : {}),
+    ...(c.backchannel_logout_session_required === true ? { backchannel_logout_session_required: true } : {}),
   };
   if (method === 'private_key_jwt') {
     if (c.jwks_uri === undefined && c.jwks === undefined) throw new Error(`${label} needs jwks_uri or jwks for private_key_jwt`);
@@ -172,6 +181,8 @@ const stats = {
   token_requests: Number(config.initial_stats?.token_requests ?? 0),
   token_auth: { ...(config.initial_stats?.token_auth ?? {}) },
   end_session_hints: Number(config.initial_stats?.end_session_hints ?? 0),
+  backchannel_sent: Number(config.initial_stats?.backchannel_sent ?? 0),
+  backchannel_failed: Number(config.initial_stats?.backchannel_failed ?? 0),
 };
 
 // How ID tokens leave the token endpoint (PUT /__test/id_token_kid); not kept across restarts.
@@ -477,6 +488,7 @@ const provider = new Provider(issuer, {
   features: {
     devInteractions: { enabled: true },
     jwtUserinfo: { enabled: config.signed_userinfo === true },
+    backchannelLogout: { enabled: true },
   },
   interactions: { policy },
   ttl: {
@@ -532,6 +544,12 @@ for (const event of ['authorization.error', 'grant.error', 'end_session.error', 
     process.stderr.write(`test-idp: ${event}: ${err?.error ?? err?.name}: ${err?.error_description ?? err?.message}\n`);
   });
 }
+
+provider.on('backchannel.success', () => { stats.backchannel_sent += 1; });
+provider.on('backchannel.error', (_ctx, err) => {
+  stats.backchannel_failed += 1;
+  process.stderr.write(`test-idp: backchannel.error: ${err?.message}\n`);
+});
 
 jwksPath = new URL(provider.urlFor('jwks')).pathname;
 tokenPath = new URL(provider.urlFor('token')).pathname;

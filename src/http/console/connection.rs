@@ -131,6 +131,7 @@ async fn render(
         "connection": view,
         "redirect_uri": sso.redirect_uri(),
         "post_logout_redirect_uri": sso.post_logout_redirect_uri(),
+        "backchannel_logout_uri": sso.backchannel_logout_uri(),
         "presets": PRESETS,
         "typed": typed,
         "error": error,
