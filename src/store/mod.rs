@@ -19,6 +19,7 @@ mod flows;
 mod jwt;
 pub mod listen;
 mod orgs;
+mod rederive;
 pub mod sessions;
 mod users;
 
@@ -27,6 +28,7 @@ pub use connections::{ClientKey, Connection, ConnectionStatus, DisconnectCounts,
 pub use flows::FlowRow;
 pub use jwt::{JwtSecretRow, SigningKeyRow};
 pub use orgs::OrgRow;
+pub use rederive::Rederived;
 pub use users::{EnrolOutcome, MemberRow, NewLogin};
 
 #[derive(Clone, Debug)]
