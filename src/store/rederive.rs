@@ -153,6 +153,54 @@ impl Store {
         }
         Ok(outcome)
     }
+
+    /// A sign-in the rules deny, by an existing SSO member of the org (found by issuer and
+    /// subject): in one transaction the sign-in's claims are kept as the member's last and, if
+    /// they were not denied already, the membership is marked denied (its role kept), their
+    /// sessions in the org deleted, and the change audited and announced. True when it was
+    /// marked now.
+    pub async fn deny_member(
+        &self,
+        org_id: &str,
+        issuer: &str,
+        subject: &str,
+        rule: Option<usize>,
+        claims_json: &str,
+        now: i64,
+    ) -> Result<bool> {
+        let db = self.db();
+        let denied = on_db!(db, p => {
+            let mut tx = p.begin().await?;
+            // A write first (SQLite's write lock at once); `denied_at` as it was before.
+            let member: Option<(String, String, Option<i64>)> = sqlx::query_as(
+                "UPDATE memberships SET last_claims = $1, updated_at = $2
+                 WHERE org_id = $3 AND source = 'sso'
+                   AND user_id = (SELECT user_id FROM identities WHERE issuer = $4 AND subject = $5)
+                 RETURNING user_id, role, denied_at")
+                .bind(claims_json).bind(now).bind(org_id).bind(issuer).bind(subject)
+                .fetch_optional(&mut *tx).await?;
+            let event = match member {
+                Some((user_id, role, None)) => {
+                    sqlx::query("UPDATE memberships SET denied_at = $1 WHERE org_id = $2 AND user_id = $3")
+                        .bind(now).bind(org_id).bind(&user_id).execute(&mut *tx).await?;
+                    sqlx::query("DELETE FROM sessions WHERE org_id = $1 AND user_id = $2")
+                        .bind(org_id).bind(&user_id).execute(&mut *tx).await?;
+                    let change = serde_json::json!({"user_id": user_id, "from": role, "to": "deny", "rule": rule});
+                    audit_in_tx!(tx, org_id, "rules", "member.role_change", change, now)?;
+                    let event = Event::MemberRolesChanged { org_id: org_id.to_owned(), user_id: Some(user_id) };
+                    notify_in_tx!(db, tx, event);
+                    Some(event)
+                }
+                _ => None,
+            };
+            tx.commit().await?;
+            event
+        });
+        if let Some(event) = &denied {
+            self.announce(event);
+        }
+        Ok(denied.is_some())
+    }
 }
 
 #[cfg(test)]

@@ -471,3 +471,69 @@ async fn console_previews_who_a_save_changes_and_says_how_many_changed() {
         "{html}"
     );
 }
+
+#[tokio::test]
+async fn a_sign_in_the_rules_deny_ends_the_members_other_sessions_at_once() {
+    let app = spawn_app().await;
+    let idp = start_idp(
+        &app,
+        json!({"dev": account("dev@example.com", "Dev", &["engineering"])}),
+    )
+    .await;
+    app.create_org("acme", &[]).await;
+    let conn = app.connect("acme", &idp.issuer).await;
+    let login_url = conn["login_url"].as_str().unwrap().to_owned();
+    put_rules(&app, rules_v2()).await;
+    let first = browser();
+    assert_eq!(
+        app.login(&first, &login_url, "dev").await.status(),
+        StatusCode::SEE_OTHER
+    );
+    let token = mint(&app, &first).await;
+    assert_eq!(
+        verify_role(&app, &first, None).await,
+        (StatusCode::OK, Some("admin".into()))
+    );
+
+    // The IdP moves them to the contractors: their next sign-in is refused, and the session
+    // and token they still hold stop at once.
+    idp.set_account("dev", account("dev@example.com", "Dev", &["contractors"]))
+        .await;
+    assert_eq!(
+        app.login(&browser(), &login_url, "dev").await.status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        verify_role(&app, &first, None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        verify_role(&app, &browser(), Some(&token)).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert!(app.me(&first).await.is_none());
+    let (_, audit) = app
+        .admin(Method::GET, "/api/v1/orgs/acme/audit", None)
+        .await;
+    let denied = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "member.role_change" && e["detail"]["to"] == "deny")
+        .unwrap_or_else(|| panic!("{audit:#}"));
+    assert_eq!(
+        (&denied["detail"]["from"], &denied["detail"]["rule"]),
+        (&json!("admin"), &json!(1))
+    );
+
+    // Back in engineering: signing in works again and clears the mark.
+    idp.set_account("dev", account("dev@example.com", "Dev", &["engineering"]))
+        .await;
+    let again = browser();
+    assert_eq!(
+        app.login(&again, &login_url, "dev").await.status(),
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(app.me(&again).await.unwrap()["role"], "admin");
+    assert!(app.members("acme").await[0]["denied_at"].is_null());
+}
