@@ -434,6 +434,11 @@ impl EventSink for Access {
             }
             Event::KeysRotated => self.keys.mark_stale(),
             Event::RoleMappingChanged { .. } => {}
+            // Cached sessions hold the member's role: the next request reads the new one (or
+            // finds the member denied).
+            Event::MemberRolesChanged { org_id, user_id } => {
+                self.sessions.forget_members(org_id, user_id.as_deref())
+            }
         }
     }
 

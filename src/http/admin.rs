@@ -250,12 +250,16 @@ async fn put_rules(
     AdminOrg(org): AdminOrg,
     State(sso): State<Sso>,
     ApiJson(value): ApiJson<serde_json::Value>,
-) -> Result<Json<RoleMappingSpec>, ApiError> {
+) -> Result<Json<serde_json::Value>, ApiError> {
     let mapping = RoleMapping::compile(parse_rule_set(value)?)
         .map_err(|e| ApiError::unprocessable("invalid_rule", e.to_string()))?;
-    sso.put_role_mapping(&org.id, &mapping, ACTOR, now().unix_timestamp())
+    let saved = sso
+        .put_role_mapping(&org.id, &mapping, ACTOR, now().unix_timestamp())
         .await?;
-    Ok(Json(mapping.spec().clone()))
+    // The spec as before, with how many members the save re-derived to another role.
+    let mut answer = serde_json::to_value(mapping.spec()).map_err(ApiError::internal)?;
+    answer["members_changed"] = json!(saved.changes.len());
+    Ok(Json(answer))
 }
 
 async fn get_rules(

@@ -260,6 +260,12 @@ async fn me(
             "Your membership no longer exists: sign in again.",
         ));
     };
+    if member.denied_at.is_some() {
+        session.flush().await.ok();
+        return Err(ApiError::unauthorized(
+            "Your organisation's role rules no longer let you in: ask its administrator.",
+        ));
+    }
     Ok(Json(
         json!({"user_id": member.user_id, "email": member.email, "name": member.name, "org": org.slug, "role": member.role}),
     ))

@@ -66,6 +66,10 @@ use regex::{Regex, RegexBuilder};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+mod rederive;
+
+pub use rederive::{rederive, MemberClaims, RoleChange};
+
 #[cfg(test)]
 mod tests;
 

@@ -103,6 +103,14 @@ impl SessionCache {
         self.0.remove(sid_hash);
     }
 
+    /// Drops the cached sessions of one member of an org, or of all its members (`None`):
+    /// their role changed.
+    pub fn forget_members(&self, org_id: &str, user_id: Option<&str>) {
+        self.0.retain(|_, c| {
+            c.identity.org_id != org_id || user_id.is_some_and(|u| c.identity.user_id != u)
+        });
+    }
+
     /// Drops every cached session of an org (disconnect).
     pub fn forget_org(&self, org_id: &str) {
         self.0.retain(|_, c| c.identity.org_id != org_id);

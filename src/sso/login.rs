@@ -297,6 +297,17 @@ impl Sso {
                 self.store
                     .audit(Some(&conn.org_id), "rules", "login.denied", &detail, ts)
                     .await?;
+                // A member the rules now deny loses the sessions they still hold, at once.
+                self.store
+                    .deny_member(
+                        &conn.org_id,
+                        &conn.issuer,
+                        &verified.subject,
+                        decision.rule,
+                        &claims.to_string(),
+                        ts,
+                    )
+                    .await?;
                 return Err(LoginError::Denied {
                     rule: decision.rule,
                     groups_overage,

@@ -27,9 +27,9 @@ pub use routing::EmailRoute;
 use crate::configuration::Settings;
 use crate::crypto::SecretBox;
 use crate::jose::jwks::JwksRegistry;
-use crate::roles::RoleMapping;
+use crate::roles::{RoleChange, RoleMapping};
 use crate::store::events::EventSink;
-use crate::store::{Store, StoreError};
+use crate::store::{Rederived, Store, StoreError};
 
 /// The signed-out page the IdP returns the browser to after RP-initiated logout.
 pub const SIGNED_OUT_PATH: &str = "/signed-out";
@@ -98,17 +98,32 @@ impl Sso {
         self.mappings.get(&self.store, org_id).await
     }
 
-    /// Stores a rule set; it is a `RoleMapping`, so it was validated whole before this.
+    /// Stores a rule set (it is a `RoleMapping`, so it was validated whole before this) and
+    /// re-derives every SSO member's role from their last sign-in claims in the same
+    /// transaction: the changes written and audited, denied members' sessions ended.
     pub async fn put_role_mapping(
         &self,
         org_id: &str,
         mapping: &RoleMapping,
         actor: &str,
         now: i64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Rederived, StoreError> {
         self.store
-            .put_role_mapping(org_id, mapping.spec(), actor, now)
+            .save_role_mapping(org_id, mapping.spec(), actor, now, |members| {
+                crate::roles::rederive(mapping, members)
+            })
             .await
+    }
+
+    /// What saving `mapping` would change now (a dry run over every member's last claims;
+    /// nothing is written).
+    pub async fn preview_role_mapping(
+        &self,
+        org_id: &str,
+        mapping: &RoleMapping,
+    ) -> Result<Vec<RoleChange>, StoreError> {
+        let members = self.store.members_with_claims(org_id).await?;
+        Ok(crate::roles::rederive(mapping, &members))
     }
 
     pub fn login_url(&self, login_id: &str) -> String {

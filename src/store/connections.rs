@@ -337,6 +337,11 @@ impl Store {
         let ended = Event::OrgSessionsEnded {
             org_id: org_id.to_owned(),
         };
+        // Members keep sessions that did not come through SSO: their cached roles go too.
+        let downgraded = Event::MemberRolesChanged {
+            org_id: org_id.to_owned(),
+            user_id: None,
+        };
         let counts = on_db!(self.db(), p => {
             let mut tx = p.begin().await?;
             let retired: Option<(String,)> = sqlx::query_as(
@@ -359,14 +364,20 @@ impl Store {
                     let detail = serde_json::json!({"connection_id": conn_id, "sessions_revoked": sessions_revoked, "members_downgraded": members_downgraded});
                     audit_in_tx!(tx, org_id, actor, "sso.disconnect", detail, now)?;
                     notify_in_tx!(self.db(), tx, ended);
+                    if members_downgraded > 0 {
+                        notify_in_tx!(self.db(), tx, downgraded);
+                    }
                     Some(counts)
                 }
             };
             tx.commit().await?;
             counts
         });
-        if counts.is_some() {
+        if let Some(c) = counts {
             self.announce(&ended);
+            if c.members_downgraded > 0 {
+                self.announce(&downgraded);
+            }
         }
         Ok(counts)
     }

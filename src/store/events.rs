@@ -19,6 +19,14 @@ pub enum Event {
     KeysRotated,
     /// An org's role mapping was saved.
     RoleMappingChanged { org_id: String },
+    /// Members' roles (or whether the rules deny them) changed: one member at sign-in, or every
+    /// member of the org (`user_id` absent) at a rule save or disconnect. Whatever caches roles
+    /// drops what it holds for them.
+    MemberRolesChanged {
+        org_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        user_id: Option<String>,
+    },
 }
 
 /// Who acts on changes in this process (the services' caches). The store calls it right after

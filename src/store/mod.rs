@@ -20,6 +20,7 @@ mod jwt;
 pub mod listen;
 mod logout;
 mod orgs;
+mod rederive;
 pub mod sessions;
 mod users;
 
@@ -29,6 +30,7 @@ pub use flows::FlowRow;
 pub use jwt::{JwtSecretRow, SigningKeyRow};
 pub use logout::{LogoutEnded, LogoutTarget};
 pub use orgs::OrgRow;
+pub use rederive::Rederived;
 pub use users::{EnrolOutcome, MemberRow, NewLogin};
 
 #[derive(Clone, Debug)]

@@ -1,4 +1,3 @@
-use super::events::{notify_in_tx, Event};
 use super::{audit_in_tx, on_db, Result, Store, StoreError};
 use crate::roles::RoleMappingSpec;
 
@@ -99,7 +98,8 @@ impl Store {
         .transpose()
     }
 
-    /// Stores a rule set (validated whole by the caller) and announces the change.
+    /// Stores a rule set (validated whole by the caller) and announces the change, without
+    /// re-deriving anyone's role (see [`Store::save_role_mapping`], which does).
     pub async fn put_role_mapping(
         &self,
         org_id: &str,
@@ -107,22 +107,8 @@ impl Store {
         actor: &str,
         now: i64,
     ) -> Result<()> {
-        let detail = serde_json::to_value(spec).expect("a rule set serialises");
-        let changed = Event::RoleMappingChanged {
-            org_id: org_id.to_owned(),
-        };
-        on_db!(self.db(), p => {
-            let mut tx = p.begin().await?;
-            sqlx::query(
-                "INSERT INTO role_mappings (org_id, spec, updated_at) VALUES ($1, $2, $3)
-                 ON CONFLICT (org_id) DO UPDATE SET spec = excluded.spec, updated_at = excluded.updated_at")
-                .bind(org_id).bind(detail.to_string()).bind(now)
-                .execute(&mut *tx).await?;
-            audit_in_tx!(tx, org_id, actor, "role_mapping.update", detail, now)?;
-            notify_in_tx!(self.db(), tx, changed);
-            tx.commit().await?;
-        });
-        self.announce(&changed);
-        Ok(())
+        self.save_role_mapping(org_id, spec, actor, now, |_| Vec::new())
+            .await
+            .map(|_| ())
     }
 }

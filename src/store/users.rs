@@ -1,3 +1,4 @@
+use super::events::{notify_in_tx, Event};
 use super::{audit_in_tx, new_id, on_db, OrgRow, Result, Store};
 use crate::roles::Role;
 
@@ -33,6 +34,8 @@ pub struct MemberRow {
     pub role: Role,
     pub source: String,
     pub last_login_at: Option<i64>,
+    /// When a rule save denied the member: the membership is kept but cannot be used.
+    pub denied_at: Option<i64>,
 }
 
 /// A member's last sign-in claims (JSON text), for the dry run.
@@ -91,18 +94,20 @@ impl Store {
                     }
                 }
             };
-            let previous: Option<(String,)> = sqlx::query_as("SELECT role FROM memberships WHERE org_id = $1 AND user_id = $2")
+            let previous: Option<(String, Option<i64>)> = sqlx::query_as("SELECT role, denied_at FROM memberships WHERE org_id = $1 AND user_id = $2")
                 .bind(l.org_id).bind(&user_id).fetch_optional(&mut *tx).await?;
             sqlx::query(
                 "INSERT INTO memberships (org_id, user_id, role, source, connection_id, last_login_at, last_claims, created_at, updated_at)
                  VALUES ($1, $2, $3, 'sso', $4, $5, $6, $5, $5)
-                 ON CONFLICT (org_id, user_id) DO UPDATE SET role = excluded.role, source = 'sso',
+                 ON CONFLICT (org_id, user_id) DO UPDATE SET role = excluded.role, source = 'sso', denied_at = NULL,
                    connection_id = excluded.connection_id, last_login_at = excluded.last_login_at,
                    last_claims = excluded.last_claims, updated_at = excluded.updated_at")
                 .bind(l.org_id).bind(&user_id).bind(l.role.as_str()).bind(l.connection_id).bind(l.now).bind(l.claims_json)
                 .execute(&mut *tx).await?;
             // An unknown stored role reads as none, so the change is written and audited.
-            let previous_role = previous.and_then(|r| r.0.parse::<Role>().ok());
+            // A member the rules had denied counts as having no role: this sign-in (which the
+            // rules let in) gives them one again.
+            let previous_role = previous.and_then(|(r, denied_at)| denied_at.is_none().then(|| r.parse::<Role>().ok()).flatten());
             let mut login = serde_json::json!({"user_id": user_id, "connection_id": l.connection_id, "role": l.role.as_str(), "new_user": new_user});
             for (k, v) in notes {
                 if login.get(k).is_none() {
@@ -114,21 +119,31 @@ impl Store {
                 let change = serde_json::json!({"user_id": user_id, "from": previous_role.map(|r| r.as_str()), "to": l.role.as_str()});
                 audit_in_tx!(tx, l.org_id, "rules", "member.role_change", change, l.now)?;
             }
+            let changed = (previous_role != Some(l.role)).then(|| Event::MemberRolesChanged {
+                org_id: l.org_id.to_owned(),
+                user_id: Some(user_id.clone()),
+            });
+            if let Some(event) = &changed {
+                notify_in_tx!(self.db(), tx, event);
+            }
             tx.commit().await?;
+            if let Some(event) = &changed {
+                self.announce(event);
+            }
             Ok(EnrolOutcome { user_id, new_user, previous_role })
         })
     }
 
     pub async fn members(&self, org_id: &str) -> Result<Vec<MemberRow>> {
         Ok(on_db!(self.db(), p => sqlx::query_as::<_, MemberRow>(
-            "SELECT u.id AS user_id, u.email, u.name, m.role, m.source, m.last_login_at
+            "SELECT u.id AS user_id, u.email, u.name, m.role, m.source, m.last_login_at, m.denied_at
              FROM memberships m JOIN users u ON u.id = m.user_id WHERE m.org_id = $1 ORDER BY u.email, u.id")
             .bind(org_id).fetch_all(p).await?))
     }
 
     pub async fn member(&self, org_id: &str, user_id: &str) -> Result<Option<MemberRow>> {
         Ok(on_db!(self.db(), p => sqlx::query_as::<_, MemberRow>(
-            "SELECT u.id AS user_id, u.email, u.name, m.role, m.source, m.last_login_at
+            "SELECT u.id AS user_id, u.email, u.name, m.role, m.source, m.last_login_at, m.denied_at
              FROM memberships m JOIN users u ON u.id = m.user_id WHERE m.org_id = $1 AND m.user_id = $2")
             .bind(org_id).bind(user_id).fetch_optional(p).await?))
     }

@@ -337,14 +337,16 @@ async fn browser_admin_configures_sso_in_the_console() {
         "{result}"
     );
 
-    // The member's role follows the rules at their next sign-in.
+    // The member's role follows the rules at once, and again at their next sign-in.
     assert_eq!(
         result["member_signins"][0]["idp_form_shown"], true,
         "the first sign-in went through the IdP's login form: {result}"
     );
     for (key, role) in [
         ("member_role_before", "developer"),
-        ("members_role_before_relogin", "developer"),
+        // Issue 11: saving the rules re-derives the member's role at once from their last
+        // sign-in's claims, so the members page shows admin before they sign in again.
+        ("members_role_before_relogin", "admin"),
         ("member_role_after", "admin"),
         ("members_role_after_relogin", "admin"),
     ] {

@@ -16,6 +16,7 @@ mod multi_instance;
 mod nginx;
 mod other_providers;
 mod pgcluster;
+mod roles;
 mod rotation;
 mod store;
 mod token_auth;

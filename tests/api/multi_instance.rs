@@ -483,3 +483,117 @@ async fn multi_instance_backchannel_logout_is_refused_everywhere_at_once() {
         "BENCH backchannel logout (PostgreSQL, 3 instances, {ROUNDS} logouts): IdP logout request -> refused on both other instances: median {median:.1} ms, max {max:.1} ms; of which after the IdP's logout answer: median {median_after:.1} ms, max {max_after:.1} ms"
     );
 }
+
+/// Polls `app`'s verify endpoint with `b` (and `token`, when given) until it reports `want`
+/// (a role, or `None` for a refusal); bounded to one second. Returns how long it took.
+async fn role_reaches(
+    app: &TestApp,
+    b: &reqwest::Client,
+    token: Option<&str>,
+    want: Option<&str>,
+    started: Instant,
+) -> Duration {
+    for _ in 0..200 {
+        let (status, role) = crate::roles::verify_role(app, b, token).await;
+        let seen = (status == StatusCode::OK).then_some(role).flatten();
+        if seen.as_deref() == want {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{} still answers {status} {seen:?}, want {want:?}",
+            app.base
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("{} never showed {want:?}", app.base);
+}
+
+#[tokio::test]
+async fn multi_instance_role_changes_reach_every_instance_at_once() {
+    let Some(server) = pg_server() else {
+        return not_run("multi_instance_role_changes_reach_every_instance_at_once");
+    };
+    let db = fresh_pg_database(&server).await;
+    let apps = instances(3, &db, 5).await;
+    let (a, b, c) = (&apps[0], &apps[1], &apps[2]);
+    let idp = start_idp(
+        a,
+        json!({
+            "dev": account("dev@example.com", "Dev", &["engineering"]),
+            "carl": account("carl@example.com", "Carl", &["contractors"]),
+        }),
+    )
+    .await;
+    a.create_org("acme", &[]).await;
+    let conn = a.connect("acme", &idp.issuer).await;
+    a.set_rules(
+        "acme",
+        json!({"default_role": "viewer", "rules": [
+        {"claim": "groups", "op": "contains", "value": "engineering", "role": "developer"}]}),
+    )
+    .await;
+    let login_path = path_of(conn["login_url"].as_str().unwrap());
+    let (dev, status) = login_across(a, a, &login_path, "dev").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (carl, status) = login_across(a, a, &login_path, "carl").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let carl_token = crate::roles::mint(a, &carl).await;
+    // Cached on A and B.
+    for app in [a, b] {
+        assert_eq!(
+            crate::roles::verify_role(app, &dev, None).await,
+            (StatusCode::OK, Some("developer".into()))
+        );
+        assert_eq!(
+            crate::roles::verify_role(app, &browser(), Some(&carl_token)).await,
+            (StatusCode::OK, Some("viewer".into()))
+        );
+    }
+
+    // A rule save on C: a developer becomes admin, the contractor is denied.
+    let started = Instant::now();
+    let (s, body) = c
+        .admin(
+            Method::PUT,
+            "/api/v1/orgs/acme/sso/role-mapping",
+            Some(json!({"default_role": "viewer", "rules": [
+                {"claim": "groups", "op": "contains", "value": "engineering", "role": "admin"},
+                {"claim": "groups", "op": "contains", "value": "contractors", "role": "deny"}]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(body["members_changed"], 2, "{body}");
+    let saved = started.elapsed();
+    let mut seen = Vec::new();
+    for app in [a, b] {
+        seen.push(role_reaches(app, &dev, None, Some("admin"), started).await);
+        seen.push(role_reaches(app, &browser(), Some(&carl_token), None, started).await);
+    }
+    eprintln!(
+        "rule save on C ({saved:?} for the PUT) reached A and B's verify (session cookie and minted token) within {:?} of the request",
+        seen.iter().max().unwrap()
+    );
+
+    // A role change through sign-in: the developer's groups change at the IdP, they sign in
+    // again in another browser on B; their first session (cached on A and C) shows it.
+    for app in [a, c] {
+        assert_eq!(
+            crate::roles::verify_role(app, &dev, None).await,
+            (StatusCode::OK, Some("admin".into()))
+        );
+    }
+    idp.set_account("dev", account("dev@example.com", "Dev", &["support"]))
+        .await;
+    let (_again, status) = login_across(b, b, &login_path, "dev").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let started = Instant::now();
+    let mut seen = Vec::new();
+    for app in [a, c] {
+        seen.push(role_reaches(app, &dev, None, Some("viewer"), started).await);
+    }
+    eprintln!(
+        "a role change through sign-in on B reached A and C's verify within {:?} of the sign-in",
+        seen.iter().max().unwrap()
+    );
+}

@@ -44,7 +44,7 @@ pub async fn members(oc: OrgConsole, PageQuery(filter): PageQuery<MemberFilter>)
         .map(|m| {
             json!({
                 "email": m.email, "name": m.name, "role": m.role, "source": m.source,
-                "last_login": super::when(m.last_login_at),
+                "last_login": super::when(m.last_login_at), "denied_at": m.denied_at,
             })
         })
         .collect();
@@ -107,6 +107,7 @@ mod tests {
             role: role.parse().unwrap(),
             source: "sso".into(),
             last_login_at: None,
+            denied_at: None,
         }
     }
 

@@ -199,8 +199,22 @@ struct DryRun {
     warnings: Vec<&'static str>,
 }
 
+/// What saving the rules as typed would change, as the review step shows it.
+#[derive(Serialize)]
+struct Preview {
+    count: usize,
+    /// The first [`PREVIEW_NAMES`] changes: who, from what, to what.
+    shown: Vec<Value>,
+    /// How many more are not named.
+    more: usize,
+}
+
+/// Members named in a preview; the count covers the rest.
+const PREVIEW_NAMES: usize = 20;
+
 struct Editor {
     status: StatusCode,
+    preview: Option<Preview>,
     default_role: String,
     rows: Vec<Row>,
     error: Option<String>,
@@ -252,6 +266,7 @@ async fn render(oc: &OrgConsole, e: Editor) -> Response {
             "dry_run": e.dry_run,
             "claims_error": e.claims_error,
             "groups_claim": groups_claim,
+            "preview": e.preview,
         }),
     )
 }
@@ -265,6 +280,7 @@ pub async fn page(oc: OrgConsole) -> Response {
     let spec = mapping.spec();
     let editor = Editor {
         status: StatusCode::OK,
+        preview: None,
         default_role: spec.default_role.as_str().to_owned(),
         rows: rows_of(spec),
         error: None,
@@ -276,13 +292,15 @@ pub async fn page(oc: OrgConsole) -> Response {
     render(&oc, editor).await
 }
 
-/// `POST /admin/orgs/{slug}/rules`: `action=save` stores the rules; `action=dry_run` evaluates
-/// the rules as typed, unsaved, against the claims.
+/// `POST /admin/orgs/{slug}/rules`: `action=save` stores the rules (re-deriving every SSO
+/// member's role); `action=dry_run` evaluates the rules as typed, unsaved, against the claims;
+/// `action=preview` shows whose role saving them would change.
 pub async fn submit(oc: OrgConsole, CsrfForm(form): CsrfForm) -> Response {
     let default_role = form.get("default_role").to_owned();
     let rows = rows_from_form(&form);
     let mut editor = Editor {
         status: StatusCode::OK,
+        preview: None,
         default_role: default_role.clone(),
         rows: rows.clone(),
         error: None,
@@ -300,6 +318,22 @@ pub async fn submit(oc: OrgConsole, CsrfForm(form): CsrfForm) -> Response {
             return render(&oc, editor).await;
         }
     };
+    if form.get("action") == "preview" {
+        let changes = match oc.c.sso.preview_role_mapping(&oc.org.id, &mapping).await {
+            Ok(c) => c,
+            Err(e) => return oc.c.store_failed(e),
+        };
+        editor.preview = Some(Preview {
+            count: changes.len(),
+            more: changes.len().saturating_sub(PREVIEW_NAMES),
+            shown: changes
+                .iter()
+                .take(PREVIEW_NAMES)
+                .map(|c| json!({"label": c.label, "from": c.from.as_str(), "to": c.to.as_str()}))
+                .collect(),
+        });
+        return render(&oc, editor).await;
+    }
     if form.get("action") == "dry_run" {
         match dry_run_claims(&oc, &editor.claims, &editor.sample).await {
             Ok(Ok((claims, text))) => {
@@ -325,10 +359,12 @@ pub async fn submit(oc: OrgConsole, CsrfForm(form): CsrfForm) -> Response {
             .put_role_mapping(&oc.org.id, &mapping, &oc.actor(), now().unix_timestamp())
             .await;
     match saved {
-        Ok(()) => {
+        Ok(saved) => {
+            let n = saved.changes.len();
+            let members = if n == 1 { "member" } else { "members" };
             oc.done(
                 "/rules",
-                "Rules saved. Each member's role follows them at their next sign-in.",
+                format!("Rules saved. {n} {members} changed role at once (their last sign-in's claims under the new rules)."),
             )
             .await
         }
