@@ -21,18 +21,14 @@
 //!   user comes with the request.
 #![allow(dead_code)]
 
-use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
 use url::Url;
 
-use crate::idp::{output_within, parse_post_form};
+use crate::idp::{output_within, parse_post_form, start_ready_child};
 
 /// Longest wait for the READY line (Django starts and migrates a fresh SQLite file: ~1 s).
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -45,7 +41,6 @@ const PIP_TIMEOUT: Duration = Duration::from_secs(600);
 const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_REDIRECTS: usize = 10;
 const MAX_FORMS: usize = 4;
-const STDERR_TAIL: usize = 60;
 
 /// The password every test user gets unless the test says otherwise.
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -251,110 +246,34 @@ async fn spawn(dir: &Path, python: &Path, config: &DjangoOpConfig) -> Result<Dja
         "clients": clients,
         "users": config.users,
     });
-    let mut child = Command::new(python)
-        .arg("server.py")
+    let mut cmd = Command::new(python);
+    cmd.arg("server.py")
         .current_dir(dir)
         .env("OP_DJANGO_CONFIG", env_config.to_string())
         .env("PYTHONUNBUFFERED", "1")
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .env_remove("OP_DJANGO_IGNORE_STDIN")
-        .env_remove("DJANGO_SETTINGS_MODULE")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| format!("cannot run {} server.py: {e}", python.display()))?;
-    let stdin = child.stdin.take();
-    let stdout = child.stdout.take().expect("piped stdout");
-    let stderr = child.stderr.take().expect("piped stderr");
-
-    let tail = Arc::new(Mutex::new(VecDeque::new()));
-    let stderr_task = {
-        let tail = tail.clone();
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(stderr).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                eprintln!("[django-op] {line}");
-                let mut t = tail.lock().unwrap();
-                if t.len() == STDERR_TAIL {
-                    t.pop_front();
-                }
-                t.push_back(line);
-            }
-        })
-    };
-    let stderr_tail = |tail: &Arc<Mutex<VecDeque<String>>>| -> String {
-        let t = tail.lock().unwrap();
-        if t.is_empty() {
-            "(its stderr was empty)".to_string()
-        } else {
-            format!(
-                "stderr:\n{}",
-                t.iter().cloned().collect::<Vec<_>>().join("\n")
-            )
-        }
-    };
-
-    let mut lines = BufReader::new(stdout).lines();
-    let waited = tokio::time::timeout(START_TIMEOUT, async {
-        loop {
-            match lines.next_line().await {
-                Ok(Some(line)) => {
-                    if let Some(rest) = line.strip_prefix("READY ") {
-                        return Ok(rest.to_string());
-                    }
-                    eprintln!("[django-op] {line}");
-                }
-                Ok(None) => return Err("it closed its stdout before READY".to_string()),
-                Err(e) => return Err(format!("reading its stdout: {e}")),
-            }
-        }
-    })
-    .await;
-    let ready_json = match waited {
-        Ok(Ok(json)) => json,
-        Ok(Err(why)) => {
-            let status = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
-            let _ = tokio::time::timeout(Duration::from_secs(2), stderr_task).await;
-            let status = match status {
-                Ok(Ok(s)) => s.to_string(),
-                _ => "still running".to_string(),
-            };
-            return Err(format!("{why} (exit: {status})\n{}", stderr_tail(&tail)));
-        }
-        Err(_) => {
-            let _ = child.start_kill();
-            return Err(format!(
-                "no READY line within {START_TIMEOUT:?}\n{}",
-                stderr_tail(&tail)
-            ));
-        }
-    };
-    let ready: Value = serde_json::from_str(&ready_json)
-        .map_err(|e| format!("bad READY line {ready_json:?}: {e}"))?;
+        .env_remove("DJANGO_SETTINGS_MODULE");
+    let started = start_ready_child(cmd, "django-op", START_TIMEOUT)
+        .await
+        .map_err(|e| format!("{} server.py: {e}", python.display()))?;
+    let ready = &started.ready;
     let text = |k: &str| -> Result<String, String> {
         ready[k]
             .as_str()
             .map(str::to_owned)
-            .ok_or(format!("READY without {k}: {ready_json}"))
+            .ok_or(format!("READY without {k}: {ready}"))
     };
-    let op = DjangoOp {
+    Ok(DjangoOp {
         issuer: text("issuer")?,
         kid: text("kid")?,
         port: ready["port"]
             .as_u64()
             .and_then(|p| u16::try_from(p).ok())
             .ok_or("READY without port")?,
-        child,
-        stdin,
-    };
-    tokio::spawn(async move {
-        while let Ok(Some(line)) = lines.next_line().await {
-            eprintln!("[django-op] {line}");
-        }
-    });
-    Ok(op)
+        child: started.child,
+        stdin: started.stdin,
+    })
 }
 
 /// How a walk through the provider's pages ended.

@@ -452,23 +452,68 @@ async fn spawn_idp(
         config[k] = v.clone();
     }
 
-    let mut child = Command::new("node")
-        .arg("server.mjs")
+    let mut cmd = Command::new("node");
+    cmd.arg("server.mjs")
         .current_dir(dir)
         .env("IDP_CONFIG", config.to_string())
         .env_remove("IDP_IGNORE_STDIN")
-        .env_remove("DEBUG")
+        .env_remove("DEBUG");
+    let started = start_ready_child(cmd, "test-idp", START_TIMEOUT)
+        .await
+        .map_err(|e| {
+            format!(
+                "`node server.mjs` in {} (is Node.js installed?): {e}",
+                dir.display()
+            )
+        })?;
+    let ready = &started.ready;
+    let ready = Ready {
+        issuer: ready["issuer"]
+            .as_str()
+            .ok_or("READY without issuer")?
+            .to_string(),
+        port: ready["port"]
+            .as_u64()
+            .and_then(|p| u16::try_from(p).ok())
+            .ok_or("READY without port")?,
+        kid: ready["kid"]
+            .as_str()
+            .ok_or("READY without kid")?
+            .to_string(),
+    };
+    Ok((
+        IdpProcess {
+            child: started.child,
+            stdin: started.stdin,
+        },
+        ready,
+    ))
+}
+
+/// A helper process a test started (the test IdP, the Django OP) once it said `READY {json}`.
+pub struct ReadyChild {
+    pub child: Child,
+    /// Held open for the child's lifetime: the helpers exit when their stdin closes.
+    pub stdin: Option<ChildStdin>,
+    /// The JSON after `READY `.
+    pub ready: Value,
+}
+
+/// Spawns `cmd` with piped stdio (killed on drop) and waits up to `timeout` for its one
+/// `READY {json}` line on stdout. Its stderr (and any other stdout) goes to the test's stderr
+/// prefixed with `[label]`; a failure quotes the last lines of its stderr.
+pub async fn start_ready_child(
+    mut cmd: Command,
+    label: &'static str,
+    timeout: Duration,
+) -> Result<ReadyChild, String> {
+    let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .map_err(|e| {
-            format!(
-                "cannot run `node server.mjs` in {} (is Node.js installed?): {e}",
-                dir.display()
-            )
-        })?;
+        .map_err(|e| format!("cannot start it: {e}"))?;
     let stdin = child.stdin.take();
     let stdout = child.stdout.take().expect("piped stdout");
     let stderr = child.stderr.take().expect("piped stderr");
@@ -480,7 +525,7 @@ async fn spawn_idp(
         tokio::spawn(async move {
             let mut lines = BufReader::new(stderr).lines();
             while let Ok(Some(line)) = lines.next_line().await {
-                eprintln!("[test-idp] {line}");
+                eprintln!("[{label}] {line}");
                 let mut t = tail.lock().unwrap();
                 if t.len() == STDERR_TAIL {
                     t.pop_front();
@@ -492,27 +537,27 @@ async fn spawn_idp(
     let stderr_tail = |tail: &Arc<Mutex<VecDeque<String>>>| -> String {
         let t = tail.lock().unwrap();
         if t.is_empty() {
-            "(IdP stderr was empty)".to_string()
+            "(its stderr was empty)".to_string()
         } else {
             format!(
-                "IdP stderr:\n{}",
+                "its stderr:\n{}",
                 t.iter().cloned().collect::<Vec<_>>().join("\n")
             )
         }
     };
 
     let mut lines = BufReader::new(stdout).lines();
-    let waited = tokio::time::timeout(START_TIMEOUT, async {
+    let waited = tokio::time::timeout(timeout, async {
         loop {
             match lines.next_line().await {
                 Ok(Some(line)) => {
                     if let Some(rest) = line.strip_prefix("READY ") {
                         return Ok(rest.to_string());
                     }
-                    eprintln!("[test-idp] {line}");
+                    eprintln!("[{label}] {line}");
                 }
-                Ok(None) => return Err("the IdP closed its stdout before READY".to_string()),
-                Err(e) => return Err(format!("reading the IdP's stdout: {e}")),
+                Ok(None) => return Err("it closed its stdout before READY".to_string()),
+                Err(e) => return Err(format!("reading its stdout: {e}")),
             }
         }
     })
@@ -531,34 +576,24 @@ async fn spawn_idp(
         Err(_) => {
             let _ = child.start_kill();
             return Err(format!(
-                "no READY line within {START_TIMEOUT:?}\n{}",
+                "no READY line within {timeout:?}\n{}",
                 stderr_tail(&tail)
             ));
         }
     };
     let ready: Value = serde_json::from_str(&ready_json)
         .map_err(|e| format!("bad READY line {ready_json:?}: {e}"))?;
-    let ready = Ready {
-        issuer: ready["issuer"]
-            .as_str()
-            .ok_or("READY without issuer")?
-            .to_string(),
-        port: ready["port"]
-            .as_u64()
-            .and_then(|p| u16::try_from(p).ok())
-            .ok_or("READY without port")?,
-        kid: ready["kid"]
-            .as_str()
-            .ok_or("READY without kid")?
-            .to_string(),
-    };
     // Keep draining stdout so the child never blocks on a full pipe.
     tokio::spawn(async move {
         while let Ok(Some(line)) = lines.next_line().await {
-            eprintln!("[test-idp] {line}");
+            eprintln!("[{label}] {line}");
         }
     });
-    Ok((IdpProcess { child, stdin }, ready))
+    Ok(ReadyChild {
+        child,
+        stdin,
+        ready,
+    })
 }
 
 /// Walks the IdP side of an authorization-code login like a browser would: GET authorize_url
