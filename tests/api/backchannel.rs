@@ -151,22 +151,8 @@ async fn signing_out_at_the_idp_ends_that_session_and_its_tokens_at_once() {
     assert_eq!(logout["detail"]["sub"], true, "{logout}");
 
     // The operator console shows the URI to register, with a copy button.
-    let operator = browser();
-    let signed_in = operator
-        .post(app.url("/admin/login"))
-        .form(&[("token", crate::helpers::ADMIN_TOKEN)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
-    let html = operator
-        .get(app.url("/admin/orgs/acme"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let operator = app.operator_console().await;
+    let html = app.page_text(&operator, "/admin/orgs/acme").await;
     let escaped = format!("{}/sso/backchannel-logout", app.public).replace('/', "&#x2f;");
     assert!(
         html.contains(&format!(

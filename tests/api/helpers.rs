@@ -227,6 +227,31 @@ impl TestApp {
             .unwrap()
     }
 
+    /// A browser signed in to the console as the operator (with the admin token).
+    pub async fn operator_console(&self) -> Client {
+        let b = browser();
+        let ok = b
+            .post(self.url("/admin/login"))
+            .form(&[("token", ADMIN_TOKEN)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(ok.status(), StatusCode::SEE_OTHER, "operator sign-in");
+        b
+    }
+
+    /// The HTML of a page at `path` as `browser` sees it.
+    pub async fn page_text(&self, browser: &Client, path: &str) -> String {
+        browser
+            .get(self.url(path))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// `GET /api/v1/me` in this browser: `Some(identity)` when signed in, `None` on 401.
     pub async fn me(&self, browser: &Client) -> Option<Value> {
         let resp = browser.get(self.url("/api/v1/me")).send().await.unwrap();

@@ -169,22 +169,8 @@ async fn the_page_logout_links_to_the_idp_and_the_console_shows_the_uri() {
     assert_eq!(claims_of(&query(&link)["id_token_hint"])["sub"], "bob");
 
     // The operator console shows the post-logout redirect URI beside the redirect URI.
-    let operator = browser();
-    let ok = operator
-        .post(app.url("/admin/login"))
-        .form(&[("token", crate::helpers::ADMIN_TOKEN)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ok.status(), StatusCode::SEE_OTHER);
-    let html = operator
-        .get(app.url("/admin/orgs/acme"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let operator = app.operator_console().await;
+    let html = app.page_text(&operator, "/admin/orgs/acme").await;
     let escaped = format!("{}/signed-out", app.public).replace('/', "&#x2f;");
     assert!(
         html.contains(&format!(

@@ -359,14 +359,7 @@ async fn console_previews_who_a_save_changes_and_says_how_many_changed() {
     }
 
     // The operator's console.
-    let b = browser();
-    let ok = b
-        .post(app.url("/admin/login"))
-        .form(&[("token", crate::helpers::ADMIN_TOKEN)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ok.status(), StatusCode::SEE_OTHER);
+    let b = app.operator_console().await;
     let rules_page = app.url("/admin/orgs/acme/rules");
     let post = |action: &'static str| {
         let (b, rules_page) = (b.clone(), rules_page.clone());

@@ -505,18 +505,11 @@ async fn a_bare_401_is_a_refusal_of_the_client() {
 
 #[tokio::test]
 async fn the_console_chooses_the_method_and_shows_the_client_jwks_url() {
-    use crate::helpers::{form_token_in, ADMIN_TOKEN};
+    use crate::helpers::form_token_in;
     let app = spawn_app().await;
     let idp = idp_with(&app, "client_secret_basic").await;
     app.create_org("acme", &[]).await;
-    let b = browser();
-    let resp = b
-        .post(app.url("/admin/login"))
-        .form(&[("token", ADMIN_TOKEN)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let b = app.operator_console().await;
     let post = |secret: &'static str, method: &'static str| {
         let (b, app, issuer) = (b.clone(), &app, idp.issuer.clone());
         async move {
