@@ -76,10 +76,18 @@ async fn backchannel_logout(
             tracing::info!(connections = ended.len(), sessions, "back-channel logout");
             no_store(StatusCode::OK, json!({}))
         }
-        Err(BackchannelError::Store(e)) => match e {
-            StoreError::Unavailable(_) => ApiError::unavailable(e).into_response(),
-            other => ApiError::internal(other).into_response(),
-        },
+        Err(BackchannelError::Store(e)) => {
+            // §2.8: no answer of this endpoint may be cached, errors included.
+            let mut res = match e {
+                StoreError::Unavailable(_) => ApiError::unavailable(e).into_response(),
+                other => ApiError::internal(other).into_response(),
+            };
+            res.headers_mut().insert(
+                axum::http::header::CACHE_CONTROL,
+                axum::http::HeaderValue::from_static("no-store"),
+            );
+            res
+        }
         Err(e) => {
             tracing::info!(reason = %e, "back-channel logout refused");
             invalid_request(e.to_string())

@@ -181,6 +181,9 @@ fn parse<'t>(token: &'t str, algorithms: &[Algorithm]) -> Result<Jws<'t>, Logout
 
 /// `iss` and `aud` of a well-formed token with an ID-token algorithm, read before verification
 /// only to find the connections to verify it for.
+/// Longest `iss` or `aud` value looked up (issuer URLs and client ids are far shorter).
+const MAX_ROUTE_BYTES: usize = 2048;
+
 pub fn route(token: &str) -> Result<Route, LogoutTokenError> {
     let jws = parse(token, ID_TOKEN_ALGS)?;
     let payload = parse_object(&jws.payload()?).map_err(JwsError::from)?;
@@ -189,7 +192,16 @@ pub fn route(token: &str) -> Result<Route, LogoutTokenError> {
         .ok_or(LogoutTokenError::MissingClaim("aud"))?
         .into_iter()
         .map(str::to_owned)
-        .collect();
+        .collect::<Vec<String>>();
+    // Read before any signature check and used in a query: nothing a database refuses (a NUL
+    // byte is an error on PostgreSQL, which must not become a 500), nothing unbounded.
+    let fit =
+        |s: &str| !s.is_empty() && s.len() <= MAX_ROUTE_BYTES && !s.chars().any(char::is_control);
+    if !fit(&issuer) || !audiences.iter().all(|a| fit(a)) {
+        return Err(LogoutTokenError::Malformed(
+            "its iss or aud is empty, too long or has control characters",
+        ));
+    }
     Ok(Route { issuer, audiences })
 }
 
@@ -231,10 +243,13 @@ pub fn check_claims(
     expect: &Expectations<'_>,
     now: OffsetDateTime,
 ) -> Result<LogoutClaims, LogoutTokenError> {
-    let client = [expect.client_id.to_owned()];
+    // §2.6: `aud` as for ID tokens: it must name this client and no client orgsso does not trust.
     let rules = ClaimRules {
         issuer: IssuerRule::Exactly(expect.issuer),
-        audience: AudienceRule::OneOf(&client),
+        audience: AudienceRule::Includes {
+            id: expect.client_id,
+            also_trusted: &[],
+        },
         max_iat_age: Some(expect.max_iat_age),
         leeway: expect.leeway,
         now,
@@ -272,7 +287,10 @@ pub fn check_claims(
     let jti = id("jti")?.ok_or(LogoutTokenError::MissingClaim("jti"))?;
     let leeway = expect.leeway.as_secs() as i64;
     let by_age = iat as i64 + expect.max_iat_age.as_secs() as i64 + leeway + 1;
-    let valid_until = exp.map_or(by_age, |e| by_age.min(e as i64 + leeway + 1));
+    // Saturating: a far-future `exp` must not wrap into the past (the jti would look expired).
+    let valid_until = exp.map_or(by_age, |e| {
+        by_age.min((e as i64).saturating_add(leeway + 1))
+    });
     Ok(LogoutClaims {
         sub,
         sid,

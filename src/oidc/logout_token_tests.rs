@@ -75,7 +75,8 @@ fn claims_table() {
         ("sub only", vec![("sid", None)], "ok"),
         ("sid only", vec![("sub", None)], "ok"),
         ("no exp", vec![("exp", None)], "ok"),
-        ("aud array with others", vec![("aud", set(json!(["other", CLIENT])))], "ok"),
+        // §2.6: `aud` as for ID tokens, which refuse audiences orgsso does not trust.
+        ("aud array with others", vec![("aud", set(json!(["other", CLIENT])))], "BadAudience"),
         ("event with claims", vec![("events", set(json!({EVENT: {"x": 1}, "other": {}})))], "ok"),
         ("iss other", vec![("iss", set(json!("https://evil.example")))], "BadIssuer"),
         ("iss missing", vec![("iss", None)], "MissingClaim"),

@@ -50,7 +50,11 @@ impl Sso {
         if conns.is_empty() {
             return Err(BackchannelError::NoConnection);
         }
+        // Each connection that accepts the token has its sessions ended; one that refuses it
+        // (another org that copied this issuer and client id, stale metadata) cannot block the
+        // others. Refused by all: the first reason is the answer.
         let mut verified: Option<LogoutClaims> = None;
+        let mut refusal: Option<LogoutTokenError> = None;
         let mut targets = Vec::with_capacity(conns.len());
         for c in &conns {
             let meta = &c.metadata;
@@ -63,8 +67,13 @@ impl Sso {
                 max_iat_age: self.settings.max_id_token_age,
             };
             let cache = self.jwks.get(meta.jwks_uri());
-            // Every connection the token names must accept it: one refusal refuses it whole.
-            let claims = logout_token::verify(token, &cache, &expect, now).await?;
+            let claims = match logout_token::verify(token, &cache, &expect, now).await {
+                Ok(claims) => claims,
+                Err(e) => {
+                    refusal.get_or_insert(e);
+                    continue;
+                }
+            };
             if verified.as_ref().is_some_and(|v| v != &claims) {
                 return Err(
                     LogoutTokenError::Malformed("it reads differently per connection").into(),
@@ -77,8 +86,23 @@ impl Sso {
                 issuer: c.issuer.clone(),
             });
         }
-        let claims = verified.ok_or(BackchannelError::NoConnection)?;
-        let jti_hash = sha256_b64(&format!("{}\n{}", route.issuer, claims.jti));
+        let Some(claims) = verified else {
+            return Err(refusal.map_or(BackchannelError::NoConnection, Into::into));
+        };
+        // A jti is unique per issuer and client: the clients that accepted it name its space.
+        let mut clients: Vec<&str> = conns
+            .iter()
+            .filter(|c| targets.iter().any(|t| t.connection_id == c.id))
+            .map(|c| c.client_id.as_str())
+            .collect();
+        clients.sort_unstable();
+        clients.dedup();
+        let jti_hash = sha256_b64(&format!(
+            "{}\n{}\n{}",
+            route.issuer,
+            clients.join("\n"),
+            claims.jti
+        ));
         self.store
             .backchannel_logout(
                 &jti_hash,

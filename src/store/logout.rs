@@ -25,10 +25,12 @@ pub struct LogoutEnded {
 
 /// Sessions of a connection started by the IdP session `sid` (and, when given, of the user
 /// behind (issuer, `sub`)), or with only `sub` every session of that user through it.
-const BY_SID: &str = "SELECT sid_hash FROM sessions WHERE connection_id = $1 AND idp_sid = $2
-     AND ($4 IS NULL OR user_id IN (SELECT user_id FROM identities WHERE issuer = $3 AND subject = $4))";
-const BY_SUB: &str = "SELECT sid_hash FROM sessions WHERE connection_id = $1
-     AND user_id IN (SELECT user_id FROM identities WHERE issuer = $3 AND subject = $4)";
+const BY_SID: &str = "DELETE FROM sessions WHERE connection_id = $1 AND idp_sid = $2
+     AND ($4 IS NULL OR user_id IN (SELECT user_id FROM identities WHERE issuer = $3 AND subject = $4))
+     RETURNING sid_hash";
+const BY_SUB: &str = "DELETE FROM sessions WHERE connection_id = $1
+     AND user_id IN (SELECT user_id FROM identities WHERE issuer = $3 AND subject = $4)
+     RETURNING sid_hash";
 
 impl Store {
     /// Connected connections whose issuer is `issuer` (several orgs may use the same IdP).
@@ -70,14 +72,13 @@ impl Store {
                 let mut ended = Vec::with_capacity(targets.len());
                 let mut events = Vec::new();
                 for t in targets {
-                    let hashes: Vec<(Option<String>,)> = sqlx::query_as(query)
+                    // One statement deletes them; each is announced, so every instance's
+                    // caches (and the tokens minted from them) drop it at once.
+                    let hashes: Vec<(String,)> = sqlx::query_as(query)
                         .bind(&t.connection_id).bind(sid).bind(&t.issuer).bind(sub)
                         .fetch_all(&mut *tx).await?;
-                    let mut n = 0;
-                    for (hash,) in hashes.into_iter() {
-                        let Some(hash) = hash else { continue };
-                        n += sqlx::query("DELETE FROM sessions WHERE sid_hash = $1")
-                            .bind(&hash).execute(&mut *tx).await?.rows_affected();
+                    let n = hashes.len() as u64;
+                    for (hash,) in hashes {
                         let event = Event::SessionEnded { sid_hash: hash };
                         notify_in_tx!(db, tx, event);
                         events.push(event);

@@ -156,7 +156,8 @@ async fn viewer(
         .await
         .map_err(|e| console_error(PageError::from_store(e, rid.to_owned())))?;
     Ok(member
-        .filter(|m| m.role == Role::Admin)
+        // A member the rules deny is no admin, whatever role the row still holds.
+        .filter(|m| m.role == Role::Admin && m.denied_at.is_none())
         .map(|_| Viewer::OrgAdmin {
             user_id: s.user_id,
             org_id: s.org_id,
