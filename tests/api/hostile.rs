@@ -1000,6 +1000,9 @@ async fn hostile_logout_tokens_are_refused_and_end_nothing() {
         ("wrong iss", Sign::KeyA, |_, c| c["iss"] = json!("http://127.0.0.1:9/other"), "No connected SSO connection"),
         ("wrong aud", Sign::KeyA, |_, c| c["aud"] = json!("someone-else"), "No connected SSO connection"),
         ("another connection's client", Sign::KeyA, |_, c| c["aud"] = json!("beta-client"), "No connected SSO connection"),
+        // Read before the signature to find the connection: never a 500 on PostgreSQL.
+        ("a NUL byte in iss", Sign::KeyA, |_, c| c["iss"] = json!("http://127.0.0.1:9/x\u{0}y"), "control characters"),
+        ("a NUL byte in aud", Sign::KeyA, |_, c| c["aud"] = json!(["a\u{0}b"]), "control characters"),
         ("expired", Sign::KeyA, |_, c| c["exp"] = json!(now() - 3600), "expired"),
         ("iat in the future", Sign::KeyA, |_, c| c["iat"] = json!(now() + 3600), "in the future"),
         ("iat long ago", Sign::KeyA, |_, c| { c["iat"] = json!(now() - 86400); c.as_object_mut().unwrap().remove("exp"); }, "too long ago"),
