@@ -433,10 +433,19 @@ async fn jwk_url_secret_follows_rotation_with_single_flight_and_survives_outages
         StatusCode::OK,
         "stale keys used while the URL is down"
     );
-    // An unknown kid while down: refused, not a 500.
+    // An unknown kid while down, never a 500. A kid not seen before may fetch once the
+    // refetch floor (1 s) has passed since the last fetch: that fetch fails, so the keys are
+    // unavailable (503, retry later); after a failed fetch the cooldown holds, so the next
+    // unknown kid is refused for its key (401). Waiting out the floor makes the order certain.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     let unknown = rs(KEY_B, Some("no-such-kid"), &base_claims());
     assert_eq!(
         verify(&app, "acme", &unknown).await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    let another = rs(KEY_B, Some("no-such-kid-either"), &base_claims());
+    assert_eq!(
+        verify(&app, "acme", &another).await.0,
         StatusCode::UNAUTHORIZED
     );
 }
