@@ -1,8 +1,9 @@
 //! Load on the verify endpoint, the hot path of every protected request, against a release
 //! `orgsso serve` process with a real HTTP load generator (`wrk`, Debian's package):
-//! `/healthz` (the ceiling of the HTTP stack), a session cookie, an RS256 bearer token and an
-//! HS256 bearer token, in one run on the same machine. Reports requests/s, p50/p99 latency and
-//! the server's resident memory idle and at peak.
+//! `/healthz` (the ceiling of the HTTP stack), a session cookie, an RS256 bearer token, an
+//! HS256 bearer token, an unknown session cookie (401) and an unknown org slug (404), in one
+//! run on the same machine. Reports requests/s, p50/p99 latency and the server's resident
+//! memory idle and at peak.
 //!
 //! Run: `cargo bench --bench verify` (DURATION=secs per scenario, default 10; CONNECTIONS=n,
 //! default 64). Traffic stays on 127.0.0.1.
@@ -237,6 +238,21 @@ async fn main() {
             "verify, HS256 bearer",
             &verify,
             Some(format!("Authorization: Bearer {hs}")),
+            secs,
+            conns,
+        ),
+        // Negative answers (401 and 404, counted as non-2xx): each used to cost a query.
+        wrk(
+            "verify, unknown session cookie",
+            &verify,
+            Some("Cookie: orgsso_session=bench-no-such-session-id-0000000000".to_owned()),
+            secs,
+            conns,
+        ),
+        wrk(
+            "verify, unknown org slug",
+            &format!("{base}/auth/no-such-org/verify"),
+            Some(format!("Cookie: {cookie}")),
             secs,
             conns,
         ),

@@ -28,6 +28,21 @@ pub struct Settings {
     pub login: LoginSettings,
     pub oidc: OidcSettings,
     pub tokens: TokenSettings,
+    pub audit: AuditSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AuditSettings {
+    /// Audit events older than this many days are deleted by the periodic purge; 0 keeps them.
+    pub retention_days: u64,
+}
+
+impl AuditSettings {
+    /// Events created before this unix second are due for deletion; `None` keeps every event.
+    pub fn cutoff(&self, now: i64) -> Option<i64> {
+        let days = i64::try_from(self.retention_days).unwrap_or(i64::MAX);
+        (days > 0).then(|| now.saturating_sub(days.saturating_mul(86_400)))
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -143,5 +158,32 @@ impl Settings {
     /// Cookies carry `Secure` when users reach the service over https.
     pub fn secure_cookies(&self) -> bool {
         self.public_url.scheme() == "https"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AuditSettings;
+
+    #[test]
+    fn audit_retention_cutoff() {
+        let now = 1_800_000_000;
+        for (days, want) in [
+            (0, None),
+            (1, Some(now - 86_400)),
+            (400, Some(now - 400 * 86_400)),
+            (u64::MAX, Some(now - i64::MAX)),
+        ] {
+            let got = AuditSettings {
+                retention_days: days,
+            }
+            .cutoff(now);
+            assert_eq!(got, want, "{days} days");
+        }
+        assert_eq!(
+            super::Settings::defaults().audit.retention_days,
+            400,
+            "documented default"
+        );
     }
 }

@@ -153,15 +153,23 @@ impl Application {
     /// Serves until the process receives Ctrl-C / SIGTERM.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let store = self.state.store.clone();
+        let audit = self.state.settings.audit.clone();
         let purge = tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(60));
             loop {
                 tick.tick().await;
-                if let Err(e) = store
-                    .purge_expired(time::OffsetDateTime::now_utc().unix_timestamp())
-                    .await
-                {
+                let now = time::OffsetDateTime::now_utc().unix_timestamp();
+                if let Err(e) = store.purge_expired(now).await {
                     tracing::warn!(error = %e, "purging expired sessions failed");
+                }
+                // At most 20 × 1,000 rows a minute, each batch its own short statement: a
+                // backlog (retention first turned on) is worked off over the next runs.
+                if let Some(cutoff) = audit.cutoff(now) {
+                    match store.purge_audit_before(cutoff, 1_000, 20).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(deleted = n, "old audit events purged"),
+                        Err(e) => tracing::warn!(error = %e, "purging old audit events failed"),
+                    }
                 }
             }
         });

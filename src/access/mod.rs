@@ -13,12 +13,13 @@ mod verdicts;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use jsonwebtoken::Header;
 use serde_json::Value;
 use time::OffsetDateTime;
 
+use crate::cache::RevocableCache;
 use crate::configuration::Settings;
 use crate::crypto::{sha256_b64, SecretBox};
 use crate::jose::compact::MAX_BEARER_TOKEN_BYTES;
@@ -38,6 +39,11 @@ use verdicts::{Verdict, Verdicts};
 
 /// The `typ` header of tokens orgsso mints (RFC 9068): never mistaken for an ID token.
 pub use crate::jwt::signing::ACCESS_TOKEN_TYP;
+
+/// How long a "no such org" is believed; `OrgCreated` drops it sooner on every instance.
+const UNKNOWN_ORG_TTL: Duration = Duration::from_secs(5);
+/// Bound on remembered unknown slugs.
+const MAX_UNKNOWN_ORGS: usize = 10_000;
 
 /// Who a request comes from, as the verify endpoint reports it.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -120,6 +126,8 @@ pub struct Access {
     keys: OwnKeys,
     org_secrets: org_secrets::SecretsCache,
     orgs: Mutex<HashMap<String, OrgRow>>,
+    /// Slugs no org had, and when that was read (dropped by `OrgCreated`).
+    unknown_orgs: RevocableCache<Instant>,
     verdicts: Verdicts,
     /// False while changes from other instances might be missed: every cache is bypassed.
     live: AtomicBool,
@@ -143,6 +151,7 @@ impl Access {
             keys: OwnKeys::new(keep.as_secs() as i64),
             org_secrets: org_secrets::SecretsCache::default(),
             orgs: Mutex::new(HashMap::new()),
+            unknown_orgs: RevocableCache::new(MAX_UNKNOWN_ORGS),
             verdicts: Verdicts::default(),
             live: AtomicBool::new(true),
             settings,
@@ -178,6 +187,7 @@ impl Access {
     fn reset_caches(&self, enabled: bool) {
         self.sessions.set_enabled(enabled);
         self.org_secrets.set_enabled(enabled);
+        self.unknown_orgs.set_enabled(enabled);
         self.verdicts.clear();
         self.keys.mark_stale();
     }
@@ -186,16 +196,25 @@ impl Access {
         self.live.load(Ordering::Acquire)
     }
 
-    /// Org by slug; orgs are never renamed or deleted, so a found org is cached for good.
+    /// Org by slug; orgs are never renamed or deleted, so a found org is cached for good. A
+    /// slug no org has is remembered for [`UNKNOWN_ORG_TTL`] (not while not live, and never
+    /// past the `OrgCreated` of an org taking it).
     pub async fn org(&self, slug: &str) -> Result<OrgRow, Denied> {
         if let Some(o) = self.orgs.lock().expect("orgs lock").get(slug) {
             return Ok(o.clone());
         }
-        let org = self
-            .store
-            .org_by_slug(slug)
-            .await?
-            .ok_or(Denied::UnknownOrg)?;
+        if let Some(seen) = self.unknown_orgs.get(slug) {
+            if seen.elapsed() < UNKNOWN_ORG_TTL {
+                return Err(Denied::UnknownOrg);
+            }
+        }
+        // Noted before the read: an org created while we read is never remembered as unknown.
+        let generation = self.unknown_orgs.generation();
+        let Some(org) = self.store.org_by_slug(slug).await? else {
+            self.unknown_orgs
+                .insert_since(generation, slug, Instant::now());
+            return Err(Denied::UnknownOrg);
+        };
         self.orgs
             .lock()
             .expect("orgs lock")
@@ -427,6 +446,8 @@ impl EventSink for Access {
     fn apply(&self, event: &Event) {
         match event {
             Event::SessionEnded { sid_hash } => self.sessions.forget(sid_hash),
+            Event::SessionStarted { sid_hash } => self.sessions.started(sid_hash),
+            Event::OrgCreated { slug } => self.unknown_orgs.remove(slug),
             Event::OrgSessionsEnded { org_id } => self.sessions.forget_org(org_id),
             Event::SecretsChanged { org_id } => {
                 self.org_secrets.invalidate(org_id);

@@ -1,6 +1,7 @@
 //! The admin API (`/api/v1/orgs…`), behind the bootstrap admin token.
 
-use axum::extract::{FromRequestParts, Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -10,6 +11,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::error::{ApiError, ApiJson};
+use super::paging::AuditQuery;
 use super::{now, AppState};
 use crate::oidc::egress::Egress;
 use crate::roles::{RoleMapping, RoleMappingSpec};
@@ -304,17 +306,47 @@ async fn members(
     ))
 }
 
+/// `GET /api/v1/orgs/{slug}/audit?before=<id>&after=<id>&limit=<n>`: newest first, `limit`
+/// (default 100, at most 1000) events. The body stays the array it always was; the way on is
+/// in a `Link` header (RFC 8288): `rel="next"` for older events, `rel="prev"` for newer ones.
 async fn audit(
     AdminOrg(org): AdminOrg,
     State(store): State<Store>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let events = store.audit_events(&org.id, 500).await?;
-    let out: Vec<_> = events
+    query: Result<Query<AuditQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query?;
+    let (cursor, limit) = query
+        .parse(100)
+        .map_err(|m| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", m))?;
+    let page = store.audit_page(&org.id, cursor, limit).await?;
+    let base = format!("/api/v1/orgs/{}/audit", org.slug);
+    let mut links = Vec::new();
+    if let (true, Some(last)) = (page.older, page.events.last()) {
+        links.push(format!(
+            "<{base}?before={}&limit={limit}>; rel=\"next\"",
+            last.id
+        ));
+    }
+    if let (true, Some(first)) = (page.newer, page.events.first()) {
+        links.push(format!(
+            "<{base}?after={}&limit={limit}>; rel=\"prev\"",
+            first.id
+        ));
+    }
+    let out: Vec<_> = page
+        .events
         .into_iter()
         .map(|e| {
             let detail: serde_json::Value = serde_json::from_str(&e.detail).unwrap_or_default();
             json!({"id": e.id, "actor": e.actor, "action": e.action, "detail": detail, "created_at": e.created_at})
         })
         .collect();
-    Ok(Json(serde_json::Value::Array(out)))
+    let mut res = Json(serde_json::Value::Array(out)).into_response();
+    if !links.is_empty() {
+        // Slugs are [a-z0-9-] and ids numbers: always a valid header value.
+        if let Ok(v) = header::HeaderValue::from_str(&links.join(", ")) {
+            res.headers_mut().insert(header::LINK, v);
+        }
+    }
+    Ok(res)
 }

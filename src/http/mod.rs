@@ -10,6 +10,7 @@ pub mod error;
 pub mod form;
 pub mod jwt_secrets;
 pub mod pages;
+pub mod paging;
 pub mod signed_in;
 pub mod tokens;
 

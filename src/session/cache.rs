@@ -1,6 +1,17 @@
 //! Live-session lookups for the verify endpoint: a short positive cache in front of the
 //! database, invalidated at once by this process's logouts and disconnects, so the hot path
 //! does no database round trip per request and a revoked session never passes.
+//!
+//! Misses are remembered too, briefly, so a flood of one unknown cookie costs no query per
+//! request. A remembered "no such session" must never hide a session stored later under the
+//! same id hash. It cannot in practice: session ids are 128 fresh random bits, and the cookie
+//! carrying a new id reaches the browser only after its row is committed, so nobody asks for
+//! an id before it exists except by guessing it. Still, the answer is bounded three ways: it
+//! lives at most [`NEGATIVE_TTL`]; storing a session announces `SessionStarted`, which drops
+//! it in this process and moves the generation, so a miss read before the insert is never
+//! cached after it; and like every entry here it is bypassed while not live. Negatives live
+//! in their own map with their own bound, so a flood of random cookies can never push live
+//! sessions out.
 
 use std::time::{Duration, Instant};
 
@@ -33,12 +44,23 @@ struct Cached {
 const RECHECK: Duration = Duration::from_secs(10);
 /// Bound on memory: past this many entries the cache starts over.
 const MAX_ENTRIES: usize = 100_000;
+/// How long a "no such session" is believed.
+pub const NEGATIVE_TTL: Duration = Duration::from_secs(5);
+/// Bound on remembered misses (their own map: random cookies never evict live sessions).
+const MAX_NEGATIVE: usize = 10_000;
 
-pub struct SessionCache(RevocableCache<Cached>);
+pub struct SessionCache {
+    live: RevocableCache<Cached>,
+    /// Id hashes with no live session, and when that was read.
+    absent: RevocableCache<Instant>,
+}
 
 impl Default for SessionCache {
     fn default() -> Self {
-        SessionCache(RevocableCache::new(MAX_ENTRIES))
+        SessionCache {
+            live: RevocableCache::new(MAX_ENTRIES),
+            absent: RevocableCache::new(MAX_NEGATIVE),
+        }
     }
 }
 
@@ -51,19 +73,27 @@ impl SessionCache {
         sid_hash: &str,
         now: i64,
     ) -> Result<Option<SessionIdentity>, StoreError> {
-        if let Some(c) = self.0.get(sid_hash) {
+        if let Some(c) = self.live.get(sid_hash) {
             if c.checked.elapsed() < RECHECK && now < c.valid_until {
                 return Ok(Some(c.identity));
             }
         }
-        let generation = self.0.generation();
+        if let Some(seen) = self.absent.get(sid_hash) {
+            if seen.elapsed() < NEGATIVE_TTL {
+                return Ok(None);
+            }
+        }
+        let generation = self.live.generation();
+        let absent_generation = self.absent.generation();
         let Some(row) = store.live_session(sid_hash, now).await? else {
-            self.forget(sid_hash);
+            self.live.remove(sid_hash);
+            self.remember_absent(absent_generation, sid_hash);
             return Ok(None);
         };
         let absolute = timeouts.absolute_end(auth_at_of(&row.data));
         if now >= absolute {
-            self.forget(sid_hash);
+            self.live.remove(sid_hash);
+            self.remember_absent(absent_generation, sid_hash);
             return Ok(None);
         }
         let mut expires_at = row.expires_at;
@@ -82,7 +112,7 @@ impl SessionCache {
             name: row.name,
         };
         // Not cached when a revocation happened while we read: answered from what we read.
-        self.0.insert_since(
+        self.live.insert_since(
             generation,
             sid_hash,
             Cached {
@@ -94,25 +124,40 @@ impl SessionCache {
         Ok(Some(identity))
     }
 
+    /// Remembers a miss unless a session was stored (or caching switched) since `generation`.
+    fn remember_absent(&self, generation: u64, sid_hash: &str) {
+        self.absent
+            .insert_since(generation, sid_hash, Instant::now());
+    }
+
     /// Turns caching on or off; either way the cache starts empty.
     pub fn set_enabled(&self, on: bool) {
-        self.0.set_enabled(on);
+        self.live.set_enabled(on);
+        self.absent.set_enabled(on);
     }
 
     pub fn forget(&self, sid_hash: &str) {
-        self.0.remove(sid_hash);
+        self.live.remove(sid_hash);
+    }
+
+    /// A session was stored under `sid_hash`: a remembered miss for it is dropped, and a miss
+    /// read before the store is not remembered after it.
+    pub fn started(&self, sid_hash: &str) {
+        self.absent.remove(sid_hash);
     }
 
     /// Drops the cached sessions of one member of an org, or of all its members (`None`):
-    /// their role changed.
+    /// their role changed. Remembered misses go too (they may stand for a denied member's
+    /// session, which a role change can make live again).
     pub fn forget_members(&self, org_id: &str, user_id: Option<&str>) {
-        self.0.retain(|_, c| {
+        self.live.retain(|_, c| {
             c.identity.org_id != org_id || user_id.is_some_and(|u| c.identity.user_id != u)
         });
+        self.absent.retain(|_, _| false);
     }
 
     /// Drops every cached session of an org (disconnect).
     pub fn forget_org(&self, org_id: &str) {
-        self.0.retain(|_, c| c.identity.org_id != org_id);
+        self.live.retain(|_, c| c.identity.org_id != org_id);
     }
 }

@@ -11,6 +11,15 @@ pub const CHANNEL: &str = "orgsso_events";
 pub enum Event {
     /// One session ended (logout, new id at sign-in).
     SessionEnded { sid_hash: String },
+    /// A session was stored (sign-in). Announced in this process only, never by NOTIFY: it drops
+    /// a remembered "no such session" for that id hash. Other instances need not hear it: a
+    /// session id is 128 fresh random bits whose cookie reaches the browser only after the row
+    /// is committed, so no instance can have asked for it before (short of guessing it), and a
+    /// remembered miss lives a few seconds at most (`session::cache`'s `NEGATIVE_TTL`). A
+    /// NOTIFY here would add a statement to every sign-in for nothing.
+    SessionStarted { sid_hash: String },
+    /// An org was created: a remembered "no such org" for its slug is dropped on every instance.
+    OrgCreated { slug: String },
     /// Every SSO session of an org ended (disconnect).
     OrgSessionsEnded { org_id: String },
     /// An org's JWT secrets were added or removed.

@@ -24,7 +24,7 @@ mod rederive;
 pub mod sessions;
 mod users;
 
-pub use audit::AuditEvent;
+pub use audit::{AuditCursor, AuditEvent, AuditPage};
 pub use connections::{ClientKey, Connection, ConnectionStatus, DisconnectCounts, TokenAuth};
 pub use flows::FlowRow;
 pub use jwt::{JwtSecretRow, SigningKeyRow};

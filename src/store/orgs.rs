@@ -1,3 +1,4 @@
+use super::events::{notify_in_tx, Event};
 use super::{audit_in_tx, on_db, Result, Store, StoreError};
 use crate::roles::RoleMappingSpec;
 
@@ -11,10 +12,15 @@ pub struct OrgRow {
 
 impl Store {
     /// Creates the org and its claimed domains in one transaction. A taken slug or domain is a
-    /// `Conflict`, and nothing is written.
+    /// `Conflict`, and nothing is written. Announces `OrgCreated`, so an instance that
+    /// remembered the slug as unknown knows it at once.
     pub async fn create_org(&self, org: &OrgRow, domains: &[String], actor: &str) -> Result<()> {
         let detail = serde_json::json!({"slug": org.slug, "name": org.name, "domains": domains});
-        on_db!(self.db(), p => {
+        let created = Event::OrgCreated {
+            slug: org.slug.clone(),
+        };
+        let db = self.db();
+        on_db!(db, p => {
             let mut tx = p.begin().await?;
             sqlx::query("INSERT INTO orgs (id, slug, name, created_at) VALUES ($1, $2, $3, $4)")
                 .bind(&org.id).bind(&org.slug).bind(&org.name).bind(org.created_at)
@@ -25,8 +31,10 @@ impl Store {
                     .execute(&mut *tx).await?;
             }
             audit_in_tx!(tx, &org.id, actor, "org.create", detail, org.created_at)?;
+            notify_in_tx!(db, tx, created);
             tx.commit().await?;
         });
+        self.announce(&created);
         Ok(())
     }
 

@@ -144,6 +144,10 @@ impl SessionStore for DbSessionStore {
                 .bind(&user).bind(&org).bind(&conn).bind(now).bind(sid_hash(&id)).bind(&idp_sid)
                 .execute(p).await.map_err(backend)?.rows_affected());
             if inserted == 1 {
+                // In-process only (see `Event::SessionStarted` for why no NOTIFY).
+                self.store.announce(&Event::SessionStarted {
+                    sid_hash: sid_hash(&id),
+                });
                 return Ok(());
             }
             let taken: Option<(String,)> = on_db!(self.store.db(), p => sqlx::query_as("SELECT id FROM sessions WHERE id = $1")

@@ -3,6 +3,7 @@
 //! `other_providers.rs`), a hostile in-test IdP, and a real SQLite file.
 
 mod admin_api;
+mod audit;
 mod backchannel;
 mod browser;
 mod console;
@@ -13,6 +14,7 @@ mod idp;
 mod login_flow;
 mod logout;
 mod multi_instance;
+mod negative;
 mod nginx;
 mod other_providers;
 mod pgcluster;

@@ -597,3 +597,37 @@ async fn multi_instance_role_changes_reach_every_instance_at_once() {
         seen.iter().max().unwrap()
     );
 }
+
+/// An org created on one instance is known at once on another that had just remembered its
+/// slug as unknown (`OrgCreated` by NOTIFY), well before the few seconds a miss is believed.
+#[tokio::test]
+async fn multi_instance_a_new_org_is_known_everywhere_at_once() {
+    let Some(server) = pg_server() else {
+        return not_run("multi_instance_a_new_org_is_known_everywhere_at_once");
+    };
+    let db = fresh_pg_database(&server).await;
+    let apps = instances(2, &db, 5).await;
+    let (a, b) = (&apps[0], &apps[1]);
+    for _ in 0..2 {
+        assert_eq!(
+            b.status_of("/auth/newco/verify").await,
+            StatusCode::NOT_FOUND
+        );
+    }
+    a.create_org("newco", &[]).await;
+    let started = Instant::now();
+    for _ in 0..200 {
+        if b.status_of("/auth/newco/verify").await == StatusCode::UNAUTHORIZED {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "the other instance still says the org does not exist"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(
+        b.status_of("/auth/newco/verify").await,
+        StatusCode::UNAUTHORIZED
+    );
+}

@@ -6,7 +6,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::OrgConsole;
-use crate::http::pages::PageQuery;
+use crate::http::pages::{self, PageQuery};
+use crate::http::paging::AuditQuery;
+use crate::store::AuditCursor;
 use crate::store::MemberRow;
 
 /// Audit events shown on one page, newest first.
@@ -58,13 +60,53 @@ pub async fn members(oc: OrgConsole, PageQuery(filter): PageQuery<MemberFilter>)
     )
 }
 
-/// `GET /admin/orgs/{slug}/audit`.
-pub async fn audit(oc: OrgConsole) -> Response {
-    let events = match oc.c.store.audit_events(&oc.org.id, AUDIT_PAGE).await {
-        Ok(e) => e,
+/// `GET /admin/orgs/{slug}/audit?before=<id>|after=<id>`: one page, newest first, with
+/// "older" and "newer" links (keyset paging, see `Store::audit_page`).
+pub async fn audit(oc: OrgConsole, PageQuery(query): PageQuery<AuditQuery>) -> Response {
+    let here = format!("/admin/orgs/{}/audit", oc.org.slug);
+    let (cursor, limit) = match query.parse(AUDIT_PAGE) {
+        Ok(p) => p,
+        Err(m) => {
+            return pages::message(
+                StatusCode::BAD_REQUEST,
+                "Bad request",
+                &format!("This audit page address is wrong: {m}."),
+                &oc.c.rid,
+                vec![pages::Link {
+                    href: here,
+                    label: "The newest events",
+                }],
+            )
+        }
+    };
+    let page = match oc.c.store.audit_page(&oc.org.id, cursor, limit).await {
+        Ok(p) => p,
         Err(e) => return oc.c.store_failed(e),
     };
-    let rows: Vec<Value> = events
+    // Links keep a page size the viewer chose; the default one stays out of the address.
+    let size = if limit == AUDIT_PAGE {
+        String::new()
+    } else {
+        format!("&limit={limit}")
+    };
+    let older = page
+        .older
+        .then(|| {
+            page.events
+                .last()
+                .map(|e| format!("{here}?before={}{size}", e.id))
+        })
+        .flatten();
+    let newer = page
+        .newer
+        .then(|| {
+            page.events
+                .first()
+                .map(|e| format!("{here}?after={}{size}", e.id))
+        })
+        .flatten();
+    let rows: Vec<Value> = page
+        .events
         .into_iter()
         .map(|e| {
             json!({"when": super::when(Some(e.created_at)), "actor": e.actor, "action": e.action,
@@ -76,7 +118,8 @@ pub async fn audit(oc: OrgConsole) -> Response {
         "console_audit.html",
         "Audit log",
         "audit",
-        json!({"events": rows, "limit": AUDIT_PAGE}),
+        json!({"events": rows, "limit": limit, "older": older, "newer": newer,
+               "newest": matches!(cursor, AuditCursor::Newest)}),
     )
 }
 
