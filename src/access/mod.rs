@@ -8,6 +8,7 @@
 
 mod org_secrets;
 mod own_keys;
+mod refusals;
 mod verdicts;
 
 use std::collections::HashMap;
@@ -25,6 +26,7 @@ use crate::crypto::{sha256_b64, SecretBox};
 use crate::jose::compact::MAX_BEARER_TOKEN_BYTES;
 use crate::jose::jwks::JwksRegistry;
 use crate::jwt::own_token::{self, OwnTokenError, OwnTokenExpectations};
+use crate::jwt::secret_input::SecretKind;
 use crate::jwt::signing::{access_token_claims, AccessTokenClaims};
 use crate::jwt::verify::{verify_with_secrets, TokenError};
 use crate::roles::Role;
@@ -35,6 +37,7 @@ use crate::store::{OrgRow, SigningKeyRow, Store, StoreError};
 
 pub use own_keys::KeyError;
 use own_keys::OwnKeys;
+use refusals::{Refusal, Refusals};
 use verdicts::{Verdict, Verdicts};
 
 /// The `typ` header of tokens orgsso mints (RFC 9068): never mistaken for an ID token.
@@ -129,6 +132,8 @@ pub struct Access {
     /// Slugs no org had, and when that was read (dropped by `OrgCreated`).
     unknown_orgs: RevocableCache<Instant>,
     verdicts: Verdicts,
+    /// Refusals final for their token, so a bad token sent again costs no signature check.
+    refusals: Refusals,
     /// False while changes from other instances might be missed: every cache is bypassed.
     live: AtomicBool,
 }
@@ -153,6 +158,7 @@ impl Access {
             orgs: Mutex::new(HashMap::new()),
             unknown_orgs: RevocableCache::new(MAX_UNKNOWN_ORGS),
             verdicts: Verdicts::default(),
+            refusals: Refusals::default(),
             live: AtomicBool::new(true),
             settings,
         }
@@ -189,6 +195,7 @@ impl Access {
         self.org_secrets.set_enabled(enabled);
         self.unknown_orgs.set_enabled(enabled);
         self.verdicts.clear();
+        self.refusals.clear();
         self.keys.mark_stale();
     }
 
@@ -289,8 +296,29 @@ impl Access {
         let verdict = match cached {
             Some(v) => v,
             None => {
+                // A token refused before is refused again, the same way, without a check.
+                if self.is_live() {
+                    if let Some(denied) = self.refusals.get(&key, &org.id, ts) {
+                        return Err(denied);
+                    }
+                }
                 let generation = self.org_secrets.generation();
-                let v = self.check_signature_and_claims(org, token, now).await?;
+                let refusals_generation = self.refusals.generation();
+                let v = match self.check_signature_and_claims(org, token, now).await {
+                    Ok(v) => v,
+                    Err(denied) => {
+                        self.remember_refusal(
+                            org,
+                            key,
+                            &denied,
+                            ts,
+                            generation,
+                            refusals_generation,
+                        )
+                        .await;
+                        return Err(denied);
+                    }
+                };
                 // Not live, or secrets changed while we checked (which going live also counts
                 // as): use the answer once, remember nothing.
                 self.verdicts.insert_if(key, v.clone(), ts, || {
@@ -326,6 +354,45 @@ impl Access {
             via: "token",
             secret: Some(verdict.secret.clone()),
         })
+    }
+
+    /// Remembers a refusal final for its token (see [`Refusal::of`]), unless not live or the
+    /// secrets or keys changed while the token was being checked.
+    async fn remember_refusal(
+        &self,
+        org: &OrgRow,
+        key: String,
+        denied: &Denied,
+        ts: i64,
+        secrets_generation: u64,
+        generation: u64,
+    ) {
+        if !self.is_live() || Refusal::of(denied, false).is_none() {
+            return;
+        }
+        // Already built by the check (a cache hit): does a key provider's set decide?
+        let provider_keys = if Refusal::depends_on_provider_keys(denied) {
+            let Ok(secrets) = self
+                .org_secrets
+                .for_org(&org.id, &self.store, &self.secret_box, &self.jwks)
+                .await
+            else {
+                return;
+            };
+            secrets
+                .verifiers
+                .iter()
+                .any(|s| s.kind == SecretKind::JwkUrl)
+        } else {
+            false
+        };
+        let Some(refusal) = Refusal::of(denied, provider_keys) else {
+            return;
+        };
+        self.refusals
+            .insert_if(key, &org.id, refusal, ts, generation, || {
+                self.is_live() && self.org_secrets.generation() == secrets_generation
+            });
     }
 
     async fn check_signature_and_claims(
@@ -452,8 +519,13 @@ impl EventSink for Access {
             Event::SecretsChanged { org_id } => {
                 self.org_secrets.invalidate(org_id);
                 self.verdicts.forget_org(org_id);
+                self.refusals.forget_org(org_id);
             }
-            Event::KeysRotated => self.keys.mark_stale(),
+            // A token with a kid of a key this instance has not loaded yet was refused.
+            Event::KeysRotated => {
+                self.keys.mark_stale();
+                self.refusals.clear();
+            }
             Event::RoleMappingChanged { .. } => {}
             // Cached sessions hold the member's role: the next request reads the new one (or
             // finds the member denied).

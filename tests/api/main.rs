@@ -18,6 +18,7 @@ mod negative;
 mod nginx;
 mod other_providers;
 mod pgcluster;
+mod refusals;
 mod roles;
 mod rotation;
 mod store;
