@@ -29,7 +29,8 @@ use crate::jose::jwks::{JwksCache, JwksError};
 /// The `events` member that makes a JWT a logout token (§2.4).
 pub const BACKCHANNEL_LOGOUT_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
 /// Longest `sid`, `sub` and `jti` kept, in bytes.
-const MAX_ID_BYTES: usize = 255;
+/// (The same bound as an ID token's `sub`.)
+const MAX_ID_BYTES: usize = super::idtoken::MAX_SUBJECT_BYTES;
 
 /// Why a logout token was refused: a sentence an IdP administrator can act on.
 #[derive(Debug, thiserror::Error)]

@@ -46,13 +46,13 @@ impl Store {
     ) -> Result<AuditPage> {
         const COLS: &str = "SELECT id, actor, action, detail, created_at FROM audit_events";
         let (sql, bound) = match cursor {
-            AuditCursor::Newest => (
+            // The newest page is the page before any id.
+            AuditCursor::Newest | AuditCursor::Before(_) => (
                 format!("{COLS} WHERE org_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3"),
-                i64::MAX,
-            ),
-            AuditCursor::Before(id) => (
-                format!("{COLS} WHERE org_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3"),
-                id,
+                match cursor {
+                    AuditCursor::Before(id) => id,
+                    _ => i64::MAX,
+                },
             ),
             AuditCursor::After(id) => (
                 format!("{COLS} WHERE org_id = $1 AND id > $2 ORDER BY id ASC LIMIT $3"),

@@ -108,6 +108,7 @@ impl Store {
 
     /// Stores a rule set (validated whole by the caller) and announces the change, without
     /// re-deriving anyone's role (see [`Store::save_role_mapping`], which does).
+    #[cfg(test)]
     pub async fn put_role_mapping(
         &self,
         org_id: &str,
