@@ -51,8 +51,8 @@ fn claims(i: usize, exp: i64, groups: usize) -> Value {
         "preferred_username": format!("employee{i}"),
         "role": "developer",
         "exp": exp,
-        "iat": exp - 3600,
-        "auth_time": exp - 3600,
+        "iat": exp - 4 * 3600,
+        "auth_time": exp - 4 * 3600,
         "jti": format!("jti-{i:016}-{exp}"),
         "locale": "en-GB",
         "zoneinfo": "Europe/London",
@@ -100,11 +100,15 @@ async fn send_all(
         tasks.push(tokio::spawn(async move {
             let mut bad = 0;
             for token in tokens.iter().skip(t).step_by(concurrency) {
-                let ok = match client.get(&url).bearer_auth(token).send().await {
-                    Ok(r) => r.status() == 200,
-                    Err(_) => false,
+                let why = match client.get(&url).bearer_auth(token).send().await {
+                    Ok(r) if r.status() == 200 => continue,
+                    Ok(r) => format!("{} {:?}", r.status(), r.headers().get("www-authenticate")),
+                    Err(e) => e.to_string(),
                 };
-                bad += usize::from(!ok);
+                if bad == 0 && t == 0 {
+                    eprintln!("first refusal: {why}");
+                }
+                bad += 1;
             }
             bad
         }));
@@ -120,6 +124,15 @@ async fn send_all(
 fn counts(log: &std::path::Path) -> Option<(u64, u64)> {
     let text = std::fs::read_to_string(log).ok()?;
     let line = text.lines().rev().find(|l| l.contains("verdict cache"))?;
+    // Colours off by NO_COLOR; escapes dropped anyway.
+    let line: String = line
+        .split('\x1b')
+        .enumerate()
+        .map(|(i, part)| match part.split_once('m') {
+            Some((_, rest)) if i > 0 => rest,
+            _ => part,
+        })
+        .collect();
     let field = |name: &str| -> Option<u64> {
         line.split_whitespace()
             .find_map(|w| w.strip_prefix(name))
@@ -158,6 +171,7 @@ async fn main() {
         .env("ORGSSO_DATA_DIR", dir.path().join("data"))
         .env("ORGSSO_ADMIN_TOKEN", ADMIN)
         .env("RUST_LOG", "warn,orgsso::access::verdicts=debug")
+        .env("NO_COLOR", "1")
         .stdout(std::fs::File::create(&log).unwrap())
         .kill_on_drop(true)
         .spawn()
