@@ -201,11 +201,11 @@ async fn main() {
 
     let exp = time::OffsetDateTime::now_utc().unix_timestamp() + 4 * 3600;
     let small = Arc::new(tokens(0, 50_000, exp, 0));
-    let large = Arc::new(tokens(1_000_000, 10_000, exp, 150));
+    let large = Arc::new(tokens(1_000_000, 10_000, exp, 115));
     let set = Arc::new(tokens(2_000_000, working_set, exp, 0));
     let avg = |t: &[String]| t.iter().map(String::len).sum::<usize>() / t.len().max(1);
     println!(
-        "token sizes: {} B (25 claims), {} B (with 150 groups); working set {} tokens; {} concurrent",
+        "token sizes: {} B (25 claims), {} B (with 115 groups); working set {} tokens; {} concurrent",
         avg(&small),
         avg(&large),
         set.len(),
