@@ -120,25 +120,33 @@ async fn send_all(
     (started.elapsed().as_secs_f64(), bad)
 }
 
-/// The verdict cache's (hits, misses) from its last debug line, if any.
-fn counts(log: &std::path::Path) -> Option<(u64, u64)> {
+/// The verdict cache's last debug line, colour escapes dropped.
+fn stats_line(log: &std::path::Path) -> Option<String> {
     let text = std::fs::read_to_string(log).ok()?;
     let line = text.lines().rev().find(|l| l.contains("verdict cache"))?;
     // Colours off by NO_COLOR; escapes dropped anyway.
-    let line: String = line
-        .split('\x1b')
-        .enumerate()
-        .map(|(i, part)| match part.split_once('m') {
-            Some((_, rest)) if i > 0 => rest,
-            _ => part,
-        })
-        .collect();
-    let field = |name: &str| -> Option<u64> {
-        line.split_whitespace()
-            .find_map(|w| w.strip_prefix(name))
-            .and_then(|v| v.parse().ok())
-    };
-    Some((field("hits=")?, field("misses=")?))
+    Some(
+        line.split('\x1b')
+            .enumerate()
+            .map(|(i, part)| match part.split_once('m') {
+                Some((_, rest)) if i > 0 => rest,
+                _ => part,
+            })
+            .collect(),
+    )
+}
+
+/// A `name=value` number of the verdict cache's last debug line.
+fn stat(log: &std::path::Path, name: &str) -> Option<u64> {
+    stats_line(log)?
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix(name)?.strip_prefix('='))
+        .and_then(|v| v.parse().ok())
+}
+
+/// The verdict cache's (hits, misses) from its last debug line, if any.
+fn counts(log: &std::path::Path) -> Option<(u64, u64)> {
+    Some((stat(log, "hits")?, stat(log, "misses")?))
 }
 
 #[tokio::main]
@@ -241,6 +249,13 @@ async fn main() {
         );
     }
     let (hits, misses) = last;
-    println!("\ntotal verdict lookups: {} hits, {} misses", hits, misses);
+    println!("\ntotal verdict lookups: {hits} hits, {misses} misses");
+    // Only builds that report them (after the byte budgets came).
+    if let (Some(entries), Some(bytes)) = (stat(&log, "entries"), stat(&log, "bytes")) {
+        println!(
+            "verdict cache at the end: {entries} entries, {:.1} MiB charged",
+            bytes as f64 / 1048576.0
+        );
+    }
     server.kill().await.ok();
 }
