@@ -29,6 +29,43 @@ pub struct Settings {
     pub oidc: OidcSettings,
     pub tokens: TokenSettings,
     pub audit: AuditSettings,
+    pub cache: CacheSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CacheSettings {
+    /// Memory for the verify path's caches, in MiB, split by [`CacheSettings::budgets`].
+    pub memory_mb: u64,
+}
+
+/// Byte budgets of the verify path's caches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheBudgets {
+    /// Token verdicts: most of it, one entry per live token (a few hundred bytes each).
+    pub verdicts: u64,
+    /// Live sessions (only those used in the last 10 s are worth keeping).
+    pub live_sessions: u64,
+    /// Refusals of bad tokens (60 s each).
+    pub refusals: u64,
+    /// "No such session" (5 s each).
+    pub absent_sessions: u64,
+    /// "No such org" (5 s each).
+    pub unknown_orgs: u64,
+}
+
+impl CacheSettings {
+    /// The split, in sixteenths: verdicts 10, live sessions 2, refusals 2, unknown sessions 1,
+    /// unknown orgs 1.
+    pub fn budgets(&self) -> CacheBudgets {
+        let sixteenth = self.memory_mb.saturating_mul(1 << 20) / 16;
+        CacheBudgets {
+            verdicts: sixteenth * 10,
+            live_sessions: sixteenth * 2,
+            refusals: sixteenth * 2,
+            absent_sessions: sixteenth,
+            unknown_orgs: sixteenth,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -149,6 +186,9 @@ impl Settings {
         if self.oidc.jwks_refetch_floor_ms == 0 {
             return bad("oidc.jwks_refetch_floor_ms must be greater than zero (it bounds JWKS fetches caused by tokens with unknown kids)".into());
         }
+        if self.cache.memory_mb == 0 || self.cache.memory_mb > 1 << 20 {
+            return bad("cache.memory_mb must be between 1 and 1048576".into());
+        }
         if self.login.flow_ttl_secs == 0 {
             return bad("login.flow_ttl_secs must be greater than zero".into());
         }
@@ -163,7 +203,48 @@ impl Settings {
 
 #[cfg(test)]
 mod tests {
-    use super::AuditSettings;
+    use super::{AuditSettings, CacheBudgets, CacheSettings};
+
+    #[test]
+    fn cache_budgets_split_the_memory_setting() {
+        const MIB: u64 = 1 << 20;
+        for (mb, want) in [
+            (
+                64,
+                CacheBudgets {
+                    verdicts: 40 * MIB,
+                    live_sessions: 8 * MIB,
+                    refusals: 8 * MIB,
+                    absent_sessions: 4 * MIB,
+                    unknown_orgs: 4 * MIB,
+                },
+            ),
+            (
+                1,
+                CacheBudgets {
+                    verdicts: 10 * MIB / 16,
+                    live_sessions: MIB / 8,
+                    refusals: MIB / 8,
+                    absent_sessions: MIB / 16,
+                    unknown_orgs: MIB / 16,
+                },
+            ),
+        ] {
+            let got = CacheSettings { memory_mb: mb }.budgets();
+            assert_eq!(got, want, "{mb} MiB");
+            let sum = got.verdicts
+                + got.live_sessions
+                + got.refusals
+                + got.absent_sessions
+                + got.unknown_orgs;
+            assert_eq!(sum, mb * MIB, "{mb} MiB is used whole");
+        }
+        assert_eq!(
+            super::Settings::defaults().cache.memory_mb,
+            64,
+            "documented default"
+        );
+    }
 
     #[test]
     fn audit_retention_cutoff() {

@@ -21,8 +21,8 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use crate::cache::RevocableCache;
-use crate::configuration::Settings;
-use crate::crypto::{sha256_b64, SecretBox};
+use crate::configuration::{CacheBudgets, Settings};
+use crate::crypto::SecretBox;
 use crate::jose::compact::MAX_BEARER_TOKEN_BYTES;
 use crate::jose::jwks::JwksRegistry;
 use crate::jwt::own_token::{self, OwnTokenError, OwnTokenExpectations};
@@ -38,15 +38,21 @@ use crate::store::{OrgRow, SigningKeyRow, Store, StoreError};
 pub use own_keys::KeyError;
 use own_keys::OwnKeys;
 use refusals::{Refusal, Refusals};
-use verdicts::{Verdict, Verdicts};
+use verdicts::{TokenKey, Verdict, Verdicts};
 
 /// The `typ` header of tokens orgsso mints (RFC 9068): never mistaken for an ID token.
 pub use crate::jwt::signing::ACCESS_TOKEN_TYP;
 
 /// How long a "no such org" is believed; `OrgCreated` drops it sooner on every instance.
 const UNKNOWN_ORG_TTL: Duration = Duration::from_secs(5);
-/// Bound on remembered unknown slugs.
-const MAX_UNKNOWN_ORGS: usize = 10_000;
+/// A typical remembered unknown slug's size, for sizing its table.
+const UNKNOWN_ORG_BYTES: u64 = 160;
+
+/// The verdict and refusal caches' key: the token's SHA-256 (32 bytes inline, no allocation).
+fn token_key(token: &str) -> TokenKey {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(token.as_bytes()).into()
+}
 
 /// Who a request comes from, as the verify endpoint reports it.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -101,6 +107,8 @@ pub struct AccessSettings {
     pub timeouts: Timeouts,
     pub token_ttl: Duration,
     pub leeway: Duration,
+    /// Byte budgets of the verdict, refusal, session and negative caches.
+    pub caches: CacheBudgets,
 }
 
 impl AccessSettings {
@@ -110,6 +118,7 @@ impl AccessSettings {
             timeouts: Timeouts::from_settings(&s.session),
             token_ttl: Duration::from_secs(s.tokens.access_token_ttl_secs),
             leeway: Duration::from_secs(s.oidc.clock_leeway_secs),
+            caches: s.cache.budgets(),
         }
     }
 
@@ -148,17 +157,18 @@ impl Access {
         settings: AccessSettings,
     ) -> Self {
         let keep = settings.token_ttl + settings.leeway;
+        let budgets = &settings.caches;
         Access {
             store,
             secret_box,
             jwks,
-            sessions: SessionCache::default(),
+            sessions: SessionCache::new(budgets.live_sessions, budgets.absent_sessions),
             keys: OwnKeys::new(keep.as_secs() as i64),
             org_secrets: org_secrets::SecretsCache::default(),
             orgs: Mutex::new(HashMap::new()),
-            unknown_orgs: RevocableCache::new(MAX_UNKNOWN_ORGS),
-            verdicts: Verdicts::default(),
-            refusals: Refusals::default(),
+            unknown_orgs: RevocableCache::with_budget(budgets.unknown_orgs, UNKNOWN_ORG_BYTES),
+            verdicts: Verdicts::new(budgets.verdicts),
+            refusals: Refusals::new(budgets.refusals),
             live: AtomicBool::new(true),
             settings,
         }
@@ -286,7 +296,7 @@ impl Access {
         if token.len() > MAX_BEARER_TOKEN_BYTES {
             return Err(Denied::Token(TokenError::TooLarge));
         }
-        let key = sha256_b64(token);
+        let key = token_key(token);
         // Not live (PostgreSQL listener down): a secret deleted elsewhere might be unknown here.
         let cached = if self.is_live() {
             self.verdicts.get(&key, &org.id, ts)
@@ -321,38 +331,34 @@ impl Access {
                 };
                 // Not live, or secrets changed while we checked (which going live also counts
                 // as): use the answer once, remember nothing.
-                self.verdicts.insert_if(key, v.clone(), ts, || {
+                self.verdicts.insert_if(key, v.clone(), || {
                     self.is_live() && self.org_secrets.generation() == generation
                 });
                 v
             }
         };
-        let claims = &verdict.claims;
-        let text = |k: &str| claims.get(k).and_then(|v| v.as_str()).map(str::to_owned);
-        let mut role = text("role").and_then(|r| r.parse::<Role>().ok());
-        let mut email = text("email");
-        let mut name = text("name");
+        let mut role = verdict.role;
+        let mut email = verdict.email().map(str::to_owned);
+        let mut name = verdict.name().map(str::to_owned);
         // A token minted from a session dies with it (logout, disconnect, timeout), at once.
-        if text("iss").as_deref() == Some(self.settings.issuer.as_str()) {
-            if let Some(sid) = text("sid") {
-                let live = self
-                    .session_by_hash(&sid, ts)
-                    .await?
-                    .filter(|s| s.org_id == org.id)
-                    .ok_or_else(|| deny("the session this token was issued from has ended"))?;
-                role = Some(live.role);
-                email = live.email.or(email);
-                name = live.name.or(name);
-            }
+        if let Some(sid) = verdict.session() {
+            let live = self
+                .session_by_hash(sid, ts)
+                .await?
+                .filter(|s| s.org_id == org.id)
+                .ok_or_else(|| deny("the session this token was issued from has ended"))?;
+            role = Some(live.role);
+            email = live.email.or(email);
+            name = live.name.or(name);
         }
         Ok(Identity {
-            subject: text("sub").unwrap_or_default(),
+            subject: verdict.subject().to_owned(),
             email,
             name,
             role,
             org: org.slug.clone(),
             via: "token",
-            secret: Some(verdict.secret.clone()),
+            secret: Some(verdict.secret().to_owned()),
         })
     }
 
@@ -361,7 +367,7 @@ impl Access {
     async fn remember_refusal(
         &self,
         org: &OrgRow,
-        key: String,
+        key: TokenKey,
         denied: &Denied,
         ts: i64,
         secrets_generation: u64,
@@ -450,12 +456,15 @@ impl Access {
             .and_then(|e| e.as_f64())
             .map(|e| e as i64)
             .unwrap_or(now.unix_timestamp());
-        Ok(Verdict {
-            org_id: org.id.clone(),
-            claims,
-            secret,
-            exp,
-        })
+        // Only tokens orgsso minted from a session are tied to it.
+        let issuer = self.settings.issuer.as_str();
+        let session_of = |c: &serde_json::Map<String, Value>| {
+            let text = |k: &str| c.get(k).and_then(Value::as_str);
+            (text("iss") == Some(issuer))
+                .then(|| text("sid").map(str::to_owned))
+                .flatten()
+        };
+        Ok(Verdict::new(&org.id, &secret, &claims, session_of, exp))
     }
 
     /// Mints an access token for the live session behind `session_id`, signed by the org's

@@ -4,15 +4,15 @@
 //! Only refusals the same token can never turn into acceptance while the org's secrets stay the
 //! same are kept (see [`Refusal::of`]); time-healed ones (`nbf`, `iat` in the future), server-side
 //! failures and "no published key" answers of `jwk_url` secrets (the provider may rotate without
-//! any event) never are. Bounded apart from the positive verdicts (distinct garbage never evicts
-//! a good verdict) and kept [`REFUSAL_TTL_SECS`] at most, so memory is returned.
+//! any event) never are. Bounded in bytes apart from the positive verdicts (distinct garbage
+//! never evicts a good verdict) and kept [`REFUSAL_TTL_SECS`] at most.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 
+use crate::cache::{Bounded, Weigh};
 use crate::jwt::verify::TokenError;
 
+use super::verdicts::TokenKey;
 use super::Denied;
 
 /// How long a refusal is remembered.
@@ -20,8 +20,8 @@ pub(super) const REFUSAL_TTL_SECS: i64 = 60;
 /// How long a key-related refusal is remembered when the org has a `jwk_url` secret: its
 /// provider may publish a new key without any event reaching us.
 pub(super) const PROVIDER_KEYS_TTL_SECS: i64 = 5;
-/// Bound on remembered refusals, apart from the positive verdicts'.
-const MAX_REFUSALS: usize = 20_000;
+/// A typical entry's size (key, org id, refusal, the map's own share).
+const TYPICAL_BYTES: u64 = 200;
 
 /// What is needed to answer a refused token again: a cheap copy of the [`Denied`] it got.
 #[derive(Debug)]
@@ -108,24 +108,48 @@ impl Refusal {
     }
 }
 
+impl Clone for Refusal {
+    fn clone(&self) -> Self {
+        Refusal(match &self.0 {
+            Kind::Reason(r) => Kind::Reason(r),
+            // Only copyable errors are stored; the fallback is not reached.
+            Kind::Token(e) => copy(e).map_or(Kind::Reason("the token was refused"), Kind::Token),
+        })
+    }
+}
+
+#[derive(Clone)]
 struct Entry {
     org_id: String,
     refusal: Refusal,
     until: i64,
 }
 
-#[derive(Default)]
+impl Weigh for Entry {
+    fn heap_bytes(&self) -> usize {
+        self.org_id.capacity()
+    }
+}
+
 pub(super) struct Refusals {
-    map: Mutex<HashMap<String, Entry>>,
+    map: Bounded<TokenKey, Entry>,
     /// Bumped by every forget and clear: a check that started before one is not remembered.
     generation: AtomicU64,
 }
 
 impl Refusals {
+    /// At most `budget` bytes of refusals.
+    pub fn new(budget: u64) -> Self {
+        Refusals {
+            map: Bounded::with_budget(budget, TYPICAL_BYTES),
+            generation: AtomicU64::new(0),
+        }
+    }
+
     /// The refusal of the token hashed to `key` for `org_id`, if remembered and not expired.
-    pub fn get(&self, key: &str, org_id: &str, now: i64) -> Option<Denied> {
-        let map = self.map.lock().expect("refusal lock");
-        map.get(key)
+    pub fn get(&self, key: &TokenKey, org_id: &str, now: i64) -> Option<Denied> {
+        self.map
+            .get(key)
             .filter(|e| e.org_id == org_id && now < e.until)
             .map(|e| e.refusal.denied())
     }
@@ -135,52 +159,39 @@ impl Refusals {
     }
 
     /// Remembers a refusal for `ttl` seconds unless something was forgotten since `generation`
-    /// was read, or `keep()` fails once the lock is taken.
+    /// was read, or `keep()` fails with other writes held off.
     pub fn insert_if(
         &self,
-        key: String,
+        key: TokenKey,
         org_id: &str,
         (refusal, ttl): (Refusal, i64),
         now: i64,
         generation: u64,
         keep: impl FnOnce() -> bool,
     ) {
-        let mut map = self.map.lock().expect("refusal lock");
-        if self.generation() != generation || !keep() {
-            return;
-        }
-        if map.len() >= MAX_REFUSALS {
-            map.retain(|_, e| e.until > now);
-            if map.len() >= MAX_REFUSALS {
-                map.clear();
-            }
-        }
-        map.insert(
-            key,
-            Entry {
-                org_id: org_id.to_owned(),
-                refusal,
-                until: now + ttl,
-            },
-        );
+        let entry = Entry {
+            org_id: org_id.to_owned(),
+            refusal,
+            until: now + ttl,
+        };
+        self.map
+            .insert_if(key, entry, || self.generation() == generation && keep());
     }
 
     /// Forgets the refusals of one org (its secrets changed).
     pub fn forget_org(&self, org_id: &str) {
-        let mut map = self.map.lock().expect("refusal lock");
-        self.generation.fetch_add(1, Ordering::AcqRel);
-        map.retain(|_, e| e.org_id != org_id);
+        self.map.retain_after(
+            |_, e| e.org_id != org_id,
+            || {
+                self.generation.fetch_add(1, Ordering::AcqRel);
+            },
+        );
     }
 
     pub fn clear(&self) {
-        let mut map = self.map.lock().expect("refusal lock");
-        self.generation.fetch_add(1, Ordering::AcqRel);
-        map.clear();
-    }
-
-    #[cfg(test)]
-    fn len(&self) -> usize {
-        self.map.lock().expect("refusal lock").len()
+        self.map.clear_after(|| {
+            self.generation.fetch_add(1, Ordering::AcqRel);
+        });
     }
 }
 
@@ -265,47 +276,60 @@ mod tests {
         }
     }
 
+    fn k(name: &str) -> TokenKey {
+        crate::access::token_key(name)
+    }
+
     fn bad() -> (Refusal, i64) {
         Refusal::of(&Denied::Token(TokenError::BadSignature), false).unwrap()
     }
 
     #[test]
     fn remembered_per_org_until_the_ttl() {
-        let r = Refusals::default();
-        r.insert_if("k".into(), "org1", bad(), 100, r.generation(), || true);
+        let r = Refusals::new(1 << 20);
+        r.insert_if(k("k"), "org1", bad(), 100, r.generation(), || true);
         assert!(matches!(
-            r.get("k", "org1", 100),
+            r.get(&k("k"), "org1", 100),
             Some(Denied::Token(TokenError::BadSignature))
         ));
-        assert!(r.get("k", "org2", 100).is_none(), "another org's");
+        assert!(r.get(&k("k"), "org2", 100).is_none(), "another org's");
         assert!(
-            r.get("k", "org1", 100 + REFUSAL_TTL_SECS).is_none(),
+            r.get(&k("k"), "org1", 100 + REFUSAL_TTL_SECS).is_none(),
             "expired"
         );
         r.forget_org("org1");
-        assert!(r.get("k", "org1", 100).is_none(), "secrets changed");
+        assert!(r.get(&k("k"), "org1", 100).is_none(), "secrets changed");
     }
 
     #[test]
     fn a_check_overtaken_by_a_change_is_not_remembered() {
-        let r = Refusals::default();
+        let r = Refusals::new(1 << 20);
         let before = r.generation();
         r.forget_org("org1");
-        r.insert_if("k".into(), "org1", bad(), 100, before, || true);
-        assert!(r.get("k", "org1", 100).is_none());
-        r.insert_if("k".into(), "org1", bad(), 100, r.generation(), || false);
-        assert!(r.get("k", "org1", 100).is_none(), "keep() refused");
-        r.insert_if("k".into(), "org1", bad(), 100, r.generation(), || true);
+        r.insert_if(k("k"), "org1", bad(), 100, before, || true);
+        assert!(r.get(&k("k"), "org1", 100).is_none());
+        r.insert_if(k("k"), "org1", bad(), 100, r.generation(), || false);
+        assert!(r.get(&k("k"), "org1", 100).is_none(), "keep() refused");
+        r.insert_if(k("k"), "org1", bad(), 100, r.generation(), || true);
         r.clear();
-        assert!(r.get("k", "org1", 100).is_none(), "liveness switch");
+        assert!(r.get(&k("k"), "org1", 100).is_none(), "liveness switch");
     }
 
     #[test]
     fn bounded() {
-        let r = Refusals::default();
-        for i in 0..MAX_REFUSALS + 10 {
-            r.insert_if(format!("k{i}"), "org1", bad(), 100, r.generation(), || true);
+        let budget = 64 * 1024;
+        let r = Refusals::new(budget);
+        for i in 0..20_000 {
+            r.insert_if(
+                k(&format!("k{i}")),
+                "org1",
+                bad(),
+                100,
+                r.generation(),
+                || true,
+            );
+            assert!(r.map.weight() <= budget);
         }
-        assert!(r.len() <= MAX_REFUSALS);
+        assert!(r.map.len() > 100, "{} refusals in 64 KiB", r.map.len());
     }
 }

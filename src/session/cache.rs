@@ -16,7 +16,7 @@
 use std::time::{Duration, Instant};
 
 use super::{auth_at_of, Timeouts, SEEN_RESOLUTION};
-use crate::cache::RevocableCache;
+use crate::cache::{RevocableCache, Weigh};
 use crate::roles::Role;
 use crate::store::{Store, StoreError};
 
@@ -39,32 +39,44 @@ struct Cached {
     checked: Instant,
 }
 
-/// How long a positive answer is reused before the database is asked again (idle expiry
-/// pushed by other requests, role rows) — revocations do not wait for it.
-const RECHECK: Duration = Duration::from_secs(10);
-/// Bound on memory: past this many entries the cache starts over.
-const MAX_ENTRIES: usize = 100_000;
-/// How long a "no such session" is believed.
-pub const NEGATIVE_TTL: Duration = Duration::from_secs(5);
-/// Bound on remembered misses (their own map: random cookies never evict live sessions).
-const MAX_NEGATIVE: usize = 10_000;
-
-pub struct SessionCache {
-    live: RevocableCache<Cached>,
-    /// Id hashes with no live session, and when that was read.
-    absent: RevocableCache<Instant>,
-}
-
-impl Default for SessionCache {
-    fn default() -> Self {
-        SessionCache {
-            live: RevocableCache::new(MAX_ENTRIES),
-            absent: RevocableCache::new(MAX_NEGATIVE),
-        }
+impl Weigh for Cached {
+    fn heap_bytes(&self) -> usize {
+        let i = &self.identity;
+        let opt = |s: &Option<String>| s.as_ref().map_or(0, String::capacity);
+        i.user_id.capacity()
+            + i.org_id.capacity()
+            + i.org_slug.capacity()
+            + opt(&i.email)
+            + opt(&i.name)
     }
 }
 
+/// How long a positive answer is reused before the database is asked again (idle expiry
+/// pushed by other requests, role rows) — revocations do not wait for it.
+const RECHECK: Duration = Duration::from_secs(10);
+/// A typical live entry's size (key, identity, the map's share), for sizing its table.
+const TYPICAL_BYTES: u64 = 400;
+/// How long a "no such session" is believed.
+pub const NEGATIVE_TTL: Duration = Duration::from_secs(5);
+/// A typical remembered miss's size (key, instant, the map's share).
+const TYPICAL_NEGATIVE_BYTES: u64 = 160;
+
+pub struct SessionCache {
+    live: RevocableCache<Cached>,
+    /// Id hashes with no live session, and when that was read (their own budget: random
+    /// cookies never evict live sessions).
+    absent: RevocableCache<Instant>,
+}
+
 impl SessionCache {
+    /// Live sessions in at most `live` bytes, remembered misses in at most `absent` bytes.
+    pub fn new(live: u64, absent: u64) -> Self {
+        SessionCache {
+            live: RevocableCache::with_budget(live, TYPICAL_BYTES),
+            absent: RevocableCache::with_budget(absent, TYPICAL_NEGATIVE_BYTES),
+        }
+    }
+
     /// The identity behind `sid_hash` if that session is live now.
     pub async fn lookup(
         &self,
