@@ -17,6 +17,7 @@ use pkcs8::spki::{AlgorithmIdentifierRef, SubjectPublicKeyInfoRef};
 use pkcs8::{LineEnding, ObjectIdentifier};
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
+use zeroize::Zeroizing;
 
 use super::secret_input::SecretError;
 use crate::jose::keys::{bits_of_be, Rs256Key, RSA_MAX_BITS_SECRET, RSA_MIN_BITS};
@@ -173,9 +174,9 @@ fn invalid_private_key(format: &str) -> SecretError {
 }
 
 /// An org's RSA private key, checked: its PKCS#1 `RSAPrivateKey` DER (what is stored,
-/// encrypted, as PEM) and its public key.
+/// encrypted, as PEM) and its public key. The DER is wiped when dropped.
 pub(crate) struct RsaPrivate {
-    pkcs1_der: Vec<u8>,
+    pkcs1_der: Zeroizing<Vec<u8>>,
     pub(crate) public: Rs256Key,
 }
 
@@ -202,7 +203,7 @@ pub(crate) fn parse_private_key_pem(text: &str) -> Result<RsaPrivate, SecretErro
         )
         .map_err(|_| invalid_private_key(format))?;
         Ok(RsaPrivate {
-            pkcs1_der: pkcs1_der.to_vec(),
+            pkcs1_der: Zeroizing::new(pkcs1_der.to_vec()),
             public,
         })
     };
