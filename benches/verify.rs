@@ -6,11 +6,17 @@
 //! run on the same machine. Reports requests/s, p50/p99 latency and the server's resident
 //! memory idle and at peak.
 //!
+//! Then the new-token RS256 comparison against a Node `jose` server (see
+//! `support/new_tokens.rs`): every request carries a token never seen before.
+//!
 //! Run: `cargo bench --bench verify` (DURATION=secs per scenario, default 10; CONNECTIONS=n,
-//! default 64). Traffic stays on 127.0.0.1.
+//! default 64; ONLY=new-tokens runs only the new-token comparison; its own settings are in
+//! `support/new_tokens.rs`). Traffic stays on 127.0.0.1.
 
 #[path = "../tests/api/idp.rs"]
 mod idp;
+#[path = "support/new_tokens.rs"]
+mod new_tokens;
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -78,6 +84,60 @@ fn wrk(name: &'static str, url: &str, header: Option<String>, secs: u64, conns: 
     }
 }
 
+/// Starts `orgsso serve` from `bin` on a free port with a fresh SQLite file in `dir`; answers
+/// once `/healthz` does.
+async fn start_orgsso(bin: &str, dir: &std::path::Path) -> (tokio::process::Child, String) {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let base = format!("http://127.0.0.1:{port}");
+    let server = tokio::process::Command::new(bin)
+        .arg("serve")
+        .env("ORGSSO_LISTEN", format!("127.0.0.1:{port}"))
+        .env("ORGSSO_PUBLIC_URL", &base)
+        .env(
+            "ORGSSO_DATABASE_URL",
+            format!("sqlite://{}/bench.db?mode=rwc", dir.display()),
+        )
+        .env("ORGSSO_DATA_DIR", dir.join("data"))
+        .env("ORGSSO_ADMIN_TOKEN", ADMIN)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("orgsso starts");
+    let api = reqwest::Client::new();
+    for _ in 0..100 {
+        if api.get(format!("{base}/healthz")).send().await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    (server, base)
+}
+
+/// Creates org `acme` with the bench's rs256 secret (and the HS256 one) on a server.
+async fn add_org_and_secrets(api: &reqwest::Client, base: &str) {
+    let admin = |r: reqwest::RequestBuilder| r.bearer_auth(ADMIN);
+    admin(api.post(format!("{base}/api/v1/orgs")))
+        .json(&json!({"slug": "acme", "name": "Acme"}))
+        .send()
+        .await
+        .unwrap();
+    for body in [
+        json!({"name": "hs", "type": "hs256", "secret": HS_SECRET}),
+        json!({"name": "rs", "type": "rs256", "private_key": RSA_PEM}),
+    ] {
+        let r = admin(api.post(format!("{base}/api/v1/orgs/{}/jwt-secrets", "acme")))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+}
+
 #[tokio::main]
 async fn main() {
     let secs: u64 = std::env::var("DURATION")
@@ -89,34 +149,9 @@ async fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(64);
     let dir = tempfile::tempdir().unwrap();
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let base = format!("http://127.0.0.1:{port}");
-    let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_orgsso"))
-        .arg("serve")
-        .env("ORGSSO_LISTEN", format!("127.0.0.1:{port}"))
-        .env("ORGSSO_PUBLIC_URL", &base)
-        .env(
-            "ORGSSO_DATABASE_URL",
-            format!("sqlite://{}/bench.db?mode=rwc", dir.path().display()),
-        )
-        .env("ORGSSO_DATA_DIR", dir.path().join("data"))
-        .env("ORGSSO_ADMIN_TOKEN", ADMIN)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("orgsso starts");
+    let (mut server, base) = start_orgsso(env!("CARGO_BIN_EXE_orgsso"), dir.path()).await;
     let pid = server.id().unwrap();
     let api = reqwest::Client::new();
-    for _ in 0..100 {
-        if api.get(format!("{base}/healthz")).send().await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 
     // An org with an IdP, one signed-in colleague, and an HS256 and an RS256 secret.
     let idp = idp::TestIdp::start(idp::IdpConfig {
@@ -134,13 +169,10 @@ async fn main() {
         ..idp::IdpConfig::default()
     })
     .await;
-    let admin = |r: reqwest::RequestBuilder| r.bearer_auth(ADMIN);
-    admin(api.post(format!("{base}/api/v1/orgs")))
-        .json(&json!({"slug": "acme", "name": "Acme"}))
-        .send()
-        .await
-        .unwrap();
-    let conn: Value = admin(api.put(format!("{base}/api/v1/orgs/acme/sso")))
+    add_org_and_secrets(&api, &base).await;
+    let conn: Value = api
+        .put(format!("{base}/api/v1/orgs/acme/sso"))
+        .bearer_auth(ADMIN)
         .json(&json!({"issuer": idp.issuer, "client_id": "bench", "client_secret": "bench-secret", "scopes": ["openid", "email", "profile", "groups"]}))
         .send()
         .await
@@ -148,17 +180,6 @@ async fn main() {
         .json()
         .await
         .unwrap();
-    for body in [
-        json!({"name": "hs", "type": "hs256", "secret": HS_SECRET}),
-        json!({"name": "rs", "type": "rs256", "private_key": RSA_PEM}),
-    ] {
-        let r = admin(api.post(format!("{base}/api/v1/orgs/acme/jwt-secrets")))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 201);
-    }
     let browser = reqwest::Client::builder()
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
@@ -225,7 +246,27 @@ async fn main() {
         assert_eq!(r.status(), 200, "{what} does not verify before the load");
     }
 
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    if std::env::var("ONLY").as_deref() != Ok("new-tokens") {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        classic_runs(pid, &base, &verify, &cookie, &hs, &rs, &forged, secs, conns);
+    }
+    new_token_runs(&api, &verify, &rs, &forged, conns).await;
+    server.kill().await.ok();
+}
+
+/// The scenarios with one repeated credential each (verdict caches warm).
+#[allow(clippy::too_many_arguments)]
+fn classic_runs(
+    pid: u32,
+    base: &str,
+    verify: &str,
+    cookie: &str,
+    hs: &str,
+    rs: &str,
+    forged: &str,
+    secs: u64,
+    conns: u32,
+) {
     let idle = rss_kib(pid, "VmRSS:");
     let runs = [
         wrk(
@@ -237,21 +278,21 @@ async fn main() {
         ),
         wrk(
             "verify, session cookie",
-            &verify,
+            verify,
             Some(format!("Cookie: {cookie}")),
             secs,
             conns,
         ),
         wrk(
             "verify, RS256 bearer",
-            &verify,
+            verify,
             Some(format!("Authorization: Bearer {rs}")),
             secs,
             conns,
         ),
         wrk(
             "verify, HS256 bearer",
-            &verify,
+            verify,
             Some(format!("Authorization: Bearer {hs}")),
             secs,
             conns,
@@ -259,7 +300,7 @@ async fn main() {
         // Negative answers (401 and 404, counted as non-2xx): each used to cost a query.
         wrk(
             "verify, unknown session cookie",
-            &verify,
+            verify,
             Some("Cookie: orgsso_session=bench-no-such-session-id-0000000000".to_owned()),
             secs,
             conns,
@@ -274,7 +315,7 @@ async fn main() {
         // The same forged token flooded (401, counted as non-2xx): should cost what /healthz does.
         wrk(
             "verify, forged RS256 token flooded",
-            &verify,
+            verify,
             Some(format!("Authorization: Bearer {forged}")),
             secs,
             conns,
@@ -301,5 +342,53 @@ async fn main() {
         idle as f64 / 1024.0,
         peak as f64 / 1024.0
     );
-    server.kill().await.ok();
+}
+
+/// New-token RS256: Node `jose` (one process, then cluster workers), the baseline orgsso
+/// binary if given, and this orgsso, over the same token stream, in that order.
+async fn new_token_runs(api: &reqwest::Client, verify: &str, good: &str, forged: &str, conns: u32) {
+    let count: usize = new_tokens::env_or("NEW_TOKENS", 200_000);
+    let secs: u64 = new_tokens::env_or("NEW_TOKEN_SECS", 5);
+    let node_workers: u32 = new_tokens::env_or("NODE_WORKERS", 2);
+    let tokens = new_tokens::token_file(RSA_PEM, count);
+    new_tokens::ensure_node_packages();
+    let mut runs = Vec::new();
+    let mut node_counts = vec![1];
+    if node_workers > 1 {
+        node_counts.push(node_workers);
+    }
+    for workers in node_counts {
+        let (mut node, url) = new_tokens::start_node(workers).await;
+        new_tokens::check_answers(&url, good, forged).await;
+        let name = if workers == 1 {
+            "Node 20 + jose, 1 process".to_owned()
+        } else {
+            format!("Node 20 + jose, node:cluster {workers} workers")
+        };
+        runs.push(new_tokens::wrk_stream(name, &url, &tokens, secs, conns));
+        node.kill().await.ok();
+    }
+    if let Ok(bin) = std::env::var("ORGSSO_BASELINE_BIN") {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut baseline, base) = start_orgsso(&bin, dir.path()).await;
+        add_org_and_secrets(api, &base).await;
+        let url = format!("{base}/auth/acme/verify");
+        new_tokens::check_answers(&url, good, forged).await;
+        runs.push(new_tokens::wrk_stream(
+            "orgsso baseline (ORGSSO_BASELINE_BIN)".to_owned(),
+            &url,
+            &tokens,
+            secs,
+            conns,
+        ));
+        baseline.kill().await.ok();
+    }
+    runs.push(new_tokens::wrk_stream(
+        "orgsso (this build)".to_owned(),
+        verify,
+        &tokens,
+        secs,
+        conns,
+    ));
+    new_tokens::report(&runs, secs, conns, count);
 }

@@ -16,11 +16,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey};
-use rsa::{Pkcs1v15Sign, RsaPublicKey};
 use serde_json::{Map, Value};
-use sha2::{Digest as _, Sha256};
 
 use super::json::{parse_object, ObjectError};
+use super::keys::Rs256Key;
 
 /// Largest ID token accepted, in bytes. ID tokens come from an identity provider this
 /// connection trusts, once per sign-in, and can carry large claims (group lists).
@@ -106,11 +105,12 @@ impl From<ObjectError> for JwsError {
 /// A key to verify a signature with.
 #[derive(Clone, Copy)]
 pub enum VerifyingKey<'k> {
-    /// Any jsonwebtoken key (HMAC secrets, JWKS keys, orgsso's own ES256 keys).
+    /// Any jsonwebtoken key (HMAC secrets, JWKS keys, orgsso's own ES256 keys), checked by
+    /// jsonwebtoken's aws-lc backend.
     Jwt(&'k DecodingKey),
-    /// An RSA key checked with RS256 by the `rsa` crate directly: org secrets up to
-    /// [`super::keys::RSA_MAX_BITS_SECRET`] bits, beyond what jsonwebtoken's backend takes.
-    Rs256(&'k RsaPublicKey),
+    /// An org secret's RSA key, parsed once ([`Rs256Key`]) and checked with RS256 by aws-lc
+    /// directly: jsonwebtoken would rebuild the key from its components on every call.
+    Rs256(&'k Rs256Key),
 }
 
 /// A token whose shape and header passed the rules; payload and signature not yet decoded.
@@ -244,14 +244,7 @@ impl<'a> Jws<'a> {
                 }
             }
             VerifyingKey::Rs256(key) => {
-                self.alg == Algorithm::RS256
-                    && key
-                        .verify(
-                            Pkcs1v15Sign::new::<Sha256>(),
-                            &Sha256::digest(message),
-                            &self.signature()?,
-                        )
-                        .is_ok()
+                self.alg == Algorithm::RS256 && key.verify(message, &self.signature()?)
             }
         };
         if ok {

@@ -5,12 +5,11 @@ use std::fmt;
 use std::sync::Arc;
 
 use jsonwebtoken::DecodingKey;
-use rsa::traits::PublicKeyParts as _;
-use rsa::RsaPublicKey;
 
 use super::rsa_pem::parse_public_key_pem;
 use super::secret_input::{SecretError, SecretKind, MIN_HS256_SECRET_BYTES};
 use crate::jose::jwks::JwksCache;
+use crate::jose::keys::Rs256Key;
 
 /// The runtime form of a JWT secret, built once from a stored row.
 pub struct ReadySecret {
@@ -27,8 +26,9 @@ pub struct ReadySecret {
 pub(crate) enum ReadyKey {
     /// HS256 shared secret.
     Hmac(DecodingKey),
-    /// RS256 public key (rs256 and rs256_public), up to [`RSA_MAX_BITS_SECRET`](crate::jose::keys::RSA_MAX_BITS_SECRET).
-    Rsa(RsaPublicKey),
+    /// RS256 public key (rs256 and rs256_public), up to [`RSA_MAX_BITS_SECRET`](crate::jose::keys::RSA_MAX_BITS_SECRET),
+    /// parsed once by aws-lc.
+    Rsa(Rs256Key),
     /// RS256 keys from a JWKS document (jwk_url).
     Jwks(Arc<JwksCache>),
     /// A stored secret that must never verify anything (e.g. an hs256
@@ -40,7 +40,7 @@ impl fmt::Debug for ReadySecret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let key = match &self.key {
             ReadyKey::Hmac(_) => "hmac(***)".to_owned(),
-            ReadyKey::Rsa(k) => format!("rsa({} bits)", k.n().bits()),
+            ReadyKey::Rsa(k) => format!("rsa({} bits)", k.bits()),
             ReadyKey::Jwks(cache) => format!("jwks({})", cache.jwks_uri()),
             ReadyKey::Unusable => "unusable".to_owned(),
         };

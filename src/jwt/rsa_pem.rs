@@ -2,25 +2,31 @@
 //! PKCS#1 public keys, size checks ([`RSA_MIN_BITS`] to [`RSA_MAX_BITS_SECRET`]), messages that
 //! say what to do with the wrong kind of key, and what is derived for storage (SPKI PEM, JWK,
 //! RFC 7638 thumbprint as `kid`). Nothing here puts key material into a message.
+//!
+//! The DER structures are read with the RustCrypto `pkcs1`/`pkcs8` crates (parsing only); a
+//! private key is checked for consistency by aws-lc (`RSA_check_key`: n = p·q, d·e ≡ 1, CRT
+//! values), which also signs with it through jsonwebtoken. No private-key arithmetic runs in
+//! the `rsa` crate (its RUSTSEC-2023-0071 timing advisory).
 
+use aws_lc_rs::rsa::KeyPair;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
-use rsa::pkcs1::der::{Decode as _, Tagged as _};
-use rsa::pkcs1::DecodeRsaPrivateKey as _;
-use rsa::pkcs8::{DecodePrivateKey as _, EncodePublicKey as _, LineEnding, ObjectIdentifier};
-use rsa::traits::PublicKeyParts as _;
-use rsa::{BigUint, RsaPrivateKey, RsaPublicKey};
+use pkcs1::der::asn1::{AnyRef, BitStringRef, UintRef};
+use pkcs1::der::{Decode as _, Encode as _, Tagged as _};
+use pkcs8::spki::{AlgorithmIdentifierRef, SubjectPublicKeyInfoRef};
+use pkcs8::{LineEnding, ObjectIdentifier};
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
+use zeroize::Zeroizing;
 
 use super::secret_input::SecretError;
-use crate::jose::keys::{RSA_MAX_BITS_SECRET, RSA_MIN_BITS};
+use crate::jose::keys::{bits_of_be, Rs256Key, RSA_MAX_BITS_SECRET, RSA_MIN_BITS};
 
 /// Largest accepted PEM text (an 8192-bit PKCS#8 key is about 6.4 KiB).
 pub const MAX_PEM_BYTES: usize = 64 * 1024;
 
 /// rsaEncryption (PKCS#1), the only key algorithm accepted.
-const RSA_ENCRYPTION_OID: ObjectIdentifier = rsa::pkcs1::ALGORITHM_OID;
+const RSA_ENCRYPTION_OID: ObjectIdentifier = pkcs1::ALGORITHM_OID;
 /// RSASSA-PSS-restricted RSA keys.
 const RSA_PSS_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.10");
 /// id-ecPublicKey.
@@ -141,7 +147,7 @@ fn algorithm_error(oid: ObjectIdentifier) -> SecretError {
 }
 
 fn check_bits(modulus_be: &[u8]) -> Result<(), SecretError> {
-    let bits = BigUint::from_bytes_be(modulus_be).bits();
+    let bits = bits_of_be(modulus_be);
     if bits < RSA_MIN_BITS {
         return Err(SecretError(format!(
             "the RSA key has {bits} bits; at least {RSA_MIN_BITS} bits are required \
@@ -167,27 +173,49 @@ fn invalid_private_key(format: &str) -> SecretError {
     unreadable_key("private", format)
 }
 
+/// An org's RSA private key, checked: its PKCS#1 `RSAPrivateKey` DER (what is stored,
+/// encrypted, as PEM) and its public key. The DER is wiped when dropped.
+pub(crate) struct RsaPrivate {
+    pkcs1_der: Zeroizing<Vec<u8>>,
+    pub(crate) public: Rs256Key,
+}
+
+impl RsaPrivate {
+    /// The key as PKCS#1 PEM (`-----BEGIN RSA PRIVATE KEY-----`), what the signer reads.
+    pub(crate) fn pkcs1_pem(&self) -> Result<String, SecretError> {
+        pkcs1::der::pem::encode_string("RSA PRIVATE KEY", LineEnding::LF, &self.pkcs1_der)
+            .map_err(|_| SecretError::new("the RSA private key could not be re-encoded"))
+    }
+}
+
 /// Parses an RSA private key (PKCS#1 or PKCS#8 PEM), checks its size and
-/// consistency (n = p·q, d·e ≡ 1).
-pub(crate) fn parse_private_key_pem(text: &str) -> Result<RsaPrivateKey, SecretError> {
+/// consistency (n = p·q, d·e ≡ 1; by aws-lc).
+pub(crate) fn parse_private_key_pem(text: &str) -> Result<RsaPrivate, SecretError> {
     let pem = parse_pem(text, "private_key")?;
+    let checked = |pkcs1_der: &[u8], format: &str| -> Result<RsaPrivate, SecretError> {
+        let structure =
+            pkcs1::RsaPrivateKey::from_der(pkcs1_der).map_err(|_| invalid_private_key(format))?;
+        check_bits(structure.modulus.as_bytes())?;
+        KeyPair::from_der(pkcs1_der).map_err(|_| invalid_private_key(format))?;
+        let public = rsa_public_key(
+            structure.modulus.as_bytes(),
+            structure.public_exponent.as_bytes(),
+        )
+        .map_err(|_| invalid_private_key(format))?;
+        Ok(RsaPrivate {
+            pkcs1_der: Zeroizing::new(pkcs1_der.to_vec()),
+            public,
+        })
+    };
     match pem.label.as_str() {
-        "RSA PRIVATE KEY" => {
-            let structure = rsa::pkcs1::RsaPrivateKey::from_der(&pem.der)
-                .map_err(|_| invalid_private_key("PKCS#1"))?;
-            check_bits(structure.modulus.as_bytes())?;
-            RsaPrivateKey::from_pkcs1_der(&pem.der).map_err(|_| invalid_private_key("PKCS#1"))
-        }
+        "RSA PRIVATE KEY" => checked(&pem.der, "PKCS#1"),
         "PRIVATE KEY" => {
-            let info = rsa::pkcs8::PrivateKeyInfo::from_der(&pem.der)
+            let info = pkcs8::PrivateKeyInfo::from_der(&pem.der)
                 .map_err(|_| invalid_private_key("PKCS#8"))?;
             if info.algorithm.oid != RSA_ENCRYPTION_OID {
                 return Err(algorithm_error(info.algorithm.oid));
             }
-            let structure = rsa::pkcs1::RsaPrivateKey::from_der(info.private_key)
-                .map_err(|_| invalid_private_key("PKCS#8"))?;
-            check_bits(structure.modulus.as_bytes())?;
-            RsaPrivateKey::from_pkcs8_der(&pem.der).map_err(|_| invalid_private_key("PKCS#8"))
+            checked(info.private_key, "PKCS#8")
         }
         "ENCRYPTED PRIVATE KEY" => Err(encrypted_key_error()),
         "PUBLIC KEY" | "RSA PUBLIC KEY" => Err(SecretError::new(
@@ -216,12 +244,12 @@ fn invalid_public_key(format: &str) -> SecretError {
 }
 
 /// Parses an RSA public key (SPKI `PUBLIC KEY` or PKCS#1 `RSA PUBLIC KEY`).
-pub(crate) fn parse_public_key_pem(text: &str) -> Result<RsaPublicKey, SecretError> {
+pub(crate) fn parse_public_key_pem(text: &str) -> Result<Rs256Key, SecretError> {
     let pem = parse_pem(text, "public_key")?;
     match pem.label.as_str() {
         "PUBLIC KEY" => {
             const FORMAT: &str = "SubjectPublicKeyInfo";
-            let spki = rsa::pkcs8::spki::SubjectPublicKeyInfoRef::from_der(&pem.der)
+            let spki = SubjectPublicKeyInfoRef::from_der(&pem.der)
                 .map_err(|_| invalid_public_key(FORMAT))?;
             if spki.algorithm.oid != RSA_ENCRYPTION_OID {
                 return Err(algorithm_error(spki.algorithm.oid));
@@ -230,7 +258,7 @@ pub(crate) fn parse_public_key_pem(text: &str) -> Result<RsaPublicKey, SecretErr
             if spki
                 .algorithm
                 .parameters
-                .is_some_and(|p| p.tag() != rsa::pkcs1::der::Tag::Null)
+                .is_some_and(|p| p.tag() != pkcs1::der::Tag::Null)
             {
                 return Err(invalid_public_key(FORMAT));
             }
@@ -262,22 +290,37 @@ pub(crate) fn parse_public_key_pem(text: &str) -> Result<RsaPublicKey, SecretErr
 }
 
 /// A PKCS#1 `RSAPublicKey` (DER) as a checked key of [`RSA_MIN_BITS`] to
-/// [`RSA_MAX_BITS_SECRET`] bits (the `rsa` crate's own parsers stop at 4096).
-/// `format` names the container in messages.
-fn rsa_public_from_pkcs1_der(der: &[u8], format: &str) -> Result<RsaPublicKey, SecretError> {
-    let structure =
-        rsa::pkcs1::RsaPublicKey::from_der(der).map_err(|_| invalid_public_key(format))?;
+/// [`RSA_MAX_BITS_SECRET`] bits. `format` names the container in messages.
+fn rsa_public_from_pkcs1_der(der: &[u8], format: &str) -> Result<Rs256Key, SecretError> {
+    let structure = pkcs1::RsaPublicKey::from_der(der).map_err(|_| invalid_public_key(format))?;
     check_bits(structure.modulus.as_bytes())?;
-    RsaPublicKey::new_with_max_size(
-        BigUint::from_bytes_be(structure.modulus.as_bytes()),
-        BigUint::from_bytes_be(structure.public_exponent.as_bytes()),
-        RSA_MAX_BITS_SECRET,
+    rsa_public_key(
+        structure.modulus.as_bytes(),
+        structure.public_exponent.as_bytes(),
     )
-    .map_err(|_| {
+}
+
+/// The public key of big-endian `n` and `e`, with the range checks the `rsa` crate applied
+/// (and messages have named) since the first release: n odd, e odd, 3 ≤ e ≤ 2³³−1, e < n.
+fn rsa_public_key(n: &[u8], e: &[u8]) -> Result<Rs256Key, SecretError> {
+    const MAX_EXPONENT: u64 = (1 << 33) - 1;
+    let out_of_range = || {
         SecretError::new(
             "the RSA public key is invalid: its modulus or public exponent is out of range",
         )
-    })
+    };
+    let e_value = e
+        .iter()
+        .try_fold(0u64, |acc, b| {
+            acc.checked_mul(256).map(|v| v | u64::from(*b))
+        })
+        .ok_or_else(out_of_range)?;
+    let n_odd = n.last().is_some_and(|b| b & 1 == 1);
+    // n has at least RSA_MIN_BITS bits here, so e ≤ 2³³−1 is below it.
+    if !n_odd || e_value % 2 == 0 || !(3..=MAX_EXPONENT).contains(&e_value) {
+        return Err(out_of_range());
+    }
+    Rs256Key::from_components(n, e).ok_or_else(out_of_range)
 }
 
 /// What is derived from an RSA public key for storage and display.
@@ -288,13 +331,12 @@ pub(crate) struct RsaPublicInfo {
 }
 
 impl RsaPublicInfo {
-    pub(crate) fn of(key: &RsaPublicKey) -> Result<Self, SecretError> {
-        check_bits(&key.n().to_bytes_be())?;
-        let spki_pem = key
-            .to_public_key_pem(LineEnding::LF)
-            .map_err(|_| SecretError::new("the RSA public key could not be encoded"))?;
-        let n = URL_SAFE_NO_PAD.encode(key.n().to_bytes_be());
-        let e = URL_SAFE_NO_PAD.encode(key.e().to_bytes_be());
+    pub(crate) fn of(key: &Rs256Key) -> Result<Self, SecretError> {
+        check_bits(key.n())?;
+        let spki_pem = spki_pem(key.n(), key.e())
+            .ok_or_else(|| SecretError::new("the RSA public key could not be encoded"))?;
+        let n = URL_SAFE_NO_PAD.encode(key.n());
+        let e = URL_SAFE_NO_PAD.encode(key.e());
         let kid = rsa_thumbprint(&n, &e);
         let jwk = json!({
             "kty": "RSA",
@@ -306,6 +348,27 @@ impl RsaPublicInfo {
         });
         Ok(RsaPublicInfo { spki_pem, jwk, kid })
     }
+}
+
+/// SubjectPublicKeyInfo PEM (`-----BEGIN PUBLIC KEY-----`, rsaEncryption with NULL
+/// parameters) of big-endian `n` and `e`.
+fn spki_pem(n: &[u8], e: &[u8]) -> Option<String> {
+    let pkcs1 = pkcs1::RsaPublicKey {
+        modulus: UintRef::new(n).ok()?,
+        public_exponent: UintRef::new(e).ok()?,
+    }
+    .to_der()
+    .ok()?;
+    let spki = SubjectPublicKeyInfoRef {
+        algorithm: AlgorithmIdentifierRef {
+            oid: RSA_ENCRYPTION_OID,
+            parameters: Some(AnyRef::NULL),
+        },
+        subject_public_key: BitStringRef::from_bytes(&pkcs1).ok()?,
+    }
+    .to_der()
+    .ok()?;
+    pkcs1::der::pem::encode_string("PUBLIC KEY", LineEnding::LF, &spki).ok()
 }
 
 /// RFC 7638 JWK thumbprint (SHA-256, base64url) of an RSA key given its

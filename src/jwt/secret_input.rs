@@ -23,8 +23,6 @@ use std::fmt;
 use std::str::FromStr;
 
 use jsonwebtoken::Algorithm;
-use rsa::pkcs1::EncodeRsaPrivateKey as _;
-use rsa::pkcs8::LineEnding;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -403,10 +401,8 @@ pub fn parse_secret(input: SecretInput) -> Result<ParsedSecret, SecretError> {
         } => {
             let name = check_name(name)?;
             let key = parse_private_key_pem(&private_key)?;
-            let public = RsaPublicInfo::of(&key.to_public_key())?;
-            let pkcs1 = key.to_pkcs1_pem(LineEnding::LF).map_err(|_| {
-                SecretError::new("the RSA private key could not be re-encoded; check that it is a valid two-prime RSA key")
-            })?;
+            let public = RsaPublicInfo::of(&key.public)?;
+            let pkcs1 = key.pkcs1_pem()?;
             let (audiences, issuers) = check_lists(audiences, issuers)?;
             Ok(ParsedSecret {
                 name,
@@ -559,7 +555,8 @@ fn check_list(field: &'static str, values: Vec<String>) -> Result<Vec<String>, S
 
 #[cfg(test)]
 mod tests {
-    use rsa::{BigUint, RsaPublicKey};
+    use pkcs1::der::asn1::UintRef;
+    use pkcs1::der::Encode as _;
     use serde_json::json;
 
     use super::*;
@@ -898,15 +895,19 @@ mod tests {
     }
 
     fn synthetic_public_pem_with(bits: usize, even: bool) -> String {
-        use rsa::pkcs1::EncodeRsaPublicKey as _;
-        let one = BigUint::from(1u8);
-        let mut n = (&one << (bits - 1)) | BigUint::from(12345u32);
-        if even {
-            n += &one;
+        // n = 2^(bits-1) + 12345 (odd), or + 12346 (even).
+        let mut n = vec![0u8; bits.div_ceil(8)];
+        n[0] = 1 << ((bits - 1) % 8);
+        let low: u16 = if even { 12346 } else { 12345 };
+        let len = n.len();
+        n[len - 2..].copy_from_slice(&low.to_be_bytes());
+        let der = pkcs1::RsaPublicKey {
+            modulus: UintRef::new(&n).unwrap(),
+            public_exponent: UintRef::new(&[1, 0, 1]).unwrap(),
         }
-        RsaPublicKey::new_unchecked(n, BigUint::from(65537u32))
-            .to_pkcs1_pem(LineEnding::LF)
-            .unwrap()
+        .to_der()
+        .unwrap();
+        pkcs1::der::pem::encode_string("RSA PUBLIC KEY", pkcs8::LineEnding::LF, &der).unwrap()
     }
 
     #[test]

@@ -2,11 +2,11 @@
 //! the public key set it publishes at `/.well-known/jwks.json`.
 //!
 //! * Algorithm: **ES256** (ECDSA over P-256 with SHA-256) only. Keys are
-//!   generated with the RustCrypto `p256` crate (the same version that
-//!   `jsonwebtoken`'s `rust_crypto` backend signs with) from the OS random
-//!   generator. RSA signing is deliberately not offered: the RustCrypto `rsa`
-//!   crate has an unfixed timing side channel on private-key operations
-//!   (RUSTSEC-2023-0071, "Marvin attack"), so orgsso never signs with RSA.
+//!   generated with the RustCrypto `p256` crate from the OS random generator
+//!   and stored as PKCS#8; tokens are signed by `jsonwebtoken`'s `aws_lc_rs`
+//!   backend. The service key stays ECDSA (small tokens, cheap to verify for
+//!   everyone); an org that needs RS256 marks an rs256 secret primary, which
+//!   aws-lc signs with (see `access::org_secrets`), never the `rsa` crate.
 //! * Key ids are RFC 7638 JWK thumbprints (SHA-256 over the required public
 //!   members), so a key keeps its `kid` across restarts and PEM round trips,
 //!   and two instances holding the same key publish the same `kid`.

@@ -380,7 +380,7 @@ async fn verify_signature(secret: &ReadySecret, token: &Jws<'_>) -> Result<(), T
         return Err(TokenError::BadSignature);
     }
     let verified = match secret.key() {
-        // Constant-time comparison (hmac's verify_slice).
+        // Constant-time comparison (aws-lc's HMAC verify, through jsonwebtoken).
         ReadyKey::Hmac(key) => token.verify(VerifyingKey::Jwt(key)),
         ReadyKey::Rsa(key) => token.verify(VerifyingKey::Rs256(key)),
         ReadyKey::Jwks(cache) => {
@@ -451,8 +451,6 @@ mod tests {
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use base64::Engine as _;
     use jsonwebtoken::EncodingKey;
-    use rsa::pkcs1::EncodeRsaPrivateKey as _;
-    use rsa::pkcs8::DecodePrivateKey as _;
     use serde_json::json;
     use url::Url;
 
@@ -499,11 +497,13 @@ mod tests {
         format!("{message}.{signature}")
     }
 
+    /// The signing key orgsso itself would use: the stored PKCS#1 form of a PKCS#1 or PKCS#8 PEM.
     fn rsa_encoding_key(pem: &str) -> EncodingKey {
-        let key = rsa::RsaPrivateKey::from_pkcs8_pem(pem)
-            .or_else(|_| rsa::pkcs1::DecodeRsaPrivateKey::from_pkcs1_pem(pem))
+        let pkcs1 = crate::jwt::rsa_pem::parse_private_key_pem(pem)
+            .unwrap()
+            .pkcs1_pem()
             .unwrap();
-        EncodingKey::from_rsa_der(key.to_pkcs1_der().unwrap().as_bytes())
+        EncodingKey::from_rsa_pem(pkcs1.as_bytes()).unwrap()
     }
 
     fn good_claims() -> Value {

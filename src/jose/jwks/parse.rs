@@ -54,11 +54,21 @@ fn bit_len(be: &[u8]) -> usize {
     }
 }
 
-/// Checks that `key` is a well-formed key for `alg` by building a verifier
-/// (which parses the curve point). An empty signature never verifies, so
-/// `Ok(false)` means the key parsed, `Err` means it did not.
-fn ec_or_ed_key_parses(key: &DecodingKey, alg: Algorithm) -> bool {
-    jsonwebtoken::crypto::verify("", b"", key, alg).is_ok()
+/// Checks that `public` (an uncompressed EC point, or an Ed25519 key) is a well-formed key for
+/// `alg` by having aws-lc parse it now: jsonwebtoken's aws-lc backend parses keys only when it
+/// verifies, where a bad point would merely verify nothing.
+fn ec_or_ed_key_parses(public: &[u8], alg: Algorithm) -> bool {
+    use aws_lc_rs::signature::{
+        ParsedPublicKey, VerificationAlgorithm, ECDSA_P256_SHA256_FIXED, ECDSA_P384_SHA384_FIXED,
+        ED25519,
+    };
+    let algorithm: &'static dyn VerificationAlgorithm = match alg {
+        Algorithm::ES256 => &ECDSA_P256_SHA256_FIXED,
+        Algorithm::ES384 => &ECDSA_P384_SHA384_FIXED,
+        Algorithm::EdDSA => &ED25519,
+        _ => return false,
+    };
+    ParsedPublicKey::new(algorithm, public).is_ok()
 }
 
 /// Parses one JWK into a usable verification key, or says why it was skipped.
@@ -124,11 +134,10 @@ pub(crate) fn parse_jwk(jwk: &Value) -> Result<CachedKey, String> {
             point.push(0x04);
             point.extend_from_slice(&x);
             point.extend_from_slice(&y);
-            let key = DecodingKey::from_ec_der(&point);
-            if !ec_or_ed_key_parses(&key, check_alg) {
+            if !ec_or_ed_key_parses(&point, check_alg) {
                 return Err("EC point is not on the curve".to_owned());
             }
-            (class, key)
+            (class, DecodingKey::from_ec_der(&point))
         }
         "OKP" => {
             let crv = str_member(obj, "crv")?.ok_or("\"crv\" is missing")?;
@@ -139,11 +148,10 @@ pub(crate) fn parse_jwk(jwk: &Value) -> Result<CachedKey, String> {
             if x.len() != 32 {
                 return Err("Ed25519 key is not 32 bytes long".to_owned());
             }
-            let key = DecodingKey::from_ed_der(&x);
-            if !ec_or_ed_key_parses(&key, Algorithm::EdDSA) {
+            if !ec_or_ed_key_parses(&x, Algorithm::EdDSA) {
                 return Err("Ed25519 key is not a valid curve point".to_owned());
             }
-            (KeyClass::Ed25519, key)
+            (KeyClass::Ed25519, DecodingKey::from_ed_der(&x))
         }
         other => {
             return Err(format!(

@@ -1,0 +1,46 @@
+-- wrk script for benches/verify.rs: every request carries a bearer token the server has not
+-- seen before. Usage: wrk -s new_tokens.lua URL -- TOKENS_FILE THREADS
+-- Thread i sends lines i, i+THREADS, i+2*THREADS, ... of TOKENS_FILE (one token a line), each
+-- once; a thread that runs out starts over and counts it, and done() reports the reuse so the
+-- bench can tell whether the verdict cache could have answered.
+local next_id = 0
+local threads = {}
+
+function setup(thread)
+  thread:set("id", next_id)
+  next_id = next_id + 1
+  table.insert(threads, thread)
+end
+
+function init(args)
+  local path, nthreads = args[1], tonumber(args[2])
+  tokens = {}
+  local i = 0
+  for line in io.lines(path) do
+    if i % nthreads == id then
+      tokens[#tokens + 1] = line
+    end
+    i = i + 1
+  end
+  idx = 0
+  reused = 0
+end
+
+function request()
+  idx = idx + 1
+  if idx > #tokens then
+    idx = 1
+  end
+  if idx == #tokens then
+    reused = reused + 1
+  end
+  return wrk.format(nil, nil, { ["Authorization"] = "Bearer " .. tokens[idx] })
+end
+
+function done(summary, latency, requests)
+  local wraps = 0
+  for _, thread in ipairs(threads) do
+    wraps = wraps + (thread:get("reused") or 0)
+  end
+  io.write(string.format("token stream wraps: %d\n", wraps))
+end
