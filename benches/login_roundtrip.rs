@@ -5,11 +5,23 @@
 //! - orgsso's callback alone: flow lookup, code exchange, ID-token verification, rules,
 //!   enrolment and session write.
 //!
+//! - orgsso's own share of the callback: the callback minus the time orgsso spent waiting for
+//!   the IdP's token endpoint and userinfo, as orgsso itself measures and logs it at debug
+//!   (`idp_us`, durations only); this bench runs orgsso in-process and reads those events with a
+//!   tracing layer. The IdP's JWKS is fetched once, at the first sign-in, and counts as
+//!   orgsso's there (the median does not see it);
+//! - the SQL statements per callback: sqlx's statement events (`sqlx::query`, debug) counted
+//!   the same way (on PostgreSQL `BEGIN`/`COMMIT` are statements; on SQLite sqlx runs them
+//!   without a statement event).
+//!
+//! On SQLite and, when `ORGSSO_TEST_PG_URL` is set, on a fresh PostgreSQL database.
+//!
 //! Run: `cargo bench --bench login_roundtrip` (ROUNDS=n to change the count, default 200).
 
 #[path = "../tests/api/idp.rs"]
 mod idp;
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use orgsso::configuration::Settings;
@@ -35,22 +47,100 @@ fn report(name: &str, mut samples: Vec<Duration>) {
     );
 }
 
+/// Microseconds orgsso spent waiting for the IdP, and SQL statements run, since the last reset.
+static IDP_US: AtomicU64 = AtomicU64::new(0);
+static STATEMENTS: AtomicU64 = AtomicU64::new(0);
+/// Statements are counted only while a callback is in flight.
+static COUNTING: AtomicBool = AtomicBool::new(false);
+
+struct Meter;
+
+struct IdpUs(Option<u64>);
+
+impl tracing::field::Visit for IdpUs {
+    fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
+        if field.name() == "idp_us" {
+            self.0 = Some(value);
+        }
+    }
+    fn record_debug(&mut self, _: &tracing::field::Field, _: &dyn std::fmt::Debug) {}
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Meter {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        let target = event.metadata().target();
+        if target == "sqlx::query" {
+            if COUNTING.load(Ordering::Relaxed) {
+                STATEMENTS.fetch_add(1, Ordering::Relaxed);
+            }
+        } else if target.starts_with("orgsso::sso") {
+            let mut v = IdpUs(None);
+            event.record(&mut v);
+            if let Some(us) = v.0 {
+                IDP_US.fetch_add(us, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// A new, empty database on the PostgreSQL server at `server`.
+async fn fresh_pg_database(server: &str) -> String {
+    use sqlx::ConnectOptions;
+    let name = format!(
+        "orgsso_bench_{}",
+        orgsso::crypto::random_token(9)
+            .to_lowercase()
+            .replace(['-', '_'], "x")
+    );
+    let opts: sqlx::postgres::PgConnectOptions = server.parse().expect("a postgres URL");
+    let mut conn = opts.connect().await.expect("PostgreSQL answers");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .expect("create the bench database");
+    let mut url = url::Url::parse(server).unwrap();
+    url.set_path(&format!("/{name}"));
+    url.to_string()
+}
+
 #[tokio::main]
 async fn main() {
+    use tracing_subscriber::prelude::*;
+    // Only the two kinds of event the meter reads are enabled.
+    let filter = tracing_subscriber::EnvFilter::new("warn,sqlx::query=debug,orgsso::sso=debug");
+    tracing_subscriber::registry()
+        .with(Meter.with_filter(filter))
+        .init();
     let rounds: usize = std::env::var("ROUNDS")
         .ok()
         .and_then(|r| r.parse().ok())
         .unwrap_or(200);
     let dir = tempfile::tempdir().unwrap();
+    let mut backends = vec![(
+        "SQLite",
+        format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("bench.db").display()
+        ),
+    )];
+    if let Some(pg) = std::env::var("ORGSSO_TEST_PG_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    {
+        backends.push(("PostgreSQL", fresh_pg_database(&pg).await));
+    }
+    for (backend, url) in backends {
+        run(backend, url, rounds, dir.path()).await;
+    }
+}
+
+async fn run(backend: &str, url: String, rounds: usize, dir: &std::path::Path) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let mut settings = Settings::defaults();
     settings.public_url = format!("http://{addr}").parse().unwrap();
-    settings.database_url = Secret::new(format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("bench.db").display()
-    ));
-    settings.data_dir = dir.path().join("data");
+    settings.database_url = Secret::new(url);
+    settings.data_dir = dir.join("data");
     settings.admin_token = Some(Secret::new("bench-admin-token"));
     let app = Application::build_with_listener(settings, listener)
         .await
@@ -95,7 +185,8 @@ async fn main() {
         .unwrap();
     let login_url = conn["login_url"].as_str().unwrap().to_owned();
 
-    let (mut whole, mut callback) = (Vec::new(), Vec::new());
+    let (mut whole, mut callback, mut own, mut statements) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for i in 0..rounds {
         // A fresh browser per round: every sign-in is a first sign-in at orgsso and at the IdP.
         let browser = reqwest::Client::builder()
@@ -107,14 +198,29 @@ async fn main() {
         let start = browser.get(&login_url).send().await.unwrap();
         let authorize = start.headers()["location"].to_str().unwrap().to_owned();
         let back = idp::login_at_idp(&browser, &authorize, &format!("user{i}")).await;
+        IDP_US.store(0, Ordering::Relaxed);
+        STATEMENTS.store(0, Ordering::Relaxed);
+        COUNTING.store(true, Ordering::Relaxed);
         let t1 = Instant::now();
         let done = browser.get(&back).send().await.unwrap();
         assert_eq!(done.status(), 303, "sign-in {i} failed");
         let t2 = Instant::now();
+        COUNTING.store(false, Ordering::Relaxed);
+        let idp = Duration::from_micros(IDP_US.load(Ordering::Relaxed));
         whole.push(t2 - t0);
         callback.push(t2 - t1);
+        own.push((t2 - t1).saturating_sub(idp));
+        statements.push(STATEMENTS.load(Ordering::Relaxed));
     }
-    println!("login round trip, {rounds} sequential first sign-ins, orgsso + oidc-provider on 127.0.0.1, SQLite");
+    statements.sort();
+    println!("login round trip, {rounds} sequential first sign-ins, orgsso + oidc-provider on 127.0.0.1, {backend}");
     report("whole browser round trip", whole);
     report("orgsso callback alone", callback);
+    report("callback minus IdP calls", own);
+    println!(
+        "SQL statements per callback: min {} median {} max {}\n",
+        statements[0],
+        statements[statements.len() / 2],
+        statements[statements.len() - 1]
+    );
 }

@@ -12,6 +12,13 @@
 //! Run: `cargo bench --bench verify` (DURATION=secs per scenario, default 10; CONNECTIONS=n,
 //! default 64; ONLY=new-tokens runs only the new-token comparison; its own settings are in
 //! `support/new_tokens.rs`). Traffic stays on 127.0.0.1.
+//!
+//! The HTTP ceiling (issue 12 item 5): `PIN=0,1` runs the server on core 0 and wrk (one thread)
+//! on core 1, adds nginx (`/usr/sbin/nginx`, one worker, pinned to the server's core, answering
+//! `return 200`) and prints `/healthz` vs nginx and verify vs `/healthz`. `ONLY_CEILING=1` skips
+//! the negative-answer scenarios; `ORGSSO_BIN=path` measures another build of orgsso (an
+//! unchanged one, for a before figure). Under `taskset -c 0` tokio starts one worker (it counts
+//! the CPUs the process may use); `TOKIO_WORKER_THREADS=n` is passed through to try others.
 
 #[path = "../tests/api/idp.rs"]
 mod idp;
@@ -46,14 +53,60 @@ struct Run {
     non_2xx: u64,
 }
 
+/// `PIN=server,load`: the cores the server (and nginx) and the load generator run on.
+fn pins() -> Option<(String, String)> {
+    let v = std::env::var("PIN").ok()?;
+    let (a, b) = v.split_once(',')?;
+    Some((a.trim().to_owned(), b.trim().to_owned()))
+}
+
+/// nginx answering `return 200` on 127.0.0.1:`port`: the ceiling of an HTTP server here.
+fn start_nginx(dir: &std::path::Path, port: u16, core: Option<&str>) -> std::process::Child {
+    let conf = dir.join("nginx.conf");
+    let d = dir.display();
+    std::fs::write(
+        &conf,
+        format!(
+            "daemon off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/nginx-error.log;\n\
+             events {{ worker_connections 1024; }}\n\
+             http {{ access_log off;\n client_body_temp_path {d}/cb; proxy_temp_path {d}/px; fastcgi_temp_path {d}/fc; uwsgi_temp_path {d}/uw; scgi_temp_path {d}/sc;\n\
+             server {{ listen 127.0.0.1:{port}; location / {{ return 200 \"ok\"; }} }} }}\n"
+        ),
+    )
+    .unwrap();
+    let mut cmd = match core {
+        Some(c) => {
+            let mut cmd = std::process::Command::new("taskset");
+            cmd.args(["-c", c, "/usr/sbin/nginx"]);
+            cmd
+        }
+        None => std::process::Command::new("/usr/sbin/nginx"),
+    };
+    cmd.arg("-c")
+        .arg(&conf)
+        .arg("-p")
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("nginx starts (apt-get install nginx-light)")
+}
+
 fn wrk(name: &'static str, url: &str, header: Option<String>, secs: u64, conns: u32) -> Run {
-    let mut cmd = std::process::Command::new("wrk");
-    cmd.args([
-        "-t2",
-        &format!("-c{conns}"),
-        &format!("-d{secs}s"),
-        "--latency",
-    ]);
+    let pinned = pins();
+    let mut cmd = match &pinned {
+        Some((_, load)) => {
+            let mut cmd = std::process::Command::new("taskset");
+            cmd.args(["-c", load, "wrk", "-t1"]);
+            cmd
+        }
+        None => {
+            let mut cmd = std::process::Command::new("wrk");
+            cmd.arg("-t2");
+            cmd
+        }
+    };
+    cmd.args([&format!("-c{conns}"), &format!("-d{secs}s"), "--latency"]);
     if let Some(h) = header {
         cmd.args(["-H", &h]);
     }
@@ -92,7 +145,15 @@ async fn start_orgsso(bin: &str, dir: &std::path::Path) -> (tokio::process::Chil
         l.local_addr().unwrap().port()
     };
     let base = format!("http://127.0.0.1:{port}");
-    let server = tokio::process::Command::new(bin)
+    let mut server = match pins() {
+        Some((core, _)) => {
+            let mut cmd = tokio::process::Command::new("taskset");
+            cmd.args(["-c", &core]).arg(bin);
+            cmd
+        }
+        None => tokio::process::Command::new(bin),
+    };
+    let server = server
         .arg("serve")
         .env("ORGSSO_LISTEN", format!("127.0.0.1:{port}"))
         .env("ORGSSO_PUBLIC_URL", &base)
@@ -149,7 +210,8 @@ async fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(64);
     let dir = tempfile::tempdir().unwrap();
-    let (mut server, base) = start_orgsso(env!("CARGO_BIN_EXE_orgsso"), dir.path()).await;
+    let bin = std::env::var("ORGSSO_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_orgsso").into());
+    let (mut server, base) = start_orgsso(&bin, dir.path()).await;
     let pid = server.id().unwrap();
     let api = reqwest::Client::new();
 
@@ -268,7 +330,29 @@ fn classic_runs(
     conns: u32,
 ) {
     let idle = rss_kib(pid, "VmRSS:");
-    let runs = [
+    let pinned = pins();
+    let only_ceiling = std::env::var("ONLY_CEILING").is_ok_and(|v| v == "1");
+    let nginx_port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let nginx_dir = tempfile::tempdir().unwrap();
+    let mut nginx = start_nginx(
+        nginx_dir.path(),
+        nginx_port,
+        pinned.as_ref().map(|p| p.0.as_str()),
+    );
+    let nginx_url = format!("http://127.0.0.1:{nginx_port}/");
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", nginx_port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let nginx_run = wrk("nginx `return 200`", &nginx_url, None, secs, conns);
+    nginx.kill().ok();
+    nginx.wait().ok();
+    let mut runs = vec![
         wrk(
             "/healthz (ceiling)",
             &format!("{base}/healthz"),
@@ -297,33 +381,50 @@ fn classic_runs(
             secs,
             conns,
         ),
-        // Negative answers (401 and 404, counted as non-2xx): each used to cost a query.
-        wrk(
-            "verify, unknown session cookie",
-            verify,
-            Some("Cookie: orgsso_session=bench-no-such-session-id-0000000000".to_owned()),
-            secs,
-            conns,
-        ),
-        wrk(
-            "verify, unknown org slug",
-            &format!("{base}/auth/no-such-org/verify"),
-            Some(format!("Cookie: {cookie}")),
-            secs,
-            conns,
-        ),
-        // The same forged token flooded (401, counted as non-2xx): should cost what /healthz does.
-        wrk(
-            "verify, forged RS256 token flooded",
-            verify,
-            Some(format!("Authorization: Bearer {forged}")),
-            secs,
-            conns,
-        ),
     ];
+    if !only_ceiling {
+        runs.extend([
+            // Negative answers (401 and 404, counted as non-2xx): each used to cost a query.
+            wrk(
+                "verify, unknown session cookie",
+                verify,
+                Some("Cookie: orgsso_session=bench-no-such-session-id-0000000000".to_owned()),
+                secs,
+                conns,
+            ),
+            wrk(
+                "verify, unknown org slug",
+                &format!("{base}/auth/no-such-org/verify"),
+                Some(format!("Cookie: {cookie}")),
+                secs,
+                conns,
+            ),
+            // The same forged token flooded (401, counted as non-2xx): should cost what /healthz does.
+            wrk(
+                "verify, forged RS256 token flooded",
+                verify,
+                Some(format!("Authorization: Bearer {forged}")),
+                secs,
+                conns,
+            ),
+        ]);
+    }
     let peak = rss_kib(pid, "VmHWM:");
     let ceiling = runs[0].rps;
-    println!("wrk -t2 -c{conns} -d{secs}s --latency, orgsso release on 127.0.0.1 (SQLite), same machine\n");
+    match &pinned {
+        Some((server, load)) => println!(
+            "wrk -t1 -c{conns} -d{secs}s --latency on core {load}; orgsso and nginx on core {server}; TOKIO_WORKER_THREADS={}; 127.0.0.1, SQLite\n",
+            std::env::var("TOKIO_WORKER_THREADS").unwrap_or_else(|_| "unset".into())
+        ),
+        None => println!("wrk -t2 -c{conns} -d{secs}s --latency, orgsso release on 127.0.0.1 (SQLite), same machine\n"),
+    }
+    println!(
+        "nginx `return 200`: {:.0} requests/s (p50 {}, p99 {}); /healthz at {:.0}% of nginx\n",
+        nginx_run.rps,
+        nginx_run.p50,
+        nginx_run.p99,
+        100.0 * ceiling / nginx_run.rps
+    );
     println!("| scenario | requests/s | vs /healthz | p50 | p99 | non-2xx |");
     println!("|---|---|---|---|---|---|");
     for r in &runs {

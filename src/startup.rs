@@ -5,11 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use axum::http::{HeaderName, Request};
+use axum::http::Request;
 use tokio::net::TcpListener;
-use tower_http::request_id::{
-    MakeRequestId, PropagateRequestIdLayer, RequestId as TowerRequestId, SetRequestIdLayer,
-};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
@@ -32,18 +29,6 @@ pub struct Application {
     pub state: AppState,
     /// Who hears committed changes; the store only holds it weakly.
     _sink: Arc<dyn EventSink>,
-}
-
-#[derive(Clone, Copy)]
-struct MakeId;
-
-impl MakeRequestId for MakeId {
-    fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<TowerRequestId> {
-        crate::crypto::random_token(12)
-            .parse()
-            .ok()
-            .map(TowerRequestId::new)
-    }
 }
 
 pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
@@ -195,7 +180,6 @@ fn app_router(state: AppState) -> axum::Router {
         .with_expiry(Expiry::OnInactivity(time::Duration::seconds(
             s.session.idle_timeout_secs as i64,
         )));
-    let x_request_id = HeaderName::from_static("x-request-id");
     let origin = crate::http::csrf::OwnOrigin(
         state
             .settings
@@ -205,10 +189,11 @@ fn app_router(state: AppState) -> axum::Router {
             .into(),
     );
     let csrf = axum::middleware::from_fn_with_state(origin, crate::http::csrf::guard);
-    http::router()
-        .layer(csrf)
+    // Layers run outside in: request id, span, then (browser and API routes only) the session
+    // and the CSRF guard. The hot read-only routes skip the last two (see `sessionless_router`).
+    http::sessionless_router()
+        .merge(http::router().layer(csrf).layer(sessions))
         .with_state(state)
-        .layer(sessions)
         .layer(
             // Spans carry the path only: query strings hold codes and states.
             TraceLayer::new_for_http()
@@ -219,8 +204,7 @@ fn app_router(state: AppState) -> axum::Router {
                 // Access lines at debug: the verify endpoint is called on every proxied request.
                 .on_response(DefaultOnResponse::new().level(tracing::Level::DEBUG)),
         )
-        .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
-        .layer(SetRequestIdLayer::new(x_request_id, MakeId))
+        .layer(http::request_id::RequestIdLayer)
 }
 
 async fn shutdown_signal() {

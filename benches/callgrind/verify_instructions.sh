@@ -3,15 +3,16 @@
 # 2-core machine). Starts `orgsso serve` under valgrind on 127.0.0.1, registers an HS256 and an
 # RS256 secret, warms the verdict cache, zeroes the counters, sends <requests> verify requests
 # with one token over keep-alive, and dumps: the `summary:` line of <out>.1 is the total.
-# usage: benches/callgrind/verify_instructions.sh <orgsso binary> <label> <hs|rs> <requests>
+# usage: benches/callgrind/verify_instructions.sh <orgsso binary> <label> <hs|rs|healthz> <requests>
+# (healthz: the same count of GET /healthz, the HTTP stack alone)
 # (needs valgrind, curl, node, python3; run from the repository root)
 set -u
 bin=$1; label=$2; kind=$3; n=$4
 dir=$(mktemp -d); port=$((20000 + RANDOM % 20000)); base=http://127.0.0.1:$port
 ADMIN=cg-admin; HS=bench-hs256-secret-of-at-least-32-bytes
 ORGSSO_LISTEN=127.0.0.1:$port ORGSSO_PUBLIC_URL=$base ORGSSO_DATABASE_URL="sqlite://$dir/cg.db?mode=rwc" \
-ORGSSO_DATA_DIR=$dir/data ORGSSO_ADMIN_TOKEN=$ADMIN RUST_LOG=warn \
-valgrind --tool=callgrind --callgrind-out-file=target/callgrind-$label-$kind.out $bin serve >/dev/null 2>$dir/vg.log &
+ORGSSO_DATA_DIR=$dir/data ORGSSO_ADMIN_TOKEN=$ADMIN RUST_LOG=${CG_RUST_LOG:-warn} \
+valgrind --tool=callgrind --callgrind-out-file=${CG_DIR:-target}/callgrind-$label-$kind.out $bin serve >/dev/null 2>$dir/vg.log &
 pid=$!
 for i in $(seq 1 200); do curl -fs $base/healthz >/dev/null && break; sleep 0.25; done
 A="Authorization: Bearer $ADMIN"
@@ -23,7 +24,8 @@ mapfile -t toks < <(node benches/callgrind/tokens.mjs $HS tests/fixtures/rsa_a.p
 if [ "$kind" = hs ]; then tok=${toks[0]}; else tok=${toks[1]}; fi
 code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $tok" $base/auth/acme/verify); echo "$label $kind first: $code"
 # n requests over keep-alive connections (curl reuses the connection for repeated URLs)
-urls=(); for i in $(seq 1 $n); do urls+=("$base/auth/acme/verify"); done
+path=/auth/acme/verify; if [ "$kind" = healthz ]; then path=/healthz; fi
+urls=(); for i in $(seq 1 $n); do urls+=("$base$path"); done
 # warm: the verdict is cached after the first request; count only the steady state
 curl -s -H "Authorization: Bearer $tok" "${urls[@]:0:50}" > /dev/null
 callgrind_control -z $pid >/dev/null

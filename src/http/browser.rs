@@ -21,7 +21,7 @@ use crate::crypto::{ct_eq, random_token};
 use crate::domain::{EmailAddress, ReturnTo};
 use crate::session;
 use crate::sso::{CallbackParams, EmailRoute, Sso, SIGNED_OUT_PATH};
-use crate::store::sessions::sid_hash;
+use crate::store::sessions::{sid_hash, DbSessionStore};
 use crate::store::Store;
 
 /// The short-lived cookie that binds a sign-in to the browser that started it.
@@ -32,12 +32,18 @@ const SIGN_OUT_COOKIE: &str = "orgsso_signout";
 /// How long the IdP's end-session round trip may take for the return to be recognised.
 const SIGN_OUT_TTL_SECS: i64 = 600;
 
+/// The callback writes the new session itself (one insert) and sets its cookie: it is served
+/// without the session layer (see `http::sessionless_router`), which would otherwise write the
+/// same record again at the response.
+pub fn callback_router() -> Router<AppState> {
+    Router::new().route("/sso/callback", get(callback))
+}
+
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/", get(home))
         .route("/login", get(login_page))
         .route("/login/sso", post(login_sso))
-        .route("/sso/callback", get(callback))
         .route("/sso/{login_id}", get(start))
         .route("/api/v1/me", get(me))
         .route("/logout", post(logout))
@@ -95,10 +101,10 @@ async fn callback(
     State(state): State<AppState>,
     PageQuery(params): PageQuery<CallbackParams>,
     jar: CookieJar,
-    session: Session,
     RequestId(rid): RequestId,
-) -> Result<Response, PageError> {
+) -> Result<(CookieJar, Response), PageError> {
     let sso = &state.sso;
+    let settings = &state.settings;
     let binding = jar.get(FLOW_COOKIE).map(|c| c.value().to_owned());
     let login = sso
         .finish_login(&params, binding.as_deref(), now())
@@ -111,19 +117,44 @@ async fn callback(
     };
     let id_token = Some((&login.id_token, &state.secret_box));
     let idp_sid = login.idp_sid.as_deref();
-    if let Err(e) =
-        session::establish(&session, &who, now().unix_timestamp(), id_token, idp_sid).await
+    // The session this browser had, if its cookie names one: it ends here.
+    let previous = jar
+        .get(&settings.session.cookie_name)
+        .and_then(|c| c.value().parse::<tower_sessions::session::Id>().ok());
+    let timeouts = session::Timeouts::from_settings(&settings.session);
+    let sessions = DbSessionStore::new(state.store.clone());
+    let id = match session::establish(
+        &sessions,
+        previous,
+        &who,
+        now().unix_timestamp(),
+        &timeouts,
+        id_token,
+        idp_sid,
+    )
+    .await
     {
-        tracing::warn!(error = %e, "session not started");
-        // The only expected cause: the connection was disconnected while the user signed in.
-        return Err(if sso.was_disconnected(&login.connection_id).await {
-            PageError::from_login(crate::sso::LoginError::Retired, rid)
-        } else {
-            PageError::from_session(e, rid)
-        });
-    }
+        Ok(id) => id,
+        Err(e) => {
+            tracing::warn!(error = %e, "session not started");
+            // The only expected cause: the connection was disconnected while the user signed in.
+            return Err(if sso.was_disconnected(&login.connection_id).await {
+                PageError::from_login(crate::sso::LoginError::Retired, rid)
+            } else {
+                PageError::from_session(e, rid)
+            });
+        }
+    };
     tracing::info!(user_id = %login.user_id, org_id = %login.org_id, role = %login.role, "signed in");
-    Ok(see_other(&login.return_to))
+    // As the session layer would set it (see `startup::app_router`).
+    let cookie = Cookie::build((settings.session.cookie_name.clone(), id.to_string()))
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(settings.secure_cookies())
+        .path("/")
+        .max_age(time::Duration::seconds(timeouts.idle_secs))
+        .build();
+    Ok((jar.add(cookie), see_other(&login.return_to)))
 }
 
 /// `GET /`: who you are, or the way to sign in.

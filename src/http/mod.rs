@@ -11,6 +11,7 @@ pub mod form;
 pub mod jwt_secrets;
 pub mod pages;
 pub mod paging;
+pub mod request_id;
 pub mod signed_in;
 pub mod tokens;
 
@@ -125,7 +126,12 @@ fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
     )
 }
 
-pub fn router() -> Router<AppState> {
+/// Routes served without the session layer and the CSRF guard: health, static assets, verify
+/// and the JWKS (the hot paths every proxied request takes: none reads the session, verify
+/// reads the cookie itself through the live-session cache, none changes anything on a cookie's
+/// authority), and the SSO callback (a GET that writes its new session itself, see
+/// `browser::callback_router`).
+pub fn sessionless_router() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -137,6 +143,13 @@ pub fn router() -> Router<AppState> {
             "/static/console.js",
             get(|| async { asset("text/javascript; charset=utf-8", pages::SCRIPT) }),
         )
+        .merge(tokens::sessionless_router())
+        .merge(browser::callback_router())
+}
+
+/// Everything else: served behind the session layer and the CSRF guard (see `startup`).
+pub fn router() -> Router<AppState> {
+    Router::new()
         .merge(admin::router())
         .merge(backchannel::router())
         .merge(browser::router())

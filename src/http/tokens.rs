@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -18,11 +18,15 @@ use crate::access::{Access, Denied, Identity, KeyError};
 use crate::configuration::Settings;
 use crate::jwt::verify::invalid_token_challenge;
 
-pub fn router() -> Router<AppState> {
+/// Verify and the JWKS: no session, no CSRF guard (see `http::sessionless_router`).
+pub fn sessionless_router() -> Router<AppState> {
     Router::new()
         .route("/auth/{slug}/verify", get(verify))
-        .route("/api/v1/me/token", post(mint))
         .route("/.well-known/jwks.json", get(jwks))
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/v1/me/token", post(mint))
 }
 
 /// 401 `invalid_token`: the reason in the body and in `challenge` (`WWW-Authenticate`).
@@ -93,8 +97,10 @@ async fn verify(
     State(access): State<Arc<Access>>,
     State(settings): State<Arc<Settings>>,
     Path(slug): Path<String>,
-    headers: HeaderMap,
+    // The request itself, not a `HeaderMap` (which the extractor would clone).
+    req: axum::extract::Request,
 ) -> Response {
+    let headers = req.headers();
     let org = match access.org(&slug).await {
         Ok(org) => org,
         Err(e) => return denied(e),
@@ -109,8 +115,7 @@ async fn verify(
                 "the Authorization header must be Bearer <token>",
             )),
         }
-    } else if let Some(cookie) =
-        CookieJar::from_headers(&headers).get(&settings.session.cookie_name)
+    } else if let Some(cookie) = CookieJar::from_headers(headers).get(&settings.session.cookie_name)
     {
         access
             .verify_cookie(&org, cookie.value(), now().unix_timestamp())
@@ -161,6 +166,7 @@ async fn jwks(State(access): State<Arc<Access>>) -> Response {
 
 #[cfg(test)]
 mod tests {
+    use axum::http::HeaderMap;
     use jsonwebtoken::Algorithm;
     use serde_json::Value;
 

@@ -1,12 +1,18 @@
 //! The session on top of tower-sessions: establishing it at sign-in (with a new id, so a
-//! planted session id is worthless) and reading it back with the absolute timeout enforced.
+//! planted session id is worthless; written straight to the store in one insert) and reading
+//! it back with the absolute timeout enforced.
 
+use std::collections::HashMap;
+
+use time::OffsetDateTime;
+use tower_sessions::session::{Id, Record};
+use tower_sessions::session_store::{Error as StoreError, SessionStore as _};
 use tower_sessions::Session;
 
 use super::keys::{AUTH_AT, CONNECTION, IDP_SID, ID_TOKEN, ORG, SEEN, USER};
 use super::{Timeouts, SEEN_RESOLUTION};
 use crate::crypto::{Secret, SecretBox};
-use crate::store::sessions::sid_hash;
+use crate::store::sessions::{sid_hash, DbSessionStore};
 
 #[derive(Debug, Clone)]
 pub struct SignedIn {
@@ -23,45 +29,62 @@ fn id_token_context(session_id: &str) -> String {
     format!("session id_token_hint {}", sid_hash(session_id))
 }
 
-/// Replaces whatever session the browser had with a fresh one for this sign-in, and writes it
-/// now, so a disconnect that raced the sign-in is noticed here rather than after the response.
-/// The sign-in's ID token, when given, is kept sealed for RP-initiated logout: once the new
-/// id is known (after the first write), sealed to it and written in a second one. The ID
-/// token's `sid` (`idp_sid`), when given, is written with the first write, so its column is
-/// filled when the row is made (back-channel logout finds the session by it).
+/// Starts the session of a sign-in: ends the one the browser had (`previous`, the id its
+/// cookie carried, if any: a planted id is worthless) and writes a fresh one with one insert,
+/// the ID token (when given) already sealed to the new id for RP-initiated logout and the ID
+/// token's `sid` (`idp_sid`) in its column for back-channel logout. Written now, so a
+/// disconnect that raced the sign-in is noticed here (the insert refuses it). Returns the new
+/// id, for the caller to set as the cookie; the tower-sessions layer is not involved (no
+/// second write of the same record at the response).
 pub async fn establish(
-    session: &Session,
+    sessions: &DbSessionStore,
+    previous: Option<Id>,
     who: &SignedIn,
     now: i64,
+    timeouts: &Timeouts,
     id_token: Option<(&Secret, &SecretBox)>,
     idp_sid: Option<&str>,
-) -> SessionResult<()> {
-    // Nothing from before carries over: not an operator's console sign-in, not a form token.
-    session.clear().await;
-    session.cycle_id().await?;
-    session.insert(USER, &who.user_id).await?;
-    session.insert(ORG, &who.org_id).await?;
-    session.insert(CONNECTION, &who.connection_id).await?;
-    session.insert(AUTH_AT, now).await?;
-    session.insert(SEEN, now).await?;
+) -> SessionResult<Id> {
+    use tower_sessions::session::Error;
+    if let Some(old) = previous {
+        sessions.delete(&old).await.map_err(Error::Store)?;
+    }
+    let json = |v: serde_json::Result<serde_json::Value>| v.map_err(Error::SerdeJson);
+    let mut data = HashMap::new();
+    data.insert(USER.to_owned(), json(serde_json::to_value(&who.user_id))?);
+    data.insert(ORG.to_owned(), json(serde_json::to_value(&who.org_id))?);
+    data.insert(
+        CONNECTION.to_owned(),
+        json(serde_json::to_value(&who.connection_id))?,
+    );
+    data.insert(AUTH_AT.to_owned(), now.into());
+    data.insert(SEEN.to_owned(), now.into());
     if let Some(sid) = idp_sid {
-        session.insert(IDP_SID, sid).await?;
+        data.insert(IDP_SID.to_owned(), sid.into());
     }
-    if let Err(e) = session.save().await {
-        // Leave nothing behind for the session layer to retry.
-        session.clear().await;
-        return Err(e);
-    }
-    if let (Some((token, secret_box)), Some(id)) = (id_token, session.id()) {
-        let sealed = secret_box.encrypt(token.expose(), &id_token_context(&id.to_string()));
-        session.insert(ID_TOKEN, sealed).await?;
-        if let Err(e) = session.save().await {
-            // A session that cannot keep its hint is not started half-way.
-            session.flush().await.ok();
-            return Err(e);
+    let expiry_date = OffsetDateTime::from_unix_timestamp(timeouts.idle_deadline(now))
+        .map_err(|e| Error::Store(StoreError::Encode(e.to_string())))?;
+    let mut record = Record {
+        id: Id::default(),
+        data,
+        expiry_date,
+    };
+    let seal = |record: &mut Record| {
+        if let Some((token, secret_box)) = id_token {
+            let sealed =
+                secret_box.encrypt(token.expose(), &id_token_context(&record.id.to_string()));
+            record.data.insert(ID_TOKEN.to_owned(), sealed.into());
         }
+    };
+    seal(&mut record);
+    let chosen = record.id;
+    sessions.create(&mut record).await.map_err(Error::Store)?;
+    if record.id != chosen {
+        // The store picked another id (a 128-bit collision): the seal must follow it.
+        seal(&mut record);
+        sessions.save(&record).await.map_err(Error::Store)?;
     }
-    Ok(())
+    Ok(record.id)
 }
 
 /// The session's ID token for `id_token_hint`, when it holds one that opens for this very

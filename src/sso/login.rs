@@ -227,7 +227,11 @@ impl Sso {
             })?;
 
         // Client authentication as the connection says (see `token_auth`).
+        // The IdP's calls are timed (durations only) so that orgsso's own share of a sign-in
+        // can be told apart from the provider's, at debug (benches/login_roundtrip.rs reads it).
+        let asked = std::time::Instant::now();
         let tokens = self.exchange(&conn, code, &flow.pkce_verifier, ts).await?;
+        let mut idp_time = asked.elapsed();
 
         let cache = self.jwks.get(meta.jwks_uri());
         let algorithms = meta.id_token_algorithms();
@@ -253,8 +257,9 @@ impl Sso {
             meta.userinfo_endpoint(),
             tokens.access_token.as_ref(),
         ) {
-            (true, Some(endpoint), Some(access_token)) => Some(
-                userinfo::fetch(
+            (true, Some(endpoint), Some(access_token)) => Some({
+                let asked = std::time::Instant::now();
+                let answer = userinfo::fetch(
                     &self.http,
                     &cache,
                     &UserinfoRequest {
@@ -266,10 +271,16 @@ impl Sso {
                         algorithms: &algorithms,
                     },
                 )
-                .await?,
-            ),
+                .await;
+                idp_time += asked.elapsed();
+                answer?
+            }),
             _ => None,
         };
+        tracing::debug!(
+            idp_us = idp_time.as_micros() as u64,
+            "identity provider calls of this sign-in (token endpoint, userinfo)"
+        );
         let merged = claims::merge(&verified.claims, from_userinfo.as_ref());
         let groups_overage = claims::groups_overage(&merged.claims);
         let mut notes = serde_json::Map::new();

@@ -1,0 +1,145 @@
+//! `X-Request-Id`: kept when the client (a proxy in front) sent one, else made here; set on the
+//! request, where handlers, pages and the request span read it, and answered on the response.
+//!
+//! One layer instead of tower-http's set + propagate pair: no request extension (nothing reads
+//! it), no boxed future, and the id made from the thread's RNG on the stack instead of an
+//! `OsRng` system call and two heap strings per request.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use axum::http::{HeaderName, HeaderValue, Request, Response};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use rand::RngCore as _;
+use tower::{Layer, Service};
+
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// A fresh id: 96 random bits, base64url (16 characters), as before. Unique, not secret: the
+/// thread's reseeding generator is enough and costs no system call.
+pub fn make() -> HeaderValue {
+    let mut raw = [0u8; 12];
+    rand::thread_rng().fill_bytes(&mut raw);
+    let mut text = [0u8; 16];
+    let n = URL_SAFE_NO_PAD
+        .encode_slice(raw, &mut text)
+        .expect("12 bytes encode to 16 characters");
+    HeaderValue::from_bytes(&text[..n]).expect("base64url is a valid header value")
+}
+
+#[derive(Clone, Copy, Default)]
+pub struct RequestIdLayer;
+
+impl<S> Layer<S> for RequestIdLayer {
+    type Service = RequestIdService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        RequestIdService { inner }
+    }
+}
+
+#[derive(Clone)]
+pub struct RequestIdService<S> {
+    inner: S,
+}
+
+impl<S, B, R> Service<Request<B>> for RequestIdService<S>
+where
+    S: Service<Request<B>, Response = Response<R>>,
+{
+    type Response = Response<R>;
+    type Error = S::Error;
+    type Future = RequestIdFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let id = match req.headers().get(&X_REQUEST_ID) {
+            Some(v) => v.clone(),
+            None => {
+                let v = make();
+                req.headers_mut().insert(X_REQUEST_ID, v.clone());
+                v
+            }
+        };
+        RequestIdFuture {
+            inner: self.inner.call(req),
+            id: Some(id),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    pub struct RequestIdFuture<F> {
+        #[pin]
+        inner: F,
+        id: Option<HeaderValue>,
+    }
+}
+
+impl<F, R, E> Future for RequestIdFuture<F>
+where
+    F: Future<Output = Result<Response<R>, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut res = std::task::ready!(this.inner.poll(cx))?;
+        // A handler that set its own id (none does today) keeps it.
+        if let Some(id) = this.id.take() {
+            res.headers_mut().entry(X_REQUEST_ID).or_insert(id);
+        }
+        Poll::Ready(Ok(res))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_16_url_safe_characters_and_differ() {
+        let a = make();
+        let b = make();
+        for v in [&a, &b] {
+            let s = v.to_str().unwrap();
+            assert_eq!(s.len(), 16, "{s}");
+            assert!(
+                s.bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'),
+                "{s}"
+            );
+        }
+        assert_ne!(a, b);
+    }
+
+    #[tokio::test]
+    async fn kept_when_sent_made_when_not_and_answered() {
+        use tower::ServiceExt as _;
+        let echo = tower::service_fn(|req: Request<()>| async move {
+            let seen = req.headers().get(&X_REQUEST_ID).cloned();
+            Ok::<_, std::convert::Infallible>(Response::new(seen))
+        });
+        let svc = RequestIdLayer.layer(echo);
+        let sent = Request::builder()
+            .header("x-request-id", "from-the-proxy")
+            .body(())
+            .unwrap();
+        let res = svc.clone().oneshot(sent).await.unwrap();
+        assert_eq!(res.headers()["x-request-id"], "from-the-proxy");
+        assert_eq!(res.body().as_ref().unwrap(), "from-the-proxy");
+
+        let res = svc.oneshot(Request::new(())).await.unwrap();
+        let answered = res.headers()["x-request-id"].clone();
+        assert_eq!(answered.len(), 16);
+        assert_eq!(
+            res.body().as_ref(),
+            Some(&answered),
+            "the handler saw the same id"
+        );
+    }
+}
