@@ -285,6 +285,12 @@ impl Sso {
         }
         let email = claims::profile_str(&merged.claims, "email").map(|e| e.to_lowercase());
         let name = claims::profile_str(&merged.claims, "name");
+        if let Some(other) = self
+            .note_foreign_domain(email.as_deref(), &conn, &verified.subject, ts)
+            .await?
+        {
+            notes.insert("email_domain_verified_by".into(), other.into());
+        }
         let claims = serde_json::Value::Object(merged.claims);
         let mapping = self.role_mapping(&conn.org_id).await?;
         let decision = mapping.evaluate(&claims);
