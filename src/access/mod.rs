@@ -329,6 +329,14 @@ impl Access {
         };
         let claims = &verdict.claims;
         let text = |k: &str| claims.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+        // These become X-Auth-* headers and session lookups: a control character (a NUL, a
+        // line break) has no place in them, and a 200 without the subject header is no answer.
+        let printable = |k: &str| !text(k).is_some_and(|v| v.chars().any(char::is_control));
+        if !["sub", "email", "name", "sid"].into_iter().all(printable) {
+            return Err(deny(
+                "the token's sub, email, name or sid contains control characters",
+            ));
+        }
         let mut role = text("role").and_then(|r| r.parse::<Role>().ok());
         let mut email = text("email");
         let mut name = text("name");

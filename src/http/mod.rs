@@ -6,6 +6,7 @@ pub mod browser;
 pub mod client_jwks;
 pub mod console;
 pub mod csrf;
+pub mod edge;
 pub mod error;
 pub mod form;
 pub mod jwt_secrets;
@@ -144,4 +145,6 @@ pub fn router() -> Router<AppState> {
         .merge(console::router())
         .merge(jwt_secrets::router())
         .merge(tokens::router())
+        // Last, so it wraps every route above: no handler sees a NUL (see `edge`).
+        .layer(axum::middleware::from_fn(edge::refuse_nul))
 }

@@ -16,6 +16,7 @@ mod logout;
 mod multi_instance;
 mod negative;
 mod nginx;
+mod nul_bytes;
 mod other_providers;
 mod pgcluster;
 mod refusals;
