@@ -19,6 +19,7 @@ mod nginx;
 mod nul_bytes;
 mod other_providers;
 mod pgcluster;
+mod props;
 mod refusals;
 mod roles;
 mod rotation;
