@@ -10,6 +10,8 @@ pub mod jose;
 pub mod jwt;
 pub mod oidc;
 pub mod outbound;
+#[cfg(test)]
+mod props;
 pub mod roles;
 pub mod session;
 pub mod sso;

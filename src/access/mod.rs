@@ -464,6 +464,19 @@ impl Access {
                 .then(|| text("sid").map(str::to_owned))
                 .flatten()
         };
+        // These become X-Auth-* headers and session lookups: a control character (a NUL, a
+        // line break) has no place in them, and a 200 without the subject header is no answer.
+        let printable = |k: &str| {
+            !claims
+                .get(k)
+                .and_then(Value::as_str)
+                .is_some_and(|v| v.chars().any(char::is_control))
+        };
+        if !["sub", "email", "name", "sid"].into_iter().all(printable) {
+            return Err(deny(
+                "the token's sub, email, name or sid contains control characters",
+            ));
+        }
         Ok(Verdict::new(&org.id, &secret, &claims, session_of, exp))
     }
 

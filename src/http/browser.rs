@@ -31,6 +31,13 @@ const FLOW_COOKIE: &str = "orgsso_flow";
 const SIGN_OUT_COOKIE: &str = "orgsso_signout";
 /// How long the IdP's end-session round trip may take for the return to be recognised.
 const SIGN_OUT_TTL_SECS: i64 = 600;
+/// This browser's memory of the orgs it signed in to, for "Login with SSO" (names orgs, never
+/// the email; MAC'd by `Sso::remember_org`). Path `/`: read at `/login/sso` and extended at
+/// `/sso/callback`, which share no narrower prefix.
+const ORG_MEMORY_COOKIE: &str = "orgsso_orgs";
+const ORG_MEMORY_PATH: &str = "/";
+/// 400 days, the longest a browser keeps a cookie.
+const ORG_MEMORY_DAYS: i64 = 400;
 
 /// The callback writes the new session itself (one insert) and sets its cookie: it is served
 /// without the session layer (see `http::sessionless_router`), which would otherwise write the
@@ -154,7 +161,15 @@ async fn callback(
         .path("/")
         .max_age(time::Duration::seconds(timeouts.idle_secs))
         .build();
-    Ok((jar.add(cookie), see_other(&login.return_to)))
+    let memory = sso.remember_org(jar.get(ORG_MEMORY_COOKIE).map(Cookie::value), &login.org_id);
+    let org_memory = Cookie::build((ORG_MEMORY_COOKIE, memory))
+        .path(ORG_MEMORY_PATH)
+        .http_only(true)
+        .secure(settings.secure_cookies())
+        .same_site(SameSite::Lax)
+        .max_age(time::Duration::days(ORG_MEMORY_DAYS))
+        .build();
+    Ok((jar.add(cookie).add(org_memory), see_other(&login.return_to)))
 }
 
 /// `GET /`: who you are, or the way to sign in.
@@ -217,6 +232,7 @@ struct LoginForm {
 async fn login_sso(
     State(sso): State<Sso>,
     RequestId(rid): RequestId,
+    jar: CookieJar,
     PageForm(form): PageForm<LoginForm>,
 ) -> Result<Response, PageError> {
     let parsed_return_to = form
@@ -238,13 +254,17 @@ async fn login_sso(
         }
     };
     let route = sso
-        .route_email(&email, parsed_return_to.as_ref())
+        .route_email(
+            &email,
+            parsed_return_to.as_ref(),
+            jar.get(ORG_MEMORY_COOKIE).map(Cookie::value),
+        )
         .await
         .map_err(|e| PageError::from_store(e, rid.clone()))?;
     match route {
         EmailRoute::Unknown => {
             let msg = format!(
-                "We don't know an organisation for {}. Use the login link your administrator shared with you, or ask them to add your email domain.",
+                "We don't know an organisation for {}. Ask your administrator for your organisation's login URL: after your first sign-in through it, this browser remembers your organisation.",
                 email.as_str()
             );
             Ok(login_form(

@@ -6,6 +6,7 @@ pub mod browser;
 pub mod client_jwks;
 pub mod console;
 pub mod csrf;
+pub mod edge;
 pub mod error;
 pub mod form;
 pub mod jwt_secrets;
@@ -143,8 +144,13 @@ pub fn sessionless_router() -> Router<AppState> {
             "/static/console.js",
             get(|| async { asset("text/javascript; charset=utf-8", pages::SCRIPT) }),
         )
-        .merge(tokens::sessionless_router())
-        .merge(browser::callback_router())
+        .merge(
+            // The edge check costs a scan of the URI; `/healthz` and assets take no input.
+            Router::new()
+                .merge(tokens::sessionless_router())
+                .merge(browser::callback_router())
+                .layer(axum::middleware::from_fn(edge::refuse_nul)),
+        )
 }
 
 /// Everything else: served behind the session layer and the CSRF guard (see `startup`).
@@ -157,4 +163,6 @@ pub fn router() -> Router<AppState> {
         .merge(console::router())
         .merge(jwt_secrets::router())
         .merge(tokens::router())
+        // Last, so it wraps every route above: no handler sees a NUL (see `edge`).
+        .layer(axum::middleware::from_fn(edge::refuse_nul))
 }

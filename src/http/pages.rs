@@ -191,7 +191,9 @@ impl PageError {
             LoginError::IdToken(_) => StatusCode::UNAUTHORIZED,
             // The ID token was good; the IdP's userinfo answer was not (down, refused, garbage,
             // badly signed, about someone else).
-            LoginError::Userinfo(_) => StatusCode::FAILED_DEPENDENCY,
+            LoginError::Userinfo(_) | LoginError::UnstorableClaim { .. } => {
+                StatusCode::FAILED_DEPENDENCY
+            }
             LoginError::Denied { .. } => StatusCode::FORBIDDEN,
             LoginError::Store(_) => {
                 let LoginError::Store(s) = e else {

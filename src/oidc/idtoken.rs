@@ -397,6 +397,12 @@ fn check_claims_map(
             what: "longer than 255 bytes",
         });
     }
+    // A NUL cannot be stored (PostgreSQL), and no provider's identifier has control characters.
+    if sub.chars().any(char::is_control) {
+        return Err(IdTokenError::BadSubject {
+            what: "made with control characters",
+        });
+    }
 
     // Profile claims: type-checked here so that check_claims fails, not build.
     optional_profile_str(claims, "email")?;
@@ -674,6 +680,8 @@ mod tests {
             ("sub empty", vec![("sub", set(json!("")))], "id_token_bad_subject"),
             ("sub 255 bytes", vec![("sub", set(json!(max_sub)))], "ok"),
             ("sub 256 bytes", vec![("sub", set(json!(long_sub)))], "id_token_bad_subject"),
+            ("sub with a NUL", vec![("sub", set(json!("a\u{0}b")))], "id_token_bad_subject"),
+            ("sub with a newline", vec![("sub", set(json!("a\nb")))], "id_token_bad_subject"),
             // profile claims
             ("email number", vec![("email", set(json!(5)))], "id_token_bad_claim_type"),
             ("email null", vec![("email", set(json!(null)))], "ok"),

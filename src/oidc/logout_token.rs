@@ -211,7 +211,7 @@ pub fn session_id(claims: &Map<String, Value>) -> Option<&str> {
     claims
         .get("sid")
         .and_then(Value::as_str)
-        .filter(|s| !s.is_empty() && s.len() <= MAX_ID_BYTES)
+        .filter(|s| !s.is_empty() && s.len() <= MAX_ID_BYTES && !s.chars().any(char::is_control))
 }
 
 /// Fully verifies a logout token for one connection at `now`.
@@ -275,7 +275,10 @@ pub fn check_claims(
     let id = |name: &'static str| -> Result<Option<String>, LogoutTokenError> {
         match claims::string(claims, name)? {
             None => Ok(None),
-            Some(v) if v.is_empty() || v.len() > MAX_ID_BYTES => {
+            // Used in queries: a NUL is an error on PostgreSQL, never a 500.
+            Some(v)
+                if v.is_empty() || v.len() > MAX_ID_BYTES || v.chars().any(char::is_control) =>
+            {
                 Err(LogoutTokenError::WrongClaimType(name))
             }
             Some(v) => Ok(Some(v.to_owned())),

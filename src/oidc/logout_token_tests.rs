@@ -97,6 +97,8 @@ fn claims_table() {
         ("sub empty", vec![("sub", set(json!("")))], "WrongClaimType"),
         ("sid number", vec![("sid", set(json!(1)))], "WrongClaimType"),
         ("sid too long", vec![("sid", set(json!("s".repeat(256))))], "WrongClaimType"),
+        ("sub with a NUL", vec![("sub", set(json!("a\u{0}b")))], "WrongClaimType"),
+        ("sid with a line break", vec![("sid", set(json!("a\nb")))], "WrongClaimType"),
         ("nonce present", vec![("nonce", set(json!("n")))], "NoncePresent"),
         ("jti missing", vec![("jti", None)], "MissingClaim"),
         ("jti number", vec![("jti", set(json!(7)))], "WrongClaimType"),
@@ -212,6 +214,7 @@ fn the_id_tokens_sid_is_kept_when_usable() {
     assert_eq!(session_id(&claims(json!({"sid": "s"}))), Some("s"));
     assert_eq!(session_id(&claims(json!({"sid": ""}))), None);
     assert_eq!(session_id(&claims(json!({"sid": 5}))), None);
+    assert_eq!(session_id(&claims(json!({"sid": "a\u{0}b"}))), None);
     assert_eq!(session_id(&claims(json!({"sid": "s".repeat(256)}))), None);
     assert_eq!(session_id(&claims(json!({}))), None);
 }

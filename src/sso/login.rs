@@ -79,6 +79,8 @@ pub enum LoginError {
         /// The claims had an Entra groups overage: the groups rules could not match.
         groups_overage: bool,
     },
+    #[error("The identity provider sent a {claim:?} that orgsso cannot store (it contains a NUL character). Tell your administrator: the identity provider's value for it must change.")]
+    UnstorableClaim { claim: &'static str },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -100,6 +102,7 @@ impl LoginError {
             LoginError::IdToken(e) => e.code(),
             LoginError::Userinfo(e) => e.code(),
             LoginError::Denied { .. } => "access_denied",
+            LoginError::UnstorableClaim { .. } => "idp_claim_unstorable",
             LoginError::Store(_) => "store",
         }
     }
@@ -296,6 +299,19 @@ impl Sso {
         }
         let email = claims::profile_str(&merged.claims, "email").map(|e| e.to_lowercase());
         let name = claims::profile_str(&merged.claims, "name");
+        // Stored in their own columns: PostgreSQL cannot hold a NUL (the claims as a whole are
+        // stored as JSON text, where it is an escape).
+        for (claim, value) in [("email", &email), ("name", &name)] {
+            if value.as_deref().is_some_and(|v| v.contains('\0')) {
+                return Err(LoginError::UnstorableClaim { claim });
+            }
+        }
+        if let Some(other) = self
+            .note_foreign_domain(email.as_deref(), &conn, &verified.subject, ts)
+            .await?
+        {
+            notes.insert("email_domain_verified_by".into(), other.into());
+        }
         let claims = serde_json::Value::Object(merged.claims);
         let mapping = self.role_mapping(&conn.org_id).await?;
         let decision = mapping.evaluate(&claims);

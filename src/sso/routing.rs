@@ -4,10 +4,10 @@
 use serde::Serialize;
 
 use super::Sso;
-use crate::crypto::Secret;
+use crate::crypto::{ct_eq, Secret};
 use crate::domain::{EmailAddress, ReturnTo};
 use crate::oidc::logout::end_session_url;
-use crate::store::StoreError;
+use crate::store::{Connection, StoreError};
 
 /// One org the email may sign in to, and the link that starts its sign-in.
 #[derive(Debug, Clone, Serialize)]
@@ -19,7 +19,7 @@ pub struct OrgChoice {
 /// Where an email goes.
 #[derive(Debug)]
 pub enum EmailRoute {
-    /// No org knows this email or its domain.
+    /// Neither a verified domain nor this browser's memory names an org.
     Unknown,
     /// The orgs it belongs to have no connected IdP now (their names).
     NotConnected(Vec<String>),
@@ -29,24 +29,45 @@ pub enum EmailRoute {
     Choose(Vec<OrgChoice>),
 }
 
+/// How many orgs a browser remembers (newest first): a consultant signing in to a few
+/// customers' orgs, not a list that grows without bound.
+const REMEMBERED_ORGS: usize = 5;
+/// The MAC purpose of the browser's org memory, so no other MAC'd value can stand in for it.
+const ORG_MEMORY_PURPOSE: &str = "login-org-memory/v1";
+
 fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
 impl Sso {
-    /// Routes an email: orgs where it signed in through SSO before, and the org that claims its
-    /// domain. Each choice links to the org's login URL with `login_hint` (and `return_to`).
+    /// Routes an email, in this order and never by what an IdP once asserted:
+    /// 1. a domain verified for an org routes only to that org;
+    /// 2. otherwise the orgs this browser signed in to before (`remembered`, the value of the
+    ///    cookie [`Sso::remember_org`] made), so that after the first sign-in nobody needs the
+    ///    login URL again;
+    /// 3. otherwise nowhere ([`EmailRoute::Unknown`]): the page asks for the org's login URL
+    ///    instead of sending a stranger to some tenant's IdP.
+    ///
+    /// Each choice links to the org's login URL with `login_hint` (and `return_to`).
     pub async fn route_email(
         &self,
         email: &EmailAddress,
         return_to: Option<&ReturnTo>,
+        remembered: Option<&str>,
     ) -> Result<EmailRoute, StoreError> {
-        let mut orgs = self.store.orgs_for_email(email.as_str()).await?;
-        if let Some(o) = self.store.org_for_domain(email.domain()).await? {
-            if !orgs.iter().any(|x| x.id == o.id) {
-                orgs.push(o);
+        let orgs = match self.store.org_for_domain(email.domain()).await? {
+            Some(o) => vec![o],
+            None => {
+                let mut orgs = Vec::new();
+                for id in self.remembered_orgs(remembered) {
+                    // An org deleted since is simply forgotten.
+                    if let Some(o) = self.store.org_by_id(&id).await? {
+                        orgs.push(o);
+                    }
+                }
+                orgs
             }
-        }
+        };
         if orgs.is_empty() {
             return Ok(EmailRoute::Unknown);
         }
@@ -77,6 +98,81 @@ impl Sso {
             1 => EmailRoute::One(choices.remove(0).href),
             _ => EmailRoute::Choose(choices),
         })
+    }
+
+    /// An IdP asserting an email whose domain another org verified is how one tenant would
+    /// try to claim another's people: it routes nothing now (see [`Sso::route_email`]), but
+    /// both orgs' audit logs say it happened. Returns the other org's slug for this sign-in's
+    /// own `login` event.
+    pub(super) async fn note_foreign_domain(
+        &self,
+        email: Option<&str>,
+        conn: &Connection,
+        subject: &str,
+        now: i64,
+    ) -> Result<Option<String>, StoreError> {
+        let Some(domain) = email.and_then(|e| e.rsplit_once('@')).map(|(_, d)| d) else {
+            return Ok(None);
+        };
+        let Some(owner) = self.store.org_for_domain(domain).await? else {
+            return Ok(None);
+        };
+        if owner.id == conn.org_id {
+            return Ok(None);
+        }
+        let asserted_in = self.store.org_by_id(&conn.org_id).await?;
+        let detail = serde_json::json!({
+            "email": email,
+            "issuer": conn.issuer,
+            "subject": subject,
+            "asserted_in_org": asserted_in.map(|o| o.slug),
+            "domain_verified_by": owner.slug,
+        });
+        self.store
+            .audit(
+                Some(&owner.id),
+                "sso",
+                "login.foreign_domain_email",
+                &detail,
+                now,
+            )
+            .await?;
+        Ok(Some(owner.slug))
+    }
+
+    /// The new value of the browser's org memory after a sign-in to `org_id`: that org first,
+    /// then the others it remembered (at most [`REMEMBERED_ORGS`]), MAC'd with the service
+    /// key so that a cookie planted by someone else (a sibling subdomain, say) routes nobody.
+    /// It names orgs, never the email.
+    pub fn remember_org(&self, current: Option<&str>, org_id: &str) -> String {
+        let mut ids = vec![org_id.to_owned()];
+        ids.extend(
+            self.remembered_orgs(current)
+                .into_iter()
+                .filter(|id| id != org_id),
+        );
+        ids.truncate(REMEMBERED_ORGS);
+        // `~` and `.`: cookie-safe, and never in an id (base64url).
+        let list = ids.join("~");
+        let mac = self.secret_box.mac(ORG_MEMORY_PURPOSE, &list);
+        format!("{list}.{mac}")
+    }
+
+    /// The org ids a cookie value names, if its MAC is ours; nothing otherwise.
+    fn remembered_orgs(&self, value: Option<&str>) -> Vec<String> {
+        let Some((list, mac)) = value.and_then(|v| v.rsplit_once('.')) else {
+            return Vec::new();
+        };
+        if list.len() > 64 * REMEMBERED_ORGS
+            || !ct_eq(&self.secret_box.mac(ORG_MEMORY_PURPOSE, list), mac)
+        {
+            return Vec::new();
+        }
+        list.split('~')
+            .filter(|id| !id.is_empty())
+            .take(REMEMBERED_ORGS)
+            .map(str::to_owned)
+            .collect()
     }
 
     /// The IdP's end-session URL for a session that came through `connection_id`, when the

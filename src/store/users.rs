@@ -1,5 +1,5 @@
 use super::events::{notify_in_tx, Event};
-use super::{audit_in_tx, new_id, on_db, OrgRow, Result, Store};
+use super::{audit_in_tx, new_id, on_db, Result, Store};
 use crate::roles::Role;
 
 /// What a verified sign-in tells the store.
@@ -157,15 +157,5 @@ impl Store {
              WHERE m.org_id = $1 AND m.last_claims IS NOT NULL AND m.last_login_at IS NOT NULL
              ORDER BY m.last_login_at DESC, u.id LIMIT $2")
             .bind(org_id).bind(limit).fetch_all(p).await?))
-    }
-
-    /// Orgs in which someone with this email has signed in through SSO before.
-    pub async fn orgs_for_email(&self, email: &str) -> Result<Vec<OrgRow>> {
-        Ok(on_db!(self.db(), p => sqlx::query_as::<_, OrgRow>(
-            "SELECT DISTINCT o.id, o.slug, o.name, o.created_at FROM users u
-             JOIN memberships m ON m.user_id = u.id AND m.source = 'sso'
-             JOIN orgs o ON o.id = m.org_id
-             WHERE u.email = $1 ORDER BY o.slug")
-            .bind(email).fetch_all(p).await?))
     }
 }

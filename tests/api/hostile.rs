@@ -352,6 +352,7 @@ async fn every_id_token_defect_is_refused() {
         ("no nonce", Sign::KeyA, |_, c| { c.as_object_mut().unwrap().remove("nonce"); }, "no &quot;nonce&quot;"),
         ("no sub", Sign::KeyA, |_, c| { c.as_object_mut().unwrap().remove("sub"); }, "no &quot;sub&quot;"),
         ("empty sub", Sign::KeyA, |_, c| c["sub"] = json!(""), "subject"),
+        ("NUL in sub", Sign::KeyA, |_, c| c["sub"] = json!("vic\u{0}tim"), "control characters"),
     ];
     for (case, sign, mutate, says) in cases {
         let s = start(&login_url).await;

@@ -241,9 +241,10 @@ async fn login_with_sso_routes_emails_to_their_org() {
         .unwrap();
     assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
 
-    // By an earlier SSO sign-in (example.com is no org's domain), then the whole way through.
+    // By this browser's earlier SSO sign-in (example.com is no org's domain; more in
+    // routing.rs), then the whole way through.
     assert_eq!(
-        app.login(&browser(), &login_url, "alice").await.status(),
+        app.login(&b, &login_url, "alice").await.status(),
         StatusCode::SEE_OTHER
     );
     let resp = b

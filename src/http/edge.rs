@@ -1,0 +1,222 @@
+//! Text the databases cannot store, refused at the edge.
+//!
+//! PostgreSQL's text types cannot hold a NUL character; SQLite can. Left to the driver, a NUL in
+//! a path, a query, a JSON field or a form field would be a 500 deep inside some handler on
+//! PostgreSQL and a 4xx on SQLite. One check in front of every route makes both backends answer
+//! alike: a clear 400 before any handler runs, so nothing is half-written. (Claims an IdP sends
+//! are checked where sign-in reads them: `oidc::idtoken` for `sub`, `sso::login` for the rest.)
+
+use axum::body::{to_bytes, Body};
+use axum::extract::Request;
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::error::ApiError;
+use super::{pages, RequestId};
+
+/// What every refusal says.
+pub const NUL_REFUSED: &str = "The request contains a NUL character (%00 or \\u0000), which orgsso does not accept in any text. Remove it and try again.";
+
+/// The most body this check reads. Larger bodies are refused (413) as the extractors would:
+/// axum's default limit is 2 MiB; SCIM's bulk group changes are the largest bodies orgsso takes.
+pub const MAX_CHECKED_BODY: usize = 8 * 1024 * 1024;
+
+/// Whether a path or query carries an encoded NUL. A raw NUL cannot reach here: the HTTP
+/// parser refuses it.
+pub fn uri_has_nul(path_and_query: &str) -> bool {
+    path_and_query.contains("%00")
+}
+
+/// Whether a JSON text has a raw NUL byte or a `\u0000` escape (one whose backslash is not
+/// itself escaped: `"\\u0000"` is the six characters `\u0000`, which any database stores).
+pub fn json_has_nul(body: &[u8]) -> bool {
+    if body.contains(&0) {
+        return true;
+    }
+    let mut i = 0;
+    while let Some(at) = find(&body[i..], b"u0000").map(|p| p + i) {
+        let slashes = body[..at].iter().rev().take_while(|&&b| b == b'\\').count();
+        if slashes % 2 == 1 {
+            return true;
+        }
+        i = at + 1;
+    }
+    false
+}
+
+/// Whether a form body (`application/x-www-form-urlencoded`) carries a NUL.
+pub fn form_has_nul(body: &[u8]) -> bool {
+    body.contains(&0) || find(body, b"%00").is_some()
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum BodyKind {
+    Json,
+    Form,
+    Other,
+}
+
+fn body_kind(content_type: Option<&str>) -> BodyKind {
+    let Some(ct) = content_type else {
+        return BodyKind::Other;
+    };
+    let mime = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if mime == "application/x-www-form-urlencoded" {
+        BodyKind::Form
+    } else if mime == "application/json" || mime.ends_with("+json") {
+        BodyKind::Json
+    } else {
+        BodyKind::Other
+    }
+}
+
+/// The middleware: refuses a NUL in the URI, and in a JSON or form body, with a 400 in the
+/// form the path's clients read (JSON for the APIs and the verify endpoint, a SCIM error for
+/// SCIM, a page otherwise). Requests without either pass untouched (and without a copy).
+pub async fn refuse_nul(req: Request, next: Next) -> Response {
+    let uri_nul = req
+        .uri()
+        .path_and_query()
+        .is_some_and(|pq| uri_has_nul(pq.as_str()));
+    if uri_nul {
+        return refusal(&req, StatusCode::BAD_REQUEST, NUL_REFUSED);
+    }
+    let kind = body_kind(
+        req.headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok()),
+    );
+    if kind == BodyKind::Other {
+        return next.run(req).await;
+    }
+    let (parts, body) = req.into_parts();
+    let bytes = match to_bytes(body, MAX_CHECKED_BODY).await {
+        Ok(b) => b,
+        Err(_) => {
+            let req = Request::from_parts(parts, Body::empty());
+            return refusal(
+                &req,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "The request body is too large.",
+            );
+        }
+    };
+    let nul = match kind {
+        BodyKind::Json => json_has_nul(&bytes),
+        BodyKind::Form => form_has_nul(&bytes),
+        BodyKind::Other => false,
+    };
+    let req = Request::from_parts(parts, Body::from(bytes));
+    if nul {
+        return refusal(&req, StatusCode::BAD_REQUEST, NUL_REFUSED);
+    }
+    next.run(req).await
+}
+
+fn refusal(req: &Request, status: StatusCode, message: &str) -> Response {
+    let path = req.uri().path();
+    if path.starts_with("/scim/") {
+        let body = serde_json::json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"],
+            "status": status.as_u16().to_string(),
+            "scimType": "invalidValue",
+            "detail": message,
+        });
+        let mut res = (status, axum::Json(body)).into_response();
+        res.headers_mut().insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static("application/scim+json"),
+        );
+        return res;
+    }
+    if path.starts_with("/api/") || path.starts_with("/auth/") || path.starts_with("/.well-known/")
+    {
+        let code = if status == StatusCode::BAD_REQUEST {
+            "invalid_text"
+        } else {
+            "body_too_large"
+        };
+        return ApiError::new(status, code, message).into_response();
+    }
+    let rid = RequestId::of(req.headers());
+    pages::message(status, "Request refused", message, &rid, Vec::new())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nul_is_found_in_every_encoding_and_nowhere_else() {
+        #[rustfmt::skip]
+        let json_cases: &[(&[u8], bool)] = &[
+            (br#"{"a": "x\u0000y"}"#, true),
+            (br#"{"a\u0000": 1}"#, true),
+            (br#"{"a": "\\\u0000"}"#, true),
+            (b"{\"a\": \"x\0\"}", true),
+            (br#"{"a": "\\u0000"}"#, false),
+            (br#"{"a": "\\\\u0000"}"#, false),
+            (br#"{"a": "u0000"}"#, false),
+            (br#"{"a": "\u0001 \u00001"}"#, true),
+            (br#"{"a": "\u0041"}"#, false),
+            (b"", false),
+        ];
+        for (body, nul) in json_cases {
+            assert_eq!(
+                json_has_nul(body),
+                *nul,
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        #[rustfmt::skip]
+        let form_cases: &[(&[u8], bool)] = &[
+            (b"email=a%00b", true),
+            (b"email=a\0b", true),
+            (b"email=a%2500b", false),
+            (b"email=a%0b", false),
+            (b"email=a+b", false),
+        ];
+        for (body, nul) in form_cases {
+            assert_eq!(
+                form_has_nul(body),
+                *nul,
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        for (uri, nul) in [
+            ("/auth/a%00b/verify", true),
+            ("/sso/x?return_to=/a%00", true),
+            ("/auth/a%2500b/verify", false),
+            ("/healthz", false),
+        ] {
+            assert_eq!(uri_has_nul(uri), nul, "{uri}");
+        }
+    }
+
+    #[test]
+    fn body_kinds_follow_the_content_type() {
+        for (ct, kind) in [
+            (Some("application/json"), BodyKind::Json),
+            (Some("Application/JSON; charset=utf-8"), BodyKind::Json),
+            (Some("application/scim+json"), BodyKind::Json),
+            (Some("application/x-www-form-urlencoded"), BodyKind::Form),
+            (Some("text/plain"), BodyKind::Other),
+            (Some("application/jwt"), BodyKind::Other),
+            (None, BodyKind::Other),
+        ] {
+            assert_eq!(body_kind(ct), kind, "{ct:?}");
+        }
+    }
+}
