@@ -209,7 +209,9 @@ impl Access {
         self.keys.mark_stale();
     }
 
-    fn is_live(&self) -> bool {
+    /// Whether every instance's changes are heard now (on PostgreSQL, once the listener is
+    /// connected), so caches may answer.
+    pub fn is_live(&self) -> bool {
         self.live.load(Ordering::Acquire)
     }
 

@@ -72,6 +72,14 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
     let server = tokio::spawn(async move {
         app.run_until_stopped().await.expect("server runs");
     });
+    // On PostgreSQL caches answer only once the listener hears other instances: wait for it,
+    // so what a test sees does not depend on when the listener happened to connect.
+    for _ in 0..200 {
+        if access.is_live() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
     TestApp {
         base: format!("http://{addr}"),
         public,

@@ -119,6 +119,9 @@ async fn an_unknown_session_id_never_hides_a_session_stored_afterwards() {
 async fn a_remembered_unknown_slug_answers_from_memory_and_not_while_not_live() {
     use orgsso::store::events::EventSink;
     let app = spawn_app().await;
+    // On PostgreSQL nothing is remembered until the listener hears other instances
+    // (`spawn_app` waits for it).
+    assert!(app.access.is_live());
     assert_eq!(
         app.status_of("/auth/ghost/verify").await,
         StatusCode::NOT_FOUND
