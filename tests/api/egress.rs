@@ -1,0 +1,122 @@
+//! Egress pinned against DNS rebinding: an org admin's URLs are judged by the address each
+//! connection would use, not only when they were saved. The name's answers come from the
+//! app's host overrides, changed while it runs; every request stays on 127.0.0.1.
+//!
+//! An org admin's save fetches (discovery, the key set), so a save "while the name resolved to
+//! a public address" would send traffic off this machine: the rows such a save writes are
+//! written with the store's own methods instead, and the save-time refusal is tested on its own.
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::{account, browser, spawn_app, start_idp, TestApp};
+use crate::tokens::{base_claims, jwks_of, rs, verify, JwksServer, JWK_A, KEY_A};
+
+const REBOUND: &str = "keys.rebind.test";
+
+fn loopback() -> Vec<std::net::IpAddr> {
+    vec!["127.0.0.1".parse().unwrap()]
+}
+
+async fn org_id(app: &TestApp, slug: &str) -> String {
+    app.store.org_by_slug(slug).await.unwrap().unwrap().id
+}
+
+/// A `jwk_url` secret as the console's save writes it.
+async fn insert_jwk_url(app: &TestApp, slug: &str, url: &str, public_only: bool) {
+    let id = orgsso::store::new_id();
+    let row = orgsso::store::JwtSecretRow {
+        id,
+        org_id: org_id(app, slug).await,
+        name: "keys".into(),
+        kind: "jwk_url".into(),
+        private_enc: None,
+        public: Some(url.into()),
+        public_jwk: None,
+        kid: None,
+        audiences: json!(["api://orders"]).to_string(),
+        issuers: "[]".into(),
+        is_primary: false,
+        created_at: time::OffsetDateTime::now_utc().unix_timestamp(),
+        public_only,
+    };
+    let actor = if public_only { "user:bob" } else { "operator" };
+    app.store.insert_jwt_secret(&row, actor).await.unwrap();
+}
+
+#[tokio::test]
+async fn an_org_admins_jwk_url_that_rebinds_to_loopback_is_never_fetched() {
+    let app = spawn_app().await;
+    let server = JwksServer::start(jwks_of(&[JWK_A]), None).await;
+    // The key server's URL under a name.
+    let port = server
+        .url
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .trim_end_matches("/jwks");
+    let url = format!("http://{REBOUND}:{port}/jwks");
+    app.create_org("acme", &[]).await;
+    app.create_org("globex", &[]).await;
+
+    // acme's org admin saved the URL while the name resolved to a public address; globex's
+    // operator registered the same URL.
+    insert_jwk_url(&app, "acme", &url, true).await;
+    insert_jwk_url(&app, "globex", &url, false).await;
+    // Now the name answers 127.0.0.1.
+    app.hosts.set(REBOUND, loopback());
+    let token = rs(KEY_A, Some("hostile-a"), &base_claims());
+
+    let (status, _, body) = verify(&app, "acme", &token).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    // The verify API's callers are apps: the reason (naming the host) goes to the log.
+    assert_eq!(body["error"]["code"], "keys_unavailable", "{body}");
+    assert_eq!(server.fetches(), 0, "refused before any connection");
+    // A second try (past the refetch floor or not) still connects nowhere.
+    let (status, _, _) = verify(&app, "acme", &token).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(server.fetches(), 0);
+
+    // The operator's secret of the same URL is fetched as before: the policy is the row's.
+    let (status, _, body) = verify(&app, "globex", &token).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(server.fetches(), 1);
+    let (status, _, _) = verify(&app, "acme", &token).await;
+    assert_eq!(
+        status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "not the operator's cache"
+    );
+    assert_eq!(server.fetches(), 1);
+}
+
+#[tokio::test]
+async fn an_org_admins_connection_is_checked_at_the_token_endpoint() {
+    let app = spawn_app().await;
+    let idp = start_idp(&app, json!({"bob": account("bob@acme.test", "Bob", &[])})).await;
+    app.create_org("acme", &[]).await;
+    let sso = app.connect("acme", &idp.issuer).await;
+    let login_url = sso["login_url"].as_str().unwrap().to_owned();
+    // The operator's connection to an IdP on 127.0.0.1 signs in.
+    let ok = app.login(&browser(), &login_url, "bob").await;
+    assert_eq!(ok.status(), StatusCode::SEE_OTHER);
+
+    // The same connection as an org admin's save leaves it: from now on every request to its
+    // URLs goes through the pinned client, which refuses 127.0.0.1 before connecting.
+    let org = org_id(&app, "acme").await;
+    let mut conn = app.store.latest_connection(&org).await.unwrap().unwrap();
+    conn.public_only = true;
+    assert!(app
+        .store
+        .update_connection(&conn, "user:bob", &json!({}))
+        .await
+        .unwrap());
+    let refused = app.login(&browser(), &login_url, "bob").await;
+    assert_eq!(refused.status(), StatusCode::FAILED_DEPENDENCY);
+    let page = refused.text().await.unwrap();
+    assert!(
+        page.contains("127.0.0.1 is a private or local address"),
+        "{page}"
+    );
+    assert!(!page.contains("500"), "{page}");
+}
