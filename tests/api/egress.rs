@@ -9,6 +9,7 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
+use crate::console::post_form;
 use crate::helpers::{account, browser, spawn_app, start_idp, TestApp};
 use crate::tokens::{base_claims, jwks_of, rs, verify, JwksServer, JWK_A, KEY_A};
 
@@ -55,6 +56,8 @@ async fn an_org_admins_jwk_url_that_rebinds_to_loopback_is_never_fetched() {
         .next()
         .unwrap()
         .trim_end_matches("/jwks");
+    // Plain http so the operator's control fetch needs no TLS (the save's https rule for names
+    // is not what is tested here; the org admin's fetch is refused before any scheme matters).
     let url = format!("http://{REBOUND}:{port}/jwks");
     app.create_org("acme", &[]).await;
     app.create_org("globex", &[]).await;
@@ -119,4 +122,80 @@ async fn an_org_admins_connection_is_checked_at_the_token_endpoint() {
         "{page}"
     );
     assert!(!page.contains("500"), "{page}");
+}
+
+#[tokio::test]
+async fn an_org_admins_save_judges_the_name_as_it_resolves_now() {
+    let app = spawn_app().await;
+    let idp = start_idp(
+        &app,
+        json!({"bob": account("bob@acme.test", "Bob", &["admins"])}),
+    )
+    .await;
+    app.create_org("acme", &[]).await;
+    let sso = app.connect("acme", &idp.issuer).await;
+    app.set_rules(
+        "acme",
+        json!({"default_role": "viewer", "rules": [
+            {"claim": "groups", "op": "contains", "value": "admins", "role": "admin"}]}),
+    )
+    .await;
+    let bob = browser();
+    let login_url = sso["login_url"].as_str().unwrap();
+    assert_eq!(
+        app.login(&bob, login_url, "bob").await.status(),
+        StatusCode::SEE_OTHER
+    );
+    let server = JwksServer::start(jwks_of(&[JWK_A]), None).await;
+    let port = server
+        .url
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .trim_end_matches("/jwks");
+    // https: plain http is for loopback literals only (the check comes first anyway).
+    let url = format!("https://{REBOUND}:{port}/jwks");
+    let secrets = "/admin/orgs/acme/secrets";
+    let fields = [("name", "k"), ("type", "jwk_url"), ("url", url.as_str())];
+
+    for answer in ["127.0.0.1", "169.254.169.254", "10.0.0.5"] {
+        app.hosts.set(REBOUND, vec![answer.parse().unwrap()]);
+        let refused = post_form(&bob, &app, secrets, secrets, &fields).await;
+        assert_eq!(
+            refused.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{answer}"
+        );
+        let page = refused.text().await.unwrap();
+        assert!(
+            page.contains("keys.rebind.test is a private or local address"),
+            "{answer}: {page}"
+        );
+        assert!(!page.contains(answer), "the answer is not revealed: {page}");
+    }
+    // A new issuer by that name is refused before discovery.
+    let issuer = format!("https://{REBOUND}:{port}");
+    let refused = post_form(
+        &bob,
+        &app,
+        "/admin/orgs/acme",
+        "/admin/orgs/acme",
+        &[
+            ("issuer", issuer.as_str()),
+            ("client_id", "x"),
+            ("client_secret", ""),
+            ("scopes", "openid"),
+            ("groups_claim", "groups"),
+        ],
+    )
+    .await;
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(refused
+        .text()
+        .await
+        .unwrap()
+        .contains("keys.rebind.test is a private or local address"));
+    assert_eq!(server.fetches(), 0, "nothing fetched for the org admin");
+    let org = org_id(&app, "acme").await;
+    assert!(app.store.jwt_secrets(&org).await.unwrap().is_empty());
 }
