@@ -199,3 +199,82 @@ async fn an_org_admins_save_judges_the_name_as_it_resolves_now() {
     let org = org_id(&app, "acme").await;
     assert!(app.store.jwt_secrets(&org).await.unwrap().is_empty());
 }
+
+/// Rows saved before migration 0010: an org admin's (audit actor `user:…`) saves make them
+/// org admins'; the operator's stay unpinned; only `jwk_url` secrets fetch anything.
+#[tokio::test]
+async fn rows_from_before_0010_are_judged_by_the_audit_log() {
+    const BEFORE: &str = "
+        INSERT INTO orgs (id, slug, name, created_at) VALUES ('a', 'a', 'A', 0), ('b', 'b', 'B', 0), ('c', 'c', 'C', 0);
+        INSERT INTO sso_connections (id, org_id, login_id, issuer, client_id, client_secret_enc, scopes, metadata, status, created_at, updated_at, disconnected_at) VALUES
+            ('a1', 'a', 'la1', 'https://a', 'x', '', '[]', '{}', 'connected', 100, 200, NULL),
+            ('b1', 'b', 'lb1', 'https://b', 'x', '', '[]', '{}', 'connected', 100, 100, NULL),
+            ('c1', 'c', 'lc1', 'https://c', 'x', '', '[]', '{}', 'disconnected', 100, 100, 150),
+            ('c2', 'c', 'lc2', 'https://c', 'x', '', '[]', '{}', 'connected', 300, 300, NULL);
+        INSERT INTO jwt_secrets (id, org_id, name, kind, public, audiences, issuers, is_primary, created_at) VALUES
+            ('s1', 'a', 'k1', 'jwk_url', 'https://k', '[]', '[]', FALSE, 500),
+            ('s2', 'a', 'k2', 'jwk_url', 'https://k', '[]', '[]', FALSE, 600),
+            ('s3', 'a', 'h', 'hs256', NULL, '[]', '[]', FALSE, 500);
+        INSERT INTO audit_events (org_id, actor, action, detail, created_at) VALUES
+            ('a', 'operator', 'sso.connect', '{}', 100),
+            ('a', 'user:u1', 'sso.update', '{}', 200),
+            ('b', 'admin', 'sso.connect', '{}', 100),
+            ('c', 'user:u2', 'sso.connect', '{}', 100),
+            ('c', 'admin', 'sso.connect', '{}', 300),
+            ('a', 'user:u1', 'jwt_secret.create', '{}', 500),
+            ('a', 'admin', 'jwt_secret.create', '{}', 600);";
+    const AFTER: &str = "SELECT id, public_only FROM sso_connections UNION ALL SELECT id, public_only FROM jwt_secrets ORDER BY id";
+    let want = [
+        ("a1", true),
+        ("b1", false),
+        ("c1", true),
+        ("c2", false),
+        ("s1", true),
+        ("s2", false),
+        ("s3", false),
+    ]
+    .map(|(id, p)| (id.to_owned(), p))
+    .to_vec();
+    let dir = tempfile::tempdir().unwrap();
+    let got: Vec<(String, bool)> = match crate::helpers::backend() {
+        crate::helpers::Backend::Sqlite => {
+            let url = format!("sqlite://{}?mode=rwc", dir.path().join("m.db").display());
+            let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+            let mut before = sqlx::migrate!("./migrations/sqlite");
+            before.migrations = before
+                .migrations
+                .iter()
+                .filter(|m| m.version <= 8)
+                .cloned()
+                .collect::<Vec<_>>()
+                .into();
+            before.run(&pool).await.unwrap();
+            sqlx::raw_sql(BEFORE).execute(&pool).await.unwrap();
+            sqlx::migrate!("./migrations/sqlite")
+                .run(&pool)
+                .await
+                .unwrap();
+            sqlx::query_as(AFTER).fetch_all(&pool).await.unwrap()
+        }
+        crate::helpers::Backend::Postgres(server) => {
+            let url = crate::helpers::fresh_pg_database(&server).await;
+            let pool = sqlx::PgPool::connect(&url).await.unwrap();
+            let mut before = sqlx::migrate!("./migrations/postgres");
+            before.migrations = before
+                .migrations
+                .iter()
+                .filter(|m| m.version <= 8)
+                .cloned()
+                .collect::<Vec<_>>()
+                .into();
+            before.run(&pool).await.unwrap();
+            sqlx::raw_sql(BEFORE).execute(&pool).await.unwrap();
+            sqlx::migrate!("./migrations/postgres")
+                .run(&pool)
+                .await
+                .unwrap();
+            sqlx::query_as(AFTER).fetch_all(&pool).await.unwrap()
+        }
+    };
+    assert_eq!(got, want);
+}
