@@ -293,6 +293,10 @@ mod tests {
             ("https://169.254.169.254/latest/meta-data", Egress::PublicOnly, false),
             ("https://[::1]:8443/x", Egress::PublicOnly, false),
             ("https://[::ffff:10.0.0.1]/x", Egress::PublicOnly, false),
+            // Other spellings of 127.0.0.1 are parsed to the address by the URL parser.
+            ("http://2130706433/x", Egress::PublicOnly, false),
+            ("http://127.1:8080/x", Egress::PublicOnly, false),
+            ("http://0x7f.0.0.1/x", Egress::PublicOnly, false),
             ("https://8.8.8.8/x", Egress::PublicOnly, true),
             ("https://idp.example/x", Egress::PublicOnly, true), // a name: the resolver's job
             ("http://127.0.0.1:8080/x", Egress::Any, true),
