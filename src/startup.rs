@@ -73,9 +73,10 @@ impl Application {
             tracing::warn!("ORGSSO_ADMIN_TOKEN is unset: the admin API answers 401");
         }
         let oidc = &settings.oidc;
-        let http_client = crate::outbound::http_client(oidc.http_timeout());
+        // The operator's client and the org admins' (pinned to public addresses at connection).
+        let outbound = crate::outbound::Outbound::new(oidc.http_timeout());
         let jwks = Arc::new(JwksRegistry::new(
-            http_client.clone(),
+            outbound.clone(),
             JwksSettings {
                 refetch_cooldown: Duration::from_secs(oidc.jwks_refetch_cooldown_secs),
                 refetch_floor: Duration::from_millis(oidc.jwks_refetch_floor_ms),
@@ -98,7 +99,7 @@ impl Application {
         let sso = Sso::new(
             store.clone(),
             secrets.clone(),
-            http_client,
+            outbound,
             jwks,
             SsoSettings::from_settings(&settings),
         );

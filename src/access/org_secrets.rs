@@ -9,7 +9,7 @@ use jsonwebtoken::{Algorithm, EncodingKey};
 
 use crate::cache::RevocableCache;
 use crate::crypto::SecretBox;
-use crate::jose::jwks::JwksRegistry;
+use crate::jose::jwks::{Egress, JwksRegistry};
 use crate::jwt::ready_secret::ReadySecret;
 use crate::jwt::secret_input::SecretKind;
 use crate::store::{JwtSecretRow, Store, StoreError};
@@ -96,7 +96,12 @@ fn ready(
             let url = row.public.as_deref().ok_or("no URL stored")?;
             let url = url::Url::parse(url).map_err(|e| e.to_string())?;
             Ok((
-                Arc::new(ReadySecret::jwk_url(&row.name, jwks.get(&url), aud, iss)),
+                Arc::new(ReadySecret::jwk_url(
+                    &row.name,
+                    jwks.get(&url, Egress::of(row.public_only)),
+                    aud,
+                    iss,
+                )),
                 None,
             ))
         }
@@ -206,13 +211,17 @@ mod tests {
             issuers: issuers.into(),
             is_primary: false,
             created_at: 0,
+            public_only: false,
         }
     }
 
     #[test]
     fn damaged_rows_are_refused_not_opened() {
         let sb = SecretBox::from_base64(&STANDARD.encode([7u8; 32])).unwrap();
-        let jwks = JwksRegistry::new(reqwest::Client::new(), JwksSettings::default());
+        let jwks = JwksRegistry::new(
+            crate::test_support::idp_keys::outbound(),
+            JwksSettings::default(),
+        );
         let Ok((verifier, _)) = ready(&row("hs256", r#"["app"]"#, "[]", &sb), &sb, &jwks) else {
             panic!("a sound row is ready");
         };

@@ -20,6 +20,7 @@ use super::client_auth::{TokenAuthMethod, ASSERTION_TYPE};
 use super::discovery::ProviderMetadata;
 use super::token_endpoint::{ExchangeError, TokenAnswer, TokenHttp, TokenRefusal};
 use crate::crypto::Secret;
+use crate::outbound::Http;
 
 pub use super::token_endpoint::Tokens;
 
@@ -119,7 +120,7 @@ impl ClientAuth<'_> {
 /// (see [`exchange_code_with`]).
 #[cfg(test)]
 pub async fn exchange_code(
-    http: &reqwest::Client,
+    http: &Http,
     meta: &ProviderMetadata,
     client_id: &str,
     client_secret: &Secret,
@@ -146,7 +147,7 @@ pub async fn exchange_code(
 /// Exchanges the code for tokens (the given client authentication, PKCE verifier, orgsso's IdP
 /// HTTP client) and returns the raw ID token with the access token.
 pub async fn exchange_code_with(
-    http: &reqwest::Client,
+    http: &Http,
     meta: &ProviderMetadata,
     client_id: &str,
     auth: &ClientAuth<'_>,
@@ -269,7 +270,7 @@ mod tests {
 
     async fn exchange(meta: &ProviderMetadata) -> Result<Tokens, ExchangeError> {
         exchange_code(
-            &crate::outbound::http_client(std::time::Duration::from_secs(5)),
+            &crate::test_support::idp_keys::http_client(),
             meta,
             "c:id",
             &Secret::new("s+cret&="),
@@ -335,7 +336,7 @@ mod tests {
         let meta = meta(&url, serde_json::json!(["private_key_jwt"]));
         let assertion = Secret::new("h.p.s");
         exchange_code_with(
-            &crate::outbound::http_client(std::time::Duration::from_secs(5)),
+            &crate::test_support::idp_keys::http_client(),
             &meta,
             "c:id",
             &ClientAuth::Assertion(&assertion),

@@ -17,10 +17,9 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use super::client_auth::TokenAuthMethod;
-use super::egress::Egress;
 use crate::domain::{is_loopback, Issuer};
 use crate::jose::alg::{alg_name, ID_TOKEN_ALGS};
-use crate::outbound::{describe, read_limited};
+use crate::outbound::{read_limited, Http};
 
 const MAX_DOCUMENT: usize = 512 * 1024;
 
@@ -122,33 +121,29 @@ pub enum DiscoveryError {
 
 /// Fetches and checks the provider's configuration and its JWKS (returned raw, to seed the
 /// key cache).
-/// `egress` says where the caller may send orgsso: the discovery URL and every endpoint the
-/// document names are checked before anything is fetched from them.
+/// `http` is the client of whoever supplied the issuer: for an org admin, the discovery URL
+/// and every endpoint the document names are checked before anything is fetched from them
+/// (a clear refusal), and each fetch is pinned to public addresses as it connects.
 #[cfg(test)]
 pub async fn discover(
-    http: &reqwest::Client,
+    http: &Http,
     issuer: &Issuer,
-    egress: Egress,
 ) -> Result<(ProviderMetadata, serde_json::Value), DiscoveryError> {
-    discover_for(http, issuer, egress, None).await
+    discover_for(http, issuer, None).await
 }
 
 /// [`discover`] for a connection that authenticates with `method` (`None`: automatic, which
 /// needs a secret method).
 pub async fn discover_for(
-    http: &reqwest::Client,
+    http: &Http,
     issuer: &Issuer,
-    egress: Egress,
     method: Option<TokenAuthMethod>,
 ) -> Result<(ProviderMetadata, serde_json::Value), DiscoveryError> {
     let url = format!(
         "{}/.well-known/openid-configuration",
         issuer.as_str().trim_end_matches('/')
     );
-    egress
-        .check(&url)
-        .await
-        .map_err(DiscoveryError::NotAllowed)?;
+    http.check(&url).await.map_err(DiscoveryError::NotAllowed)?;
     let doc = fetch_json(http, &url).await?;
     let meta = check_document_for(&doc, issuer, method)?;
     // Only what orgsso itself fetches: the authorization and end-session endpoints are the
@@ -158,8 +153,7 @@ pub async fn discover_for(
         .into_iter()
         .chain(userinfo)
     {
-        egress
-            .check(endpoint)
+        http.check(endpoint)
             .await
             .map_err(DiscoveryError::NotAllowed)?;
     }
@@ -178,18 +172,16 @@ pub async fn discover_for(
     }
 }
 
-async fn fetch_json(
-    http: &reqwest::Client,
-    url: &str,
-) -> Result<serde_json::Value, DiscoveryError> {
-    let resp = http
+async fn fetch_json(http: &Http, url: &str) -> Result<serde_json::Value, DiscoveryError> {
+    let request = http
         .get(url)
-        .header(reqwest::header::ACCEPT, "application/json")
-        .send()
+        .header(reqwest::header::ACCEPT, "application/json");
+    let resp = http
+        .send(request)
         .await
-        .map_err(|e| DiscoveryError::Unreachable {
+        .map_err(|reason| DiscoveryError::Unreachable {
             url: url.into(),
-            reason: describe(&e),
+            reason,
         })?;
     if !resp.status().is_success() {
         return Err(DiscoveryError::Status {

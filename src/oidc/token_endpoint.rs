@@ -26,7 +26,7 @@ use openidconnect::{
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::printable;
-use crate::outbound::{describe, read_limited, BodyError};
+use crate::outbound::{describe, read_limited, BodyError, Http};
 
 const MAX_TOKEN_RESPONSE: usize = 256 * 1024;
 
@@ -47,7 +47,7 @@ pub enum WireError {
 /// openidconnect's HTTP client for the token endpoint: [`send`] through orgsso's IdP client.
 /// (A named type with a boxed `Send` future: a closure here makes the sign-in handler's future
 /// fail the `Send` check.)
-pub struct TokenHttp<'a>(pub &'a reqwest::Client);
+pub struct TokenHttp<'a>(pub &'a Http);
 
 impl<'c> AsyncHttpClient<'c> for TokenHttp<'_> {
     type Error = WireError;
@@ -62,13 +62,13 @@ impl<'c> AsyncHttpClient<'c> for TokenHttp<'_> {
 /// at most 256 KiB of the answer. A 2xx answer must be JSON and goes on as a plain 200 (orgsso
 /// judges it by its body, whatever its Content-Type); a failure goes on only when it is an
 /// RFC 6749 error object, so the crate can parse it; any other failure keeps its status.
-async fn send(http: &reqwest::Client, request: HttpRequest) -> Result<HttpResponse, WireError> {
+async fn send(http: &Http, request: HttpRequest) -> Result<HttpResponse, WireError> {
     let request =
         reqwest::Request::try_from(request).map_err(|e| WireError::Unreachable(describe(&e)))?;
     let resp = http
         .execute(request)
         .await
-        .map_err(|e| WireError::Unreachable(describe(&e)))?;
+        .map_err(WireError::Unreachable)?;
     let status = resp.status();
     let body = read_limited(resp, MAX_TOKEN_RESPONSE).await?;
     let status = if status.is_success() {

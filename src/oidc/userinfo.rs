@@ -25,7 +25,7 @@ use crate::jose::compact::{self, JwsError, JwsRules, TypRule, VerifyingKey};
 use crate::jose::json::parse_object;
 use crate::jose::jwks::{JwksCache, JwksError};
 use crate::jose::keys::describe_kid;
-use crate::outbound::{describe, read_limited, BodyError};
+use crate::outbound::{read_limited, BodyError, Http};
 
 /// Largest userinfo answer read, JSON or JWT: group lists can be long.
 pub const MAX_USERINFO_BYTES: usize = 256 * 1024;
@@ -95,20 +95,21 @@ impl UserinfoError {
 
 /// Asks the userinfo endpoint about the signed-in user and returns its claims, checked.
 pub async fn fetch(
-    http: &reqwest::Client,
+    http: &Http,
     jwks: &JwksCache,
     req: &UserinfoRequest<'_>,
 ) -> Result<Map<String, Value>, UserinfoError> {
-    let resp = http
+    let request = http
         .get(req.endpoint.clone())
         .bearer_auth(req.access_token.secret())
         .header(
             reqwest::header::ACCEPT,
             "application/json, application/jwt;q=0.9",
-        )
-        .send()
+        );
+    let resp = http
+        .send(request)
         .await
-        .map_err(|e| UserinfoError::Unreachable(describe(&e)))?;
+        .map_err(UserinfoError::Unreachable)?;
     let status = resp.status();
     if !status.is_success() {
         // RFC 6750 §3: `WWW-Authenticate: Bearer error="invalid_token"` says why.

@@ -8,6 +8,7 @@ use time::OffsetDateTime;
 
 use super::Sso;
 use crate::crypto::sha256_b64;
+use crate::oidc::egress::Egress;
 use crate::oidc::logout_token::{self, Expectations, LogoutClaims, LogoutTokenError};
 use crate::store::{LogoutEnded, LogoutTarget, StoreError};
 
@@ -66,7 +67,7 @@ impl Sso {
                 leeway: self.settings.leeway,
                 max_iat_age: self.settings.max_id_token_age,
             };
-            let cache = self.jwks.get(meta.jwks_uri());
+            let cache = self.jwks.get(meta.jwks_uri(), Egress::of(c.public_only));
             let claims = match logout_token::verify(token, &cache, &expect, now).await {
                 Ok(claims) => claims,
                 Err(e) => {

@@ -220,12 +220,12 @@ impl Sso {
             return Err(Invalid(why).into());
         }
         let (meta, jwks): (ProviderMetadata, serde_json::Value) =
-            discover_for(&self.http, &issuer, egress, method).await?;
+            discover_for(self.outbound.http(egress), &issuer, method).await?;
         // The keys must be usable before anything is saved: a key set of only 1024-bit, `oct` or
         // encryption keys would fail every sign-in later. Seeding also spares the first sign-in
         // a fetch.
         self.jwks
-            .insert_seeded(meta.jwks_uri(), &jwks)
+            .insert_seeded(meta.jwks_uri(), egress, &jwks)
             .map_err(|e| DiscoveryError::Jwks {
                 url: meta.jwks_uri().to_string(),
                 reason: e.to_string(),
@@ -250,6 +250,8 @@ impl Sso {
                 c.token_auth.method = method;
                 // What was learned may not hold for the changed settings: learn again.
                 c.token_auth.learned = None;
+                // The URLs are now this saver's: an org admin's are pinned to public addresses.
+                c.public_only = egress.is_public_only();
                 c.issuer = issuer.as_str().to_owned();
                 c.client_id = client_id;
                 c.scopes = scopes;
@@ -294,6 +296,7 @@ impl Sso {
                     disconnected_at: None,
                     groups_claim: groups_claim.flatten(),
                     userinfo: req.userinfo.unwrap_or(true),
+                    public_only: egress.is_public_only(),
                 };
                 self.store.insert_connection(&c, actor, &detail).await?;
                 (c, true)

@@ -40,12 +40,13 @@ impl Sso {
             // Refuse a URL that does not serve usable keys now, rather than fail every token later.
             let url = url::Url::parse(parsed.public.as_deref().unwrap_or_default())
                 .map_err(|e| SecretError::Invalid(e.to_string()))?;
-            egress
+            self.outbound
+                .http(egress)
                 .check(url.as_str())
                 .await
                 .map_err(SecretError::Invalid)?;
             self.jwks
-                .get(&url)
+                .get(&url, egress)
                 .prefetch()
                 .await
                 .map_err(|e| SecretError::JwksUnusable(e.to_string()))?;
@@ -67,6 +68,8 @@ impl Sso {
             issuers: json!(parsed.issuers).to_string(),
             is_primary: parsed.primary,
             created_at: now,
+            // Every later fetch of an org admin's jwk_url is pinned to public addresses.
+            public_only: matches!(parsed.kind, SecretKind::JwkUrl) && egress.is_public_only(),
         };
         self.store
             .insert_jwt_secret(&row, actor)

@@ -7,6 +7,7 @@ use super::Sso;
 use crate::crypto::{ct_eq, random_token, sha256_b64, Secret};
 use crate::domain::{EmailAddress, ReturnTo};
 use crate::oidc::client::{authorize_url, AuthorizeRequest};
+use crate::oidc::egress::Egress;
 use crate::oidc::idtoken::{self, Expectations, IdTokenError};
 use crate::oidc::printable;
 use crate::oidc::token_endpoint::ExchangeError;
@@ -236,7 +237,7 @@ impl Sso {
         let tokens = self.exchange(&conn, code, &flow.pkce_verifier, ts).await?;
         let mut idp_time = asked.elapsed();
 
-        let cache = self.jwks.get(meta.jwks_uri());
+        let cache = self.jwks.get(meta.jwks_uri(), Egress::of(conn.public_only));
         let algorithms = meta.id_token_algorithms();
         let expect = Expectations {
             issuer: &conn.issuer,
@@ -263,7 +264,7 @@ impl Sso {
             (true, Some(endpoint), Some(access_token)) => Some({
                 let asked = std::time::Instant::now();
                 let answer = userinfo::fetch(
-                    &self.http,
+                    self.http(conn.public_only),
                     &cache,
                     &UserinfoRequest {
                         endpoint,

@@ -27,6 +27,7 @@ pub use routing::EmailRoute;
 use crate::configuration::Settings;
 use crate::crypto::SecretBox;
 use crate::jose::jwks::JwksRegistry;
+use crate::oidc::egress::{Egress, Http, Outbound};
 use crate::roles::{RoleChange, RoleMapping};
 use crate::store::events::EventSink;
 use crate::store::{Rederived, Store, StoreError};
@@ -65,7 +66,7 @@ pub struct Sso {
     store: Store,
     settings: Arc<SsoSettings>,
     secret_box: SecretBox,
-    http: reqwest::Client,
+    outbound: Outbound,
     jwks: Arc<JwksRegistry>,
     mappings: Arc<mappings::MappingCache>,
 }
@@ -74,7 +75,7 @@ impl Sso {
     pub fn new(
         store: Store,
         secret_box: SecretBox,
-        http: reqwest::Client,
+        outbound: Outbound,
         jwks: Arc<JwksRegistry>,
         settings: SsoSettings,
     ) -> Self {
@@ -82,10 +83,21 @@ impl Sso {
             store,
             settings: Arc::new(settings),
             secret_box,
-            http,
+            outbound,
             jwks,
             mappings: Arc::default(),
         }
+    }
+
+    /// The client for URLs a connection's or secret's saver supplied (`public_only` for an
+    /// org admin: pinned to public addresses at every connection).
+    fn http(&self, public_only: bool) -> &Http {
+        self.outbound.http(Egress::of(public_only))
+    }
+
+    /// Answers for names ahead of DNS (tests act out a DNS rebinding with them).
+    pub fn host_overrides(&self) -> &crate::oidc::egress::HostOverrides {
+        self.outbound.hosts()
     }
 
     /// What must hear committed changes for this service's caches to stay right.

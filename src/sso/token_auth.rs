@@ -150,7 +150,7 @@ impl Sso {
             }
         };
         Ok(exchange_code_with(
-            &self.http,
+            self.http(conn.public_only),
             &conn.metadata,
             &conn.client_id,
             &auth,

@@ -17,6 +17,9 @@ pub struct JwtSecretRow {
     pub issuers: String,
     pub is_primary: bool,
     pub created_at: i64,
+    /// A `jwk_url` an org admin registered: fetched only through the client pinned to public
+    /// addresses (migration 0010).
+    pub public_only: bool,
 }
 
 impl JwtSecretRow {
@@ -47,7 +50,7 @@ pub struct SigningKeyRow {
     pub retired_at: Option<i64>,
 }
 
-const SECRET_COLUMNS: &str = "id, org_id, name, kind, private_enc, public, public_jwk, kid, audiences, issuers, is_primary, created_at";
+const SECRET_COLUMNS: &str = "id, org_id, name, kind, private_enc, public, public_jwk, kid, audiences, issuers, is_primary, created_at, public_only";
 
 impl Store {
     /// Adds a secret; a new primary takes over from the org's previous one in the same
@@ -63,9 +66,10 @@ impl Store {
                 sqlx::query("UPDATE jwt_secrets SET is_primary = FALSE WHERE org_id = $1 AND is_primary")
                     .bind(&s.org_id).execute(&mut *tx).await?;
             }
-            sqlx::query(&format!("INSERT INTO jwt_secrets ({SECRET_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"))
+            sqlx::query(&format!("INSERT INTO jwt_secrets ({SECRET_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"))
                 .bind(&s.id).bind(&s.org_id).bind(&s.name).bind(&s.kind).bind(&s.private_enc).bind(&s.public)
                 .bind(&s.public_jwk).bind(&s.kid).bind(&s.audiences).bind(&s.issuers).bind(s.is_primary).bind(s.created_at)
+                .bind(s.public_only)
                 .execute(&mut *tx).await?;
             audit_in_tx!(tx, &s.org_id, actor, "jwt_secret.create", detail, s.created_at)?;
             notify_in_tx!(self.db(), tx, changed);

@@ -110,11 +110,19 @@ pub fn sign(key: &TestKey, claims: &Value) -> String {
 
 /// Client for the local test servers: short timeout, no proxy, and no
 /// connection reuse (so a stopped server really is unreachable).
-pub fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
+/// The operator's policy ([`Egress::Any`](crate::outbound::Egress::Any)): the servers are on
+/// 127.0.0.1.
+pub fn http_client() -> crate::outbound::Http {
+    let client = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(5))
         .pool_max_idle_per_host(0)
         .no_proxy()
         .build()
-        .expect("reqwest client")
+        .expect("reqwest client");
+    crate::outbound::Http::from_client(client)
+}
+
+/// Both of the process's clients (operator's and org admins'), as `startup` builds them.
+pub fn outbound() -> crate::outbound::Outbound {
+    crate::outbound::Outbound::new(std::time::Duration::from_secs(5))
 }

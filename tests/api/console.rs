@@ -26,7 +26,7 @@ async fn page(b: &Client, app: &TestApp, path: &str) -> (StatusCode, String) {
 }
 
 /// Posts a console form with the token taken from `from` (a page of the same session).
-async fn post_form(
+pub(crate) async fn post_form(
     b: &Client,
     app: &TestApp,
     from: &str,

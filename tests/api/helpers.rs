@@ -28,6 +28,8 @@ pub struct TestApp {
     pub store: Store,
     pub access: std::sync::Arc<Access>,
     pub db_path: std::path::PathBuf,
+    /// Answers for names ahead of DNS, as orgsso's outbound clients see them (a rebinding).
+    pub hosts: orgsso::outbound::HostOverrides,
     _dir: TempDir,
     _server: tokio::task::JoinHandle<()>,
 }
@@ -69,6 +71,7 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
         .await
         .expect("app builds");
     let (store, access) = (app.state.store.clone(), app.state.access.clone());
+    let hosts = app.state.sso.host_overrides().clone();
     let server = tokio::spawn(async move {
         app.run_until_stopped().await.expect("server runs");
     });
@@ -91,6 +94,7 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
         store,
         access,
         db_path,
+        hosts,
         _dir: dir,
         _server: server,
     }

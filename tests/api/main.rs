@@ -8,6 +8,7 @@ mod backchannel;
 mod browser;
 mod console;
 mod django_op;
+mod egress;
 mod helpers;
 mod hostile;
 mod idp;

@@ -109,6 +109,7 @@ async fn no_session_is_written_for_a_disconnected_connection() {
         groups_claim: None,
         disconnected_at: None,
         userinfo: true,
+        public_only: false,
         token_auth: Default::default(),
     };
     store

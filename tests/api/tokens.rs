@@ -15,11 +15,11 @@ use serde_json::{json, Value};
 use crate::helpers::{account, browser, spawn_app, spawn_app_with, start_idp, TestApp};
 use crate::idp::TestIdp;
 
-const KEY_A: &str = include_str!("../fixtures/rsa_a.pem");
+pub(crate) const KEY_A: &str = include_str!("../fixtures/rsa_a.pem");
 const KEY_A_PUB: &str = include_str!("../fixtures/rsa_a.pub.pem");
 const KEY_B: &str = include_str!("../fixtures/rsa_b.pem");
 const KEY_B_PUB: &str = include_str!("../fixtures/rsa_b.pub.pem");
-const JWK_A: &str = include_str!("../fixtures/rsa_a.jwk.json");
+pub(crate) const JWK_A: &str = include_str!("../fixtures/rsa_a.jwk.json");
 const JWK_B: &str = include_str!("../fixtures/rsa_b.jwk.json");
 const HS_SECRET: &str = "an-hs256-shared-secret-of-at-least-32-bytes!";
 
@@ -42,7 +42,7 @@ fn hs(claims: &Value) -> String {
     )
 }
 
-fn rs(pem: &str, kid: Option<&str>, claims: &Value) -> String {
+pub(crate) fn rs(pem: &str, kid: Option<&str>, claims: &Value) -> String {
     sign(
         Algorithm::RS256,
         kid,
@@ -51,11 +51,11 @@ fn rs(pem: &str, kid: Option<&str>, claims: &Value) -> String {
     )
 }
 
-fn base_claims() -> Value {
+pub(crate) fn base_claims() -> Value {
     json!({"sub": "svc-1", "email": "svc@example.com", "role": "developer", "aud": "api://orders", "iss": "https://issuer.example.com", "iat": now(), "exp": now() + 300})
 }
 
-async fn verify(
+pub(crate) async fn verify(
     app: &TestApp,
     slug: &str,
     token: &str,
@@ -308,15 +308,15 @@ async fn rs256_secrets_verify_with_pinned_algorithms() {
 }
 
 /// A JWKS endpoint the test controls: its keys, its Cache-Control, up or down; counts fetches.
-struct JwksServer {
-    url: String,
+pub(crate) struct JwksServer {
+    pub(crate) url: String,
     fetches: Arc<AtomicUsize>,
     state: Arc<Mutex<(Value, Option<String>, bool)>>,
     _task: tokio::task::JoinHandle<()>,
 }
 
 impl JwksServer {
-    async fn start(keys: Value, cache_control: Option<&str>) -> JwksServer {
+    pub(crate) async fn start(keys: Value, cache_control: Option<&str>) -> JwksServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/jwks", listener.local_addr().unwrap());
         let fetches = Arc::new(AtomicUsize::new(0));
@@ -353,7 +353,7 @@ impl JwksServer {
             _task: task,
         }
     }
-    fn fetches(&self) -> usize {
+    pub(crate) fn fetches(&self) -> usize {
         self.fetches.load(Ordering::SeqCst)
     }
     fn set_keys(&self, keys: Value) {
@@ -364,7 +364,7 @@ impl JwksServer {
     }
 }
 
-fn jwks_of(jwks: &[&str]) -> Value {
+pub(crate) fn jwks_of(jwks: &[&str]) -> Value {
     json!({"keys": jwks.iter().map(|j| serde_json::from_str::<Value>(j).unwrap()).collect::<Vec<_>>()})
 }
 

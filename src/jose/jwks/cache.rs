@@ -17,9 +17,10 @@ use super::parse::parse_jwks;
 use super::refetch::{may_fetch, LastAttempt, Need, UnknownKids};
 use super::{JwksError, JwksSettings};
 use crate::jose::keys::{CachedKey, KeySet, Lookup};
+use crate::outbound::Http;
 
 /// Upper bound on one fetch (connect + headers + body), on top of whatever
-/// timeout the `reqwest::Client` has, so a stuck IdP can never hold the
+/// timeout the client has, so a stuck IdP can never hold the
 /// fetch lock forever.
 const FETCH_HARD_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -37,7 +38,7 @@ type FetchGuard = tokio::sync::OwnedMutexGuard<FetchState>;
 /// fetch completes even if the caller that started it is cancelled, e.g. by
 /// a request timeout).
 struct Inner {
-    http: reqwest::Client,
+    http: Http,
     uri: Url,
     settings: JwksSettings,
     keys: RwLock<Arc<KeySet>>,
@@ -68,7 +69,7 @@ impl fmt::Debug for JwksCache {
 
 impl JwksCache {
     /// An empty cache; the first lookup fetches. Does no I/O.
-    pub fn new(http: reqwest::Client, jwks_uri: Url, settings: JwksSettings) -> Self {
+    pub fn new(http: Http, jwks_uri: Url, settings: JwksSettings) -> Self {
         Self {
             inner: Arc::new(Inner {
                 http,
@@ -94,7 +95,7 @@ impl JwksCache {
     /// [`min_refresh`]: JwksSettings::min_refresh
     /// [`max_refresh`]: JwksSettings::max_refresh
     pub fn with_keys(
-        http: reqwest::Client,
+        http: Http,
         jwks_uri: Url,
         settings: JwksSettings,
         jwks_json: &Value,
@@ -465,19 +466,15 @@ impl Inner {
 
     async fn fetch_document(&self) -> Result<(Value, Option<Duration>), JwksError> {
         let uri = || self.uri.to_string();
+        let request = self.http.get(self.uri.clone()).header(
+            reqwest::header::ACCEPT,
+            "application/jwk-set+json, application/json",
+        );
         let response = self
             .http
-            .get(self.uri.clone())
-            .header(
-                reqwest::header::ACCEPT,
-                "application/jwk-set+json, application/json",
-            )
-            .send()
+            .send(request)
             .await
-            .map_err(|e| JwksError::Unreachable {
-                uri: uri(),
-                reason: crate::outbound::describe(&e),
-            })?;
+            .map_err(|reason| JwksError::Unreachable { uri: uri(), reason })?;
         let status = response.status();
         if !status.is_success() {
             return Err(JwksError::BadStatus {

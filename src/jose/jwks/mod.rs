@@ -44,6 +44,8 @@ use std::time::Duration;
 
 use jsonwebtoken::Algorithm;
 
+/// Who supplied a key URL, and so where its fetches may go (a registry key).
+pub use crate::outbound::Egress;
 pub use cache::JwksCache;
 pub use registry::JwksRegistry;
 
