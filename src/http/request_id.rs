@@ -1,5 +1,8 @@
-//! `X-Request-Id`: kept when the client (a proxy in front) sent one, else made here; set on the
-//! request, where handlers, pages and the request span read it, and answered on the response.
+//! `X-Request-Id`: kept when the client (a proxy in front) sent a usable one, else made here;
+//! set on the request, where handlers, pages and the request span read it, and answered on the
+//! response. A caller's id is usable only when short and made of safe characters
+//! ([`usable`]): it lands in logs and pages, which must not carry text an attacker chose (line
+//! breaks, quotes, markup, a kilobyte of anything).
 //!
 //! One layer instead of tower-http's set + propagate pair: no request extension (nothing reads
 //! it), no boxed future, and the id made from the thread's RNG on the stack instead of an
@@ -27,6 +30,18 @@ pub fn make() -> HeaderValue {
         .encode_slice(raw, &mut text)
         .expect("12 bytes encode to 16 characters");
     HeaderValue::from_bytes(&text[..n]).expect("base64url is a valid header value")
+}
+
+/// The longest caller-sent id kept (a UUID is 36 characters, a W3C trace id 32).
+pub const MAX_CALLER_ID: usize = 64;
+
+/// Whether a caller's id may stand: 1 to [`MAX_CALLER_ID`] characters from `A-Z a-z 0-9 - _ . :`.
+pub fn usable(v: &HeaderValue) -> bool {
+    let b = v.as_bytes();
+    !b.is_empty()
+        && b.len() <= MAX_CALLER_ID
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b':'))
 }
 
 #[derive(Clone, Copy, Default)]
@@ -57,7 +72,7 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        let id = match req.headers().get(&X_REQUEST_ID) {
+        let id = match req.headers().get(&X_REQUEST_ID).filter(|v| usable(v)) {
             Some(v) => v.clone(),
             None => {
                 let v = make();
@@ -102,6 +117,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn only_short_safe_caller_ids_are_kept() {
+        let long = "a".repeat(MAX_CALLER_ID + 1);
+        let max = "a".repeat(MAX_CALLER_ID);
+        #[rustfmt::skip]
+        let cases: &[(&[u8], bool)] = &[
+            (b"3f2c9a1e-7b4d-4e8a-9c1f-2b3d4e5f6a7b", true),
+            (b"Root=1-67a2b3c4-abcdef012345678901234567", false),
+            (b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", true),
+            (b"req_01.trace:7", true),
+            (max.as_bytes(), true),
+            (long.as_bytes(), false),
+            (b"", false),
+            (b"a b", false),
+            (b"x\" injected=\"y", false),
+            (b"<script>", false),
+            (b"caf\xc3\xa9", false),
+        ];
+        for (raw, ok) in cases {
+            let v = HeaderValue::from_bytes(raw).unwrap();
+            assert_eq!(usable(&v), *ok, "{:?}", String::from_utf8_lossy(raw));
+        }
+    }
+
+    #[test]
     fn ids_are_16_url_safe_characters_and_differ() {
         let a = make();
         let b = make();
@@ -132,6 +171,20 @@ mod tests {
         let res = svc.clone().oneshot(sent).await.unwrap();
         assert_eq!(res.headers()["x-request-id"], "from-the-proxy");
         assert_eq!(res.body().as_ref().unwrap(), "from-the-proxy");
+
+        // Text a caller chose that logs and pages must not carry: replaced, everywhere.
+        let spoof = Request::builder()
+            .header("x-request-id", "ok\" level=\"error")
+            .body(())
+            .unwrap();
+        let res = svc.clone().oneshot(spoof).await.unwrap();
+        let made = res.headers()["x-request-id"].clone();
+        assert_eq!(made.len(), 16);
+        assert_eq!(
+            res.body().as_ref(),
+            Some(&made),
+            "the handler saw the new id"
+        );
 
         let res = svc.oneshot(Request::new(())).await.unwrap();
         let answered = res.headers()["x-request-id"].clone();
