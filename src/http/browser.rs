@@ -35,6 +35,17 @@ const SIGN_OUT_TTL_SECS: i64 = 600;
 /// the email; MAC'd by `Sso::remember_org`). Path `/`: read at `/login/sso` and extended at
 /// `/sso/callback`, which share no narrower prefix.
 const ORG_MEMORY_COOKIE: &str = "orgsso_orgs";
+/// With secure cookies, `__Host-`: the browser then takes it only from this host, over HTTPS,
+/// with `Path=/` and no `Domain`, so a sibling subdomain cannot plant one.
+const ORG_MEMORY_COOKIE_HOST: &str = "__Host-orgsso_orgs";
+
+fn org_memory_cookie(settings: &crate::configuration::Settings) -> &'static str {
+    if settings.secure_cookies() {
+        ORG_MEMORY_COOKIE_HOST
+    } else {
+        ORG_MEMORY_COOKIE
+    }
+}
 const ORG_MEMORY_PATH: &str = "/";
 /// 400 days, the longest a browser keeps a cookie.
 const ORG_MEMORY_DAYS: i64 = 400;
@@ -161,15 +172,22 @@ async fn callback(
         .path("/")
         .max_age(time::Duration::seconds(timeouts.idle_secs))
         .build();
-    let memory = sso.remember_org(jar.get(ORG_MEMORY_COOKIE).map(Cookie::value), &login.org_id);
-    let org_memory = Cookie::build((ORG_MEMORY_COOKIE, memory))
-        .path(ORG_MEMORY_PATH)
-        .http_only(true)
-        .secure(settings.secure_cookies())
-        .same_site(SameSite::Lax)
-        .max_age(time::Duration::days(ORG_MEMORY_DAYS))
-        .build();
-    Ok((jar.add(cookie).add(org_memory), see_other(&login.return_to)))
+    let mut jar = jar.add(cookie);
+    // Remembered for the email the IdP asserted: without one, "Login with SSO" has nothing
+    // to route by.
+    if let Some(email) = login.email.as_deref() {
+        let name = org_memory_cookie(settings);
+        let memory = sso.remember_org(jar.get(name).map(Cookie::value), &login.org_id, email);
+        let org_memory = Cookie::build((name, memory))
+            .path(ORG_MEMORY_PATH)
+            .http_only(true)
+            .secure(settings.secure_cookies())
+            .same_site(SameSite::Lax)
+            .max_age(time::Duration::days(ORG_MEMORY_DAYS))
+            .build();
+        jar = jar.add(org_memory);
+    }
+    Ok((jar, see_other(&login.return_to)))
 }
 
 /// `GET /`: who you are, or the way to sign in.
@@ -231,6 +249,7 @@ struct LoginForm {
 /// `POST /login/sso`: routes an email to its org's IdP.
 async fn login_sso(
     State(sso): State<Sso>,
+    State(settings): State<std::sync::Arc<crate::configuration::Settings>>,
     RequestId(rid): RequestId,
     jar: CookieJar,
     PageForm(form): PageForm<LoginForm>,
@@ -257,7 +276,7 @@ async fn login_sso(
         .route_email(
             &email,
             parsed_return_to.as_ref(),
-            jar.get(ORG_MEMORY_COOKIE).map(Cookie::value),
+            jar.get(org_memory_cookie(&settings)).map(Cookie::value),
         )
         .await
         .map_err(|e| PageError::from_store(e, rid.clone()))?;

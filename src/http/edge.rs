@@ -8,7 +8,7 @@
 
 use axum::body::{to_bytes, Body};
 use axum::extract::Request;
-use axum::http::{header, StatusCode};
+use axum::http::{header, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -18,9 +18,12 @@ use super::{pages, RequestId};
 /// What every refusal says.
 pub const NUL_REFUSED: &str = "The request contains a NUL character (%00 or \\u0000), which orgsso does not accept in any text. Remove it and try again.";
 
-/// The most body this check reads. Larger bodies are refused (413) as the extractors would:
-/// axum's default limit is 2 MiB; SCIM's bulk group changes are the largest bodies orgsso takes.
-pub const MAX_CHECKED_BODY: usize = 8 * 1024 * 1024;
+/// The most body this check reads: axum's default limit, which every route but SCIM keeps (or
+/// lowers). Larger bodies are refused (413) as the extractors would, by `Content-Length` before
+/// anything is read when the client sends one.
+pub const MAX_CHECKED_BODY: usize = 2 * 1024 * 1024;
+/// SCIM's: a directory's group change may carry many thousands of members.
+pub const MAX_CHECKED_SCIM_BODY: usize = 8 * 1024 * 1024;
 
 /// Whether a path or query carries an encoded NUL. A raw NUL cannot reach here: the HTTP
 /// parser refuses it.
@@ -58,7 +61,11 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 enum BodyKind {
     Json,
     Form,
+    /// Any other type: some handlers read a body as a form whatever its type, so it is
+    /// checked as one (a raw NUL or `%00`).
     Other,
+    /// No body to check (no content type on a GET or HEAD).
+    None,
 }
 
 fn body_kind(content_type: Option<&str>) -> BodyKind {
@@ -80,9 +87,10 @@ fn body_kind(content_type: Option<&str>) -> BodyKind {
     }
 }
 
-/// The middleware: refuses a NUL in the URI, and in a JSON or form body, with a 400 in the
-/// form the path's clients read (JSON for the APIs and the verify endpoint, a SCIM error for
-/// SCIM, a page otherwise). Requests without either pass untouched (and without a copy).
+/// The middleware: refuses a NUL in the URI, and in a JSON or form body (or any other body:
+/// checked as a form), with a 400 in the form the path's clients read (JSON for the APIs and
+/// the verify endpoint, a SCIM error for SCIM, a page otherwise). A GET without a body type
+/// passes untouched (and without a copy).
 pub async fn refuse_nul(req: Request, next: Next) -> Response {
     let uri_nul = req
         .uri()
@@ -91,16 +99,32 @@ pub async fn refuse_nul(req: Request, next: Next) -> Response {
     if uri_nul {
         return refusal(&req, StatusCode::BAD_REQUEST, NUL_REFUSED);
     }
-    let kind = body_kind(
-        req.headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok()),
-    );
-    if kind == BodyKind::Other {
+    let content_type = req.headers().get(header::CONTENT_TYPE);
+    let kind = match (content_type, req.method()) {
+        (None, &Method::GET | &Method::HEAD) => BodyKind::None,
+        (ct, _) => body_kind(ct.and_then(|v| v.to_str().ok())),
+    };
+    if kind == BodyKind::None {
         return next.run(req).await;
     }
+    let limit = if req.uri().path().starts_with("/scim/") {
+        MAX_CHECKED_SCIM_BODY
+    } else {
+        MAX_CHECKED_BODY
+    };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return refusal(
+            &req,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "The request body is too large.",
+        );
+    }
     let (parts, body) = req.into_parts();
-    let bytes = match to_bytes(body, MAX_CHECKED_BODY).await {
+    let bytes = match to_bytes(body, limit).await {
         Ok(b) => b,
         Err(_) => {
             let req = Request::from_parts(parts, Body::empty());
@@ -113,8 +137,8 @@ pub async fn refuse_nul(req: Request, next: Next) -> Response {
     };
     let nul = match kind {
         BodyKind::Json => json_has_nul(&bytes),
-        BodyKind::Form => form_has_nul(&bytes),
-        BodyKind::Other => false,
+        BodyKind::Form | BodyKind::Other => form_has_nul(&bytes),
+        BodyKind::None => false,
     };
     let req = Request::from_parts(parts, Body::from(bytes));
     if nul {

@@ -201,6 +201,9 @@ fn is_internal(ip: IpAddr) -> bool {
                 || (first & 0xffc0) == 0xfe80 // fe80::/10 link local
                 || (first == 0x2001 && v6.segments()[1] == 0x0db8) // documentation
                 || v6.segments()[..6] == [0x64, 0xff9b, 0, 0, 0, 0] // NAT64 to any IPv4
+                || v6.segments()[..3] == [0x64, 0xff9b, 0x0001] // 64:ff9b:1::/48 local NAT64
+                || first == 0x2002 // 6to4: reaches an IPv4 address of the sender's choosing
+                || (first == 0x2001 && v6.segments()[1] == 0) // Teredo 2001::/32, likewise
         }
     }
 }
@@ -216,6 +219,7 @@ fn internal_v4(ip: Ipv4Addr) -> bool {
         || ip.is_documentation()
         || a == 0
         || (a == 100 && (64..128).contains(&b)) // 100.64.0.0/10 shared address space
+        || (a == 198 && (b == 18 || b == 19)) // 198.18.0.0/15 benchmarking
         || (a == 192 && b == 0 && ip.octets()[2] == 0) // 192.0.0.0/24 protocol assignments
         || a >= 240 // reserved
 }
@@ -236,7 +240,9 @@ mod tests {
             ("224.0.0.1", true), ("192.0.2.1", true), ("8.8.8.8", false), ("1.1.1.1", false),
             ("::1", true), ("::", true), ("fd00::1", true), ("fe80::1", true),
             ("::ffff:10.0.0.1", true), ("::ffff:8.8.8.8", false), ("2606:4700::1111", false),
-            ("2001:db8::1", true), ("64:ff9b::a00:1", true),
+            ("2001:db8::1", true), ("64:ff9b::a00:1", true), ("198.18.0.1", true),
+            ("198.19.255.1", true), ("198.20.0.1", false), ("2002:7f00:1::1", true),
+            ("2001:0:4136:e378::1", true), ("64:ff9b:1::a00:1", true), ("2001:4860::8888", false),
         ];
         for (ip, want) in cases {
             assert_eq!(is_internal(ip.parse().unwrap()), want, "{ip}");

@@ -39,6 +39,8 @@ pub struct LoginSuccess {
     /// The ID token's `sid` (the IdP's session), kept with the session so a back-channel
     /// logout token naming it ends exactly that session. `None` when absent or unusable.
     pub idp_sid: Option<String>,
+    /// The email the IdP asserted (lowercased), if any: what "Login with SSO" will route by.
+    pub email: Option<String>,
 }
 
 /// Every way a sign-in can fail. Each says what happened and what to try; none carries a
@@ -80,7 +82,7 @@ pub enum LoginError {
         /// The claims had an Entra groups overage: the groups rules could not match.
         groups_overage: bool,
     },
-    #[error("The identity provider sent a {claim:?} that orgsso cannot store (it contains a NUL character). Tell your administrator: the identity provider's value for it must change.")]
+    #[error("The identity provider sent a {claim:?} that orgsso cannot store (it contains a control character, such as NUL or a line break). Tell your administrator: the identity provider's value for it must change.")]
     UnstorableClaim { claim: &'static str },
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -300,10 +302,14 @@ impl Sso {
         }
         let email = claims::profile_str(&merged.claims, "email").map(|e| e.to_lowercase());
         let name = claims::profile_str(&merged.claims, "name");
-        // Stored in their own columns: PostgreSQL cannot hold a NUL (the claims as a whole are
-        // stored as JSON text, where it is an escape).
+        // Stored in their own columns (PostgreSQL cannot hold a NUL; the claims as a whole are
+        // JSON text, where it is an escape) and carried in X-Auth-* headers and minted tokens,
+        // which refuse control characters: refused here, once, with the reason.
         for (claim, value) in [("email", &email), ("name", &name)] {
-            if value.as_deref().is_some_and(|v| v.contains('\0')) {
+            if value
+                .as_deref()
+                .is_some_and(|v| v.chars().any(char::is_control))
+            {
                 return Err(LoginError::UnstorableClaim { claim });
             }
         }
@@ -369,6 +375,7 @@ impl Sso {
             return_to: flow.return_to.unwrap_or_else(|| "/".into()),
             id_token: Secret::new(tokens.id_token),
             idp_sid: crate::oidc::logout_token::session_id(&verified.claims).map(str::to_owned),
+            email,
         })
     }
 }

@@ -33,7 +33,8 @@ pub enum EmailRoute {
 /// customers' orgs, not a list that grows without bound.
 const REMEMBERED_ORGS: usize = 5;
 /// The MAC purpose of the browser's org memory, so no other MAC'd value can stand in for it.
-const ORG_MEMORY_PURPOSE: &str = "login-org-memory/v1";
+const ORG_MEMORY_PURPOSE: &str = "login-org-memory/v2";
+const ORG_MEMORY_EMAIL_PURPOSE: &str = "login-org-memory-email/v2";
 
 fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
@@ -42,9 +43,9 @@ fn urlencode(s: &str) -> String {
 impl Sso {
     /// Routes an email, in this order and never by what an IdP once asserted:
     /// 1. a domain verified for an org routes only to that org;
-    /// 2. otherwise the orgs this browser signed in to before (`remembered`, the value of the
-    ///    cookie [`Sso::remember_org`] made), so that after the first sign-in nobody needs the
-    ///    login URL again;
+    /// 2. otherwise the orgs this browser signed in to before with this email (`remembered`,
+    ///    the value of the cookie [`Sso::remember_org`] made), so that after the first sign-in
+    ///    nobody needs the login URL again;
     /// 3. otherwise nowhere ([`EmailRoute::Unknown`]): the page asks for the org's login URL
     ///    instead of sending a stranger to some tenant's IdP.
     ///
@@ -59,7 +60,7 @@ impl Sso {
             Some(o) => vec![o],
             None => {
                 let mut orgs = Vec::new();
-                for id in self.remembered_orgs(remembered) {
+                for id in self.remembered_orgs(remembered, email.as_str()) {
                     // An org deleted since is simply forgotten.
                     if let Some(o) = self.store.org_by_id(&id).await? {
                         orgs.push(o);
@@ -140,39 +141,62 @@ impl Sso {
         Ok(Some(owner.slug))
     }
 
-    /// The new value of the browser's org memory after a sign-in to `org_id`: that org first,
-    /// then the others it remembered (at most [`REMEMBERED_ORGS`]), MAC'd with the service
-    /// key so that a cookie planted by someone else (a sibling subdomain, say) routes nobody.
-    /// It names orgs, never the email.
-    pub fn remember_org(&self, current: Option<&str>, org_id: &str) -> String {
-        let mut ids = vec![org_id.to_owned()];
-        ids.extend(
-            self.remembered_orgs(current)
+    /// The new value of the browser's org memory after `email` signed in to `org_id`: that org
+    /// first, then the others it remembered (at most [`REMEMBERED_ORGS`]). Each entry is the
+    /// org id with a tag binding it to the email (a MAC of both, so the cookie never holds the
+    /// email), and the whole list is MAC'd with the service key: a cookie planted by someone
+    /// else (a tenant's own, from a sibling subdomain, say) names orgs for the planter's email
+    /// only, and routes nobody who types theirs.
+    pub fn remember_org(&self, current: Option<&str>, org_id: &str, email: &str) -> String {
+        let email = email.to_lowercase();
+        let mut entries = vec![format!("{org_id}:{}", self.email_tag(org_id, &email))];
+        entries.extend(
+            self.remembered_entries(current)
                 .into_iter()
-                .filter(|id| id != org_id),
+                .filter(|(id, _)| id != org_id)
+                .map(|(id, tag)| format!("{id}:{tag}")),
         );
-        ids.truncate(REMEMBERED_ORGS);
-        // `~` and `.`: cookie-safe, and never in an id (base64url).
-        let list = ids.join("~");
+        entries.truncate(REMEMBERED_ORGS);
+        // `~`, `:` and `.`: cookie-safe, and never in an id or tag (base64url).
+        let list = entries.join("~");
         let mac = self.secret_box.mac(ORG_MEMORY_PURPOSE, &list);
         format!("{list}.{mac}")
     }
 
-    /// The org ids a cookie value names, if its MAC is ours; nothing otherwise.
-    fn remembered_orgs(&self, value: Option<&str>) -> Vec<String> {
+    /// The org ids a cookie value remembers for `email`, if its MAC is ours; nothing otherwise.
+    fn remembered_orgs(&self, value: Option<&str>, email: &str) -> Vec<String> {
+        let email = email.to_lowercase();
+        self.remembered_entries(value)
+            .into_iter()
+            .filter(|(id, tag)| ct_eq(&self.email_tag(id, &email), tag))
+            .map(|(id, _)| id)
+            .collect()
+    }
+
+    /// (org id, email tag) pairs of a cookie value whose MAC is ours.
+    fn remembered_entries(&self, value: Option<&str>) -> Vec<(String, String)> {
         let Some((list, mac)) = value.and_then(|v| v.rsplit_once('.')) else {
             return Vec::new();
         };
-        if list.len() > 64 * REMEMBERED_ORGS
+        if list.len() > 96 * REMEMBERED_ORGS
             || !ct_eq(&self.secret_box.mac(ORG_MEMORY_PURPOSE, list), mac)
         {
             return Vec::new();
         }
         list.split('~')
-            .filter(|id| !id.is_empty())
+            .filter_map(|e| e.split_once(':'))
             .take(REMEMBERED_ORGS)
-            .map(str::to_owned)
+            .map(|(id, tag)| (id.to_owned(), tag.to_owned()))
             .collect()
+    }
+
+    /// 96 bits of a MAC over org and email: enough to tell emails apart, short in a cookie.
+    fn email_tag(&self, org_id: &str, email: &str) -> String {
+        let mut tag = self
+            .secret_box
+            .mac(ORG_MEMORY_EMAIL_PURPOSE, &format!("{org_id}\0{email}"));
+        tag.truncate(16);
+        tag
     }
 
     /// The IdP's end-session URL for a session that came through `connection_id`, when the

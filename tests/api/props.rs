@@ -43,7 +43,7 @@ fn request() -> impl Strategy<Value = (Method, String, Option<(&'static str, Vec
         "/api/v1/orgs/acme/audit?before={}&limit={}",
         "/admin/orgs/{}",
         "/login?return_to={}",
-        "/backchannel-logout/{}",
+        "/sso/backchannel-logout?x={}",
         "/scim/v2/{}/Users",
         "/{}",
     ]);

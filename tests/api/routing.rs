@@ -188,7 +188,7 @@ async fn an_unclaimed_domain_routes_by_this_browsers_memory_or_not_at_all() {
         .to_owned();
     let (ids, mac) = value.rsplit_once('.').unwrap();
     for forged in [
-        format!("{ids}~someone-else.{mac}"),
+        format!("{ids}~someone-else:AAAAAAAAAAAAAAAA.{mac}"),
         format!("{ids}.{}", "A".repeat(mac.len())),
         ids.to_owned(),
         "garbage".into(),
@@ -206,4 +206,18 @@ async fn an_unclaimed_domain_routes_by_this_browsers_memory_or_not_at_all() {
             .unwrap();
         assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{forged}");
     }
+
+    // A genuine cookie, planted in someone else's browser (a tenant's admin's own, say), names
+    // orgs for the planter's email only: the victim's email routes nowhere.
+    let planted = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(t.app.url("/login/sso"))
+        .header("cookie", format!("orgsso_orgs={value}"))
+        .form(&[("email", "victim@freelance.test")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(planted.status(), StatusCode::NOT_FOUND);
 }
