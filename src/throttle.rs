@@ -87,9 +87,27 @@ pub struct ThrottleSettings {
     pub long_failure_delay_secs: u64,
     /// Sign-ins (`GET /sso/{login_id}`) one address may start per minute (also the burst).
     pub sign_in_starts_per_minute: u32,
-    /// Peers whose `X-Forwarded-For` is believed (CIDRs, e.g. "10.0.0.0/8", "127.0.0.1/32").
-    #[serde(default)]
+    /// Peers whose `X-Forwarded-For` is believed (CIDRs, e.g. "10.0.0.0/8", "127.0.0.1/32"):
+    /// a list in a file, or one comma-separated string (how an environment variable says it).
+    #[serde(default, deserialize_with = "list_or_commas")]
     pub trusted_proxies: Vec<String>,
+}
+
+fn list_or_commas<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Given {
+        List(Vec<String>),
+        Commas(String),
+    }
+    Ok(match Given::deserialize(d)? {
+        Given::List(v) => v,
+        Given::Commas(s) => s
+            .split(',')
+            .map(|p| p.trim().to_owned())
+            .filter(|p| !p.is_empty())
+            .collect(),
+    })
 }
 
 impl ThrottleSettings {
@@ -404,6 +422,25 @@ mod tests {
         let mut s = settings();
         s.long_failure_delay_secs = 86_401;
         assert!(Throttle::new(&s).is_err());
+    }
+
+    #[test]
+    fn trusted_proxies_are_a_list_or_commas() {
+        for (given, want) in [
+            (serde_json::json!([]), vec![]),
+            (serde_json::json!(["10.0.0.0/8"]), vec!["10.0.0.0/8"]),
+            (
+                serde_json::json!("10.0.0.0/8, 127.0.0.1"),
+                vec!["10.0.0.0/8", "127.0.0.1"],
+            ),
+            (serde_json::json!(""), vec![]),
+        ] {
+            let v = serde_json::json!({"free_failures": 1, "failure_delay_secs": 1,
+                "long_free_failures": 1, "long_failure_delay_secs": 1,
+                "sign_in_starts_per_minute": 1, "trusted_proxies": given});
+            let s: ThrottleSettings = serde_json::from_value(v).unwrap();
+            assert_eq!(s.trusted_proxies, want, "{given}");
+        }
     }
 
     #[test]
