@@ -2,7 +2,7 @@
 //! /sso/{login_id}` from one address (`wrk` on 127.0.0.1), against a release `orgsso serve`
 //! process on a SQLite file, with the real test IdP (npm `oidc-provider`). Reports the
 //! `login_flows` rows and database bytes (file + WAL) the flood added, and how long a real
-//! colleague's sign-ins (from 127.0.0.2, sequential, fresh browser each) take before and
+//! colleague's sign-ins (each from its own address, 127.0.2.x, sequential, fresh browser each) take before and
 //! during the flood.
 //!
 //! Run: `cargo bench --bench flood`. `ORGSSO_BIN=path` measures another build of orgsso
@@ -23,14 +23,25 @@ const ADMIN: &str = "bench-admin-token";
 /// Colleague sign-ins measured before the flood.
 const QUIET_ROUNDS: usize = 20;
 /// Colleague sign-ins at most during the flood (they stop when it ends).
-const MAX_FLOOD_ROUNDS: usize = 2_000;
+const MAX_FLOOD_ROUNDS: usize = 5_000;
+/// Accounts at the IdP (its configuration travels on its command line: keep it short); the
+/// colleagues take them in turn, each sign-in in a fresh browser.
+const ACCOUNTS: usize = 50;
 
-/// Stops after `FLOOD_N` answers (one thread, so one counter).
+/// Stops after `FLOOD_N` answers (one thread, so one counter) and says so in the file
+/// `FLOOD_DONE`: wrk itself would wait out its `-d` before reporting, so the bench stops it
+/// (SIGINT: wrk reports and exits) when the file appears.
 const LUA: &str = r#"
-local n, limit = 0, tonumber(os.getenv("FLOOD_N"))
+local n, limit, said = 0, tonumber(os.getenv("FLOOD_N")), false
 function response(status, headers, body)
   n = n + 1
-  if n >= limit then wrk.thread:stop() end
+  if n >= limit and not said then
+    said = true
+    local f = io.open(os.getenv("FLOOD_DONE"), "w")
+    f:write("done")
+    f:close()
+    wrk.thread:stop()
+  end
 end
 "#;
 
@@ -75,10 +86,13 @@ fn summary(name: &str, mut samples: Vec<Duration>) {
     );
 }
 
-/// One colleague sign-in from 127.0.0.2 through the real IdP; its duration.
-async fn colleague(login_url: &str, account: &str) -> Duration {
+/// Colleague `i`'s sign-in through the real IdP, from an address of their own (127.0.2.1,
+/// 127.0.2.2, …: colleagues are different people); its duration.
+async fn colleague(login_url: &str, i: usize) -> Duration {
+    let account = format!("user{}", i % ACCOUNTS);
+    let from = IpAddr::from([127, 0, 2 + (i / 250) as u8, 1 + (i % 250) as u8]);
     let browser = reqwest::Client::builder()
-        .local_address("127.0.0.2".parse::<IpAddr>().unwrap())
+        .local_address(from)
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(30))
@@ -88,7 +102,7 @@ async fn colleague(login_url: &str, account: &str) -> Duration {
     let start = browser.get(login_url).send().await.unwrap();
     assert_eq!(start.status(), 303, "the colleague's start was refused");
     let authorize = start.headers()["location"].to_str().unwrap().to_owned();
-    let back = idp::login_at_idp(&browser, &authorize, account).await;
+    let back = idp::login_at_idp(&browser, &authorize, &account).await;
     let done = browser.get(&back).send().await.unwrap();
     assert_eq!(done.status(), 303, "the colleague's sign-in failed");
     t0.elapsed()
@@ -130,7 +144,7 @@ async fn main() {
     }
     let rounds = QUIET_ROUNDS + MAX_FLOOD_ROUNDS;
     let mut accounts = serde_json::Map::new();
-    for i in 0..rounds {
+    for i in 0..ACCOUNTS {
         accounts.insert(
             format!("user{i}"),
             json!({"email": format!("user{i}@example.com"), "name": "U", "groups": []}),
@@ -165,12 +179,13 @@ async fn main() {
 
     let mut quiet = Vec::new();
     for i in 0..QUIET_ROUNDS {
-        quiet.push(colleague(&login_url, &format!("user{i}")).await);
+        quiet.push(colleague(&login_url, i).await);
     }
     let (rows_before, bytes_before) = (flow_rows(&db).await, db_bytes(&db));
 
     let script = dir.path().join("flood.lua");
     std::fs::write(&script, LUA).unwrap();
+    let marker = dir.path().join("flood.done");
     let t0 = Instant::now();
     let mut wrk = tokio::process::Command::new("wrk")
         .args([
@@ -183,21 +198,34 @@ async fn main() {
         .arg(&script)
         .arg(&login_url)
         .env("FLOOD_N", requests.to_string())
+        .env("FLOOD_DONE", &marker)
         .stdout(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .expect("wrk runs (apt-get install wrk)");
     let mut during = Vec::new();
     let mut i = QUIET_ROUNDS;
-    while i < rounds {
+    while i < rounds && !marker.exists() {
         if let Ok(Some(_)) = wrk.try_wait() {
             break;
         }
-        during.push(colleague(&login_url, &format!("user{i}")).await);
+        during.push(colleague(&login_url, i).await);
         i += 1;
     }
-    let out = wrk.wait_with_output().await.unwrap();
+    // The last sign-in may have ended after the flood: the flood's end is the marker's.
+    for _ in 0..60_000 {
+        if marker.exists() || wrk.try_wait().is_ok_and(|s| s.is_some()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let flood_time = t0.elapsed();
+    if let Some(pid) = wrk.id() {
+        let _ = std::process::Command::new("kill")
+            .args(["-INT", &pid.to_string()])
+            .status();
+    }
+    let out = wrk.wait_with_output().await.unwrap();
     let wrk_text = String::from_utf8_lossy(&out.stdout);
     let refused = wrk_text
         .lines()
@@ -214,7 +242,10 @@ async fn main() {
     let (rows_after, bytes_after) = (flow_rows(&db).await, db_bytes(&db));
 
     println!("flood of the login URL from 127.0.0.1 ({bin}), SQLite, {connections} connections");
-    println!("wrk: {sent}; refused (non-2xx/3xx, i.e. 429): {refused}; {flood_time:.1?}");
+    println!(
+        "wrk: {sent}; refused (non-2xx/3xx, i.e. 429): {refused}; {requests} answers in {flood_time:.1?} ({:.0} req/s)",
+        requests as f64 / flood_time.as_secs_f64()
+    );
     println!(
         "login_flows rows added: {}; database bytes added (file + WAL): {} ({:.1} MiB)",
         rows_after - rows_before,
