@@ -30,6 +30,7 @@ pub struct Settings {
     pub tokens: TokenSettings,
     pub audit: AuditSettings,
     pub cache: CacheSettings,
+    pub throttle: crate::throttle::ThrottleSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -110,6 +111,8 @@ pub struct SessionSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct LoginSettings {
     pub flow_ttl_secs: u64,
+    /// Sign-ins in progress one connection may have at once (each is a `login_flows` row).
+    pub max_pending_flows_per_connection: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -191,6 +194,12 @@ impl Settings {
         }
         if self.login.flow_ttl_secs == 0 {
             return bad("login.flow_ttl_secs must be greater than zero".into());
+        }
+        if self.login.max_pending_flows_per_connection == 0 {
+            return bad("login.max_pending_flows_per_connection must be greater than zero".into());
+        }
+        if let Err(m) = self.throttle.check() {
+            return bad(m);
         }
         Ok(())
     }

@@ -20,3 +20,4 @@ pub mod store;
 pub mod telemetry;
 #[cfg(test)]
 pub(crate) mod test_support;
+pub mod throttle;

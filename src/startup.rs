@@ -113,7 +113,11 @@ impl Application {
             crate::store::Db::Sqlite(_) => None,
         };
         store.set_event_sink(&sink);
+        let throttle = Arc::new(
+            crate::throttle::Throttle::new(&settings.throttle).map_err(anyhow::Error::msg)?,
+        );
         let state = AppState {
+            throttle,
             sso,
             access,
             store,
@@ -139,11 +143,14 @@ impl Application {
     /// Serves until the process receives Ctrl-C / SIGTERM.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let store = self.state.store.clone();
+        let throttle = self.state.throttle.clone();
         let audit = self.state.settings.audit.clone();
         let purge = tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(60));
             loop {
                 tick.tick().await;
+                // Addresses back to a fresh state are forgotten: throttle memory stays bounded.
+                throttle.retain_recent();
                 let now = time::OffsetDateTime::now_utc().unix_timestamp();
                 if let Err(e) = store.purge_expired(now).await {
                     tracing::warn!(error = %e, "purging expired sessions failed");
@@ -159,9 +166,14 @@ impl Application {
                 }
             }
         });
-        let result = axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown_signal())
-            .await;
+        // The peer address (`ConnectInfo`) is what the throttles key on.
+        let result = axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown_signal())
+        .await;
         purge.abort();
         if let Some(events) = self.events {
             events.abort();

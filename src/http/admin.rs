@@ -10,6 +10,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::client_addr::{api_throttled, client_addr};
 use super::error::{ApiError, ApiJson};
 use super::paging::AuditQuery;
 use super::{now, AppState};
@@ -22,12 +23,14 @@ use crate::store::{OrgRow, Store};
 pub struct Admin;
 
 impl FromRequestParts<AppState> for Admin {
-    type Rejection = ApiError;
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+    /// A response, not an `ApiError`: a throttled answer carries `Retry-After`.
+    type Rejection = Response;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
         if state.settings.admin_token.is_none() {
             return Err(ApiError::unauthorized(
                 "The admin API is disabled: set ORGSSO_ADMIN_TOKEN to enable it.",
-            ));
+            )
+            .into_response());
         }
         let given = parts
             .headers
@@ -38,13 +41,22 @@ impl FromRequestParts<AppState> for Admin {
                     .or_else(|| v.strip_prefix("bearer "))
             })
             .map(str::trim);
-        match given {
-            Some(token) if state.settings.is_admin_token(token) => Ok(Admin),
-            Some(_) => Err(ApiError::unauthorized("The admin token is wrong.")),
-            None => Err(ApiError::unauthorized(
+        let Some(token) = given else {
+            return Err(ApiError::unauthorized(
                 "Send the admin token as `Authorization: Bearer <token>`.",
-            )),
+            )
+            .into_response());
+        };
+        // Throttled before the token is compared, and per client address (see `throttle`).
+        let addr = client_addr(parts, state);
+        state.throttle.check(addr).map_err(api_throttled)?;
+        if state.settings.is_admin_token(token) {
+            state.throttle.succeeded(addr);
+            return Ok(Admin);
         }
+        tracing::warn!(client = %addr, "admin API token refused");
+        state.throttle.failed(addr).map_err(api_throttled)?;
+        Err(ApiError::unauthorized("The admin token is wrong.").into_response())
     }
 }
 
@@ -52,9 +64,17 @@ impl FromRequestParts<AppState> for Admin {
 pub struct AdminOrg(pub OrgRow);
 
 impl FromRequestParts<AppState> for AdminOrg {
-    type Rejection = ApiError;
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+    type Rejection = Response;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
         Admin::from_request_parts(parts, state).await?;
+        Self::org(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)
+    }
+}
+
+impl AdminOrg {
+    async fn org(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let Path(params) =
             Path::<std::collections::HashMap<String, String>>::from_request_parts(parts, state)
                 .await?;

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tower_sessions::Session;
 
+use super::client_addr::{page_throttled, ClientAddr};
 use super::error::ApiError;
 use super::form::{self, csrf_token, FormData};
 use super::pages::{self, PageError, PageForm, PageQuery};
@@ -20,9 +21,10 @@ use super::{now, see_other, AppState, RequestId};
 use crate::crypto::{ct_eq, random_token};
 use crate::domain::{EmailAddress, ReturnTo};
 use crate::session;
-use crate::sso::{CallbackParams, EmailRoute, Sso, SIGNED_OUT_PATH};
+use crate::sso::{CallbackParams, EmailRoute, LoginError, Sso, SIGNED_OUT_PATH};
 use crate::store::sessions::{sid_hash, DbSessionStore};
 use crate::store::Store;
+use crate::throttle::Throttled;
 
 /// The short-lived cookie that binds a sign-in to the browser that started it.
 const FLOW_COOKIE: &str = "orgsso_flow";
@@ -83,7 +85,13 @@ async fn start(
     PageQuery(q): PageQuery<StartQuery>,
     jar: CookieJar,
     RequestId(rid): RequestId,
-) -> Result<(CookieJar, Response), PageError> {
+    ClientAddr(addr): ClientAddr,
+) -> Result<(CookieJar, Response), Response> {
+    // Each start may store a flow row: an address starts only so many a minute.
+    state.throttle.start_sign_in(addr).map_err(|t| {
+        let message = format!("Too many sign-ins were started from your address. Wait {} s and start again from your organisation's login link.", t.retry_after_secs());
+        page_throttled(t, "Too many sign-ins", message, rid.clone())
+    })?;
     // Reuse the binding of a sign-in already running in another tab of this browser.
     let binding = jar
         .get(FLOW_COOKIE)
@@ -100,7 +108,18 @@ async fn start(
             now().unix_timestamp(),
         )
         .await
-        .map_err(|e| PageError::from_login(e, rid))?;
+        .map_err(|e| match e {
+            // Full until some flows finish or expire: a minute is a fair wait.
+            LoginError::TooManyPending => page_throttled(
+                Throttled {
+                    retry_after: std::time::Duration::from_secs(60),
+                },
+                "Too many sign-ins",
+                e.to_string(),
+                rid,
+            ),
+            e => PageError::from_login(e, rid).into_response(),
+        })?;
     let cookie = Cookie::build((FLOW_COOKIE, binding))
         // Sent to /sso/{id} too, so a second tab reuses the binding instead of replacing it.
         .path("/sso")

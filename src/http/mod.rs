@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod backchannel;
 pub mod browser;
+pub mod client_addr;
 pub mod client_jwks;
 pub mod console;
 pub mod csrf;
@@ -30,6 +31,7 @@ use crate::configuration::Settings;
 use crate::crypto::SecretBox;
 use crate::sso::Sso;
 use crate::store::Store;
+use crate::throttle::Throttle;
 
 /// The router's one state: the services side by side. Handlers read listings through `store`;
 /// every change goes through a service (`sso`, `access`), which owns its rules and caches.
@@ -43,6 +45,9 @@ pub struct AppState {
     /// The service key, for the console's operator fingerprint and the session's sealed ID
     /// token (read at logout).
     pub secret_box: SecretBox,
+    /// Per-address throttles for failed credentials and sign-in starts (see `throttle`;
+    /// SCIM's bearer check calls `check`, then `failed` or `succeeded`).
+    pub throttle: Arc<Throttle>,
 }
 
 impl FromRef<AppState> for Sso {

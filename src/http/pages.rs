@@ -176,6 +176,7 @@ impl PageError {
         let status = match &e {
             LoginError::UnknownLoginUrl => StatusCode::NOT_FOUND,
             LoginError::Retired => StatusCode::GONE,
+            LoginError::TooManyPending => StatusCode::TOO_MANY_REQUESTS,
             LoginError::BadRequest(_)
             | LoginError::UnknownFlow
             | LoginError::FlowExpired
@@ -211,6 +212,7 @@ impl PageError {
             StatusCode::NOT_FOUND => "Login link not found",
             StatusCode::GONE => "Login link retired",
             StatusCode::FORBIDDEN => "Access denied",
+            StatusCode::TOO_MANY_REQUESTS => "Too many sign-ins",
             _ => "Sign-in failed",
         };
         PageError {

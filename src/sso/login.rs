@@ -53,6 +53,10 @@ pub enum LoginError {
     Retired,
     #[error("{0}")]
     BadRequest(String),
+    /// The connection has as many sign-ins in progress as it may (a flood, or a very busy
+    /// morning): nothing was stored.
+    #[error("Too many sign-ins to this organisation are in progress right now. Wait a minute and start again from your organisation's login link.")]
+    TooManyPending,
     #[error("This sign-in attempt is unknown or was already used. Start again from your organisation's login link.")]
     UnknownFlow,
     #[error("This sign-in attempt expired. Start again from your organisation's login link.")]
@@ -95,6 +99,7 @@ impl LoginError {
             LoginError::UnknownLoginUrl => "unknown_login_url",
             LoginError::Retired => "login_url_retired",
             LoginError::BadRequest(_) => "bad_request",
+            LoginError::TooManyPending => "too_many_pending_sign_ins",
             LoginError::UnknownFlow => "unknown_state",
             LoginError::FlowExpired => "flow_expired",
             LoginError::OtherBrowser => "other_browser",
@@ -153,18 +158,25 @@ impl Sso {
             },
         )
         .map_err(|e| StoreError::Corrupt(format!("authorization endpoint: {e}")))?;
-        self.store
-            .insert_flow(&FlowRow {
-                state_hash: sha256_b64(&state),
-                connection_id: conn.id.clone(),
-                browser_hash: sha256_b64(browser_binding),
-                nonce,
-                pkce_verifier: verifier.secret().clone(),
-                return_to: return_to.map(|r| r.as_str().to_owned()),
-                created_at: now,
-                expires_at: now + self.settings.flow_ttl_secs,
-            })
+        let stored = self
+            .store
+            .insert_flow(
+                &FlowRow {
+                    state_hash: sha256_b64(&state),
+                    connection_id: conn.id.clone(),
+                    browser_hash: sha256_b64(browser_binding),
+                    nonce,
+                    pkce_verifier: verifier.secret().clone(),
+                    return_to: return_to.map(|r| r.as_str().to_owned()),
+                    created_at: now,
+                    expires_at: now + self.settings.flow_ttl_secs,
+                },
+                self.settings.max_pending_flows,
+            )
             .await?;
+        if !stored {
+            return Err(LoginError::TooManyPending);
+        }
         Ok(url)
     }
 

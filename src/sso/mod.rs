@@ -43,6 +43,7 @@ pub struct SsoSettings {
     pub flow_ttl_secs: i64,
     pub leeway: Duration,
     pub max_id_token_age: Duration,
+    pub max_pending_flows: u32,
 }
 
 impl SsoSettings {
@@ -52,6 +53,7 @@ impl SsoSettings {
             flow_ttl_secs: s.login.flow_ttl_secs as i64,
             leeway: Duration::from_secs(s.oidc.clock_leeway_secs),
             max_id_token_age: Duration::from_secs(s.oidc.max_id_token_age_secs),
+            max_pending_flows: s.login.max_pending_flows_per_connection,
         }
     }
 

@@ -14,14 +14,27 @@ pub struct FlowRow {
 }
 
 impl Store {
-    pub async fn insert_flow(&self, f: &FlowRow) -> Result<()> {
-        on_db!(self.db(), p => { sqlx::query(
+    /// Stores the flow unless its connection already has `max_pending` unexpired flows
+    /// (`false`): anonymous starts cannot grow the table past that. One statement, so the
+    /// count and the insert agree on SQLite; on PostgreSQL concurrent starts may overshoot
+    /// the cap by the few that count at once.
+    pub async fn insert_flow(&self, f: &FlowRow, max_pending: u32) -> Result<bool> {
+        let done = on_db!(self.db(), p => sqlx::query(
             "INSERT INTO login_flows (state_hash, connection_id, browser_hash, nonce, pkce_verifier, return_to, created_at, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8
+             WHERE (SELECT COUNT(*) FROM login_flows WHERE connection_id = $2 AND expires_at > $7) < $9")
             .bind(&f.state_hash).bind(&f.connection_id).bind(&f.browser_hash).bind(&f.nonce)
             .bind(&f.pkce_verifier).bind(&f.return_to).bind(f.created_at).bind(f.expires_at)
-            .execute(p).await?; });
-        Ok(())
+            .bind(i64::from(max_pending))
+            .execute(p).await?.rows_affected());
+        Ok(done == 1)
+    }
+
+    /// Unexpired flows of a connection (tests and the flood bench read it).
+    pub async fn pending_flows(&self, connection_id: &str, now: i64) -> Result<i64> {
+        Ok(on_db!(self.db(), p => sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM login_flows WHERE connection_id = $1 AND expires_at > $2")
+            .bind(connection_id).bind(now).fetch_one(p).await?))
     }
 
     /// Removes and returns the flow: a state can be used once, whatever happens next.

@@ -787,7 +787,9 @@ async fn an_entra_groups_overage_is_said_plainly() {
 
 #[tokio::test]
 async fn a_storm_of_invented_kids_costs_at_most_one_jwks_fetch_per_floor() {
-    let (app, hostile, login_url) = setup().await;
+    // 40 sign-ins from one address: more than a minute's worth of starts by default.
+    let app = spawn_app_with(|s| s.throttle.sign_in_starts_per_minute = 1_000).await;
+    let (app, hostile, login_url) = setup_with(app).await;
     // Sign-in attempts with ever new invented kids, as fast as they come.
     let started = std::time::Instant::now();
     let before = hostile.jwks_hits();

@@ -26,6 +26,7 @@ mod roles;
 mod rotation;
 mod routing;
 mod store;
+mod throttle;
 mod token_auth;
 mod tokens;
 mod userinfo;

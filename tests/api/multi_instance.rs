@@ -38,6 +38,8 @@ async fn instances(n: usize, database_url: &str, acquire_timeout_secs: u64) -> V
                 s.database_url = orgsso::crypto::Secret::new(url);
                 s.secret_key = Some(orgsso::crypto::Secret::new(SHARED_KEY));
                 s.database.acquire_timeout_secs = acquire_timeout_secs;
+                // Hundreds of colleagues signing in, all from 127.0.0.1: a load, not a flood.
+                s.throttle.sign_in_starts_per_minute = 100_000;
                 if let Some(p) = public {
                     s.public_url = p.parse().unwrap();
                 }

@@ -9,10 +9,12 @@ use super::{
     flash, forbidden, operator_fingerprint, pages, session_failed, viewer, Console, CsrfForm,
     Viewer, KEY_OPERATOR_AT, KEY_OPERATOR_FP,
 };
+use crate::http::client_addr::{page_throttled, ClientAddr};
 use crate::http::error::ApiError;
 use crate::http::form::FormData;
 use crate::http::{now, AppState, RequestId};
 use crate::sso::OrgError;
+use crate::throttle::Throttled;
 use axum::extract::State;
 
 fn login_form(status: StatusCode, message: Option<&str>, rid: &str) -> Response {
@@ -45,12 +47,32 @@ pub async fn login(
     State(state): State<AppState>,
     session: Session,
     RequestId(rid): RequestId,
+    ClientAddr(addr): ClientAddr,
     body: axum::body::Bytes,
 ) -> Response {
     let form = FormData::parse(&body);
     let given = form.get("token").trim();
+    let throttled = |t: Throttled, rid: &str| {
+        let message = format!(
+            "Too many wrong tokens from your address. Try again in {} s.",
+            t.retry_after_secs()
+        );
+        page_throttled(t, "Console sign-in", message, rid.to_owned())
+    };
+    // Throttled before the token is compared (see `throttle`); a disabled console has no
+    // token to guess.
+    if state.settings.admin_token.is_some() {
+        if let Err(t) = state.throttle.check(addr) {
+            return throttled(t, &rid);
+        }
+    }
     if !state.settings.is_admin_token(given) {
-        tracing::warn!("console sign-in refused");
+        tracing::warn!(client = %addr, "console sign-in refused");
+        if state.settings.admin_token.is_some() {
+            if let Err(t) = state.throttle.failed(addr) {
+                return throttled(t, &rid);
+            }
+        }
         let message = if state.settings.admin_token.is_none() {
             "The console is disabled for the operator: set ORGSSO_ADMIN_TOKEN to enable it."
         } else {
@@ -58,6 +80,7 @@ pub async fn login(
         };
         return login_form(StatusCode::UNAUTHORIZED, Some(message), &rid);
     }
+    state.throttle.succeeded(addr);
     let fingerprint = operator_fingerprint(&state, given);
     let signed_in = async {
         // A fresh session with a new id: nothing planted before sign-in (an SSO sign-in, a
