@@ -173,6 +173,9 @@ pub async fn save(oc: OrgConsole, CsrfForm(form): CsrfForm) -> Response {
         userinfo: form.has("userinfo_shown").then_some(typed.userinfo),
         // The form always says: an empty choice is automatic.
         token_auth_method: Some(Some(typed.token_auth_method.clone()).filter(|m| !m.is_empty())),
+        // Absent from the form, or left empty: the stored claim (or `sub`) is kept.
+        scim_link_claim: Some(form.get("scim_link_claim").trim().to_owned())
+            .filter(|c| !c.is_empty()),
     };
     let result =
         oc.c.sso
