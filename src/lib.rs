@@ -11,6 +11,7 @@ pub mod jwt;
 pub mod oidc;
 pub mod outbound;
 pub mod roles;
+pub mod scim;
 pub mod session;
 pub mod sso;
 pub mod startup;
