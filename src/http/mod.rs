@@ -11,6 +11,7 @@ pub mod form;
 pub mod jwt_secrets;
 pub mod pages;
 pub mod paging;
+pub mod scim;
 pub mod signed_in;
 pub mod tokens;
 
@@ -143,5 +144,6 @@ pub fn router() -> Router<AppState> {
         .merge(client_jwks::router())
         .merge(console::router())
         .merge(jwt_secrets::router())
+        .merge(scim::router())
         .merge(tokens::router())
 }

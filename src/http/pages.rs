@@ -192,7 +192,7 @@ impl PageError {
             // The ID token was good; the IdP's userinfo answer was not (down, refused, garbage,
             // badly signed, about someone else).
             LoginError::Userinfo(_) => StatusCode::FAILED_DEPENDENCY,
-            LoginError::Denied { .. } => StatusCode::FORBIDDEN,
+            LoginError::Denied { .. } | LoginError::Deprovisioned => StatusCode::FORBIDDEN,
             LoginError::Store(_) => {
                 let LoginError::Store(s) = e else {
                     unreachable!()

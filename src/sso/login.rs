@@ -79,6 +79,9 @@ pub enum LoginError {
         /// The claims had an Entra groups overage: the groups rules could not match.
         groups_overage: bool,
     },
+    /// The org's directory (SCIM) deactivated or deleted the member.
+    #[error("Your organisation's directory has deactivated your account, so you cannot sign in to this organisation. Ask your administrator to reactivate it.")]
+    Deprovisioned,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -100,6 +103,7 @@ impl LoginError {
             LoginError::IdToken(e) => e.code(),
             LoginError::Userinfo(e) => e.code(),
             LoginError::Denied { .. } => "access_denied",
+            LoginError::Deprovisioned => "deprovisioned",
             LoginError::Store(_) => "store",
         }
     }
@@ -285,7 +289,11 @@ impl Sso {
         }
         let email = claims::profile_str(&merged.claims, "email").map(|e| e.to_lowercase());
         let name = claims::profile_str(&merged.claims, "name");
-        let claims = serde_json::Value::Object(merged.claims);
+        let mut claims = serde_json::Value::Object(merged.claims);
+        // SCIM: a deprovisioned member is refused; a first sign-in is linked to the member
+        // the directory provisioned; the rules see the directory's `scim` claim.
+        self.scim_sign_in(&conn, &verified.subject, &mut claims, email.as_deref(), ts)
+            .await?;
         let mapping = self.role_mapping(&conn.org_id).await?;
         let decision = mapping.evaluate(&claims);
         let role = match decision.outcome {

@@ -30,6 +30,19 @@ pub struct ScimTokenRow {
     pub last_used_at: Option<i64>,
 }
 
+/// A provisioned member as the console lists them.
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct ProvisionedRow {
+    pub id: String,
+    pub user_name: String,
+    pub external_id: Option<String>,
+    pub active: bool,
+    pub updated_at: i64,
+    pub role: String,
+    pub last_login_at: Option<i64>,
+    pub deprovisioned_at: Option<i64>,
+}
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ScimUserRow {
     pub id: String,
@@ -550,6 +563,67 @@ impl Store {
             self.announce(e);
         }
         Ok(event.is_some())
+    }
+
+    /// The orgsso user an identity (issuer, subject) signs in as, if it was seen before.
+    pub async fn identity_user(&self, issuer: &str, subject: &str) -> Result<Option<String>> {
+        let row: Option<(String,)> = on_db!(self.db(), p => sqlx::query_as(
+            "SELECT user_id FROM identities WHERE issuer = $1 AND subject = $2")
+            .bind(issuer).bind(subject).fetch_optional(p).await?);
+        Ok(row.map(|(u,)| u))
+    }
+
+    /// The SCIM user provisioned as this orgsso user in the org.
+    pub async fn scim_user_of(&self, org_id: &str, user_id: &str) -> Result<Option<ScimUserRow>> {
+        Ok(
+            on_db!(self.db(), p => sqlx::query_as::<_, ScimUserRow>(&format!(
+            "SELECT {USER_COLUMNS} FROM scim_users WHERE org_id = $1 AND user_id = $2"))
+            .bind(org_id).bind(user_id).fetch_optional(p).await?),
+        )
+    }
+
+    /// Attaches a first-seen identity to a provisioned member (no second member is made),
+    /// audited with how it was matched. False when the identity was attached meanwhile (a
+    /// concurrent first sign-in): the caller goes on with whichever user it has.
+    pub async fn scim_link_identity(
+        &self,
+        org_id: &str,
+        issuer: &str,
+        subject: &str,
+        user_id: &str,
+        via: &serde_json::Value,
+        now: i64,
+    ) -> Result<bool> {
+        Ok(on_db!(self.db(), p => {
+            let mut tx = p.begin().await?;
+            let won = sqlx::query(
+                "INSERT INTO identities (issuer, subject, user_id, created_at, last_login_at) VALUES ($1, $2, $3, $4, $4)
+                 ON CONFLICT (issuer, subject) DO NOTHING")
+                .bind(issuer).bind(subject).bind(user_id).bind(now)
+                .execute(&mut *tx).await?.rows_affected() == 1;
+            if won {
+                let detail = serde_json::json!({"user_id": user_id, "issuer": issuer, "subject": subject, "matched": via});
+                audit_in_tx!(tx, org_id, "scim", "scim.user.link", detail, now)?;
+            }
+            tx.commit().await?;
+            won
+        }))
+    }
+
+    /// The org's members provisioned by SCIM, with their last sign-in, for the console.
+    pub async fn scim_provisioned(&self, org_id: &str, limit: i64) -> Result<Vec<ProvisionedRow>> {
+        Ok(on_db!(self.db(), p => sqlx::query_as::<_, ProvisionedRow>(
+            "SELECT su.id, su.user_name, su.external_id, su.active, su.updated_at, m.role, m.last_login_at, m.deprovisioned_at
+             FROM scim_users su JOIN memberships m ON m.org_id = su.org_id AND m.user_id = su.user_id
+             WHERE su.org_id = $1 ORDER BY su.user_name_key LIMIT $2")
+            .bind(org_id).bind(limit).fetch_all(p).await?))
+    }
+
+    /// How many users and groups the org's directory has provisioned.
+    pub async fn scim_counts(&self, org_id: &str) -> Result<(i64, i64)> {
+        Ok(on_db!(self.db(), p => sqlx::query_as::<_, (i64, i64)>(
+            "SELECT (SELECT COUNT(*) FROM scim_users WHERE org_id = $1), (SELECT COUNT(*) FROM scim_groups WHERE org_id = $1)")
+            .bind(org_id).fetch_one(p).await?))
     }
 
     /// Whether the member is deprovisioned in the org (`None`: no such member).

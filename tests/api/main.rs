@@ -21,6 +21,7 @@ mod pgcluster;
 mod refusals;
 mod roles;
 mod rotation;
+mod scim;
 mod store;
 mod token_auth;
 mod tokens;
