@@ -214,6 +214,9 @@ fn id_of(params: &HashMap<String, String>) -> &str {
 pub fn router() -> Router<AppState> {
     let scim = Router::new()
         .route("/scim/v2/{slug}/Users", get(list_users).post(create_user))
+        .route("/scim/v2/{slug}/.search", post(search_all))
+        .route("/scim/v2/{slug}/Users/.search", post(search_users))
+        .route("/scim/v2/{slug}/Groups/.search", post(search_groups))
         .route(
             "/scim/v2/{slug}/Users/{id}",
             get(get_user)
@@ -335,6 +338,97 @@ async fn delete_user(
         sso.scim_delete_user(&c, id_of(&path), now().unix_timestamp())
             .await?,
     ))
+}
+
+/// A SearchRequest body (RFC 7644 §3.4.3) as query parameters.
+struct Search {
+    filter: Option<String>,
+    start_index: Option<String>,
+    count: Option<String>,
+    attributes: Option<String>,
+    excluded: Option<String>,
+}
+
+impl Search {
+    fn parse(body: &Value) -> Result<Search, ScimFailure> {
+        if !body.is_object() {
+            return Err(ScimError::bad_request(
+                ScimType::InvalidSyntax,
+                "a SearchRequest must be a JSON object",
+            )
+            .into());
+        }
+        let text = |k: &str| match body.get(k) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(Value::Number(n)) => Ok(Some(n.to_string())),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|i| i.as_str().map(str::to_owned))
+                .collect::<Option<Vec<_>>>()
+                .map(|v| Some(v.join(",")))
+                .ok_or_else(|| {
+                    ScimError::bad_request(
+                        ScimType::InvalidValue,
+                        format!("'{k}' must be a list of attribute names"),
+                    )
+                }),
+            Some(_) => Err(ScimError::bad_request(
+                ScimType::InvalidValue,
+                format!("'{k}' has the wrong type"),
+            )),
+        };
+        Ok(Search {
+            filter: text("filter")?,
+            start_index: text("startIndex")?,
+            count: text("count")?,
+            attributes: text("attributes")?,
+            excluded: text("excludedAttributes")?,
+        })
+    }
+
+    fn list(&self) -> ListParams<'_> {
+        ListParams {
+            filter: self.filter.as_deref(),
+            start_index: self.start_index.as_deref(),
+            count: self.count.as_deref(),
+            attributes: self.attributes.as_deref(),
+            excluded_attributes: self.excluded.as_deref(),
+        }
+    }
+}
+
+/// `POST /.search` over every resource type: not supported (RFC 7644 §3.4.3 lets a server
+/// answer 501); `/Users/.search` and `/Groups/.search` are.
+async fn search_all(Scim(_): Scim) -> ScimFailure {
+    ScimError::new(
+        501,
+        None,
+        "searching Users and Groups at once is not supported: POST /Users/.search or /Groups/.search",
+    )
+    .into()
+}
+
+/// `POST /Users/.search`.
+async fn search_users(
+    Scim(c): Scim,
+    State(sso): State<Sso>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Answer {
+    let search = Search::parse(&json_body(&headers, body)?)?;
+    Ok(ScimReply(sso.scim_list_users(&c, &search.list()).await?))
+}
+
+/// `POST /Groups/.search`.
+async fn search_groups(
+    Scim(c): Scim,
+    State(sso): State<Sso>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Answer {
+    let search = Search::parse(&json_body(&headers, body)?)?;
+    Ok(ScimReply(sso.scim_list_groups(&c, &search.list()).await?))
 }
 
 async fn list_groups(
