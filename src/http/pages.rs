@@ -53,6 +53,10 @@ fn env() -> &'static Environment<'static> {
                 include_str!("templates/console_secrets.html"),
             ),
             (
+                "console_scim.html",
+                include_str!("templates/console_scim.html"),
+            ),
+            (
                 "console_audit.html",
                 include_str!("templates/console_audit.html"),
             ),

@@ -1225,3 +1225,63 @@ async fn deprovisioning_on_one_instance_ends_access_on_another() {
     .await;
     assert!(ended, "instance A still lets the deprovisioned member in");
 }
+
+#[tokio::test]
+async fn the_console_scim_page_creates_shows_once_and_revokes_tokens() {
+    let app = spawn_app().await;
+    app.create_org("acme", &[]).await;
+    let op = app.operator_console().await;
+    let page = app.page_text(&op, "/admin/orgs/acme/scim").await;
+    assert!(
+        page.replace("&#x2f;", "/")
+            .contains(&format!("{}/scim/v2/acme", app.public)),
+        "{page}"
+    );
+    assert!(page.contains("data-copy=\"scim-base-url\""));
+    let csrf = crate::helpers::form_token_in(&page);
+    let created = op
+        .post(app.url("/admin/orgs/acme/scim"))
+        .form(&[("csrf", csrf.as_str()), ("name", "Entra ID")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::OK);
+    let html = created.text().await.unwrap();
+    let start = html.find("orgsso_scim_").expect("the new token is shown");
+    let token: String = html[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+        .collect();
+    // It works, and it is never shown again.
+    assert_eq!(
+        scim(&app, Some(&token), Method::GET, "/scim/v2/acme/Users", None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let again = app.page_text(&op, "/admin/orgs/acme/scim").await;
+    assert!(
+        !again.contains(&token) && again.contains("Entra ID"),
+        "{again}"
+    );
+    provision(&app, &token, "pat@acme.test", None, "pat@acme.test").await;
+    let listed = app.page_text(&op, "/admin/orgs/acme/scim").await;
+    assert!(listed.contains("pat@acme.test"), "{listed}");
+    let (_, tokens) = app
+        .admin(Method::GET, "/api/v1/orgs/acme/scim-tokens", None)
+        .await;
+    let id = tokens[0]["id"].as_str().unwrap();
+    let revoked = op
+        .post(app.url("/admin/orgs/acme/scim/revoke"))
+        .form(&[("csrf", csrf.as_str()), ("id", id)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        scim(&app, Some(&token), Method::GET, "/scim/v2/acme/Users", None)
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+}

@@ -14,6 +14,7 @@ mod jwt_secrets;
 mod members;
 mod orgs;
 mod rules;
+mod scim;
 
 use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
@@ -70,6 +71,11 @@ pub fn router() -> Router<AppState> {
             "/admin/orgs/{slug}/secrets",
             get(jwt_secrets::page).post(jwt_secrets::add),
         )
+        .route(
+            "/admin/orgs/{slug}/scim",
+            get(scim::page).post(scim::create),
+        )
+        .route("/admin/orgs/{slug}/scim/revoke", post(scim::revoke))
         .route(
             "/admin/orgs/{slug}/secrets/delete",
             post(jwt_secrets::delete),
