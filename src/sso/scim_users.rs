@@ -327,18 +327,23 @@ impl Sso {
                     .scim_users_page(&c.org_id, index, offset as i64, paging.count as i64)
                     .await
                     .map_err(store_failed)?;
-                let mut out = Vec::with_capacity(rows.len());
-                for row in &rows {
-                    let groups = if proj.wants("groups") {
-                        self.store
-                            .scim_user_groups(&row.id)
-                            .await
-                            .map_err(store_failed)?
-                    } else {
-                        Vec::new()
-                    };
-                    out.push(proj.apply(self.user_body(c, row, &groups)));
-                }
+                // One query for the page's groups, not one per user.
+                let mut groups = if proj.wants("groups") {
+                    let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+                    self.store
+                        .scim_groups_of_users(&ids)
+                        .await
+                        .map_err(store_failed)?
+                } else {
+                    Default::default()
+                };
+                let out = rows
+                    .iter()
+                    .map(|row| {
+                        let g = groups.remove(&row.id).unwrap_or_default();
+                        proj.apply(self.user_body(c, row, &g))
+                    })
+                    .collect();
                 (total.max(0) as usize, out)
             }
             (None, Some(filter)) => {

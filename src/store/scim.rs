@@ -384,6 +384,34 @@ impl Store {
         )
     }
 
+    /// The groups of several SCIM users at once (a list page): user id → (group id,
+    /// displayName), by name.
+    pub async fn scim_groups_of_users(
+        &self,
+        scim_user_ids: &[String],
+    ) -> Result<std::collections::HashMap<String, Vec<(String, String)>>> {
+        let mut out: std::collections::HashMap<String, Vec<(String, String)>> =
+            std::collections::HashMap::new();
+        for batch in scim_user_ids.chunks(BATCH) {
+            let sql = format!(
+                "SELECT gm.scim_user_id, g.id, g.display_name FROM scim_group_members gm JOIN scim_groups g ON g.id = gm.group_id
+                 WHERE gm.scim_user_id IN ({}) ORDER BY g.display_name_key, g.id",
+                super::scim_groups::numbered(1, batch.len())
+            );
+            let rows: Vec<(String, String, String)> = on_db!(self.db(), p => {
+                let mut q = sqlx::query_as(&sql);
+                for id in batch {
+                    q = q.bind(id.as_str());
+                }
+                q.fetch_all(p).await?
+            });
+            for (user, gid, name) in rows {
+                out.entry(user).or_default().push((gid, name));
+            }
+        }
+        Ok(out)
+    }
+
     /// One page of the org's users (ordered by id) answered from an index, and how many match.
     pub async fn scim_users_page(
         &self,
