@@ -162,8 +162,9 @@ async fn viewer(
         .await
         .map_err(|e| console_error(PageError::from_store(e, rid.to_owned())))?;
     Ok(member
-        // A member the rules deny is no admin, whatever role the row still holds.
-        .filter(|m| m.role == Role::Admin && m.denied_at.is_none())
+        // A member the rules deny, or the directory deprovisioned, is no admin, whatever role
+        // the row still holds.
+        .filter(|m| m.role == Role::Admin && m.denied_at.is_none() && m.deprovisioned_at.is_none())
         .map(|_| Viewer::OrgAdmin {
             user_id: s.user_id,
             org_id: s.org_id,
