@@ -57,9 +57,14 @@ pub(crate) fn valid_name(s: &str) -> bool {
 fn valid_urn(s: &str) -> bool {
     s.len() > 4
         && s.len() <= 256
-        && s[..4].eq_ignore_ascii_case("urn:")
+        && is_urn(s)
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || ":._-".contains(c))
+}
+
+/// Whether `s` starts with `urn:` in any case (byte-safe for any UTF-8).
+pub(crate) fn is_urn(s: &str) -> bool {
+    s.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("urn:"))
 }
 
 /// Whether `urn` names the core User or Group schema (whose attributes sit at the top level).
@@ -341,7 +346,8 @@ fn case_exact(parent: Option<&str>, path: &AttrPath) -> bool {
     };
     let is = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
     match leaf {
-        None => is(top, "id") || is(top, "externalId"),
+        // `members eq "id"` compares the members' values, which are ids.
+        None => is(top, "id") || is(top, "externalId") || is(top, "members") || is(top, "groups"),
         Some(l) => {
             ((is(top, "members") || is(top, "groups")) && (is(l, "value") || is(l, "$ref")))
                 || (is(top, "meta") && is(l, "version"))

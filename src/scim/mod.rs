@@ -76,3 +76,7 @@ mod projection;
 pub mod resource;
 
 pub use error::{ScimError, ScimType};
+
+/// The media type of SCIM requests and answers (RFC 7644 §3.1); `application/json` is
+/// accepted too.
+pub const CONTENT_TYPE: &str = "application/scim+json";

@@ -443,8 +443,20 @@ fn filtered(
 ) -> Result<(), ScimError> {
     let items = match holder.get_mut(&key) {
         Some(Value::Array(items)) => items,
-        _ if kind == PatchKind::Remove => return Ok(()),
-        _ => {
+        Some(_) => {
+            return bad(
+                ScimType::InvalidPath,
+                format!("'{key}' is not multi-valued; a filter cannot select its values"),
+            )
+        }
+        None if kind == PatchKind::Remove => return Ok(()),
+        None if !is_multi_valued(&key) => {
+            return bad(
+                ScimType::NoTarget,
+                format!("'{key}' has no values for the path's filter to select"),
+            )
+        }
+        None => {
             holder.insert(key.clone(), Value::Array(Vec::new()));
             holder
                 .get_mut(&key)

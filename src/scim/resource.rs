@@ -9,7 +9,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::error::{bad, ScimError, ScimType};
-use super::filter::{get_ci, is_core_schema};
+use super::filter::{get_ci, is_core_schema, is_urn};
 
 pub use super::projection::Projection;
 
@@ -279,7 +279,7 @@ fn put_user_attr(doc: &mut Map<String, Value>, key: &str, v: &Value) -> Result<(
     if v.is_null() {
         return Ok(()); // null is "no value" (RFC 7643 §2.5)
     }
-    if key.len() > 4 && key[..4].eq_ignore_ascii_case("urn:") {
+    if is_urn(key) {
         if key.eq_ignore_ascii_case(USER_SCHEMA) {
             // A client that nests core attributes under their own schema URN.
             if let Value::Object(inner) = v {
@@ -474,6 +474,21 @@ impl Meta {
 /// ETag of a resource version: `W/"<version>"`.
 pub fn etag(version: i64) -> String {
     format!("W/\"{version}\"")
+}
+
+/// Whether an `If-Match` header value accepts the current `version` (RFC 7232: `*`, or a
+/// comma-separated list of entity tags, weak or strong, compared weakly as RFC 7644 §3.14 uses
+/// weak ETags).
+pub fn if_match(header: &str, version: i64) -> bool {
+    let want = version.to_string();
+    header.split(',').map(str::trim).any(|tag| {
+        tag == "*" || {
+            let t = tag.strip_prefix("W/").unwrap_or(tag);
+            t.strip_prefix('"')
+                .and_then(|t| t.strip_suffix('"'))
+                .is_some_and(|t| t == want)
+        }
+    })
 }
 
 /// The full JSON answer of a user: schemas, id, the document's attributes, `groups` (from

@@ -324,7 +324,82 @@ fn members_values_compare_exactly() {
     assert!(yes.matches(&g));
     assert!(!no.matches(&g));
     assert!(!dotted.matches(&g));
+    assert!(Filter::parse(r#"members eq "AbC""#).unwrap().matches(&g));
+    assert!(!Filter::parse(r#"members eq "abc""#).unwrap().matches(&g));
     assert!(Filter::parse(r#"displayName eq "admins""#)
         .unwrap()
         .matches(&g));
+}
+
+/// Deterministic pseudo-random filters from filter-ish characters: every refusal is a 400
+/// invalidFilter, and whatever parses evaluates without a panic.
+#[test]
+fn random_filters_never_panic() {
+    const ALPHABET: &[&str] = &[
+        "userName",
+        "emails",
+        "name.givenName",
+        " eq ",
+        " ne ",
+        " co ",
+        " pr",
+        " gt ",
+        " and ",
+        " or ",
+        "not ",
+        "(",
+        ")",
+        "[",
+        "]",
+        ".value",
+        "\"x\"",
+        "\"",
+        "\\",
+        "\\u00",
+        "true",
+        "null",
+        "1",
+        "-2.5e3",
+        " ",
+        "urn:ietf:params:scim:schemas:core:2.0:User:",
+        "é",
+        "\u{0}",
+        "type eq \"work\"",
+        ":",
+        ",",
+        "'",
+    ];
+    let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let u = user();
+    let (mut parsed, mut refused) = (0, 0);
+    for _ in 0..20_000 {
+        let len = (next() % 12) as usize;
+        let text: String = (0..len)
+            .map(|_| ALPHABET[(next() % ALPHABET.len() as u64) as usize])
+            .collect();
+        match Filter::parse(&text) {
+            Ok(f) => {
+                parsed += 1;
+                let _ = f.matches(&u);
+            }
+            Err(e) => {
+                refused += 1;
+                assert_eq!(
+                    (e.status, e.scim_type),
+                    (400, Some(ScimType::InvalidFilter)),
+                    "{text:?}"
+                );
+            }
+        }
+    }
+    assert!(
+        parsed > 100 && refused > 100,
+        "{parsed} parsed, {refused} refused"
+    );
 }

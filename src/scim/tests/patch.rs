@@ -456,3 +456,51 @@ fn bad_group_patches() {
         assert_eq!((e.status, e.scim_type), (400, Some(want)), "{name}: {e}");
     }
 }
+
+/// Deterministic pseudo-random paths: a refusal is always a 400 with a scimType, never a panic.
+#[test]
+fn random_paths_never_panic() {
+    const ALPHABET: &[&str] = &[
+        "emails",
+        "members",
+        "name",
+        ".",
+        "givenName",
+        "[",
+        "]",
+        "value eq \"x\"",
+        " ",
+        "\"",
+        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User",
+        ":",
+        "department",
+        "é",
+        " or ",
+        "(",
+        ")",
+        "\\",
+    ];
+    let mut seed: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let doc = okta_user();
+    let mut ok = 0;
+    for _ in 0..10_000 {
+        let len = 1 + (next() % 8) as usize;
+        let path: String = (0..len)
+            .map(|_| ALPHABET[(next() % ALPHABET.len() as u64) as usize])
+            .collect();
+        let body = ops(json!([{"op": "add", "path": path, "value": "v"}]));
+        match parse_patch(&body).and_then(|o| apply_to_user(&doc, &o)) {
+            Ok(_) => ok += 1,
+            Err(e) => assert!(e.status == 400 && e.scim_type.is_some(), "{path:?}: {e}"),
+        }
+        let _ = crate::scim::resource::Projection::parse(Some(&path), None);
+        let _ = parse_patch(&body).and_then(|o| group_patch(&o));
+    }
+    assert!(ok > 50, "{ok}");
+}

@@ -201,6 +201,11 @@ fn user_bodies_table() {
             Err(ScimType::InvalidSyntax),
         ),
         (
+            "non-ASCII keys ignored",
+            json!({"userName": "a", "éé": 1, "urné": 2, "uré:x": {"y": 1}}),
+            Ok(|u| u.document.get("éé").is_none() && u.document.get("urné").is_none()),
+        ),
+        (
             "document over 64 KB",
             json!({"userName": "a", "title": "x".repeat(2000), "addresses": (0..40).map(|_| json!({"formatted": "y".repeat(2000)})).collect::<Vec<_>>()}),
             Err(ScimType::InvalidValue),
@@ -315,6 +320,20 @@ fn user_and_group_answers() {
     assert_eq!(gj["externalId"], "8aa1a0c0-c4c3-4bc0-b4a5-2ef676900159");
     assert_eq!(gj["meta"]["resourceType"], "Group");
     assert_eq!(etag(42), "W/\"42\"");
+    // (If-Match, accepts version 42)
+    let cases = [
+        ("W/\"42\"", true),
+        ("\"42\"", true),
+        ("*", true),
+        ("W/\"41\", W/\"42\"", true),
+        ("W/\"41\"", false),
+        ("42", false),
+        ("W/\"420\"", false),
+        ("", false),
+    ];
+    for (h, want) in cases {
+        assert_eq!(if_match(h, 42), want, "{h}");
+    }
 }
 
 #[test]
