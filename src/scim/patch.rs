@@ -15,8 +15,8 @@ use serde_json::{Map, Value};
 use super::error::{bad, ScimError, ScimType};
 use super::filter::{clip, get_ci, is_core_schema, valid_name, AttrPath, Filter, MAX_FILTER_LEN};
 use super::resource::{
-    canonical, check_no_nul, is_multi_valued, member_ids, ENTERPRISE_USER_SCHEMA, MAX_NAME_CHARS,
-    USER_SCHEMA,
+    canonical, check_no_nul, is_multi_valued, member_ids, GroupResource, ENTERPRISE_USER_SCHEMA,
+    MAX_NAME_CHARS, USER_SCHEMA,
 };
 
 /// The URN a PATCH body must list in `schemas`.
@@ -587,6 +587,23 @@ impl GroupPatch {
     /// True when nothing changes.
     pub fn is_empty(&self) -> bool {
         *self == GroupPatch::default()
+    }
+
+    /// Applies the changes to a group held in memory (small groups, tests); the store applies
+    /// member deltas in SQL instead.
+    pub fn apply(&self, g: &mut GroupResource) {
+        if let Some(name) = &self.display_name {
+            g.display_name = name.clone();
+        }
+        if let Some(ext) = &self.external_id {
+            g.external_id = ext.clone();
+        }
+        if let Some(list) = &self.replace_members {
+            g.members = list.clone();
+        }
+        let gone: HashSet<&str> = self.remove_members.iter().map(String::as_str).collect();
+        g.members.retain(|m| !gone.contains(m.as_str()));
+        push_new(&mut g.members, self.add_members.clone());
     }
 
     fn add(&mut self, ids: Vec<String>) {

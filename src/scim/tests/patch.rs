@@ -504,3 +504,27 @@ fn random_paths_never_panic() {
     }
     assert!(ok > 50, "{ok}");
 }
+
+#[test]
+fn group_patch_applies_in_memory() {
+    let mut g = crate::scim::resource::GroupResource {
+        display_name: "Old".into(),
+        external_id: Some("e".into()),
+        members: vec!["a".into(), "b".into()],
+    };
+    let p = group(json!([
+        {"op": "replace", "value": {"displayName": "New"}},
+        {"op": "remove", "path": "externalId"},
+        {"op": "remove", "path": "members[value eq \"a\"]"},
+        {"op": "add", "path": "members", "value": [{"value": "c"}, {"value": "b"}]}
+    ]))
+    .unwrap();
+    p.apply(&mut g);
+    assert_eq!(g.display_name, "New");
+    assert_eq!(g.external_id, None);
+    assert_eq!(g.members, vec!["b".to_string(), "c".to_string()]);
+    group(json!([{"op": "replace", "path": "members", "value": [{"value": "z"}]}]))
+        .unwrap()
+        .apply(&mut g);
+    assert_eq!(g.members, vec!["z".to_string()]);
+}
