@@ -674,12 +674,13 @@ impl Paging {
             Some(s) => integer(s, "count")?.clamp(0, MAX_COUNT as i128),
         };
         Ok(Paging {
-            start_index: usize::try_from(start).unwrap_or(usize::MAX),
+            // At most i64::MAX, so the offset always fits an SQL OFFSET.
+            start_index: usize::try_from(start.min(i128::from(i64::MAX))).unwrap_or(usize::MAX),
             count: count as usize,
         })
     }
 
-    /// Rows to skip: `start_index - 1`.
+    /// Rows to skip: `start_index - 1` (at most `i64::MAX - 1`).
     pub fn offset(&self) -> usize {
         self.start_index.saturating_sub(1)
     }

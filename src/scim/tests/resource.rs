@@ -409,7 +409,7 @@ fn paging_table() {
         (
             Some("99999999999999999999999999999999999999999"),
             None,
-            Some((usize::try_from(u64::MAX).unwrap_or(usize::MAX), 100)),
+            Some((usize::try_from(i64::MAX).unwrap(), 100)),
         ),
         (Some("abc"), None, None),
         (None, Some("1.5"), None),
