@@ -100,6 +100,11 @@ pub(crate) fn canonical(name: &str) -> String {
         .map_or_else(|| name.to_owned(), |k| (*k).to_owned())
 }
 
+/// The User schemas orgsso knows: core and enterprise.
+pub(crate) fn is_known_schema(urn: &str) -> bool {
+    urn.eq_ignore_ascii_case(USER_SCHEMA) || urn.eq_ignore_ascii_case(ENTERPRISE_USER_SCHEMA)
+}
+
 /// Whether the canonical User attribute is multi-valued.
 pub(crate) fn is_multi_valued(name: &str) -> bool {
     USER_MULTI.iter().any(|k| k.eq_ignore_ascii_case(name)) || name.eq_ignore_ascii_case("members")
@@ -291,7 +296,12 @@ fn put_user_attr(doc: &mut Map<String, Value>, key: &str, v: &Value) -> Result<(
             }
             return Ok(());
         }
-        if let Value::Object(inner) = v {
+        // An object under a URN is a whole extension, unless the URN is a known schema plus
+        // an attribute (`urn:…:enterprise:2.0:User:manager` with `{"value": id}`).
+        let attr_of_known = key
+            .rsplit_once(':')
+            .is_some_and(|(urn, _)| is_known_schema(urn));
+        if let (Value::Object(inner), false) = (v, attr_of_known) {
             let slot = ext_slot(doc, key);
             for (k, x) in inner {
                 put_ext_attr(slot, k, x)?;

@@ -5,7 +5,7 @@
 use serde_json::{json, Value};
 
 use super::*;
-use crate::scim::resource::UserResource;
+use crate::scim::resource::{UserResource, USER_SCHEMA};
 
 fn okta_user() -> Value {
     // Okta's create-user body, as stored by UserResource::from_json.
@@ -133,6 +133,24 @@ fn okta_and_entra_user_patches() {
                 u.document[ENTERPRISE_USER_SCHEMA]["costCenter"] == "4130"
                     && u.document[ENTERPRISE_USER_SCHEMA]["division"] == "Theme Park"
             },
+        ),
+        (
+            "an extension the user does not have yet, without a path",
+            json!([{"op": "add", "value": {"urn:okta:onprem_app:1.0:user:custom": {"roleUUID": "84e67f54"}}}]),
+            |u| {
+                u.document["urn:okta:onprem_app:1.0:user:custom"]["roleUUID"] == "84e67f54"
+                    && u.document["schemas"].as_array().unwrap().len() == 2
+            },
+        ),
+        (
+            "a complex enterprise attribute as one key",
+            json!([{"op": "replace", "value": {"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager": {"value": "m2"}}}]),
+            |u| u.document[ENTERPRISE_USER_SCHEMA]["manager"] == json!({"value": "m2"}),
+        ),
+        (
+            "echoed groups in a path-less value are ignored",
+            json!([{"op": "replace", "value": {"groups": [{"value": "g"}], "nickName": "Tess"}}]),
+            |u| u.document["nickName"] == "Tess" && u.document.get("groups").is_none(),
         ),
         (
             "work email created when missing (a home email exists)",

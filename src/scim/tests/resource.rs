@@ -126,6 +126,14 @@ fn user_bodies_table() {
             Ok(|u| u.document[ENTERPRISE_USER_SCHEMA]["costCenter"] == "9"),
         ),
         (
+            "complex enterprise attribute as one key",
+            json!({"userName": "a", "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager": {"value": "m"}}),
+            Ok(|u| {
+                u.document[ENTERPRISE_USER_SCHEMA]["manager"] == json!({"value": "m"})
+                    && u.document["schemas"] == json!([USER_SCHEMA, ENTERPRISE_USER_SCHEMA])
+            }),
+        ),
+        (
             "core attributes under the core URN",
             json!({USER_SCHEMA: {"userName": "a", "title": "T"}}),
             Ok(|u| u.user_name == "a" && u.document["title"] == "T"),
