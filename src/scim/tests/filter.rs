@@ -403,3 +403,67 @@ fn random_filters_never_panic() {
         "{parsed} parsed, {refused} refused"
     );
 }
+
+/// The example filters of RFC 7644 §3.4.2.2, against an employee with a work email at
+/// example.com.
+#[test]
+fn rfc_7644_examples() {
+    let u = json!({
+        "schemas": [USER_SCHEMA, "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"],
+        "userName": "jensen",
+        "name": {"familyName": "O'Malley"},
+        "title": "Tour Guide",
+        "userType": "Employee",
+        "emails": [{"value": "bjensen@example.com", "type": "work"}],
+        "ims": [{"value": "babs@foo.com", "type": "aim"}],
+        "meta": {"lastModified": "2011-05-13T04:42:35Z"}
+    });
+    let cases: &[(&str, bool)] = &[
+        (r#"userName Eq "JENSEN""#, true),
+        (r#"name.familyName co "O'Malley""#, true),
+        (r#"userName sw "J""#, true),
+        (
+            r#"urn:ietf:params:scim:schemas:core:2.0:User:userName sw "J""#,
+            true,
+        ),
+        ("title pr", true),
+        (r#"meta.lastModified gt "2011-05-13T04:42:34Z""#, true),
+        (r#"meta.lastModified ge "2011-05-13T04:42:34Z""#, true),
+        (r#"meta.lastModified lt "2011-05-13T04:42:34Z""#, false),
+        (r#"meta.lastModified le "2011-05-13T04:42:34Z""#, false),
+        (r#"title pr and userType eq "Employee""#, true),
+        (r#"title pr or userType eq "Intern""#, true),
+        (
+            r#"schemas eq "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User""#,
+            true,
+        ),
+        (
+            r#"userType eq "Employee" and (emails co "example.com" or emails.value co "example.org")"#,
+            true,
+        ),
+        (
+            r#"userType ne "Employee" and not (emails co "example.com" or emails.value co "example.org")"#,
+            false,
+        ),
+        (
+            r#"userType eq "Employee" and (emails.type eq "work")"#,
+            true,
+        ),
+        (
+            r#"userType eq "Employee" and emails[type eq "work" and value co "@example.com"]"#,
+            true,
+        ),
+        (
+            r#"emails[type eq "work" and value co "@example.com"] or ims[type eq "xmpp" and value co "@foo.com"]"#,
+            true,
+        ),
+        (
+            r#"emails[type eq "home"] or ims[type eq "xmpp" and value co "@foo.com"]"#,
+            false,
+        ),
+    ];
+    for (text, want) in cases {
+        let f = Filter::parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+        assert_eq!(f.matches(&u), *want, "{text}");
+    }
+}
