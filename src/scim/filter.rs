@@ -19,6 +19,7 @@
 //! [`MAX_DEPTH`] nested parentheses or brackets) and parsed in one linear pass; anything
 //! malformed is a 400 `invalidFilter` naming the position, never a panic.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 
 use serde_json::{Number, Value};
@@ -57,9 +58,14 @@ pub(crate) fn valid_name(s: &str) -> bool {
 fn valid_urn(s: &str) -> bool {
     s.len() > 4
         && s.len() <= 256
-        && s[..4].eq_ignore_ascii_case("urn:")
+        && is_urn(s)
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || ":._-".contains(c))
+}
+
+/// Whether `s` starts with `urn:` in any case (byte-safe for any UTF-8).
+pub(crate) fn is_urn(s: &str) -> bool {
+    s.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("urn:"))
 }
 
 /// Whether `urn` names the core User or Group schema (whose attributes sit at the top level).
@@ -341,7 +347,8 @@ fn case_exact(parent: Option<&str>, path: &AttrPath) -> bool {
     };
     let is = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
     match leaf {
-        None => is(top, "id") || is(top, "externalId"),
+        // `members eq "id"` compares the members' values, which are ids.
+        None => is(top, "id") || is(top, "externalId") || is(top, "members") || is(top, "groups"),
         Some(l) => {
             ((is(top, "members") || is(top, "groups")) && (is(l, "value") || is(l, "$ref")))
                 || (is(top, "meta") && is(l, "version"))
@@ -356,29 +363,10 @@ fn eval(e: &Expr, root: &Value, parent: Option<&str>) -> bool {
         Expr::Or(items) => items.iter().any(|x| eval(x, root, parent)),
         Expr::Not(x) => !eval(x, root, parent),
         Expr::Present(path) => path.values(root).into_iter().any(non_empty),
-        Expr::Compare(path, CompareOp::Ne, v) => !eval(
-            &Expr::Compare(path.clone(), CompareOp::Eq, v.clone()),
-            root,
-            parent,
-        ),
-        Expr::Compare(path, op, lit) => {
-            let exact = case_exact(parent, path);
-            let values = path.values(root);
-            if lit.is_null() {
-                // `eq null`: the attribute is absent (ne null, its negation, is `pr`).
-                return !values.into_iter().any(non_empty);
-            }
-            values.into_iter().any(|v| {
-                let v = match v {
-                    Value::Object(_) => match get_ci(v, "value") {
-                        Some(x) => x,
-                        None => return false,
-                    },
-                    v => v,
-                };
-                compare(*op, v, lit, exact)
-            })
+        Expr::Compare(path, CompareOp::Ne, lit) => {
+            !any_equal(path, CompareOp::Eq, lit, root, parent)
         }
+        Expr::Compare(path, op, lit) => any_equal(path, *op, lit, root, parent),
         Expr::ValuePath { path, filter, rest } => {
             let Some(top) = path.container(root).and_then(|c| get_ci(c, &path.name)) else {
                 return false;
@@ -395,6 +383,32 @@ fn eval(e: &Expr, root: &Value, parent: Option<&str>) -> bool {
     }
 }
 
+/// Whether some value of `path` compares true (`eq null`: the attribute is absent).
+fn any_equal(
+    path: &AttrPath,
+    op: CompareOp,
+    lit: &Value,
+    root: &Value,
+    parent: Option<&str>,
+) -> bool {
+    let values = path.values(root);
+    if lit.is_null() {
+        return !values.into_iter().any(non_empty);
+    }
+    let exact = case_exact(parent, path);
+    values.into_iter().any(|v| {
+        // A complex value compares through its `value` sub-attribute.
+        let v = match v {
+            Value::Object(_) => match get_ci(v, "value") {
+                Some(x) => x,
+                None => return false,
+            },
+            v => v,
+        };
+        compare(op, v, lit, exact)
+    })
+}
+
 fn non_empty(v: &Value) -> bool {
     match v {
         Value::Null => false,
@@ -408,17 +422,17 @@ fn non_empty(v: &Value) -> bool {
 fn compare(op: CompareOp, attr: &Value, lit: &Value, exact: bool) -> bool {
     match (attr, lit) {
         (Value::String(a), Value::String(b)) => {
-            let (a, b) = if exact {
-                (a.clone(), b.clone())
+            let (a, b): (Cow<str>, Cow<str>) = if exact {
+                (a.into(), b.into())
             } else {
-                (a.to_lowercase(), b.to_lowercase())
+                (a.to_lowercase().into(), b.to_lowercase().into())
             };
             match op {
                 CompareOp::Eq => a == b,
                 CompareOp::Ne => a != b,
-                CompareOp::Co => a.contains(&b),
-                CompareOp::Sw => a.starts_with(&b),
-                CompareOp::Ew => a.ends_with(&b),
+                CompareOp::Co => a.contains(b.as_ref()),
+                CompareOp::Sw => a.starts_with(b.as_ref()),
+                CompareOp::Ew => a.ends_with(b.as_ref()),
                 _ => ordered(op, order_strings(&a, &b)),
             }
         }

@@ -26,6 +26,8 @@
 //! - [`resource::Projection`]: `attributes` / `excludedAttributes` (comma-separated,
 //!   case-insensitive, `name.sub` and URN-prefixed names, or a whole extension URN); `id`,
 //!   `schemas` and `meta` are always returned; with both parameters, `attributes` wins.
+//! - ETags: [`resource::etag`] makes `W/"n"`; [`resource::if_match`] checks an `If-Match`
+//!   header (`*`, lists, weak or strong tags) against the current version.
 //! - [`resource::Paging`]: `startIndex` 1-based (below 1 means 1), `count` default 100, at
 //!   most 1000, negative means 0; anything not an integer is 400 `invalidValue`.
 //!
@@ -39,8 +41,10 @@
 //! `groups.value`, `manager.value`, `meta.version`. Values: JSON strings (with escapes),
 //! numbers, `true`, `false`, `null` (`eq null` = absent). Ordering operators compare RFC 3339
 //! date-times as instants. Bounded: 4096 bytes, 32 levels of nesting, one linear pass;
-//! anything malformed is 400 `invalidFilter` with the position. [`filter::Filter::eq_value`]
-//! recognises `attr eq "x"` so the store can use an index.
+//! anything malformed is 400 `invalidFilter` with the position. [`filter::Filter::matches`]
+//! evaluates over a resource's full JSON as `user_json`/`group_json` build it (so `meta.*`
+//! and `groups` can be filtered on); [`filter::Filter::eq_value`] recognises a whole
+//! `attr eq "x"` so the store can answer it from an index instead.
 //!
 //! # PATCH ([`patch`])
 //!
@@ -55,7 +59,9 @@
 //! `groups`, `schemas` are 400 `mutability`. Groups ([`patch::group_patch`]): `displayName`,
 //! `externalId`, and member deltas: `add members [{value}]`, `remove members [{value}]`
 //! (Entra ID), `remove members[value eq "id"]` (Okta, also `or` of them), `replace members`,
-//! `remove members` (all). At most 1000 operations per request.
+//! `remove members` (all); later operations fold into earlier ones (add then remove of one
+//! id cancels). [`patch::GroupPatch::apply`] applies a patch to a group in memory. At most
+//! 1000 operations per request.
 //!
 //! # Errors ([`error`])
 //!
@@ -76,3 +82,7 @@ mod projection;
 pub mod resource;
 
 pub use error::{ScimError, ScimType};
+
+/// The media type of SCIM requests and answers (RFC 7644 §3.1); `application/json` is
+/// accepted too.
+pub const CONTENT_TYPE: &str = "application/scim+json";

@@ -13,10 +13,12 @@ use std::collections::HashSet;
 use serde_json::{Map, Value};
 
 use super::error::{bad, ScimError, ScimType};
-use super::filter::{clip, get_ci, is_core_schema, valid_name, AttrPath, Filter, MAX_FILTER_LEN};
+use super::filter::{
+    clip, get_ci, is_core_schema, is_urn, valid_name, AttrPath, Filter, MAX_FILTER_LEN,
+};
 use super::resource::{
-    canonical, check_no_nul, is_multi_valued, member_ids, ENTERPRISE_USER_SCHEMA, MAX_NAME_CHARS,
-    USER_SCHEMA,
+    canonical, check_no_nul, is_known_schema, is_multi_valued, member_ids, GroupResource,
+    ENTERPRISE_USER_SCHEMA, MAX_NAME_CHARS,
 };
 
 /// The URN a PATCH body must list in `schemas`.
@@ -238,21 +240,28 @@ fn apply_pathless(
     key: &str,
     v: &Value,
 ) -> Result<(), ScimError> {
-    if ["schemas", "id", "meta"]
+    if ["schemas", "id", "meta", "groups"]
         .iter()
         .any(|k| k.eq_ignore_ascii_case(key))
     {
-        return Ok(()); // clients echo these; they are not changes
+        return Ok(()); // clients echo these read-only attributes; they are not changes
     }
-    let whole_schema = key.eq_ignore_ascii_case(USER_SCHEMA)
-        || key.eq_ignore_ascii_case(ENTERPRISE_USER_SCHEMA)
-        || doc
-            .get("schemas")
-            .and_then(Value::as_array)
-            .is_some_and(|s| {
-                s.iter()
-                    .any(|u| u.as_str().is_some_and(|u| u.eq_ignore_ascii_case(key)))
-            });
+    let known = |urn: &str| {
+        is_known_schema(urn)
+            || doc
+                .get("schemas")
+                .and_then(Value::as_array)
+                .is_some_and(|s| {
+                    s.iter()
+                        .any(|u| u.as_str().is_some_and(|u| u.eq_ignore_ascii_case(urn)))
+                })
+    };
+    // A URN key is a whole schema when known, or when it holds an object and is not a known
+    // schema plus an attribute name (an extension this user does not have yet).
+    let whole_schema = known(key)
+        || (is_urn(key)
+            && v.is_object()
+            && !key.rsplit_once(':').is_some_and(|(urn, _)| known(urn)));
     if whole_schema {
         if let Value::Object(inner) = v {
             for (k, x) in inner {
@@ -443,8 +452,20 @@ fn filtered(
 ) -> Result<(), ScimError> {
     let items = match holder.get_mut(&key) {
         Some(Value::Array(items)) => items,
-        _ if kind == PatchKind::Remove => return Ok(()),
-        _ => {
+        Some(_) => {
+            return bad(
+                ScimType::InvalidPath,
+                format!("'{key}' is not multi-valued; a filter cannot select its values"),
+            )
+        }
+        None if kind == PatchKind::Remove => return Ok(()),
+        None if !is_multi_valued(&key) => {
+            return bad(
+                ScimType::NoTarget,
+                format!("'{key}' has no values for the path's filter to select"),
+            )
+        }
+        None => {
             holder.insert(key.clone(), Value::Array(Vec::new()));
             holder
                 .get_mut(&key)
@@ -575,6 +596,23 @@ impl GroupPatch {
     /// True when nothing changes.
     pub fn is_empty(&self) -> bool {
         *self == GroupPatch::default()
+    }
+
+    /// Applies the changes to a group held in memory (small groups, tests); the store applies
+    /// member deltas in SQL instead.
+    pub fn apply(&self, g: &mut GroupResource) {
+        if let Some(name) = &self.display_name {
+            g.display_name = name.clone();
+        }
+        if let Some(ext) = &self.external_id {
+            g.external_id = ext.clone();
+        }
+        if let Some(list) = &self.replace_members {
+            g.members = list.clone();
+        }
+        let gone: HashSet<&str> = self.remove_members.iter().map(String::as_str).collect();
+        g.members.retain(|m| !gone.contains(m.as_str()));
+        push_new(&mut g.members, self.add_members.clone());
     }
 
     fn add(&mut self, ids: Vec<String>) {

@@ -3,7 +3,7 @@
 use serde_json::{Map, Value};
 
 use super::error::{bad, ScimError, ScimType};
-use super::filter::{is_core_schema, AttrPath};
+use super::filter::{is_core_schema, is_urn, AttrPath};
 
 /// Most names in one `attributes` or `excludedAttributes` list.
 pub const MAX_PROJECTION_NAMES: usize = 100;
@@ -54,7 +54,7 @@ fn parse_list(text: &str, what: &str) -> Result<Vec<Item>, ScimError> {
                     format!("'{what}' has an empty name (a stray comma?)"),
                 );
             }
-            if n.len() > 4 && n[..4].eq_ignore_ascii_case("urn:") && !is_core_schema(n) {
+            if is_urn(n) && !is_core_schema(n) {
                 // A whole extension is a URN whose last part starts with an upper-case letter
                 // (`…:2.0:User`); attributes start lower-case (`…:2.0:User:department`).
                 let last = n.rsplit(':').next().unwrap_or_default();

@@ -9,7 +9,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::error::{bad, ScimError, ScimType};
-use super::filter::{get_ci, is_core_schema};
+use super::filter::{get_ci, is_core_schema, is_urn};
 
 pub use super::projection::Projection;
 
@@ -98,6 +98,11 @@ pub(crate) fn canonical(name: &str) -> String {
         ])
         .find(|k| k.eq_ignore_ascii_case(name))
         .map_or_else(|| name.to_owned(), |k| (*k).to_owned())
+}
+
+/// The User schemas orgsso knows: core and enterprise.
+pub(crate) fn is_known_schema(urn: &str) -> bool {
+    urn.eq_ignore_ascii_case(USER_SCHEMA) || urn.eq_ignore_ascii_case(ENTERPRISE_USER_SCHEMA)
 }
 
 /// Whether the canonical User attribute is multi-valued.
@@ -279,7 +284,7 @@ fn put_user_attr(doc: &mut Map<String, Value>, key: &str, v: &Value) -> Result<(
     if v.is_null() {
         return Ok(()); // null is "no value" (RFC 7643 §2.5)
     }
-    if key.len() > 4 && key[..4].eq_ignore_ascii_case("urn:") {
+    if is_urn(key) {
         if key.eq_ignore_ascii_case(USER_SCHEMA) {
             // A client that nests core attributes under their own schema URN.
             if let Value::Object(inner) = v {
@@ -291,7 +296,12 @@ fn put_user_attr(doc: &mut Map<String, Value>, key: &str, v: &Value) -> Result<(
             }
             return Ok(());
         }
-        if let Value::Object(inner) = v {
+        // An object under a URN is a whole extension, unless the URN is a known schema plus
+        // an attribute (`urn:…:enterprise:2.0:User:manager` with `{"value": id}`).
+        let attr_of_known = key
+            .rsplit_once(':')
+            .is_some_and(|(urn, _)| is_known_schema(urn));
+        if let (Value::Object(inner), false) = (v, attr_of_known) {
             let slot = ext_slot(doc, key);
             for (k, x) in inner {
                 put_ext_attr(slot, k, x)?;
@@ -474,6 +484,21 @@ impl Meta {
 /// ETag of a resource version: `W/"<version>"`.
 pub fn etag(version: i64) -> String {
     format!("W/\"{version}\"")
+}
+
+/// Whether an `If-Match` header value accepts the current `version` (RFC 7232: `*`, or a
+/// comma-separated list of entity tags, weak or strong, compared weakly as RFC 7644 §3.14 uses
+/// weak ETags).
+pub fn if_match(header: &str, version: i64) -> bool {
+    let want = version.to_string();
+    header.split(',').map(str::trim).any(|tag| {
+        tag == "*" || {
+            let t = tag.strip_prefix("W/").unwrap_or(tag);
+            t.strip_prefix('"')
+                .and_then(|t| t.strip_suffix('"'))
+                .is_some_and(|t| t == want)
+        }
+    })
 }
 
 /// The full JSON answer of a user: schemas, id, the document's attributes, `groups` (from
@@ -659,12 +684,13 @@ impl Paging {
             Some(s) => integer(s, "count")?.clamp(0, MAX_COUNT as i128),
         };
         Ok(Paging {
-            start_index: usize::try_from(start).unwrap_or(usize::MAX),
+            // At most i64::MAX, so the offset always fits an SQL OFFSET.
+            start_index: usize::try_from(start.min(i128::from(i64::MAX))).unwrap_or(usize::MAX),
             count: count as usize,
         })
     }
 
-    /// Rows to skip: `start_index - 1`.
+    /// Rows to skip: `start_index - 1` (at most `i64::MAX - 1`).
     pub fn offset(&self) -> usize {
         self.start_index.saturating_sub(1)
     }
