@@ -148,7 +148,7 @@ async fn run(label: &str, database_url: String) {
 
     // Groups: created empty, then filled with one PATCH each.
     let t1 = Instant::now();
-    let per_group = if groups == 0 { 0 } else { users / groups };
+    let per_group = users.checked_div(groups).unwrap_or(0);
     let ids = Arc::new(ids);
     let mut tasks = tokio::task::JoinSet::new();
     for g in 0..groups {

@@ -22,6 +22,7 @@ mod refusals;
 mod roles;
 mod rotation;
 mod scim;
+mod scim_effects;
 mod scim_tester;
 mod store;
 mod token_auth;
