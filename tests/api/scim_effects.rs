@@ -265,7 +265,7 @@ async fn the_link_claim_is_a_connection_setting() {
     let app = spawn_app().await;
     let idp = start_idp(
         &app,
-        json!({"s1": {"email": "x@acme.test", "oid": "oid-123"}}),
+        json!({"s1": {"email": "x@acme.test", "preferred_username": "dir-77"}}),
     )
     .await;
     app.create_org("acme", &[]).await;
@@ -285,6 +285,45 @@ async fn the_link_claim_is_a_connection_setting() {
     let (s, bad) = app.admin(Method::PUT, "/api/v1/orgs/acme/sso", Some(json!({
         "issuer": idp.issuer, "client_id": crate::helpers::CLIENT_ID, "scim_link_claim": "no spaces"}))).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+
+    // Through the real IdP, with a claim other than `sub` (its profile scope's
+    // `preferred_username`, standing in for Entra ID's `oid`): the first sign-in is the
+    // provisioned member whose externalId it equals.
+    let (s, conn) = app.admin(Method::PUT, "/api/v1/orgs/acme/sso", Some(json!({
+        "issuer": idp.issuer, "client_id": crate::helpers::CLIENT_ID, "scim_link_claim": "preferred_username"}))).await;
+    assert_eq!(s, StatusCode::OK, "{conn}");
+    let token = scim_token(&app, "acme", "Entra ID").await;
+    provision(
+        &app,
+        &token,
+        "someone@acme.test",
+        Some("dir-77"),
+        "someone@acme.test",
+    )
+    .await;
+    let b = browser();
+    let login_url = conn["login_url"].as_str().unwrap();
+    assert_eq!(
+        app.login(&b, login_url, "s1").await.status(),
+        StatusCode::SEE_OTHER
+    );
+    let members = app.members("acme").await;
+    assert_eq!(members.len(), 1, "linked, no second member: {members:?}");
+    assert_eq!(app.me(&b).await.unwrap()["user_id"], members[0]["user_id"]);
+    let (_, audit) = app
+        .admin(Method::GET, "/api/v1/orgs/acme/audit", None)
+        .await;
+    let link = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "scim.user.link")
+        .expect("link audited");
+    assert_eq!(
+        link["detail"]["matched"],
+        json!({"by": "link_claim", "claim": "preferred_username"}),
+        "{link}"
+    );
 }
 
 /// Polls `check` until it holds, at most `bound`; true when it held.
