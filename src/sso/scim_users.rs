@@ -147,11 +147,14 @@ impl Sso {
             actor: &c.actor,
             now,
         };
-        let row = self
-            .store
-            .scim_create_user(&w, role, denied)
-            .await
-            .map_err(|e| write_failed(e, &u.user_name))?;
+        let row = match self.scim_signed_in_before(c, &u).await? {
+            Some(user_id) => {
+                let derive = deriver(mapping);
+                self.store.scim_adopt_member(&w, &user_id, &derive).await
+            }
+            None => self.store.scim_create_user(&w, role, denied).await,
+        }
+        .map_err(|e| write_failed(e, &u.user_name))?;
         let location = self.user_location(c, &row.id);
         Ok(ScimAnswer::resource(
             201,
@@ -159,6 +162,48 @@ impl Sso {
             row.version,
             Some(location),
         ))
+    }
+
+    /// The member a new User already is, when they signed in before the directory pushed
+    /// them: the connection links by `sub` and an identity of its issuer has the User's
+    /// externalId as subject, and that member is not provisioned yet. (Other link claims and
+    /// emails are matched at their next first sign-in only.)
+    async fn scim_signed_in_before(
+        &self,
+        c: &ScimCaller,
+        u: &UserResource,
+    ) -> Result<Option<String>, ScimError> {
+        let Some(external_id) = u.external_id.as_deref() else {
+            return Ok(None);
+        };
+        let conn = self
+            .store
+            .latest_connection(&c.org_id)
+            .await
+            .map_err(store_failed)?
+            .filter(|conn| conn.is_connected() && conn.scim_link_claim == "sub");
+        let Some(conn) = conn else {
+            return Ok(None);
+        };
+        let Some(user_id) = self
+            .store
+            .identity_user(&conn.issuer, external_id)
+            .await
+            .map_err(store_failed)?
+        else {
+            return Ok(None);
+        };
+        let member = self
+            .store
+            .member(&c.org_id, &user_id)
+            .await
+            .map_err(store_failed)?;
+        let provisioned = self
+            .store
+            .scim_user_of(&c.org_id, &user_id)
+            .await
+            .map_err(store_failed)?;
+        Ok((member.is_some() && provisioned.is_none()).then_some(user_id))
     }
 
     /// `GET /Users/{id}`.

@@ -366,6 +366,70 @@ impl Store {
         })
     }
 
+    /// Provisions a user who is a member already (they signed in before the directory pushed
+    /// them): the SCIM row is attached to their orgsso user, the `scim` claim added to their
+    /// last claims and their role re-derived; inactive deprovisions them at once. A userName
+    /// taken in the org, or a member attached already, is a `Conflict`.
+    pub async fn scim_adopt_member(
+        &self,
+        w: &ScimUserWrite<'_>,
+        user_id: &str,
+        derive: Derive<'_>,
+    ) -> Result<ScimUserRow> {
+        let id = new_id();
+        let detail = serde_json::json!({"id": id, "user_id": user_id, "userName": w.user_name, "externalId": w.external_id, "active": w.active, "adopted": true});
+        let db = self.db();
+        let events = on_db!(db, p => {
+            let mut tx = p.begin().await?;
+            sqlx::query(
+                "INSERT INTO scim_users (id, org_id, user_name, user_name_key, external_id, email_key, active, document, version, user_id, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $10, $10)")
+                .bind(&id).bind(w.org_id).bind(w.user_name).bind(w.user_name.to_lowercase()).bind(w.external_id)
+                .bind(w.email).bind(w.active).bind(w.document).bind(user_id).bind(w.now)
+                .execute(&mut *tx).await?;
+            let (stored,): (Option<String>,) = sqlx::query_as(
+                "SELECT last_claims FROM memberships WHERE org_id = $1 AND user_id = $2")
+                .bind(w.org_id).bind(user_id).fetch_one(&mut *tx).await?;
+            let claims = claims_with_scim(
+                stored.as_deref(),
+                &serde_json::json!({"email": w.email, "name": w.display_name}),
+                Some(&w.scim_claims),
+                Vec::new(),
+            );
+            sqlx::query("UPDATE memberships SET last_claims = $1, updated_at = $2 WHERE org_id = $3 AND user_id = $4")
+                .bind(&claims).bind(w.now).bind(w.org_id).bind(user_id).execute(&mut *tx).await?;
+            audit_in_tx!(tx, w.org_id, w.actor, "scim.user.create", detail, w.now)?;
+            let mut changed = rederive_members!(tx, w.org_id, w.now, [user_id.to_owned()], derive);
+            if !w.active {
+                set_deprovisioned!(tx, w.org_id, user_id, &id, w.actor, true, w.now);
+                if !changed.iter().any(|u| u == user_id) {
+                    changed.push(user_id.to_owned());
+                }
+            }
+            let events = member_events(w.org_id, &changed);
+            for e in &events {
+                notify_in_tx!(db, tx, e);
+            }
+            tx.commit().await?;
+            events
+        });
+        for e in &events {
+            self.announce(e);
+        }
+        Ok(ScimUserRow {
+            id,
+            org_id: w.org_id.to_owned(),
+            user_name: w.user_name.to_owned(),
+            external_id: w.external_id.map(str::to_owned),
+            active: w.active,
+            document: w.document.to_owned(),
+            version: 1,
+            user_id: user_id.to_owned(),
+            created_at: w.now,
+            updated_at: w.now,
+        })
+    }
+
     pub async fn scim_user(&self, org_id: &str, id: &str) -> Result<Option<ScimUserRow>> {
         Ok(
             on_db!(self.db(), p => sqlx::query_as::<_, ScimUserRow>(&format!(

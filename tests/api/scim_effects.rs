@@ -437,3 +437,34 @@ async fn the_console_scim_page_creates_shows_once_and_revokes_tokens() {
         StatusCode::UNAUTHORIZED
     );
 }
+
+#[tokio::test]
+async fn a_member_who_signed_in_before_provisioning_is_adopted_not_duplicated() {
+    let app = spawn_app().await;
+    let (_idp, login_url, token) = connected(
+        &app,
+        json!({"ada": account("ada@example.com", "Ada", &[])}),
+        &[],
+    )
+    .await;
+    let b = browser();
+    assert_eq!(
+        app.login(&b, &login_url, "ada").await.status(),
+        StatusCode::SEE_OTHER
+    );
+    // The directory pushes her later, with externalId = her `sub`.
+    let id = provision(
+        &app,
+        &token,
+        "ada@example.com",
+        Some("ada"),
+        "ada@example.com",
+    )
+    .await;
+    let members = app.members("acme").await;
+    assert_eq!(members.len(), 1, "adopted, no second member: {members:?}");
+    assert_eq!(app.me(&b).await.unwrap()["user_id"], members[0]["user_id"]);
+    // Deprovisioning reaches the session she already had.
+    set_active(&app, &token, &id, false).await;
+    assert!(app.me(&b).await.is_none());
+}
