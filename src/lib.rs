@@ -13,6 +13,7 @@ pub mod outbound;
 #[cfg(test)]
 mod props;
 pub mod roles;
+pub mod scim;
 pub mod session;
 pub mod sso;
 pub mod startup;

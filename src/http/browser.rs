@@ -349,6 +349,12 @@ async fn me(
             "Your membership no longer exists: sign in again.",
         ));
     };
+    if member.deprovisioned_at.is_some() {
+        session.flush().await.ok();
+        return Err(ApiError::unauthorized(
+            "Your organisation's directory has deactivated your account: ask its administrator.",
+        ));
+    }
     if member.denied_at.is_some() {
         session.flush().await.ok();
         return Err(ApiError::unauthorized(

@@ -14,6 +14,7 @@ pub mod jwt_secrets;
 pub mod pages;
 pub mod paging;
 pub mod request_id;
+pub mod scim;
 pub mod signed_in;
 pub mod tokens;
 
@@ -167,6 +168,7 @@ pub fn router() -> Router<AppState> {
         .merge(client_jwks::router())
         .merge(console::router())
         .merge(jwt_secrets::router())
+        .merge(scim::router())
         .merge(tokens::router())
         // Last, so it wraps every route above: no handler sees a NUL (see `edge`).
         .layer(axum::middleware::from_fn(edge::refuse_nul))

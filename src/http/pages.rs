@@ -53,6 +53,10 @@ fn env() -> &'static Environment<'static> {
                 include_str!("templates/console_secrets.html"),
             ),
             (
+                "console_scim.html",
+                include_str!("templates/console_scim.html"),
+            ),
+            (
                 "console_audit.html",
                 include_str!("templates/console_audit.html"),
             ),
@@ -195,7 +199,7 @@ impl PageError {
             LoginError::Userinfo(_) | LoginError::UnstorableClaim { .. } => {
                 StatusCode::FAILED_DEPENDENCY
             }
-            LoginError::Denied { .. } => StatusCode::FORBIDDEN,
+            LoginError::Denied { .. } | LoginError::Deprovisioned => StatusCode::FORBIDDEN,
             LoginError::Store(_) => {
                 let LoginError::Store(s) = e else {
                     unreachable!()

@@ -37,6 +37,10 @@ pub struct ConnectRequest {
     /// `client_secret`.
     #[serde(default, deserialize_with = "present")]
     pub token_auth_method: Option<Option<String>>,
+    /// The sign-in claim matched to a SCIM user's `externalId` when someone signs in for the
+    /// first time (`sub` by default; `oid` for Entra ID). Omitted keeps the stored one.
+    #[serde(default)]
+    pub scim_link_claim: Option<String>,
 }
 
 /// A field that is present (`Some`, its value possibly `null`) rather than omitted (`None`).
@@ -74,6 +78,7 @@ pub struct ConnectionView {
     /// (register it as the client's JWKS URL).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_jwks_uri: Option<String>,
+    pub scim_link_claim: String,
     pub created_at: i64,
     pub updated_at: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -122,6 +127,23 @@ fn parse_groups_claim(s: &str) -> Result<Option<String>, Invalid> {
         .map_err(|e| Invalid(format!("groups_claim: {e}")))
 }
 
+/// A top-level claim name: what a SCIM user's `externalId` is compared with at first sign-in.
+fn parse_scim_link_claim(s: &str) -> Result<String, Invalid> {
+    let t = s.trim();
+    if t.is_empty()
+        || t.len() > 64
+        || !t
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.:/".contains(c))
+    {
+        return Err(Invalid(
+            "scim_link_claim must be a claim name of 1 to 64 characters such as `sub` or `oid`"
+                .into(),
+        ));
+    }
+    Ok(t.to_owned())
+}
+
 fn parse_token_auth_method(s: Option<&str>) -> Result<Option<TokenAuthMethod>, Invalid> {
     s.map(str::parse::<TokenAuthMethod>)
         .transpose()
@@ -160,6 +182,7 @@ impl Sso {
                 .as_ref()
                 .filter(|_| c.is_connected())
                 .map(|k| self.client_jwks_uri(&k.jwks_id)),
+            scim_link_claim: c.scim_link_claim.clone(),
             created_at: c.created_at,
             updated_at: c.updated_at,
             disconnected_at: c.disconnected_at,
@@ -183,6 +206,11 @@ impl Sso {
             .groups_claim
             .as_deref()
             .map(parse_groups_claim)
+            .transpose()?;
+        let scim_link_claim = req
+            .scim_link_claim
+            .as_deref()
+            .map(parse_scim_link_claim)
             .transpose()?;
         let given = req
             .token_auth_method
@@ -235,6 +263,9 @@ impl Sso {
         if let Some(u) = req.userinfo {
             detail["userinfo"] = u.into();
         }
+        if let Some(l) = &scim_link_claim {
+            detail["scim_link_claim"] = l.as_str().into();
+        }
         let row = match current {
             Some(mut c) => {
                 if let Some(s) = &req.client_secret {
@@ -262,6 +293,9 @@ impl Sso {
                 }
                 if let Some(u) = req.userinfo {
                     c.userinfo = u;
+                }
+                if let Some(l) = scim_link_claim {
+                    c.scim_link_claim = l;
                 }
                 if !self.store.update_connection(&c, actor, &detail).await? {
                     return Err(ConnectError::Conflict);
@@ -297,6 +331,7 @@ impl Sso {
                     groups_claim: groups_claim.flatten(),
                     userinfo: req.userinfo.unwrap_or(true),
                     public_only: egress.is_public_only(),
+                    scim_link_claim: scim_link_claim.unwrap_or_else(|| "sub".to_owned()),
                 };
                 self.store.insert_connection(&c, actor, &detail).await?;
                 (c, true)

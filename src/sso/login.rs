@@ -88,6 +88,9 @@ pub enum LoginError {
     },
     #[error("The identity provider sent a {claim:?} that orgsso cannot store (it contains a control character, such as NUL or a line break). Tell your administrator: the identity provider's value for it must change.")]
     UnstorableClaim { claim: &'static str },
+    /// The org's directory (SCIM) deactivated or deleted the member.
+    #[error("Your organisation's directory has deactivated your account, so you cannot sign in to this organisation. Ask your administrator to reactivate it.")]
+    Deprovisioned,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -111,6 +114,7 @@ impl LoginError {
             LoginError::Userinfo(e) => e.code(),
             LoginError::Denied { .. } => "access_denied",
             LoginError::UnstorableClaim { .. } => "idp_claim_unstorable",
+            LoginError::Deprovisioned => "deprovisioned",
             LoginError::Store(_) => "store",
         }
     }
@@ -331,7 +335,11 @@ impl Sso {
         {
             notes.insert("email_domain_verified_by".into(), other.into());
         }
-        let claims = serde_json::Value::Object(merged.claims);
+        let mut claims = serde_json::Value::Object(merged.claims);
+        // SCIM: a deprovisioned member is refused; a first sign-in is linked to the member
+        // the directory provisioned; the rules see the directory's `scim` claim.
+        self.scim_sign_in(&conn, &verified.subject, &mut claims, email.as_deref(), ts)
+            .await?;
         let mapping = self.role_mapping(&conn.org_id).await?;
         let decision = mapping.evaluate(&claims);
         let role = match decision.outcome {

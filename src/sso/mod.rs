@@ -1,5 +1,6 @@
 //! The SSO life cycle without HTTP types: connecting an IdP, starting and finishing a sign-in,
-//! routing an email to its org, merging a sign-in's claims (ID token and userinfo), role mapping, the IdP's end-session URL, back-channel logout and disconnecting.
+//! routing an email to its org, merging a sign-in's claims (ID token and userinfo), role mapping, the IdP's end-session URL, back-channel logout, disconnecting, and SCIM provisioning (the org's
+//! directory creating, changing and deprovisioning members; linking their first sign-in).
 //! Handlers in `http/` stay thin and call into here; the current time is passed in so tests can
 //! pin it. [`Sso`] owns what it needs behind private fields and never calls into `access`.
 
@@ -10,7 +11,11 @@ mod jwt_secrets;
 mod login;
 mod mappings;
 mod orgs;
+mod provisioning;
 mod routing;
+mod scim_groups;
+mod scim_link;
+mod scim_users;
 mod token_auth;
 
 use std::sync::Arc;
@@ -22,6 +27,9 @@ pub use connect::{ConnectError, ConnectRequest, ConnectionView};
 pub use jwt_secrets::SecretError;
 pub use login::{CallbackParams, LoginError, LoginSuccess};
 pub use orgs::OrgError;
+pub use provisioning::{
+    store_failed as scim_store_failed, ListParams, ScimAnswer, ScimCaller, ScimTokenError,
+};
 pub use routing::EmailRoute;
 
 use crate::configuration::Settings;

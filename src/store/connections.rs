@@ -47,6 +47,9 @@ pub struct Connection {
     /// Saved by an org admin: every request to its URLs (discovery, keys, token endpoint,
     /// userinfo) goes through the client pinned to public addresses (migration 0010).
     pub public_only: bool,
+    /// The sign-in claim matched to a SCIM user's `externalId` when an identity is first seen
+    /// (`sub`, or `oid` for Entra ID).
+    pub scim_link_claim: String,
 }
 
 /// A connection's token-endpoint client authentication.
@@ -118,6 +121,7 @@ pub(super) struct StoredConnection {
     client_public_jwk: Option<String>,
     client_jwks_id: Option<String>,
     public_only: bool,
+    scim_link_claim: String,
 }
 
 impl TryFrom<StoredConnection> for Connection {
@@ -169,6 +173,7 @@ impl TryFrom<StoredConnection> for Connection {
             groups_claim: r.groups_claim,
             userinfo: r.userinfo,
             public_only: r.public_only,
+            scim_link_claim: r.scim_link_claim,
         })
     }
 }
@@ -183,7 +188,7 @@ pub struct DisconnectCounts {
     pub members_downgraded: u64,
 }
 
-pub(super) const COLUMNS: &str = "id, org_id, login_id, issuer, client_id, client_secret_enc, scopes, metadata, status, created_at, updated_at, disconnected_at, groups_claim, userinfo, token_auth_method, token_auth_learned, client_key_enc, client_public_jwk, client_jwks_id, public_only";
+pub(super) const COLUMNS: &str = "id, org_id, login_id, issuer, client_id, client_secret_enc, scopes, metadata, status, created_at, updated_at, disconnected_at, groups_claim, userinfo, token_auth_method, token_auth_learned, client_key_enc, client_public_jwk, client_jwks_id, public_only, scim_link_claim";
 
 /// The token-auth columns as bound: method, learned, key (encrypted), public JWK, JWKS id.
 type TokenAuthColumns = (
@@ -217,12 +222,12 @@ impl Store {
         let (method, learned, key_enc, jwk, jwks_id) = token_auth_columns(&c.token_auth);
         on_db!(self.db(), p => {
             let mut tx = p.begin().await?;
-            sqlx::query(&format!("INSERT INTO sso_connections ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"))
+            sqlx::query(&format!("INSERT INTO sso_connections ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)"))
                 .bind(&c.id).bind(&c.org_id).bind(&c.login_id).bind(&c.issuer).bind(&c.client_id)
                 .bind(&c.client_secret_enc).bind(to_json(&c.scopes)).bind(to_json(&c.metadata)).bind(c.status.as_str())
                 .bind(c.created_at).bind(c.updated_at).bind(c.disconnected_at).bind(&c.groups_claim)
                 .bind(c.userinfo)
-                .bind(method).bind(learned).bind(&key_enc).bind(&jwk).bind(&jwks_id).bind(c.public_only)
+                .bind(method).bind(learned).bind(&key_enc).bind(&jwk).bind(&jwks_id).bind(c.public_only).bind(&c.scim_link_claim)
                 .execute(&mut *tx).await?;
             audit_in_tx!(tx, &c.org_id, actor, "sso.connect", detail, c.updated_at)?;
             tx.commit().await?;
@@ -243,11 +248,11 @@ impl Store {
             let mut tx = p.begin().await?;
             let n = sqlx::query(
                 "UPDATE sso_connections SET issuer = $1, client_id = $2, client_secret_enc = $3, scopes = $4, metadata = $5, updated_at = $6, groups_claim = $7, userinfo = $9,
-                 token_auth_method = $10, token_auth_learned = $11, client_key_enc = $12, client_public_jwk = $13, client_jwks_id = $14, public_only = $15
+                 token_auth_method = $10, token_auth_learned = $11, client_key_enc = $12, client_public_jwk = $13, client_jwks_id = $14, public_only = $15, scim_link_claim = $16
                  WHERE id = $8 AND status = 'connected'")
                 .bind(&c.issuer).bind(&c.client_id).bind(&c.client_secret_enc).bind(to_json(&c.scopes))
                 .bind(to_json(&c.metadata)).bind(c.updated_at).bind(&c.groups_claim).bind(&c.id).bind(c.userinfo)
-                .bind(method).bind(learned).bind(&key_enc).bind(&jwk).bind(&jwks_id).bind(c.public_only)
+                .bind(method).bind(learned).bind(&key_enc).bind(&jwk).bind(&jwks_id).bind(c.public_only).bind(&c.scim_link_claim)
                 .execute(&mut *tx).await?.rows_affected();
             if n == 1 {
                 audit_in_tx!(tx, &c.org_id, actor, "sso.update", detail, c.updated_at)?;

@@ -21,6 +21,8 @@ pub mod listen;
 mod logout;
 mod orgs;
 mod rederive;
+mod scim;
+mod scim_groups;
 pub mod sessions;
 mod users;
 
@@ -31,6 +33,8 @@ pub use jwt::{JwtSecretRow, SigningKeyRow};
 pub use logout::{LogoutEnded, LogoutTarget};
 pub use orgs::OrgRow;
 pub use rederive::Rederived;
+pub use scim::{ProvisionedRow, ScimTokenRow, ScimUserRow, ScimUserWrite, UserIndex};
+pub use scim_groups::{GroupChange, GroupIndex, ScimGroupRow};
 pub use users::{EnrolOutcome, MemberRow, NewLogin};
 
 #[derive(Clone, Debug)]

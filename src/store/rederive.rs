@@ -21,7 +21,7 @@ pub struct Rederived {
 }
 
 /// `($b+1, $b+2, …), (…)`: `rows` tuples of `cols` numbered placeholders from `first`.
-fn placeholders(first: usize, rows: usize, cols: usize) -> String {
+pub(super) fn placeholders(first: usize, rows: usize, cols: usize) -> String {
     (0..rows)
         .map(|r| {
             let row: Vec<String> = (0..cols)
@@ -58,7 +58,7 @@ fn member_of(row: MemberRow) -> Result<MemberClaims> {
 
 const MEMBERS_SQL: &str = "SELECT m.user_id, u.email, u.name, m.role, m.denied_at, m.last_claims
      FROM memberships m JOIN users u ON u.id = m.user_id
-     WHERE m.org_id = $1 AND m.source = 'sso' AND m.last_claims IS NOT NULL
+     WHERE m.org_id = $1 AND m.source IN ('sso', 'scim') AND m.last_claims IS NOT NULL
      ORDER BY u.email, m.user_id";
 
 impl Store {

@@ -90,8 +90,8 @@ pub struct LiveSessionRow {
 }
 
 impl Store {
-    /// The session behind `sid_hash`, if it exists and has not expired and its member is not
-    /// denied by the rules, with the member's current role.
+    /// The session behind `sid_hash`, if it exists and has not expired and its member is neither
+    /// denied by the rules nor deprovisioned by the org's directory (SCIM), with the member's current role.
     pub async fn live_session(
         &self,
         sid_hash: &str,
@@ -100,7 +100,7 @@ impl Store {
         Ok(on_db!(self.db(), p => sqlx::query_as::<_, LiveSessionRow>(
             "SELECT s.user_id, s.org_id, o.slug AS org_slug, s.expires_at, s.data, m.role, u.email, u.name
              FROM sessions s
-             JOIN memberships m ON m.org_id = s.org_id AND m.user_id = s.user_id AND m.denied_at IS NULL
+             JOIN memberships m ON m.org_id = s.org_id AND m.user_id = s.user_id AND m.denied_at IS NULL AND m.deprovisioned_at IS NULL
              JOIN users u ON u.id = s.user_id
              JOIN orgs o ON o.id = s.org_id
              WHERE s.sid_hash = $1 AND s.expires_at > $2")

@@ -36,6 +36,8 @@ pub struct MemberRow {
     pub last_login_at: Option<i64>,
     /// When a rule save denied the member: the membership is kept but cannot be used.
     pub denied_at: Option<i64>,
+    /// When the org's directory (SCIM) deactivated or deleted the member.
+    pub deprovisioned_at: Option<i64>,
 }
 
 /// A member's last sign-in claims (JSON text), for the dry run.
@@ -136,14 +138,14 @@ impl Store {
 
     pub async fn members(&self, org_id: &str) -> Result<Vec<MemberRow>> {
         Ok(on_db!(self.db(), p => sqlx::query_as::<_, MemberRow>(
-            "SELECT u.id AS user_id, u.email, u.name, m.role, m.source, m.last_login_at, m.denied_at
+            "SELECT u.id AS user_id, u.email, u.name, m.role, m.source, m.last_login_at, m.denied_at, m.deprovisioned_at
              FROM memberships m JOIN users u ON u.id = m.user_id WHERE m.org_id = $1 ORDER BY u.email, u.id")
             .bind(org_id).fetch_all(p).await?))
     }
 
     pub async fn member(&self, org_id: &str, user_id: &str) -> Result<Option<MemberRow>> {
         Ok(on_db!(self.db(), p => sqlx::query_as::<_, MemberRow>(
-            "SELECT u.id AS user_id, u.email, u.name, m.role, m.source, m.last_login_at, m.denied_at
+            "SELECT u.id AS user_id, u.email, u.name, m.role, m.source, m.last_login_at, m.denied_at, m.deprovisioned_at
              FROM memberships m JOIN users u ON u.id = m.user_id WHERE m.org_id = $1 AND m.user_id = $2")
             .bind(org_id).bind(user_id).fetch_optional(p).await?))
     }

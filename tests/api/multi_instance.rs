@@ -28,7 +28,7 @@ fn not_run(test: &str) {
 
 /// `n` instances on `database_url`, all with the first one's address as their public URL, as
 /// if behind one load balancer.
-async fn instances(n: usize, database_url: &str, acquire_timeout_secs: u64) -> Vec<TestApp> {
+pub async fn instances(n: usize, database_url: &str, acquire_timeout_secs: u64) -> Vec<TestApp> {
     let mut apps: Vec<TestApp> = Vec::new();
     for _ in 0..n {
         let public = apps.first().map(|a| a.public.clone());

@@ -111,6 +111,7 @@ async fn no_session_is_written_for_a_disconnected_connection() {
         userinfo: true,
         public_only: false,
         token_auth: Default::default(),
+        scim_link_claim: "sub".into(),
     };
     store
         .insert_connection(&conn, "test", &serde_json::json!({}))

@@ -255,3 +255,55 @@ async fn pending_flows_per_connection_are_capped() {
     let (status, _) = app.admin(Method::GET, "/api/v1/orgs/acme", None).await;
     assert_eq!(status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn wrong_scim_tokens_are_throttled_per_address() {
+    let app = spawn_app_with(strict).await;
+    app.create_org("acme", &[]).await;
+    let (status, created) = app
+        .admin(
+            Method::POST,
+            "/api/v1/orgs/acme/scim-tokens",
+            Some(json!({"name": "okta"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let token = created["token"].as_str().unwrap().to_owned();
+    let users = app.url("/scim/v2/acme/Users");
+    let guesser = client_from("127.0.0.2");
+    for i in 0..3 {
+        let resp = guesser
+            .get(&users)
+            .bearer_auth("wrong")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "guess {i}");
+    }
+    let resp = guesser
+        .get(&users)
+        .bearer_auth("wrong")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!((1..=60).contains(&retry_after(&resp)));
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["status"], "429", "a SCIM error: {body}");
+    // The right token from the guesser's address waits too; from the directory's, it works.
+    let resp = guesser
+        .get(&users)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    let directory = client_from("127.0.0.3");
+    let resp = directory
+        .get(&users)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+}

@@ -22,6 +22,8 @@ struct Preset {
     issuer_hint: &'static str,
     scopes: &'static str,
     groups_claim: &'static str,
+    /// The claim matched to SCIM externalIds at a first sign-in.
+    scim_link_claim: &'static str,
     note: &'static str,
 }
 
@@ -32,6 +34,7 @@ const PRESETS: &[Preset] = &[
         issuer_hint: "https://{yourOktaDomain}/oauth2/default",
         scopes: "openid email profile groups",
         groups_claim: "groups",
+        scim_link_claim: "sub",
         note: "Add a groups claim to the app's ID token (filter e.g. Matches regex .*).",
     },
     Preset {
@@ -40,6 +43,7 @@ const PRESETS: &[Preset] = &[
         issuer_hint: "https://{tenant}.auth0.com/",
         scopes: "openid email profile",
         groups_claim: "https://example.com/roles",
+        scim_link_claim: "sub",
         note: "Auth0 sends roles only through an Action that sets a namespaced claim; use your namespace.",
     },
     Preset {
@@ -48,6 +52,7 @@ const PRESETS: &[Preset] = &[
         issuer_hint: "https://{host}/realms/{realm}",
         scopes: "openid email profile",
         groups_claim: "/realm_access/roles",
+        scim_link_claim: "sub",
         note: "Realm roles are at /realm_access/roles; with a Group Membership mapper use groups.",
     },
     Preset {
@@ -56,6 +61,8 @@ const PRESETS: &[Preset] = &[
         issuer_hint: "https://login.microsoftonline.com/{tenant-id}/v2.0",
         scopes: "openid email profile",
         groups_claim: "groups",
+        // Entra ID's SCIM externalId is the user's object id, which ID tokens carry as `oid`.
+        scim_link_claim: "oid",
         note: "Enable the groups claim in Token configuration; Entra sends group object ids (or use roles for app roles).",
     },
     Preset {
@@ -64,6 +71,7 @@ const PRESETS: &[Preset] = &[
         issuer_hint: "https://accounts.google.com",
         scopes: "openid email profile",
         groups_claim: "hd",
+        scim_link_claim: "sub",
         note: "Google sends no groups; map by hd (the Workspace domain) or by email with matches.",
     },
 ];
@@ -78,6 +86,7 @@ struct Typed {
     userinfo: bool,
     /// `""` is automatic.
     token_auth_method: String,
+    scim_link_claim: String,
 }
 
 impl Default for Typed {
@@ -89,6 +98,7 @@ impl Default for Typed {
             groups_claim: String::new(),
             userinfo: true,
             token_auth_method: String::new(),
+            scim_link_claim: "sub".into(),
         }
     }
 }
@@ -118,6 +128,7 @@ async fn render(
             groups_claim: v.groups_claim.clone().unwrap_or_default(),
             userinfo: v.userinfo,
             token_auth_method: v.token_auth_method.unwrap_or_default().to_owned(),
+            scim_link_claim: v.scim_link_claim.clone(),
         },
         None => Typed {
             scopes: "openid email profile".into(),
@@ -158,6 +169,7 @@ pub async fn save(oc: OrgConsole, CsrfForm(form): CsrfForm) -> Response {
         // An unticked checkbox sends nothing: `userinfo_shown` says the form had it.
         userinfo: !form.has("userinfo_shown") || form.has("userinfo"),
         token_auth_method: form.get("token_auth_method").trim().to_owned(),
+        scim_link_claim: form.get("scim_link_claim").trim().to_owned(),
     };
     let secret = form.get("client_secret");
     let scopes: Vec<String> = split_list(&typed.scopes)
@@ -173,6 +185,9 @@ pub async fn save(oc: OrgConsole, CsrfForm(form): CsrfForm) -> Response {
         userinfo: form.has("userinfo_shown").then_some(typed.userinfo),
         // The form always says: an empty choice is automatic.
         token_auth_method: Some(Some(typed.token_auth_method.clone()).filter(|m| !m.is_empty())),
+        // Absent from the form, or left empty: the stored claim (or `sub`) is kept.
+        scim_link_claim: Some(form.get("scim_link_claim").trim().to_owned())
+            .filter(|c| !c.is_empty()),
     };
     let result =
         oc.c.sso

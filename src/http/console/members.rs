@@ -151,6 +151,7 @@ mod tests {
             source: "sso".into(),
             last_login_at: None,
             denied_at: None,
+            deprovisioned_at: None,
         }
     }
 

@@ -14,6 +14,7 @@ mod jwt_secrets;
 mod members;
 mod orgs;
 mod rules;
+mod scim;
 
 use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
@@ -70,6 +71,11 @@ pub fn router() -> Router<AppState> {
             "/admin/orgs/{slug}/secrets",
             get(jwt_secrets::page).post(jwt_secrets::add),
         )
+        .route(
+            "/admin/orgs/{slug}/scim",
+            get(scim::page).post(scim::create),
+        )
+        .route("/admin/orgs/{slug}/scim/revoke", post(scim::revoke))
         .route(
             "/admin/orgs/{slug}/secrets/delete",
             post(jwt_secrets::delete),
@@ -156,8 +162,9 @@ async fn viewer(
         .await
         .map_err(|e| console_error(PageError::from_store(e, rid.to_owned())))?;
     Ok(member
-        // A member the rules deny is no admin, whatever role the row still holds.
-        .filter(|m| m.role == Role::Admin && m.denied_at.is_none())
+        // A member the rules deny, or the directory deprovisioned, is no admin, whatever role
+        // the row still holds.
+        .filter(|m| m.role == Role::Admin && m.denied_at.is_none() && m.deprovisioned_at.is_none())
         .map(|_| Viewer::OrgAdmin {
             user_id: s.user_id,
             org_id: s.org_id,

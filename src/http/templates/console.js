@@ -37,6 +37,7 @@ function presets() {
     };
     set('scopes', option.dataset.scopes);
     set('groups_claim', option.dataset.groups);
+    set('scim_link_claim', option.dataset.link);
     const issuer = document.getElementById('issuer');
     if (issuer) issuer.placeholder = option.dataset.issuer;
     const note = document.getElementById('preset-note');
