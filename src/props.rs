@@ -1,9 +1,10 @@
 //! Property tests for the parsers an attacker reaches without an account: compact JWS, JWK
 //! sets, the rule language (an admin's input, but evaluated on IdP claims), forms, slugs,
-//! emails, domains and `return_to`. Whatever the input: no panic, and what is accepted has the
-//! property the parser promises. Inputs are bounded (each parser refuses more than its limit
-//! before work that grows with the input), so every case ends quickly; the HTTP-level
-//! counterpart (no 5xx from any path or body) is `tests/api/props.rs`.
+//! emails, domains, `return_to`, and SCIM filters and PATCH bodies (a directory's input).
+//! Whatever the input: no panic, a refusal is a 4xx, and what is accepted has the property the
+//! parser promises. Inputs are bounded (each parser refuses more than its limit before work that
+//! grows with the input), so every case ends quickly; the HTTP-level counterpart (no 5xx from
+//! any path or body) is `tests/api/props.rs`.
 
 use jsonwebtoken::Algorithm;
 use proptest::prelude::*;
@@ -172,6 +173,50 @@ proptest! {
                 prop_assert_eq!(joined.origin(), base.origin(), "{:?}", input);
                 prop_assert!(!r.as_str().starts_with("//"));
             }
+        }
+    }
+}
+
+/// SCIM filters and PATCH paths: the text of `?filter=` and of an operation's `path`, as the
+/// directory (or anyone with a stolen token) sends it.
+fn scim_text() -> impl Strategy<Value = String> {
+    prop_oneof![
+        any::<String>(),
+        "[a-zA-Z.:\\[\\]\\(\\) \"0-9]{0,60}",
+        "(userName|emails\\[type eq \"work\"\\]\\.value|members|name\\.givenName|urn:ietf:params:scim:schemas:core:2\\.0:User:userName) (eq|ne|co|sw|pr|gt) \"[a-z@.\"\\\\]{0,12}\"( (and|or) not \\(active eq (true|false)\\))?",
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn scim_filters_parse_or_are_a_400_and_evaluate_any_resource(text in scim_text(), resource in json_value()) {
+        match crate::scim::filter::Filter::parse(&text) {
+            Ok(f) => {
+                let _ = f.matches(&resource);
+                let _ = f.eq_value("userName");
+            }
+            Err(e) => prop_assert_eq!(e.status, 400),
+        }
+    }
+
+    #[test]
+    fn scim_patches_parse_or_are_a_400_and_apply_to_any_user(path in scim_text(), value in json_value(), doc in json_value()) {
+        let body = json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "replace", "path": path, "value": value}, {"op": "Add", "value": value}],
+        });
+        match crate::scim::patch::parse_patch(&body) {
+            Ok(ops) => {
+                if let Err(e) = crate::scim::patch::apply_to_user(&doc, &ops) {
+                    prop_assert!((400..500).contains(&e.status));
+                }
+                if let Err(e) = crate::scim::patch::group_patch(&ops) {
+                    prop_assert!((400..500).contains(&e.status));
+                }
+            }
+            Err(e) => prop_assert!((400..500).contains(&e.status)),
         }
     }
 }
