@@ -54,13 +54,16 @@ impl Sso {
         now: i64,
     ) -> Result<(), LoginError> {
         let org_id = &conn.org_id;
-        let provisioned = match self.store.identity_user(&conn.issuer, subject).await? {
-            Some(user_id) => {
-                if self.store.member_deprovisioned(org_id, &user_id).await? == Some(true) {
-                    return Err(LoginError::Deprovisioned);
-                }
-                self.store.scim_user_of(org_id, &user_id).await?
-            }
+        let state = self
+            .store
+            .scim_sign_in_state(org_id, &conn.issuer, subject)
+            .await?;
+        let provisioned = match state {
+            Some(s) if s.deprovisioned => return Err(LoginError::Deprovisioned),
+            // Not provisioned by the directory (every member of an org without SCIM): nothing
+            // more to read.
+            Some(s) if !s.provisioned => None,
+            Some(s) => self.store.scim_user_of(org_id, &s.user_id).await?,
             None => self.scim_match(conn, subject, claims, email, now).await?,
         };
         if let Some(row) = provisioned {

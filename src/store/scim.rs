@@ -60,6 +60,16 @@ pub struct ScimUserRow {
 pub(super) const USER_COLUMNS: &str =
     "id, org_id, user_name, external_id, active, document, version, user_id, created_at, updated_at";
 
+/// A returning identity at sign-in, as [`Store::scim_sign_in_state`] reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignInState {
+    pub user_id: String,
+    /// The org's directory deactivated or deleted the member.
+    pub deprovisioned: bool,
+    /// The org's directory provisioned the member (a SCIM user is linked to them).
+    pub provisioned: bool,
+}
+
 /// A User resource as the service validated it, for a create or a replace.
 #[derive(Debug, Clone)]
 pub struct ScimUserWrite<'a> {
@@ -663,6 +673,29 @@ impl Store {
             "SELECT user_id FROM identities WHERE issuer = $1 AND subject = $2")
             .bind(issuer).bind(subject).fetch_optional(p).await?);
         Ok(row.map(|(u,)| u))
+    }
+
+    /// What a sign-in needs to know of a returning identity, in one statement (the callback is
+    /// a hot path, and most orgs have no directory): its orgsso user, whether the org's
+    /// directory deprovisioned that member, and whether the directory provisioned them at all.
+    /// `None` for an identity never seen.
+    pub async fn scim_sign_in_state(
+        &self,
+        org_id: &str,
+        issuer: &str,
+        subject: &str,
+    ) -> Result<Option<SignInState>> {
+        let row: Option<(String, Option<i64>, Option<String>)> = on_db!(self.db(), p => sqlx::query_as(
+            "SELECT i.user_id, m.deprovisioned_at, s.id FROM identities i
+             LEFT JOIN memberships m ON m.org_id = $1 AND m.user_id = i.user_id
+             LEFT JOIN scim_users s ON s.org_id = $1 AND s.user_id = i.user_id
+             WHERE i.issuer = $2 AND i.subject = $3")
+            .bind(org_id).bind(issuer).bind(subject).fetch_optional(p).await?);
+        Ok(row.map(|(user_id, deprovisioned_at, scim_id)| SignInState {
+            user_id,
+            deprovisioned: deprovisioned_at.is_some(),
+            provisioned: scim_id.is_some(),
+        }))
     }
 
     /// The SCIM user provisioned as this orgsso user in the org.
