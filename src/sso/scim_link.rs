@@ -58,12 +58,14 @@ impl Sso {
             .store
             .scim_sign_in_state(org_id, &conn.issuer, subject)
             .await?;
-        let provisioned = match state {
-            Some(s) if s.deprovisioned => return Err(LoginError::Deprovisioned),
+        let provisioned = match state.returning {
+            Some(r) if r.deprovisioned => return Err(LoginError::Deprovisioned),
             // Not provisioned by the directory (every member of an org without SCIM): nothing
             // more to read.
-            Some(s) if !s.provisioned => None,
-            Some(s) => self.store.scim_user_of(org_id, &s.user_id).await?,
+            Some(r) if !r.provisioned => None,
+            Some(r) => self.store.scim_user_of(org_id, &r.user_id).await?,
+            // A first sign-in where no directory provisioned anyone: nothing to link to.
+            None if !state.org_has_scim => None,
             None => self.scim_match(conn, subject, claims, email, now).await?,
         };
         if let Some(row) = provisioned {

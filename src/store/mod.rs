@@ -33,7 +33,9 @@ pub use jwt::{JwtSecretRow, SigningKeyRow};
 pub use logout::{LogoutEnded, LogoutTarget};
 pub use orgs::OrgRow;
 pub use rederive::Rederived;
-pub use scim::{ProvisionedRow, ScimTokenRow, ScimUserRow, ScimUserWrite, SignInState, UserIndex};
+pub use scim::{
+    ProvisionedRow, Returning, ScimTokenRow, ScimUserRow, ScimUserWrite, SignInState, UserIndex,
+};
 pub use scim_groups::{GroupChange, GroupIndex, ScimGroupRow};
 pub use users::{EnrolOutcome, MemberRow, NewLogin};
 

@@ -60,9 +60,18 @@ pub struct ScimUserRow {
 pub(super) const USER_COLUMNS: &str =
     "id, org_id, user_name, external_id, active, document, version, user_id, created_at, updated_at";
 
-/// A returning identity at sign-in, as [`Store::scim_sign_in_state`] reads it.
+/// SCIM at sign-in, as [`Store::scim_sign_in_state`] reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignInState {
+    /// The identity signed in before.
+    pub returning: Option<Returning>,
+    /// The org's directory provisioned anyone at all.
+    pub org_has_scim: bool,
+}
+
+/// A returning identity's member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Returning {
     pub user_id: String,
     /// The org's directory deactivated or deleted the member.
     pub deprovisioned: bool,
@@ -675,27 +684,37 @@ impl Store {
         Ok(row.map(|(u,)| u))
     }
 
-    /// What a sign-in needs to know of a returning identity, in one statement (the callback is
-    /// a hot path, and most orgs have no directory): its orgsso user, whether the org's
-    /// directory deprovisioned that member, and whether the directory provisioned them at all.
-    /// `None` for an identity never seen.
+    /// What a sign-in needs to know of SCIM, in one statement (the callback is a hot path, and
+    /// most orgs have no directory): the identity's orgsso user if it was seen before, whether
+    /// the org's directory deprovisioned or provisioned that member, and whether the org has
+    /// any SCIM user at all (if not, a first sign-in has nothing to be linked to).
     pub async fn scim_sign_in_state(
         &self,
         org_id: &str,
         issuer: &str,
         subject: &str,
-    ) -> Result<Option<SignInState>> {
-        let row: Option<(String, Option<i64>, Option<String>)> = on_db!(self.db(), p => sqlx::query_as(
-            "SELECT i.user_id, m.deprovisioned_at, s.id FROM identities i
+    ) -> Result<SignInState> {
+        let (user_id, deprovisioned_at, scim_id, org_has_scim): (
+            Option<String>,
+            Option<i64>,
+            Option<String>,
+            bool,
+        ) = on_db!(self.db(), p => sqlx::query_as(
+            "SELECT i.user_id, m.deprovisioned_at, s.id,
+                    EXISTS (SELECT 1 FROM scim_users WHERE org_id = $1)
+             FROM (SELECT 1 AS one) AS always
+             LEFT JOIN identities i ON i.issuer = $2 AND i.subject = $3
              LEFT JOIN memberships m ON m.org_id = $1 AND m.user_id = i.user_id
-             LEFT JOIN scim_users s ON s.org_id = $1 AND s.user_id = i.user_id
-             WHERE i.issuer = $2 AND i.subject = $3")
-            .bind(org_id).bind(issuer).bind(subject).fetch_optional(p).await?);
-        Ok(row.map(|(user_id, deprovisioned_at, scim_id)| SignInState {
-            user_id,
-            deprovisioned: deprovisioned_at.is_some(),
-            provisioned: scim_id.is_some(),
-        }))
+             LEFT JOIN scim_users s ON s.org_id = $1 AND s.user_id = i.user_id")
+            .bind(org_id).bind(issuer).bind(subject).fetch_one(p).await?);
+        Ok(SignInState {
+            returning: user_id.map(|user_id| Returning {
+                user_id,
+                deprovisioned: deprovisioned_at.is_some(),
+                provisioned: scim_id.is_some(),
+            }),
+            org_has_scim,
+        })
     }
 
     /// The SCIM user provisioned as this orgsso user in the org.
