@@ -11,6 +11,7 @@ pub mod edge;
 pub mod error;
 pub mod form;
 pub mod jwt_secrets;
+pub mod openapi;
 pub mod pages;
 pub mod paging;
 pub mod request_id;
@@ -154,6 +155,7 @@ pub fn sessionless_router() -> Router<AppState> {
             // The edge check costs a scan of the URI; `/healthz` and assets take no input.
             Router::new()
                 .merge(tokens::sessionless_router())
+                .merge(openapi::router())
                 .merge(browser::callback_router())
                 .layer(axum::middleware::from_fn(edge::refuse_nul)),
         )
