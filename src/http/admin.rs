@@ -439,6 +439,7 @@ pub(super) async fn members(
 
 /// One audit event.
 #[derive(Serialize, ToSchema)]
+#[schema(as = AuditEvent)]
 pub(super) struct AuditEventView {
     id: i64,
     actor: String,

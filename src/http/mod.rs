@@ -137,8 +137,8 @@ fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
 /// Routes served without the session layer and the CSRF guard: health, static assets, verify
 /// and the JWKS (the hot paths every proxied request takes: none reads the session, verify
 /// reads the cookie itself through the live-session cache, none changes anything on a cookie's
-/// authority), and the SSO callback (a GET that writes its new session itself, see
-/// `browser::callback_router`).
+/// authority), the OpenAPI document (static), and the SSO callback (a GET that writes its new
+/// session itself, see `browser::callback_router`).
 pub fn sessionless_router() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(healthz))

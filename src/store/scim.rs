@@ -21,6 +21,7 @@ const EVENTS_PER_MEMBER_MAX: usize = 50;
 pub type Derive<'a> = &'a (dyn Fn(&[MemberClaims]) -> Vec<RoleChange> + Send + Sync);
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = ScimToken)]
 pub struct ScimTokenRow {
     pub id: String,
     #[serde(skip)]

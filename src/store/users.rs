@@ -26,6 +26,7 @@ pub struct EnrolOutcome {
 }
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = Member)]
 pub struct MemberRow {
     pub user_id: String,
     pub email: Option<String>,

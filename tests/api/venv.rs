@@ -1,6 +1,6 @@
 //! Python tools written by other people, installed for the tests in a virtualenv made from a
 //! pinned `requirements.txt` when missing or stale (bounded in time; a file lock serialises
-//! test processes). Used by `scim_tester.rs` and `openapi.rs`.
+//! test processes). Used by `django_op.rs`, `scim_tester.rs` and `openapi.rs`.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
