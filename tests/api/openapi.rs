@@ -120,15 +120,7 @@ async fn seed(app: &TestApp) -> Seeded {
         .map(|c| c.split(';').next().unwrap_or_default().to_owned())
         .next()
         .expect("a session cookie at sign-in");
-    let minted: Value = reqwest::Client::new()
-        .post(app.url("/api/v1/me/token"))
-        .header("cookie", format!("orgsso_session={session}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let minted = crate::tokens::mint(app, &browser).await;
     let jwt = minted["access_token"]
         .as_str()
         .expect("a minted token")
@@ -212,20 +204,11 @@ async fn schemathesis_finds_no_failure_in_any_operation() {
     let seeded = seed(&app).await;
     // The signed-in member's operations first: the admin operations then change rules and
     // disconnect the IdP, which ends the member's session (and so every later 200 there).
-    schemathesis(
-        &bin,
-        &app,
-        &seeded,
-        &["--include-tag", "me", "--include-tag", "verify"],
-    )
-    .await;
-    schemathesis(
-        &bin,
-        &app,
-        &seeded,
-        &["--exclude-tag", "me", "--exclude-tag", "verify"],
-    )
-    .await;
+    let member = ["--include-tag", "me", "--include-tag", "verify"];
+    let admin = ["--exclude-tag", "me", "--exclude-tag", "verify"];
+    for filter in [member, admin] {
+        schemathesis(&bin, &app, &seeded, &filter).await;
+    }
 }
 
 /// Every `(METHOD, path)` routed under `/api/v1`, read from the routers' source: each

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use tokio::process::Command;
 
-use crate::idp::output_within;
+use crate::idp::{output_within, process_lock};
 
 const VENV_TIMEOUT: Duration = Duration::from_secs(120);
 const PIP_TIMEOUT: Duration = Duration::from_secs(600);
@@ -36,22 +36,7 @@ pub async fn ensure(dir: &Path, probe: &str, label: &str) {
     if current(dir, probe) {
         return;
     }
-    let lock_path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{label}-venv.lock"));
-    let lock = tokio::task::spawn_blocking(move || {
-        if let Some(parent) = lock_path.parent() {
-            let _ = std::fs::create_dir_all(parent);
-        }
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .expect("open the venv lock");
-        file.lock().expect("lock the venv lock");
-        file
-    })
-    .await
-    .expect("venv lock task");
+    let lock = process_lock(&format!("{label}-venv.lock")).await;
     if !current(dir, probe) {
         let started = Instant::now();
         let mut cmd = Command::new("python3");
