@@ -139,7 +139,7 @@ pub(super) struct OrgSsoStatus {
     login_url: Option<Option<String>>,
 }
 
-async fn org_json(sso: &Sso, store: &Store, org: &OrgRow) -> Result<OrgView, ApiError> {
+async fn org_view(sso: &Sso, store: &Store, org: &OrgRow) -> Result<OrgView, ApiError> {
     let domains = store.org_domains(&org.id).await?;
     let sso_status = match store.latest_connection(&org.id).await? {
         Some(c) => {
@@ -197,7 +197,7 @@ pub(super) async fn create_org(
         .await?;
     Ok((
         StatusCode::CREATED,
-        Json(org_json(&sso, &store, &org).await?),
+        Json(org_view(&sso, &store, &org).await?),
     )
         .into_response())
 }
@@ -212,7 +212,7 @@ pub(super) async fn list_orgs(
     let orgs = store.list_orgs().await?;
     let mut out = Vec::with_capacity(orgs.len());
     for o in &orgs {
-        out.push(org_json(&sso, &store, o).await?);
+        out.push(org_view(&sso, &store, o).await?);
     }
     Ok(Json(out))
 }
@@ -224,7 +224,7 @@ pub(super) async fn get_org(
     State(sso): State<Sso>,
     State(store): State<Store>,
 ) -> Result<Json<OrgView>, ApiError> {
-    Ok(Json(org_json(&sso, &store, &org).await?))
+    Ok(Json(org_view(&sso, &store, &org).await?))
 }
 
 /// `PUT /api/v1/orgs/{slug}/domains`: the whole list of the org's verified domains.
@@ -246,7 +246,7 @@ pub(super) async fn put_domains(
 ) -> Result<Json<OrgView>, ApiError> {
     sso.set_org_domains(&org, &req.domains, ACTOR, now().unix_timestamp())
         .await?;
-    Ok(Json(org_json(&sso, &store, &org).await?))
+    Ok(Json(org_view(&sso, &store, &org).await?))
 }
 
 #[utoipa::path(put, path = "/api/v1/orgs/{slug}/sso", tag = "sso", params(Slug),

@@ -166,13 +166,14 @@ enum Kind {
 }
 
 impl Kind {
+    /// Everything documented that is not the signed-in user's or verify is the admin API.
     fn of(path: &str) -> Kind {
-        if path.starts_with("/api/v1/orgs") {
-            Kind::Admin
-        } else if path.starts_with("/api/v1/me") {
+        if path.starts_with("/auth/") {
+            Kind::Verify
+        } else if path == "/api/v1/me" || path.starts_with("/api/v1/me/") {
             Kind::Me
         } else {
-            Kind::Verify
+            Kind::Admin
         }
     }
 
