@@ -143,10 +143,15 @@ async fn callback(
     let sso = &state.sso;
     let settings = &state.settings;
     let binding = jar.get(FLOW_COOKIE).map(|c| c.value().to_owned());
-    let login = sso
-        .finish_login(&params, binding.as_deref(), now())
+    let login = match sso
+        .finish_callback(&params, binding.as_deref(), now())
         .await
-        .map_err(|e| PageError::from_login(e, rid.clone()))?;
+        .map_err(|e| PageError::from_login(e, rid.clone()))?
+    {
+        crate::sso::Callback::SignedIn(login) => login,
+        // A test sign-in: its result is stored; no session, back to the page that started it.
+        crate::sso::Callback::Tested { return_to } => return Ok((jar, see_other(&return_to))),
+    };
     let who = session::SignedIn {
         user_id: login.user_id.clone(),
         org_id: login.org_id.clone(),
