@@ -60,13 +60,19 @@ fn env() -> &'static Environment<'static> {
                 "register_uris.html",
                 include_str!("templates/register_uris.html"),
             ),
-            ("rule_macros.html", include_str!("templates/rule_macros.html")),
+            (
+                "rule_macros.html",
+                include_str!("templates/rule_macros.html"),
+            ),
             ("setup.html", include_str!("templates/setup.html")),
             (
                 "console_setup_links.html",
                 include_str!("templates/console_setup_links.html"),
             ),
-            ("console_test.html", include_str!("templates/console_test.html")),
+            (
+                "console_test.html",
+                include_str!("templates/console_test.html"),
+            ),
             (
                 "console_audit.html",
                 include_str!("templates/console_audit.html"),

@@ -290,13 +290,11 @@ async fn render(state: &AppState, w: Wizard, step: usize, v: View) -> Response {
             .and_then(|c| serde_json::to_string_pretty(c).ok())
             .unwrap_or_default()
     });
-    let (connected, jwks_uri) = match tokio::try_join!(
-        sso.org_connected(&a.org),
-        sso.setup_client_jwks_uri(a)
-    ) {
-        Ok(v) => v,
-        Err(e) => return fail(e),
-    };
+    let (connected, jwks_uri) =
+        match tokio::try_join!(sso.org_connected(&a.org), sso.setup_client_jwks_uri(a)) {
+            Ok(v) => v,
+            Err(e) => return fail(e),
+        };
     let saved = [
         !draft.preset.is_empty() || draft.metadata.is_some(),
         !draft.preset.is_empty() || draft.metadata.is_some(),

@@ -35,8 +35,8 @@ use crate::oidc::client_auth::TokenAuthMethod;
 use crate::oidc::discovery::ProviderMetadata;
 use crate::roles::{RoleMapping, RoleMappingSpec};
 use crate::store::{
-    new_id, Connection, ConnectionStatus, DraftPart, OrgRow, SetupLinkRow, StoreError,
-    TestFlowRow, TokenAuth,
+    new_id, Connection, ConnectionStatus, DraftPart, OrgRow, SetupLinkRow, StoreError, TestFlowRow,
+    TokenAuth,
 };
 
 pub const DEFAULT_HOURS: i64 = 72;
@@ -253,7 +253,7 @@ pub enum TestTarget<'a> {
         access: &'a SetupAccess,
         return_to: &'a str,
     },
-    /// The org's live connection, from the console; the result is shown at `/admin/orgs/{slug}/sso/test/{id}`.
+    /// The org's live connection, from the console; the result is shown at `/admin/orgs/{slug}/sso/test?id=…`.
     Live { org: &'a OrgRow, actor: &'a str },
 }
 
@@ -262,7 +262,9 @@ pub enum TestTarget<'a> {
 pub enum Callback {
     SignedIn(LoginSuccess),
     /// A test sign-in: its result stored, nobody enrolled, no session; the browser goes back.
-    Tested { return_to: String },
+    Tested {
+        return_to: String,
+    },
 }
 
 impl Sso {
@@ -366,15 +368,16 @@ impl Sso {
             "expired" => return Err(SetupError::Expired),
             _ => {}
         }
-        let this_browser = browser
-            .filter(|b| b.len() <= MAX_TOKEN_LEN)
-            .map(sha256_b64);
+        let this_browser = browser.filter(|b| b.len() <= MAX_TOKEN_LEN).map(sha256_b64);
         let bound_here = match (&link.browser_hash, &this_browser) {
             (Some(bound), Some(mine)) => ct_eq(bound, mine),
             _ => false,
         };
         if bound_here {
-            if link.browser_seen_at.is_none_or(|t| t < now - SEEN_EVERY_SECS) {
+            if link
+                .browser_seen_at
+                .is_none_or(|t| t < now - SEEN_EVERY_SECS)
+            {
                 self.store.touch_setup_link(&link.id, now).await?;
             }
             return Ok(SetupAccess {
@@ -503,8 +506,7 @@ impl Sso {
         }
         if uses_secret && input.client_secret.is_none() && !access.has_secret() {
             return Err(SetupError::Invalid(
-                "Enter the client secret your identity provider shows for this application."
-                    .into(),
+                "Enter the client secret your identity provider shows for this application.".into(),
             ));
         }
         if !uses_secret && self.org_client_key(&access.org).await?.is_none() {
@@ -683,7 +685,7 @@ impl Sso {
                     .await?
                     .filter(Connection::is_connected)
                     .ok_or(LoginError::Retired)?;
-                let back = format!("/admin/orgs/{}/sso/test/{flow_id}", org.slug);
+                let back = format!("/admin/orgs/{}/sso/test?id={flow_id}", org.slug);
                 (conn, org.id.clone(), None, actor.to_owned(), back)
             }
         };
@@ -886,8 +888,7 @@ impl Sso {
             .connect(&access.org, req, &actor, self.settings.setup_egress, now)
             .await?;
         if let Some(spec) = access.rules() {
-            let mapping =
-                RoleMapping::compile(spec).map_err(|e| SetupError::Invalid(e.message))?;
+            let mapping = RoleMapping::compile(spec).map_err(|e| SetupError::Invalid(e.message))?;
             self.put_role_mapping(&access.org.id, &mapping, &actor, now)
                 .await?;
         }

@@ -23,8 +23,8 @@ mod orgs;
 mod rederive;
 mod scim;
 mod scim_groups;
-mod setup_links;
 pub mod sessions;
+mod setup_links;
 mod users;
 
 pub use audit::{AuditCursor, AuditEvent, AuditPage};

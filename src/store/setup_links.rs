@@ -84,21 +84,27 @@ impl Store {
     /// The org's links, newest first.
     pub async fn setup_links(&self, org_id: &str) -> Result<Vec<SetupLinkRow>> {
         let sql = format!("SELECT {LINK_COLUMNS} FROM setup_links WHERE org_id = $1 ORDER BY created_at DESC, id LIMIT 200");
-        Ok(on_db!(self.db(), p => sqlx::query_as::<_, SetupLinkRow>(&sql)
-            .bind(org_id).fetch_all(p).await?))
+        Ok(
+            on_db!(self.db(), p => sqlx::query_as::<_, SetupLinkRow>(&sql)
+            .bind(org_id).fetch_all(p).await?),
+        )
     }
 
     /// The link with this token hash, whichever org it belongs to.
     pub async fn setup_link_by_hash(&self, token_hash: &str) -> Result<Option<SetupLinkRow>> {
         let sql = format!("SELECT {LINK_COLUMNS} FROM setup_links WHERE token_hash = $1");
-        Ok(on_db!(self.db(), p => sqlx::query_as::<_, SetupLinkRow>(&sql)
-            .bind(token_hash).fetch_optional(p).await?))
+        Ok(
+            on_db!(self.db(), p => sqlx::query_as::<_, SetupLinkRow>(&sql)
+            .bind(token_hash).fetch_optional(p).await?),
+        )
     }
 
     pub async fn setup_link(&self, id: &str) -> Result<Option<SetupLinkRow>> {
         let sql = format!("SELECT {LINK_COLUMNS} FROM setup_links WHERE id = $1");
-        Ok(on_db!(self.db(), p => sqlx::query_as::<_, SetupLinkRow>(&sql)
-            .bind(id).fetch_optional(p).await?))
+        Ok(
+            on_db!(self.db(), p => sqlx::query_as::<_, SetupLinkRow>(&sql)
+            .bind(id).fetch_optional(p).await?),
+        )
     }
 
     /// Revokes a link of the org (at once; revoking twice keeps the first time). False when
@@ -239,8 +245,10 @@ impl Store {
     /// Claims the test flow with this state for its callback: a state is used once.
     pub async fn take_test_flow(&self, state_hash: &str, now: i64) -> Result<Option<TestFlowRow>> {
         let sql = format!("UPDATE test_flows SET used_at = $2 WHERE state_hash = $1 AND used_at IS NULL RETURNING {FLOW_COLUMNS}");
-        Ok(on_db!(self.db(), p => sqlx::query_as::<_, TestFlowRow>(&sql)
-            .bind(state_hash).bind(now).fetch_optional(p).await?))
+        Ok(
+            on_db!(self.db(), p => sqlx::query_as::<_, TestFlowRow>(&sql)
+            .bind(state_hash).bind(now).fetch_optional(p).await?),
+        )
     }
 
     /// Stores a console test's result on its flow row and audits it (`sso.test_sign_in`).
@@ -264,8 +272,10 @@ impl Store {
     /// A finished test flow of the org, unexpired.
     pub async fn test_flow(&self, org_id: &str, id: &str, now: i64) -> Result<Option<TestFlowRow>> {
         let sql = format!("SELECT {FLOW_COLUMNS} FROM test_flows WHERE org_id = $1 AND id = $2 AND expires_at > $3");
-        Ok(on_db!(self.db(), p => sqlx::query_as::<_, TestFlowRow>(&sql)
-            .bind(org_id).bind(id).bind(now).fetch_optional(p).await?))
+        Ok(
+            on_db!(self.db(), p => sqlx::query_as::<_, TestFlowRow>(&sql)
+            .bind(org_id).bind(id).bind(now).fetch_optional(p).await?),
+        )
     }
 
     /// Unfinished test flows of a link or connection (bounds what one caller can pile up).

@@ -72,7 +72,12 @@ pub async fn revoke(oc: OrgConsole, CsrfForm(form): CsrfForm) -> Response {
     match oc
         .c
         .sso
-        .revoke_setup_link(&oc.org.id, form.get("id"), &oc.actor(), now().unix_timestamp())
+        .revoke_setup_link(
+            &oc.org.id,
+            form.get("id"),
+            &oc.actor(),
+            now().unix_timestamp(),
+        )
         .await
     {
         Ok(true) => {
@@ -93,22 +98,28 @@ pub async fn start_test(
 ) -> Response {
     let binding = flow_binding(&jar);
     let actor = oc.actor();
-    let started = oc
-        .c
-        .sso
-        .start_test_sign_in(
-            TestTarget::Live {
-                org: &oc.org,
-                actor: &actor,
-            },
-            &binding,
-            now().unix_timestamp(),
-        )
-        .await;
+    let started =
+        oc.c.sso
+            .start_test_sign_in(
+                TestTarget::Live {
+                    org: &oc.org,
+                    actor: &actor,
+                },
+                &binding,
+                now().unix_timestamp(),
+            )
+            .await;
     match started {
-        Ok(url) => (jar.add(flow_cookie(&state, binding)), see_other(url.as_str())).into_response(),
+        Ok(url) => (
+            jar.add(flow_cookie(&state, binding)),
+            see_other(url.as_str()),
+        )
+            .into_response(),
         Err(crate::sso::LoginError::Store(e)) => oc.c.store_failed(e),
-        Err(e) => oc.done("", format!("The test sign-in could not start: {e}")).await,
+        Err(e) => {
+            oc.done("", format!("The test sign-in could not start: {e}"))
+                .await
+        }
     }
 }
 
