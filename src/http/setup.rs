@@ -128,19 +128,18 @@ async fn revoke_link(
 
 /// A refusal as a page: what happened and what to do, never the org of a link it did not open.
 fn refusal(e: SetupError, rid: &str) -> Response {
+    let e = match e {
+        SetupError::Store(s) => {
+            return pages::PageError::from_store(s, rid.to_owned()).into_response();
+        }
+        other => other,
+    };
     let (status, title) = match &e {
         SetupError::Unknown => (StatusCode::NOT_FOUND, "Setup link not found"),
         SetupError::Expired => (StatusCode::GONE, "Setup link expired"),
         SetupError::Revoked => (StatusCode::GONE, "Setup link revoked"),
         SetupError::OtherBrowser => (StatusCode::CONFLICT, "Open in another browser"),
         SetupError::Used => (StatusCode::CONFLICT, "Setup already done"),
-        SetupError::Store(s) => {
-            return pages::PageError::from_store(
-                crate::store::StoreError::Unavailable(s.to_string()),
-                rid.to_owned(),
-            )
-            .into_response()
-        }
         _ => (StatusCode::UNPROCESSABLE_ENTITY, "Setup"),
     };
     pages::message(status, title, &e.to_string(), rid, Vec::new())

@@ -58,7 +58,7 @@ fn has_action(events: &[Value], action: &str) -> bool {
 }
 
 /// Runs one statement on the app's database (test-only changes: expiry, idle time).
-async fn exec(app: &TestApp, sql: &str, id: &str) {
+pub async fn exec(app: &TestApp, sql: &str, id: &str) {
     match app.store.db() {
         orgsso::store::Db::Sqlite(p) => {
             sqlx::query(sql).bind(id).execute(p).await.unwrap();
