@@ -74,6 +74,10 @@ fn env() -> &'static Environment<'static> {
                 include_str!("templates/console_test.html"),
             ),
             (
+                "test_result.html",
+                include_str!("templates/test_result.html"),
+            ),
+            (
                 "console_audit.html",
                 include_str!("templates/console_audit.html"),
             ),

@@ -16,21 +16,20 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::admin::{AdminOrg, ACTOR};
+use super::browser::{flow_binding, flow_cookie};
 use super::console::connection::PRESETS;
 use super::console::rules::{compile_rows, describe, rows_from_form, rows_of, OPS, OUTCOMES};
 use super::error::{ApiError, ApiJson};
 use super::form::FormData;
 use super::pages::{self, PageQuery};
 use super::{now, see_other, AppState, RequestId};
-use crate::crypto::{ct_eq, random_token, Secret};
+use crate::crypto::{ct_eq, Secret};
 use crate::sso::{
     Draft, DraftInput, SetupAccess, SetupError, Sso, TestResult, TestTarget, MAX_HOURS,
 };
 
 /// The cookie binding a link to one browser (only its hash is stored).
 pub const SETUP_COOKIE: &str = "orgsso_setup";
-/// The flow cookie of sign-ins (see `browser`): a test sign-in is bound to the browser the same way.
-const FLOW_COOKIE: &str = "orgsso_flow";
 const FORM_MAC_PURPOSE: &str = "setup form";
 const MAX_FORM_BYTES: usize = 64 * 1024;
 
@@ -389,18 +388,45 @@ async fn read_body(body: axum::body::Body, rid: &str) -> Result<axum::body::Byte
         })
 }
 
-/// Opens the link for a posted form, or the refusal page.
-macro_rules! form_or_refuse {
-    ($state:expr, $token:expr, $jar:expr, $rid:expr, $body:expr) => {{
-        let bytes = match read_body($body, &$rid).await {
-            Ok(b) => b,
-            Err(r) => return r,
-        };
-        match open_form(&$state, &$token, $jar, &$rid, &bytes).await {
-            Ok(v) => v,
-            Err(r) => return r,
+/// A form posted to a setup route: the link opened for a browser bound to it, the form token
+/// checked (see [`open_form`]); else the refusal page.
+struct SetupForm {
+    w: Wizard,
+    form: FormData,
+}
+
+impl axum::extract::FromRequest<AppState> for SetupForm {
+    type Rejection = Response;
+    async fn from_request(req: axum::extract::Request, state: &AppState) -> Result<Self, Response> {
+        use axum::extract::FromRequestParts;
+        let (mut parts, body) = req.into_parts();
+        let rid = RequestId::of(&parts.headers);
+        let Path(token) = Path::<String>::from_request_parts(&mut parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let jar = CookieJar::from_headers(&parts.headers);
+        let bytes = read_body(body, &rid).await?;
+        let (w, form) = open_form(state, &token, jar, &rid, &bytes).await?;
+        Ok(SetupForm { w, form })
+    }
+}
+
+/// After a step's change: on to step `next`, or the step's form with the refusal.
+async fn step_saved(
+    state: &AppState,
+    w: Wizard,
+    saved: Result<(), SetupError>,
+    next: usize,
+    here: usize,
+    v: View,
+) -> Response {
+    match saved {
+        Ok(()) => {
+            let to = back_to(&w.token, next);
+            (w.jar, to).into_response()
         }
-    }};
+        Err(e) => step_failed(state, w, here, e, v).await,
+    }
 }
 
 /// A setup step's failure: a form error on the step's page, else the refusal page.
@@ -422,12 +448,8 @@ async fn step_failed(state: &AppState, w: Wizard, step: usize, e: SetupError, v:
 /// `POST /setup/{token}/preset` with `preset` (a preset id, or empty for another provider).
 async fn choose_preset(
     State(state): State<AppState>,
-    Path(token): Path<String>,
-    jar: CookieJar,
-    RequestId(rid): RequestId,
-    body: axum::body::Body,
+    SetupForm { w, form }: SetupForm,
 ) -> Response {
-    let (w, form) = form_or_refuse!(state, token, jar, rid, body);
     let id = form.get("preset");
     let defaults = match PRESETS.iter().find(|p| p.id == id) {
         Some(p) => Draft {
@@ -445,26 +467,19 @@ async fn choose_preset(
             return step_failed(&state, w, 1, e, View::default()).await;
         }
     };
-    match state
+    let saved = state
         .sso
         .choose_setup_preset(&w.access, id, defaults, now().unix_timestamp())
-        .await
-    {
-        Ok(()) => (w.jar, back_to(&token, 2)).into_response(),
-        Err(e) => step_failed(&state, w, 1, e, View::default()).await,
-    }
+        .await;
+    step_saved(&state, w, saved, 2, 1, View::default()).await
 }
 
 /// `POST /setup/{token}/credentials`: discovery checked; a refusal keeps what was typed except
 /// the secret.
 async fn save_credentials(
     State(state): State<AppState>,
-    Path(token): Path<String>,
-    jar: CookieJar,
-    RequestId(rid): RequestId,
-    body: axum::body::Body,
+    SetupForm { w, form }: SetupForm,
 ) -> Response {
-    let (w, form) = form_or_refuse!(state, token, jar, rid, body);
     let secret = form.get("client_secret");
     let input = DraftInput {
         issuer: form.get("issuer").trim().to_owned(),
@@ -487,32 +502,20 @@ async fn save_credentials(
         token_auth_method: Some(input.token_auth_method.clone()),
         ..Draft::default()
     };
-    match state
+    let saved = state
         .sso
         .save_setup_credentials(&w.access, input, now().unix_timestamp())
-        .await
-    {
-        Ok(()) => (w.jar, back_to(&token, 4)).into_response(),
-        Err(e) => {
-            let v = View {
-                typed: Some(typed),
-                ..View::default()
-            };
-            step_failed(&state, w, 3, e, v).await
-        }
-    }
+        .await;
+    let v = View {
+        typed: Some(typed),
+        ..View::default()
+    };
+    step_saved(&state, w, saved, 4, 3, v).await
 }
 
 /// `POST /setup/{token}/rules`: `action=save` stores the rules on the draft (each bad rule
 /// named beside it); `action=dry_run` evaluates them as typed against the claims.
-async fn save_rules(
-    State(state): State<AppState>,
-    Path(token): Path<String>,
-    jar: CookieJar,
-    RequestId(rid): RequestId,
-    body: axum::body::Body,
-) -> Response {
-    let (w, form) = form_or_refuse!(state, token, jar, rid, body);
+async fn save_rules(State(state): State<AppState>, SetupForm { w, form }: SetupForm) -> Response {
     let default_role = form.get("default_role").to_owned();
     let rows = rows_from_form(&form);
     let claims_text = form.get("claims").to_owned();
@@ -548,27 +551,17 @@ async fn save_rules(
         }
         return render(&state, w, 4, v).await;
     }
-    match state
+    let saved = state
         .sso
         .save_setup_rules(&w.access, &mapping, now().unix_timestamp())
-        .await
-    {
-        Ok(()) => (w.jar, back_to(&token, 5)).into_response(),
-        Err(e) => step_failed(&state, w, 4, e, View::default()).await,
-    }
+        .await;
+    step_saved(&state, w, saved, 5, 4, View::default()).await
 }
 
 /// `POST /setup/{token}/test`: 303 to the IdP with the draft's settings; the callback stores
 /// the result on the draft and comes back to step 5.
-async fn start_test(
-    State(state): State<AppState>,
-    Path(token): Path<String>,
-    jar: CookieJar,
-    RequestId(rid): RequestId,
-    body: axum::body::Body,
-) -> Response {
-    let (w, _) = form_or_refuse!(state, token, jar, rid, body);
-    let return_to = format!("/setup/{token}?step=5");
+async fn start_test(State(state): State<AppState>, SetupForm { w, .. }: SetupForm) -> Response {
+    let return_to = format!("/setup/{}?step=5", w.token);
     let binding = flow_binding(&w.jar);
     let started = state
         .sso
@@ -586,7 +579,7 @@ async fn start_test(
             let jar = w.jar.clone().add(flow_cookie(&state, binding));
             (jar, see_other(url.as_str())).into_response()
         }
-        Err(crate::sso::LoginError::Store(e)) => refusal(SetupError::Store(e), &rid),
+        Err(crate::sso::LoginError::Store(e)) => refusal(SetupError::Store(e), &w.rid),
         Err(e) => {
             let v = View {
                 status: Some(StatusCode::UNPROCESSABLE_ENTITY),
@@ -598,44 +591,14 @@ async fn start_test(
     }
 }
 
-/// The browser's sign-in binding, reused when a sign-in is already running in another tab.
-pub fn flow_binding(jar: &CookieJar) -> String {
-    jar.get(FLOW_COOKIE)
-        .map(|c| c.value().to_owned())
-        .filter(|v| v.len() >= 32 && v.len() <= 64)
-        .unwrap_or_else(|| random_token(32))
-}
-
-/// The flow cookie as a sign-in start sets it.
-pub fn flow_cookie(state: &AppState, binding: String) -> Cookie<'static> {
-    Cookie::build((FLOW_COOKIE, binding))
-        .path("/sso")
-        .http_only(true)
-        .secure(state.settings.secure_cookies())
-        .same_site(SameSite::Lax)
-        .max_age(time::Duration::seconds(
-            state.settings.login.flow_ttl_secs as i64,
-        ))
-        .build()
-}
-
 /// `POST /setup/{token}/activate`: the draft applied; the done page with the login URL.
-async fn activate(
-    State(state): State<AppState>,
-    Path(token): Path<String>,
-    jar: CookieJar,
-    RequestId(rid): RequestId,
-    body: axum::body::Body,
-) -> Response {
-    let (w, _) = form_or_refuse!(state, token, jar, rid, body);
-    match state
+async fn activate(State(state): State<AppState>, SetupForm { w, .. }: SetupForm) -> Response {
+    let activated = state
         .sso
         .activate_setup_link(&w.access, now().unix_timestamp())
         .await
-    {
-        Ok(_) => (w.jar, back_to(&token, 6)).into_response(),
-        Err(e) => step_failed(&state, w, 6, e, View::default()).await,
-    }
+        .map(|_| ());
+    step_saved(&state, w, activated, 6, 6, View::default()).await
 }
 
 /// Bounds what the expiry field of the console's form accepts (the service checks again).

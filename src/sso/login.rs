@@ -219,12 +219,7 @@ impl Sso {
             .take_flow(&sha256_b64(state))
             .await?
             .ok_or(LoginError::UnknownFlow)?;
-        if flow.expires_at <= ts {
-            return Err(LoginError::FlowExpired);
-        }
-        if !browser_binding.is_some_and(|b| ct_eq(&sha256_b64(b), &flow.browser_hash)) {
-            return Err(LoginError::OtherBrowser);
-        }
+        check_flow(flow.expires_at, &flow.browser_hash, browser_binding, ts)?;
         let conn = self
             .store
             .connection_by_id(&flow.connection_id)
@@ -335,6 +330,22 @@ impl Sso {
             email,
         })
     }
+}
+
+/// A flow taken at its callback must be unexpired and come back to the browser that started it.
+pub(super) fn check_flow(
+    expires_at: i64,
+    browser_hash: &str,
+    browser_binding: Option<&str>,
+    now: i64,
+) -> Result<(), LoginError> {
+    if expires_at <= now {
+        return Err(LoginError::FlowExpired);
+    }
+    if !browser_binding.is_some_and(|b| ct_eq(&sha256_b64(b), browser_hash)) {
+        return Err(LoginError::OtherBrowser);
+    }
+    Ok(())
 }
 
 /// An authorization request about to be sent: the URL and what the callback needs.

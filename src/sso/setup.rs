@@ -137,25 +137,16 @@ impl SetupAccess {
     }
 
     pub fn draft(&self) -> Option<Draft> {
-        self.link
-            .draft
-            .as_deref()
-            .and_then(|d| serde_json::from_str(d).ok())
+        json_of(self.link.draft.as_deref())
     }
 
     /// The draft's saved rules, if any.
     pub fn rules(&self) -> Option<RoleMappingSpec> {
-        self.link
-            .rules
-            .as_deref()
-            .and_then(|r| serde_json::from_str(r).ok())
+        json_of(self.link.rules.as_deref())
     }
 
     pub fn test_result(&self) -> Option<TestResult> {
-        self.link
-            .test_result
-            .as_deref()
-            .and_then(|r| serde_json::from_str(r).ok())
+        json_of(self.link.test_result.as_deref())
     }
 
     /// A secret is stored with the draft (never shown, only said).
@@ -458,20 +449,28 @@ impl Sso {
         now: i64,
     ) -> Result<(), SetupError> {
         let text = serde_json::to_string(draft).expect("a draft serialises");
-        let saved = self
+        let part = DraftPart::Connection {
+            draft: &text,
+            secret_enc,
+        };
+        self.save_part(access, part, "setup_link.draft_saved", &detail, now)
+            .await
+    }
+
+    /// Writes part of the draft; a link used or revoked meanwhile is `Used` (nothing written).
+    async fn save_part(
+        &self,
+        access: &SetupAccess,
+        part: DraftPart<'_>,
+        action: &str,
+        detail: &serde_json::Value,
+        now: i64,
+    ) -> Result<(), SetupError> {
+        if self
             .store
-            .save_setup_draft(
-                &access.link,
-                DraftPart::Connection {
-                    draft: &text,
-                    secret_enc,
-                },
-                "setup_link.draft_saved",
-                &detail,
-                now,
-            )
-            .await?;
-        if saved {
+            .save_setup_draft(&access.link, part, action, detail, now)
+            .await?
+        {
             Ok(())
         } else {
             Err(SetupError::Used)
@@ -550,21 +549,14 @@ impl Sso {
         let spec = mapping.spec();
         let text = serde_json::to_string(spec).expect("rules serialise");
         let detail = json!({"rules": spec.rules.len(), "default_role": spec.default_role.as_str()});
-        let saved = self
-            .store
-            .save_setup_draft(
-                &access.link,
-                DraftPart::Rules(&text),
-                "setup_link.rules_saved",
-                &detail,
-                now,
-            )
-            .await?;
-        if saved {
-            Ok(())
-        } else {
-            Err(SetupError::Used)
-        }
+        self.save_part(
+            access,
+            DraftPart::Rules(&text),
+            "setup_link.rules_saved",
+            &detail,
+            now,
+        )
+        .await
     }
 
     /// The rules a test or an activation applies: the draft's, else the org's current ones.
@@ -601,11 +593,7 @@ impl Sso {
 
     /// The draft as a connection a test sign-in can use (in memory only; never stored).
     async fn draft_connection(&self, link: &SetupLinkRow) -> Result<Connection, LoginError> {
-        let draft: Draft = link
-            .draft
-            .as_deref()
-            .and_then(|d| serde_json::from_str(d).ok())
-            .unwrap_or_default();
+        let draft: Draft = json_of(link.draft.as_deref()).unwrap_or_default();
         let Some(metadata) = draft.metadata.clone() else {
             return Err(LoginError::BadRequest(
                 "Save the identity provider's settings (step 3) before testing.".into(),
@@ -734,12 +722,7 @@ impl Sso {
             .take_test_flow(&sha256_b64(state), ts)
             .await?
             .ok_or(LoginError::UnknownFlow)?;
-        if flow.expires_at <= ts {
-            return Err(LoginError::FlowExpired);
-        }
-        if !browser_binding.is_some_and(|b| ct_eq(&sha256_b64(b), &flow.browser_hash)) {
-            return Err(LoginError::OtherBrowser);
-        }
+        super::login::check_flow(flow.expires_at, &flow.browser_hash, browser_binding, ts)?;
         let return_to = self
             .secret_box
             .decrypt(&flow.return_enc, &flow.id)
@@ -913,6 +896,11 @@ impl Sso {
     pub async fn org_connected(&self, org: &OrgRow) -> Result<bool, StoreError> {
         Ok(self.setup_login_url(org).await?.is_some())
     }
+}
+
+/// A JSON column read back (`None` when empty or unreadable: the step is then not done).
+fn json_of<T: serde::de::DeserializeOwned>(text: Option<&str>) -> Option<T> {
+    text.and_then(|t| serde_json::from_str(t).ok())
 }
 
 /// What the draft's secret is encrypted for: this link (and the in-memory connection of its

@@ -10,9 +10,10 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{pages, CsrfForm, OrgConsole};
+use crate::http::browser::{flow_binding, flow_cookie};
 use crate::http::error::ApiError;
 use crate::http::pages::PageQuery;
-use crate::http::setup::{flow_binding, flow_cookie, hours_of, test_view};
+use crate::http::setup::{hours_of, test_view};
 use crate::http::{now, see_other, AppState};
 use crate::sso::{SetupError, TestTarget, DEFAULT_HOURS, MAX_HOURS};
 
