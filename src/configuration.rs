@@ -113,6 +113,11 @@ pub struct LoginSettings {
     pub flow_ttl_secs: u64,
     /// Sign-ins in progress one connection may have at once (each is a `login_flows` row).
     pub max_pending_flows_per_connection: u32,
+    /// Whether the IdP a customer enters through a setup link may be on an internal address
+    /// (an IdP inside the operator's own network; tests). Off: public addresses only, as for
+    /// org admins.
+    #[serde(default)]
+    pub setup_links_internal_idp: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -92,12 +92,7 @@ async fn start(
         let message = format!("Too many sign-ins were started from your address. Wait {} s and start again from your organisation's login link.", t.retry_after_secs());
         page_throttled(t, "Too many sign-ins", message, rid.clone())
     })?;
-    // Reuse the binding of a sign-in already running in another tab of this browser.
-    let binding = jar
-        .get(FLOW_COOKIE)
-        .map(|c| c.value().to_owned())
-        .filter(|v| v.len() >= 32 && v.len() <= 64)
-        .unwrap_or_else(|| random_token(32));
+    let binding = flow_binding(&jar);
     let url = state
         .sso
         .start_login(
@@ -120,7 +115,24 @@ async fn start(
             ),
             e => PageError::from_login(e, rid).into_response(),
         })?;
-    let cookie = Cookie::build((FLOW_COOKIE, binding))
+    Ok((
+        jar.add(flow_cookie(&state, binding)),
+        see_other(url.as_str()),
+    ))
+}
+
+/// The browser's sign-in binding: reused when a sign-in (or a test sign-in) is already running
+/// in another tab of this browser.
+pub(crate) fn flow_binding(jar: &CookieJar) -> String {
+    jar.get(FLOW_COOKIE)
+        .map(|c| c.value().to_owned())
+        .filter(|v| v.len() >= 32 && v.len() <= 64)
+        .unwrap_or_else(|| random_token(32))
+}
+
+/// The cookie binding a sign-in (or a test sign-in) to this browser until its callback.
+pub(crate) fn flow_cookie(state: &AppState, binding: String) -> Cookie<'static> {
+    Cookie::build((FLOW_COOKIE, binding))
         // Sent to /sso/{id} too, so a second tab reuses the binding instead of replacing it.
         .path("/sso")
         .http_only(true)
@@ -129,8 +141,7 @@ async fn start(
         .max_age(time::Duration::seconds(
             state.settings.login.flow_ttl_secs as i64,
         ))
-        .build();
-    Ok((jar.add(cookie), see_other(url.as_str())))
+        .build()
 }
 
 /// `GET /sso/callback`: verifies the answer, enrols the user and starts the session.
@@ -143,10 +154,15 @@ async fn callback(
     let sso = &state.sso;
     let settings = &state.settings;
     let binding = jar.get(FLOW_COOKIE).map(|c| c.value().to_owned());
-    let login = sso
-        .finish_login(&params, binding.as_deref(), now())
+    let login = match sso
+        .finish_callback(&params, binding.as_deref(), now())
         .await
-        .map_err(|e| PageError::from_login(e, rid.clone()))?;
+        .map_err(|e| PageError::from_login(e, rid.clone()))?
+    {
+        crate::sso::Callback::SignedIn(login) => login,
+        // A test sign-in: its result is stored; no session, back to the page that started it.
+        crate::sso::Callback::Tested { return_to } => return Ok((jar, see_other(&return_to))),
+    };
     let who = session::SignedIn {
         user_id: login.user_id.clone(),
         org_id: login.org_id.clone(),

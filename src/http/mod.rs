@@ -16,6 +16,7 @@ pub mod pages;
 pub mod paging;
 pub mod request_id;
 pub mod scim;
+pub mod setup;
 pub mod signed_in;
 pub mod tokens;
 
@@ -171,6 +172,7 @@ pub fn router() -> Router<AppState> {
         .merge(console::router())
         .merge(jwt_secrets::router())
         .merge(scim::router())
+        .merge(setup::router())
         .merge(tokens::router())
         // Last, so it wraps every route above: no handler sees a NUL (see `edge`).
         .layer(axum::middleware::from_fn(edge::refuse_nul))

@@ -57,6 +57,27 @@ fn env() -> &'static Environment<'static> {
                 include_str!("templates/console_scim.html"),
             ),
             (
+                "register_uris.html",
+                include_str!("templates/register_uris.html"),
+            ),
+            (
+                "rule_macros.html",
+                include_str!("templates/rule_macros.html"),
+            ),
+            ("setup.html", include_str!("templates/setup.html")),
+            (
+                "console_setup_links.html",
+                include_str!("templates/console_setup_links.html"),
+            ),
+            (
+                "console_test.html",
+                include_str!("templates/console_test.html"),
+            ),
+            (
+                "test_result.html",
+                include_str!("templates/test_result.html"),
+            ),
+            (
                 "console_audit.html",
                 include_str!("templates/console_audit.html"),
             ),

@@ -112,7 +112,7 @@ impl From<StoreError> for ConnectError {
     }
 }
 
-fn parse_client_id(s: &str) -> Result<String, Invalid> {
+pub(super) fn parse_client_id(s: &str) -> Result<String, Invalid> {
     let t = s.trim();
     if t.is_empty() || t.len() > 255 || t.chars().any(char::is_control) {
         return Err(Invalid(
@@ -123,7 +123,7 @@ fn parse_client_id(s: &str) -> Result<String, Invalid> {
 }
 
 /// A claim name or JSON Pointer, checked by the rule engine's own rules for `claim`.
-fn parse_groups_claim(s: &str) -> Result<Option<String>, Invalid> {
+pub(super) fn parse_groups_claim(s: &str) -> Result<Option<String>, Invalid> {
     let t = s.trim();
     if t.is_empty() {
         return Ok(None);
@@ -150,13 +150,13 @@ fn parse_scim_link_claim(s: &str) -> Result<String, Invalid> {
     Ok(t.to_owned())
 }
 
-fn parse_token_auth_method(s: Option<&str>) -> Result<Option<TokenAuthMethod>, Invalid> {
+pub(super) fn parse_token_auth_method(s: Option<&str>) -> Result<Option<TokenAuthMethod>, Invalid> {
     s.map(str::parse::<TokenAuthMethod>)
         .transpose()
         .map_err(|e| Invalid(e.to_string()))
 }
 
-fn check_secret(s: &Secret) -> Result<(), Invalid> {
+pub(super) fn check_secret(s: &Secret) -> Result<(), Invalid> {
     if s.expose().is_empty() || s.expose().len() > 2048 {
         return Err(Invalid("client_secret must be 1 to 2048 characters".into()));
     }
@@ -164,6 +164,28 @@ fn check_secret(s: &Secret) -> Result<(), Invalid> {
 }
 
 impl Sso {
+    /// Discovery for `issuer` with its key set checked usable, as a connect runs it before
+    /// anything is saved (the setup wizard's draft runs the same).
+    pub(super) async fn discover_checked(
+        &self,
+        issuer: &Issuer,
+        method: Option<TokenAuthMethod>,
+        egress: Egress,
+    ) -> Result<ProviderMetadata, DiscoveryError> {
+        let (meta, jwks): (ProviderMetadata, serde_json::Value) =
+            discover_for(self.outbound.http(egress), issuer, method).await?;
+        // The keys must be usable before anything is saved: a key set of only 1024-bit, `oct` or
+        // encryption keys would fail every sign-in later. Seeding also spares the first sign-in
+        // a fetch.
+        self.jwks
+            .insert_seeded(meta.jwks_uri(), egress, &jwks)
+            .map_err(|e| DiscoveryError::Jwks {
+                url: meta.jwks_uri().to_string(),
+                reason: e.to_string(),
+            })?;
+        Ok(meta)
+    }
+
     pub fn view(&self, c: &Connection) -> ConnectionView {
         ConnectionView {
             status: c.status.as_str(),
@@ -253,17 +275,7 @@ impl Sso {
             };
             return Err(Invalid(why).into());
         }
-        let (meta, jwks): (ProviderMetadata, serde_json::Value) =
-            discover_for(self.outbound.http(egress), &issuer, method).await?;
-        // The keys must be usable before anything is saved: a key set of only 1024-bit, `oct` or
-        // encryption keys would fail every sign-in later. Seeding also spares the first sign-in
-        // a fetch.
-        self.jwks
-            .insert_seeded(meta.jwks_uri(), egress, &jwks)
-            .map_err(|e| DiscoveryError::Jwks {
-                url: meta.jwks_uri().to_string(),
-                reason: e.to_string(),
-            })?;
+        let meta = self.discover_checked(&issuer, method, egress).await?;
         let mut detail = serde_json::json!({"issuer": issuer.as_str(), "client_id": client_id, "scopes": scopes, "groups_claim": groups_claim,
             "token_auth_method": method.map_or("automatic", TokenAuthMethod::as_str)});
         if let Some(u) = req.userinfo {

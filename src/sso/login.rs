@@ -144,33 +144,16 @@ impl Sso {
             .transpose()
             .map_err(|e| LoginError::BadRequest(e.to_string()))?;
         let login_hint = login_hint.and_then(|h| EmailAddress::parse(h).ok());
-        let meta = &conn.metadata;
-        let state = random_token(32);
-        let nonce = random_token(32);
-        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-        let redirect_uri = self.redirect_uri();
-        let url = authorize_url(
-            meta,
-            &AuthorizeRequest {
-                client_id: &conn.client_id,
-                redirect_uri: &redirect_uri,
-                scopes: &conn.scopes,
-                state: &state,
-                nonce: &nonce,
-                code_challenge: &challenge,
-                login_hint: login_hint.as_ref().map(|h| h.as_str()),
-            },
-        )
-        .map_err(|e| StoreError::Corrupt(format!("authorization endpoint: {e}")))?;
+        let auth = self.authorization(&conn, login_hint.as_ref().map(|h| h.as_str()))?;
         let stored = self
             .store
             .insert_flow(
                 &FlowRow {
-                    state_hash: sha256_b64(&state),
+                    state_hash: sha256_b64(&auth.state),
                     connection_id: conn.id.clone(),
                     browser_hash: sha256_b64(browser_binding),
-                    nonce,
-                    pkce_verifier: verifier.secret().clone(),
+                    nonce: auth.nonce,
+                    pkce_verifier: auth.pkce_verifier,
                     return_to: return_to.map(|r| r.as_str().to_owned()),
                     created_at: now,
                     expires_at: now + self.settings.flow_ttl_secs,
@@ -181,7 +164,39 @@ impl Sso {
         if !stored {
             return Err(LoginError::TooManyPending);
         }
-        Ok(url)
+        Ok(auth.url)
+    }
+
+    /// A fresh authorization request for `conn`: state, nonce and PKCE verifier (to keep
+    /// server-side) and the IdP's URL carrying them.
+    pub(super) fn authorization(
+        &self,
+        conn: &crate::store::Connection,
+        login_hint: Option<&str>,
+    ) -> Result<Authorization, LoginError> {
+        let state = random_token(32);
+        let nonce = random_token(32);
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let redirect_uri = self.redirect_uri();
+        let url = authorize_url(
+            &conn.metadata,
+            &AuthorizeRequest {
+                client_id: &conn.client_id,
+                redirect_uri: &redirect_uri,
+                scopes: &conn.scopes,
+                state: &state,
+                nonce: &nonce,
+                code_challenge: &challenge,
+                login_hint,
+            },
+        )
+        .map_err(|e| StoreError::Corrupt(format!("authorization endpoint: {e}")))?;
+        Ok(Authorization {
+            url,
+            state,
+            nonce,
+            pkce_verifier: verifier.secret().clone(),
+        })
     }
 
     /// Finishes a sign-in at the callback: checks the flow, exchanges the code, verifies the
@@ -204,12 +219,7 @@ impl Sso {
             .take_flow(&sha256_b64(state))
             .await?
             .ok_or(LoginError::UnknownFlow)?;
-        if flow.expires_at <= ts {
-            return Err(LoginError::FlowExpired);
-        }
-        if !browser_binding.is_some_and(|b| ct_eq(&sha256_b64(b), &flow.browser_hash)) {
-            return Err(LoginError::OtherBrowser);
-        }
+        check_flow(flow.expires_at, &flow.browser_hash, browser_binding, ts)?;
         let conn = self
             .store
             .connection_by_id(&flow.connection_id)
@@ -218,92 +228,14 @@ impl Sso {
         if !conn.is_connected() {
             return Err(LoginError::Retired);
         }
-        let meta = &conn.metadata;
-        // RFC 9207: the answer must come from the issuer we sent the browser to (mix-up defence).
-        match &params.iss {
-            Some(iss) if iss != &conn.issuer => return Err(LoginError::WrongIssuer { got: printable(iss, 200) }),
-            None if meta.iss_parameter_supported() => {
-                return Err(LoginError::BadRequest(
-                    "The identity provider's answer lacks the `iss` parameter it promises to send. Start again; if it happens again, tell your administrator.".into(),
-                ))
-            }
-            _ => {}
-        }
-        if let Some(error) = &params.error {
-            return Err(LoginError::Idp {
-                error: printable(error, 64),
-                description: params
-                    .error_description
-                    .as_deref()
-                    .map(|d| printable(d, 300)),
-            });
-        }
-        let code = params
-            .code
-            .as_deref()
-            .filter(|c| !c.is_empty() && c.len() <= 4096)
-            .ok_or_else(|| {
-                LoginError::BadRequest(
-                    "The identity provider's answer has no authorization code. Start again.".into(),
-                )
-            })?;
-
-        // Client authentication as the connection says (see `token_auth`).
-        // The IdP's calls are timed (durations only) so that orgsso's own share of a sign-in
-        // can be told apart from the provider's, at debug (benches/login_roundtrip.rs reads it).
-        let asked = std::time::Instant::now();
-        let tokens = self.exchange(&conn, code, &flow.pkce_verifier, ts).await?;
-        let mut idp_time = asked.elapsed();
-
-        let cache = self.jwks.get(meta.jwks_uri(), Egress::of(conn.public_only));
-        let algorithms = meta.id_token_algorithms();
-        let expect = Expectations {
-            issuer: &conn.issuer,
-            client_id: &conn.client_id,
-            nonce: &flow.nonce,
-            algorithms: &algorithms,
-            trusted_audiences: &[],
-            leeway: self.settings.leeway,
-            max_iat_age: self.settings.max_id_token_age,
-        };
-        let access_token = tokens.access_token.as_ref().map(|t| t.secret().as_str());
-        let verified =
-            idtoken::verify_with_access_token(&tokens.id_token, access_token, &cache, &expect, now)
-                .await?;
-
-        // OIDC Core §5.4: scope claims may come only from userinfo when an access token was
-        // issued. Asked when the provider has the endpoint and the admin left it on; a failure
-        // fails the sign-in rather than going on with claims missing.
-        let from_userinfo = match (
-            conn.userinfo,
-            meta.userinfo_endpoint(),
-            tokens.access_token.as_ref(),
-        ) {
-            (true, Some(endpoint), Some(access_token)) => Some({
-                let asked = std::time::Instant::now();
-                let answer = userinfo::fetch(
-                    self.http(conn.public_only),
-                    &cache,
-                    &UserinfoRequest {
-                        endpoint,
-                        access_token,
-                        subject: &verified.subject,
-                        issuer: &conn.issuer,
-                        client_id: &conn.client_id,
-                        algorithms: &algorithms,
-                    },
-                )
-                .await;
-                idp_time += asked.elapsed();
-                answer?
-            }),
-            _ => None,
-        };
-        tracing::debug!(
-            idp_us = idp_time.as_micros() as u64,
-            "identity provider calls of this sign-in (token endpoint, userinfo)"
-        );
-        let merged = claims::merge(&verified.claims, from_userinfo.as_ref());
+        let Answer {
+            tokens,
+            verified,
+            merged,
+            from_userinfo,
+        } = self
+            .verify_answer(&conn, params, &flow.nonce, &flow.pkce_verifier, now)
+            .await?;
         let groups_overage = claims::groups_overage(&merged.claims);
         let mut notes = serde_json::Map::new();
         if from_userinfo.is_some() {
@@ -396,6 +328,148 @@ impl Sso {
             id_token: Secret::new(tokens.id_token),
             idp_sid: crate::oidc::logout_token::session_id(&verified.claims).map(str::to_owned),
             email,
+        })
+    }
+}
+
+/// A flow taken at its callback must be unexpired and come back to the browser that started it.
+pub(super) fn check_flow(
+    expires_at: i64,
+    browser_hash: &str,
+    browser_binding: Option<&str>,
+    now: i64,
+) -> Result<(), LoginError> {
+    if expires_at <= now {
+        return Err(LoginError::FlowExpired);
+    }
+    if !browser_binding.is_some_and(|b| ct_eq(&sha256_b64(b), browser_hash)) {
+        return Err(LoginError::OtherBrowser);
+    }
+    Ok(())
+}
+
+/// An authorization request about to be sent: the URL and what the callback needs.
+pub(super) struct Authorization {
+    pub url: url::Url,
+    pub state: String,
+    pub nonce: String,
+    pub pkce_verifier: String,
+}
+
+/// What the IdP's answer to a callback proved: the tokens, the verified ID token and the claims
+/// merged with userinfo's.
+pub(super) struct Answer {
+    pub tokens: crate::oidc::client::Tokens,
+    pub verified: idtoken::VerifiedIdToken,
+    pub merged: claims::SignInClaims,
+    pub from_userinfo: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+impl Sso {
+    /// Checks the IdP's answer for `conn` and verifies what it sent, as every sign-in does
+    /// (the real ones and the tests): RFC 9207 `iss`, the IdP's error, the code exchanged with
+    /// the connection's client authentication, the ID token (keys, nonce, `at_hash`), userinfo
+    /// merged. Nothing is stored.
+    pub(super) async fn verify_answer(
+        &self,
+        conn: &crate::store::Connection,
+        params: &CallbackParams,
+        nonce: &str,
+        pkce_verifier: &str,
+        now: OffsetDateTime,
+    ) -> Result<Answer, LoginError> {
+        let ts = now.unix_timestamp();
+        let meta = &conn.metadata;
+        // RFC 9207: the answer must come from the issuer we sent the browser to (mix-up defence).
+        match &params.iss {
+            Some(iss) if iss != &conn.issuer => return Err(LoginError::WrongIssuer { got: printable(iss, 200) }),
+            None if meta.iss_parameter_supported() => {
+                return Err(LoginError::BadRequest(
+                    "The identity provider's answer lacks the `iss` parameter it promises to send. Start again; if it happens again, tell your administrator.".into(),
+                ))
+            }
+            _ => {}
+        }
+        if let Some(error) = &params.error {
+            return Err(LoginError::Idp {
+                error: printable(error, 64),
+                description: params
+                    .error_description
+                    .as_deref()
+                    .map(|d| printable(d, 300)),
+            });
+        }
+        let code = params
+            .code
+            .as_deref()
+            .filter(|c| !c.is_empty() && c.len() <= 4096)
+            .ok_or_else(|| {
+                LoginError::BadRequest(
+                    "The identity provider's answer has no authorization code. Start again.".into(),
+                )
+            })?;
+
+        // Client authentication as the connection says (see `token_auth`).
+        // The IdP's calls are timed (durations only) so that orgsso's own share of a sign-in
+        // can be told apart from the provider's, at debug (benches/login_roundtrip.rs reads it).
+        let asked = std::time::Instant::now();
+        let tokens = self.exchange(conn, code, pkce_verifier, ts).await?;
+        let mut idp_time = asked.elapsed();
+
+        let cache = self.jwks.get(meta.jwks_uri(), Egress::of(conn.public_only));
+        let algorithms = meta.id_token_algorithms();
+        let expect = Expectations {
+            issuer: &conn.issuer,
+            client_id: &conn.client_id,
+            nonce,
+            algorithms: &algorithms,
+            trusted_audiences: &[],
+            leeway: self.settings.leeway,
+            max_iat_age: self.settings.max_id_token_age,
+        };
+        let access_token = tokens.access_token.as_ref().map(|t| t.secret().as_str());
+        let verified =
+            idtoken::verify_with_access_token(&tokens.id_token, access_token, &cache, &expect, now)
+                .await?;
+
+        // OIDC Core §5.4: scope claims may come only from userinfo when an access token was
+        // issued. Asked when the provider has the endpoint and the admin left it on; a failure
+        // fails the sign-in rather than going on with claims missing.
+        let from_userinfo = match (
+            conn.userinfo,
+            meta.userinfo_endpoint(),
+            tokens.access_token.as_ref(),
+        ) {
+            (true, Some(endpoint), Some(access_token)) => Some({
+                let asked = std::time::Instant::now();
+                let answer = userinfo::fetch(
+                    self.http(conn.public_only),
+                    &cache,
+                    &UserinfoRequest {
+                        endpoint,
+                        access_token,
+                        subject: &verified.subject,
+                        issuer: &conn.issuer,
+                        client_id: &conn.client_id,
+                        algorithms: &algorithms,
+                    },
+                )
+                .await;
+                idp_time += asked.elapsed();
+                answer?
+            }),
+            _ => None,
+        };
+        tracing::debug!(
+            idp_us = idp_time.as_micros() as u64,
+            "identity provider calls of this sign-in (token endpoint, userinfo)"
+        );
+        let merged = claims::merge(&verified.claims, from_userinfo.as_ref());
+        Ok(Answer {
+            tokens,
+            verified,
+            merged,
+            from_userinfo,
         })
     }
 }

@@ -16,6 +16,7 @@ mod routing;
 mod scim_groups;
 mod scim_link;
 mod scim_users;
+mod setup;
 mod token_auth;
 
 use std::sync::Arc;
@@ -31,6 +32,10 @@ pub use provisioning::{
     store_failed as scim_store_failed, ListParams, ScimAnswer, ScimCaller, ScimTokenError,
 };
 pub use routing::EmailRoute;
+pub use setup::{
+    link_status, Callback, Draft, DraftInput, SetupAccess, SetupError, SetupLinkView, TestResult,
+    TestTarget, BROWSER_IDLE_SECS, DEFAULT_HOURS, MAX_HOURS,
+};
 
 use crate::configuration::Settings;
 use crate::crypto::SecretBox;
@@ -52,6 +57,8 @@ pub struct SsoSettings {
     pub leeway: Duration,
     pub max_id_token_age: Duration,
     pub max_pending_flows: u32,
+    /// Where a setup link's IdP may be (see `login.setup_links_internal_idp`).
+    pub setup_egress: Egress,
 }
 
 impl SsoSettings {
@@ -62,6 +69,11 @@ impl SsoSettings {
             leeway: Duration::from_secs(s.oidc.clock_leeway_secs),
             max_id_token_age: Duration::from_secs(s.oidc.max_id_token_age_secs),
             max_pending_flows: s.login.max_pending_flows_per_connection,
+            setup_egress: if s.login.setup_links_internal_idp {
+                Egress::Any
+            } else {
+                Egress::PublicOnly
+            },
         }
     }
 

@@ -24,6 +24,7 @@ mod rederive;
 mod scim;
 mod scim_groups;
 pub mod sessions;
+mod setup_links;
 mod users;
 
 pub use audit::{AuditCursor, AuditEvent, AuditPage};
@@ -37,6 +38,7 @@ pub use scim::{
     ProvisionedRow, Returning, ScimTokenRow, ScimUserRow, ScimUserWrite, SignInState, UserIndex,
 };
 pub use scim_groups::{GroupChange, GroupIndex, ScimGroupRow};
+pub use setup_links::{DraftPart, SetupLinkRow, TestFlowRow};
 pub use users::{EnrolOutcome, MemberRow, NewLogin};
 
 #[derive(Clone, Debug)]
@@ -217,13 +219,15 @@ impl Store {
         on_db!(&self.db, p => sqlx::query("SELECT 1").execute(p).await.is_ok())
     }
 
-    /// Deletes expired sessions, login flows and logout-token `jti`s; run periodically.
+    /// Deletes expired sessions, login flows, test sign-ins and logout-token `jti`s; run
+    /// periodically.
     pub async fn purge_expired(&self, now: i64) -> Result<u64> {
         let n = on_db!(&self.db, p => {
             let a = sqlx::query("DELETE FROM sessions WHERE expires_at <= $1").bind(now).execute(p).await?;
             let b = sqlx::query("DELETE FROM login_flows WHERE expires_at <= $1").bind(now).execute(p).await?;
             let c = sqlx::query("DELETE FROM logout_jtis WHERE expires_at <= $1").bind(now).execute(p).await?;
-            a.rows_affected() + b.rows_affected() + c.rows_affected()
+            let d = sqlx::query("DELETE FROM test_flows WHERE expires_at <= $1").bind(now).execute(p).await?;
+            a.rows_affected() + b.rows_affected() + c.rows_affected() + d.rows_affected()
         });
         Ok(n)
     }

@@ -471,3 +471,162 @@ async fn browser_admin_configures_sso_in_the_console() {
         result["ms"]
     );
 }
+
+#[tokio::test]
+async fn browser_customer_sets_up_sso_through_a_setup_link() {
+    if chromium_missing("browser_customer_sets_up_sso_through_a_setup_link") {
+        return;
+    }
+    ensure_node_modules(&browser_dir()).await;
+    let app = crate::helpers::spawn_app_with(|s| s.login.setup_links_internal_idp = true).await;
+    let idp = start_idp(
+        &app,
+        json!({ "ada": account("ada@acme.test", "Ada", &["engineering"]) }),
+    )
+    .await;
+    app.create_org("acme", &[]).await;
+    app.create_org("beta", &[]).await;
+    let link = |body: Value| {
+        let app = &app;
+        async move {
+            let (s, b) = app
+                .admin(
+                    reqwest::Method::POST,
+                    "/api/v1/orgs/acme/setup-links",
+                    Some(body),
+                )
+                .await;
+            assert_eq!(s, reqwest::StatusCode::CREATED, "{b}");
+            (
+                b["id"].as_str().unwrap().to_owned(),
+                b["url"].as_str().unwrap().to_owned(),
+            )
+        }
+    };
+    let (_, setup_url) = link(json!({})).await;
+    let (expired_id, expired_url) = link(json!({"expires_in_hours": 1})).await;
+    crate::setup_links::exec(
+        &app,
+        "UPDATE setup_links SET expires_at = 1 WHERE id = $1",
+        &expired_id,
+    )
+    .await;
+    let (revoked_id, revoked_url) = link(json!({})).await;
+    let (s, _) = app
+        .admin(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/orgs/acme/setup-links/{revoked_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(s, reqwest::StatusCode::NO_CONTENT);
+
+    let before_script = SystemTime::now() - Duration::from_secs(1);
+    let temp_shots = tempfile::tempdir().unwrap();
+    let screenshots = screenshot_dir(temp_shots.path());
+    let result = run_script(
+        "setup.mjs",
+        &json!({
+            "base": app.base,
+            "setup_url": setup_url,
+            "expired_url": expired_url,
+            "revoked_url": revoked_url,
+            "other_slug": "beta",
+            "issuer": idp.issuer,
+            "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET,
+            "account": "ada",
+            "screenshots": screenshots,
+        }),
+    )
+    .await;
+    eprintln!("[browser] setup.mjs: {result}");
+    assert_eq!(result["ok"], true, "{result}");
+
+    // Expired and revoked links: 410 pages that say what to do and name no org.
+    for (key, heading) in [
+        ("expired", "Setup link expired"),
+        ("revoked", "Setup link revoked"),
+    ] {
+        assert_eq!(result[key]["status"], 410, "{result}");
+        assert_eq!(result[key]["heading"], heading, "{result}");
+        let text = result[key]["text"].as_str().unwrap();
+        assert!(text.contains("Ask your contact for a new link"), "{result}");
+        assert!(!text.contains("Org acme"), "{result}");
+    }
+    assert_eq!(result["first"]["status"], 200, "{result}");
+    assert_eq!(
+        result["presets"],
+        json!(["okta", "auth0", "keycloak", "entra", "google", "other"]),
+        "{result}"
+    );
+    assert_eq!(result["redirect_uri"], app.redirect_uri(), "{result}");
+    assert_eq!(result["clipboard"], app.redirect_uri(), "{result}");
+    assert_eq!(
+        result["groups_claim_from_preset"], "/realm_access/roles",
+        "{result}"
+    );
+    assert!(
+        result["bad_issuer_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("127.0.0.1:9")),
+        "{result}"
+    );
+    assert_eq!(result["bad_issuer_kept"], CLIENT_ID, "{result}");
+    assert_eq!(result["bad_issuer_secret_cleared"], true, "{result}");
+    assert_eq!(result["test_ok"], true, "{result}");
+    assert_eq!(result["test_role"], "admin", "{result}");
+    assert_eq!(result["test_claims"]["email"], "ada@acme.test", "{result}");
+    assert!(
+        !result["cookies_after_test"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c == "orgsso_session"),
+        "the test sign-in started no session: {result}"
+    );
+    let (_, sso) = app
+        .admin(reqwest::Method::GET, "/api/v1/orgs/acme/sso", None)
+        .await;
+    assert_eq!(result["login_url"], sso["login_url"], "{result}");
+    assert!(
+        app.members("acme").await.is_empty(),
+        "nobody enrolled by the test"
+    );
+    // The link's browser gets nothing of another org.
+    assert!(
+        result["other_org_console"]["url"]
+            .as_str()
+            .unwrap()
+            .ends_with("/admin/login"),
+        "{result}"
+    );
+    assert_eq!(result["other_org_api"], 401, "{result}");
+    assert_eq!(result["reopened"]["status"], 200, "{result}");
+    assert_eq!(
+        result["reopened"]["heading"], "Single sign-on is set up",
+        "{result}"
+    );
+    assert_eq!(
+        on_orgsso(&result, "blocked_requests", &app.base),
+        Vec::<Value>::new(),
+        "{result}"
+    );
+    assert_eq!(
+        on_orgsso(&result, "page_errors", &app.base),
+        Vec::<Value>::new(),
+        "{result}"
+    );
+    assert_fresh_pngs(
+        &screenshots,
+        &[
+            "setup-choose-idp.png",
+            "setup-register.png",
+            "setup-credentials-error.png",
+            "setup-test-result.png",
+            "setup-done.png",
+            "setup-revoked.png",
+        ],
+        before_script,
+    );
+}

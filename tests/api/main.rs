@@ -29,6 +29,7 @@ mod routing;
 mod scim;
 mod scim_effects;
 mod scim_tester;
+mod setup_links;
 mod store;
 mod throttle;
 mod token_auth;

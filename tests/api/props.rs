@@ -45,6 +45,9 @@ fn request() -> impl Strategy<Value = (Method, String, Option<(&'static str, Vec
         "/login?return_to={}",
         "/sso/backchannel-logout?x={}",
         "/scim/v2/{}/Users",
+        "/setup/{}",
+        "/setup/{}/{}",
+        "/api/v1/orgs/acme/setup-links/{}",
         "/{}",
     ]);
     let method = prop::sample::select(vec![Method::GET, Method::POST, Method::PUT, Method::DELETE]);

@@ -16,18 +16,18 @@ use crate::sso::{ConnectError, ConnectRequest, OrgError};
 
 /// Settings that most tenants of each IdP use; the form fills them in, the admin adjusts.
 #[derive(Serialize)]
-struct Preset {
-    id: &'static str,
-    label: &'static str,
-    issuer_hint: &'static str,
-    scopes: &'static str,
-    groups_claim: &'static str,
+pub(crate) struct Preset {
+    pub id: &'static str,
+    pub label: &'static str,
+    pub issuer_hint: &'static str,
+    pub scopes: &'static str,
+    pub groups_claim: &'static str,
     /// The claim matched to SCIM externalIds at a first sign-in.
-    scim_link_claim: &'static str,
-    note: &'static str,
+    pub scim_link_claim: &'static str,
+    pub note: &'static str,
 }
 
-const PRESETS: &[Preset] = &[
+pub(crate) const PRESETS: &[Preset] = &[
     Preset {
         id: "okta",
         label: "Okta",

@@ -9,12 +9,13 @@
 //! Every form carries the session's anti-forgery token (`http::form`), on top of the
 //! Origin/Sec-Fetch-Site guard in `http::csrf`.
 
-mod connection;
+pub(crate) mod connection;
 mod jwt_secrets;
 mod members;
-mod orgs;
-mod rules;
+pub(crate) mod orgs;
+pub(crate) mod rules;
 mod scim;
+mod setup_links;
 
 use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
@@ -76,6 +77,18 @@ pub fn router() -> Router<AppState> {
             get(scim::page).post(scim::create),
         )
         .route("/admin/orgs/{slug}/scim/revoke", post(scim::revoke))
+        .route(
+            "/admin/orgs/{slug}/setup-links",
+            get(setup_links::page).post(setup_links::create),
+        )
+        .route(
+            "/admin/orgs/{slug}/setup-links/revoke",
+            post(setup_links::revoke),
+        )
+        .route(
+            "/admin/orgs/{slug}/sso/test",
+            get(setup_links::test_result).post(setup_links::start_test),
+        )
         .route(
             "/admin/orgs/{slug}/secrets/delete",
             post(jwt_secrets::delete),

@@ -195,7 +195,7 @@ pub async fn create(c: Console, CsrfForm(form): CsrfForm) -> Response {
 }
 
 /// A comma-, space- or newline-separated list as typed into one field.
-pub(super) fn split_list(s: &str) -> Vec<&str> {
+pub(crate) fn split_list(s: &str) -> Vec<&str> {
     s.split([',', '\n', '\r', ' ', '\t'])
         .map(str::trim)
         .filter(|p| !p.is_empty())

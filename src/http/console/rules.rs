@@ -13,8 +13,8 @@ use crate::http::form::FormData;
 use crate::http::now;
 use crate::roles::{Op, Outcome, RoleMapping, RoleMappingSpec, RuleSpec, MAX_RULES};
 
-const OPS: [&str; 5] = ["equals", "contains", "in", "matches", "exists"];
-const OUTCOMES: [&str; 4] = ["admin", "developer", "viewer", "deny"];
+pub(crate) const OPS: [&str; 5] = ["equals", "contains", "in", "matches", "exists"];
+pub(crate) const OUTCOMES: [&str; 4] = ["admin", "developer", "viewer", "deny"];
 /// Recent sign-ins offered as dry-run samples.
 const SAMPLES: i64 = 20;
 
@@ -406,7 +406,7 @@ async fn dry_run_claims(
     })
 }
 
-fn describe(r: &RuleSpec) -> String {
+pub(crate) fn describe(r: &RuleSpec) -> String {
     match &r.value {
         Some(v) => format!("{} {} {}", r.claim, r.op, v),
         None => format!("{} {}", r.claim, r.op),

@@ -1,0 +1,287 @@
+//! Setup links and test sign-ins (migration 0011). A link's token is kept only as an HMAC
+//! (the caller computes it); its draft connection, rules and last test result are JSON text
+//! the service reads and writes whole; the draft's client secret is encrypted by the caller.
+//! Every change is audited in its own transaction.
+
+use super::{audit_in_tx, on_db, Result, Store};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SetupLinkRow {
+    pub id: String,
+    pub org_id: String,
+    pub created_by: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub revoked_at: Option<i64>,
+    pub used_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+    pub browser_hash: Option<String>,
+    pub browser_seen_at: Option<i64>,
+    pub draft: Option<String>,
+    pub draft_secret_enc: Option<String>,
+    pub rules: Option<String>,
+    pub test_result: Option<String>,
+}
+
+const LINK_COLUMNS: &str = "id, org_id, created_by, created_at, expires_at, revoked_at, used_at, last_used_at, browser_hash, browser_seen_at, draft, draft_secret_enc, rules, test_result";
+
+/// A test sign-in in progress (or, for the console's, done: `result` set).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TestFlowRow {
+    pub id: String,
+    pub state_hash: String,
+    pub org_id: String,
+    /// A setup link's draft is tested; else `connection_id`, the org's live connection.
+    pub setup_link_id: Option<String>,
+    pub connection_id: Option<String>,
+    /// Who started it (the audit actor).
+    pub actor: String,
+    pub browser_hash: String,
+    pub nonce: String,
+    pub pkce_verifier: String,
+    /// Where the callback sends the browser back, encrypted with the service key (bound to `id`).
+    pub return_enc: String,
+    pub used_at: Option<i64>,
+    pub result: Option<String>,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+const FLOW_COLUMNS: &str = "id, state_hash, org_id, setup_link_id, connection_id, actor, browser_hash, nonce, pkce_verifier, return_enc, used_at, result, created_at, expires_at";
+
+/// What a draft save writes.
+#[derive(Debug, Clone, Copy)]
+pub enum DraftPart<'a> {
+    /// The connection draft; `secret_enc` `None` keeps the stored secret.
+    Connection {
+        draft: &'a str,
+        secret_enc: Option<&'a str>,
+    },
+    Rules(&'a str),
+    TestResult(&'a str),
+}
+
+impl Store {
+    pub async fn insert_setup_link(
+        &self,
+        row: &SetupLinkRow,
+        token_hash: &str,
+        actor: &str,
+    ) -> Result<()> {
+        let detail = serde_json::json!({"id": row.id, "expires_at": row.expires_at});
+        on_db!(self.db(), p => {
+            let mut tx = p.begin().await?;
+            sqlx::query("INSERT INTO setup_links (id, org_id, token_hash, created_by, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)")
+                .bind(&row.id).bind(&row.org_id).bind(token_hash).bind(&row.created_by)
+                .bind(row.created_at).bind(row.expires_at)
+                .execute(&mut *tx).await?;
+            audit_in_tx!(tx, &row.org_id, actor, "setup_link.created", detail, row.created_at)?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// The org's links, newest first.
+    pub async fn setup_links(&self, org_id: &str) -> Result<Vec<SetupLinkRow>> {
+        let sql = format!("SELECT {LINK_COLUMNS} FROM setup_links WHERE org_id = $1 ORDER BY created_at DESC, id LIMIT 200");
+        Ok(
+            on_db!(self.db(), p => sqlx::query_as::<_, SetupLinkRow>(&sql)
+            .bind(org_id).fetch_all(p).await?),
+        )
+    }
+
+    /// The link with this token hash, whichever org it belongs to.
+    pub async fn setup_link_by_hash(&self, token_hash: &str) -> Result<Option<SetupLinkRow>> {
+        let sql = format!("SELECT {LINK_COLUMNS} FROM setup_links WHERE token_hash = $1");
+        Ok(
+            on_db!(self.db(), p => sqlx::query_as::<_, SetupLinkRow>(&sql)
+            .bind(token_hash).fetch_optional(p).await?),
+        )
+    }
+
+    pub async fn setup_link(&self, id: &str) -> Result<Option<SetupLinkRow>> {
+        let sql = format!("SELECT {LINK_COLUMNS} FROM setup_links WHERE id = $1");
+        Ok(
+            on_db!(self.db(), p => sqlx::query_as::<_, SetupLinkRow>(&sql)
+            .bind(id).fetch_optional(p).await?),
+        )
+    }
+
+    /// Revokes a link of the org (at once; revoking twice keeps the first time). False when
+    /// the org has no such link.
+    pub async fn revoke_setup_link(
+        &self,
+        org_id: &str,
+        id: &str,
+        actor: &str,
+        now: i64,
+    ) -> Result<bool> {
+        Ok(on_db!(self.db(), p => {
+            let mut tx = p.begin().await?;
+            let found: Option<(String,)> = sqlx::query_as(
+                "UPDATE setup_links SET revoked_at = COALESCE(revoked_at, $3) WHERE org_id = $1 AND id = $2 RETURNING id")
+                .bind(org_id).bind(id).bind(now).fetch_optional(&mut *tx).await?;
+            if found.is_some() {
+                audit_in_tx!(tx, org_id, actor, "setup_link.revoked", serde_json::json!({"id": id}), now)?;
+            }
+            tx.commit().await?;
+            found.is_some()
+        }))
+    }
+
+    /// Binds the link to a browser when it has none or the bound one was idle since
+    /// `idle_before`: one conditional statement, so of two browsers racing one wins.
+    pub async fn bind_setup_link(
+        &self,
+        link: &SetupLinkRow,
+        browser_hash: &str,
+        idle_before: i64,
+        now: i64,
+    ) -> Result<bool> {
+        let actor = format!("setup_link:{}", link.id);
+        Ok(on_db!(self.db(), p => {
+            let mut tx = p.begin().await?;
+            let done = sqlx::query(
+                "UPDATE setup_links SET browser_hash = $2, browser_seen_at = $3, last_used_at = $3
+                 WHERE id = $1 AND used_at IS NULL AND revoked_at IS NULL
+                   AND (browser_hash IS NULL OR browser_seen_at < $4)")
+                .bind(&link.id).bind(browser_hash).bind(now).bind(idle_before)
+                .execute(&mut *tx).await?.rows_affected() == 1;
+            if done {
+                let detail = serde_json::json!({"id": link.id, "replaced_idle_browser": link.browser_hash.is_some()});
+                audit_in_tx!(tx, &link.org_id, &actor, "setup_link.bound", detail, now)?;
+            }
+            tx.commit().await?;
+            done
+        }))
+    }
+
+    /// The bound browser was seen: keeps its binding from going idle.
+    pub async fn touch_setup_link(&self, id: &str, now: i64) -> Result<()> {
+        on_db!(self.db(), p => {
+            sqlx::query("UPDATE setup_links SET browser_seen_at = $2, last_used_at = $2 WHERE id = $1")
+                .bind(id).bind(now).execute(p).await?;
+        });
+        Ok(())
+    }
+
+    /// Writes part of a link's draft and audits it as `action` (never with the secret). False
+    /// when the link was used or revoked meanwhile: nothing is written.
+    pub async fn save_setup_draft(
+        &self,
+        link: &SetupLinkRow,
+        part: DraftPart<'_>,
+        action: &str,
+        detail: &serde_json::Value,
+        now: i64,
+    ) -> Result<bool> {
+        let actor = format!("setup_link:{}", link.id);
+        const LIVE: &str = "id = $1 AND used_at IS NULL AND revoked_at IS NULL";
+        let (sql, a, b) = match part {
+            DraftPart::Connection { draft, secret_enc } => (
+                format!("UPDATE setup_links SET draft = $2, draft_secret_enc = COALESCE($3, draft_secret_enc), test_result = NULL WHERE {LIVE}"),
+                draft,
+                secret_enc,
+            ),
+            DraftPart::Rules(r) => (
+                // The test result stays: its role is re-derived from its claims under the new rules.
+                format!("UPDATE setup_links SET rules = $2, draft_secret_enc = COALESCE($3, draft_secret_enc) WHERE {LIVE}"),
+                r,
+                None,
+            ),
+            DraftPart::TestResult(r) => (
+                format!("UPDATE setup_links SET test_result = $2, draft_secret_enc = COALESCE($3, draft_secret_enc) WHERE {LIVE}"),
+                r,
+                None,
+            ),
+        };
+        Ok(on_db!(self.db(), p => {
+            let mut tx = p.begin().await?;
+            let done = sqlx::query(&sql).bind(&link.id).bind(a).bind(b)
+                .execute(&mut *tx).await?.rows_affected() == 1;
+            if done {
+                audit_in_tx!(tx, &link.org_id, &actor, action, detail, now)?;
+            }
+            tx.commit().await?;
+            done
+        }))
+    }
+
+    /// Marks the link used (after its draft was applied). False when it was already.
+    pub async fn mark_setup_link_used(
+        &self,
+        link: &SetupLinkRow,
+        detail: &serde_json::Value,
+        now: i64,
+    ) -> Result<bool> {
+        let actor = format!("setup_link:{}", link.id);
+        Ok(on_db!(self.db(), p => {
+            let mut tx = p.begin().await?;
+            // The secret is now the connection's: the draft's copy goes.
+            let done = sqlx::query(
+                "UPDATE setup_links SET used_at = $2, draft_secret_enc = NULL WHERE id = $1 AND used_at IS NULL AND revoked_at IS NULL")
+                .bind(&link.id).bind(now).execute(&mut *tx).await?.rows_affected() == 1;
+            if done {
+                audit_in_tx!(tx, &link.org_id, &actor, "setup_link.activated", detail, now)?;
+            }
+            tx.commit().await?;
+            done
+        }))
+    }
+
+    pub async fn insert_test_flow(&self, f: &TestFlowRow) -> Result<()> {
+        on_db!(self.db(), p => {
+            sqlx::query(
+                "INSERT INTO test_flows (id, state_hash, org_id, setup_link_id, connection_id, actor, browser_hash, nonce, pkce_verifier, return_enc, created_at, expires_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)")
+                .bind(&f.id).bind(&f.state_hash).bind(&f.org_id).bind(&f.setup_link_id)
+                .bind(&f.connection_id).bind(&f.actor).bind(&f.browser_hash).bind(&f.nonce)
+                .bind(&f.pkce_verifier).bind(&f.return_enc).bind(f.created_at).bind(f.expires_at)
+                .execute(p).await?;
+        });
+        Ok(())
+    }
+
+    /// Claims the test flow with this state for its callback: a state is used once.
+    pub async fn take_test_flow(&self, state_hash: &str, now: i64) -> Result<Option<TestFlowRow>> {
+        let sql = format!("UPDATE test_flows SET used_at = $2 WHERE state_hash = $1 AND used_at IS NULL RETURNING {FLOW_COLUMNS}");
+        Ok(
+            on_db!(self.db(), p => sqlx::query_as::<_, TestFlowRow>(&sql)
+            .bind(state_hash).bind(now).fetch_optional(p).await?),
+        )
+    }
+
+    /// Stores a console test's result on its flow row and audits it (`sso.test_sign_in`).
+    pub async fn finish_test_flow(
+        &self,
+        f: &TestFlowRow,
+        result: &str,
+        detail: &serde_json::Value,
+        now: i64,
+    ) -> Result<()> {
+        on_db!(self.db(), p => {
+            let mut tx = p.begin().await?;
+            sqlx::query("UPDATE test_flows SET result = $2 WHERE id = $1")
+                .bind(&f.id).bind(result).execute(&mut *tx).await?;
+            audit_in_tx!(tx, &f.org_id, &f.actor, "sso.test_sign_in", detail, now)?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// A finished test flow of the org, unexpired.
+    pub async fn test_flow(&self, org_id: &str, id: &str, now: i64) -> Result<Option<TestFlowRow>> {
+        let sql = format!("SELECT {FLOW_COLUMNS} FROM test_flows WHERE org_id = $1 AND id = $2 AND expires_at > $3");
+        Ok(
+            on_db!(self.db(), p => sqlx::query_as::<_, TestFlowRow>(&sql)
+            .bind(org_id).bind(id).bind(now).fetch_optional(p).await?),
+        )
+    }
+
+    /// Unfinished test flows of a link or connection (bounds what one caller can pile up).
+    pub async fn pending_test_flows(&self, org_id: &str, now: i64) -> Result<i64> {
+        Ok(on_db!(self.db(), p => sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM test_flows WHERE org_id = $1 AND expires_at > $2 AND used_at IS NULL")
+            .bind(org_id).bind(now).fetch_one(p).await?))
+    }
+}
