@@ -83,6 +83,9 @@ const BEARER: &str = "bearer_jwt";
         super::scim::create_token,
         super::scim::list_tokens,
         super::scim::revoke_token,
+        super::setup::create_link,
+        super::setup::list_links,
+        super::setup::revoke_link,
         super::browser::me,
         super::tokens::mint,
         super::tokens::verify,
@@ -97,6 +100,7 @@ const BEARER: &str = "bearer_jwt";
         (name = "audit", description = "The org's audit log"),
         (name = "jwt-secrets", description = "Keys the verify endpoint checks app tokens with"),
         (name = "scim-tokens", description = "Bearer tokens of the org's SCIM directory"),
+        (name = "setup-links", description = "Self-serve links for the customer's IT admin to connect the org's identity provider"),
         (name = "me", description = "The signed-in user (session cookie)"),
         (name = "verify", description = "For reverse proxies and services"),
     )

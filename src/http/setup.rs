@@ -12,8 +12,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use utoipa::ToSchema;
 
 use super::admin::{AdminOrg, ACTOR};
 use super::browser::{flow_binding, flow_cookie};
@@ -21,11 +22,13 @@ use super::console::connection::PRESETS;
 use super::console::rules::{compile_rows, describe, rows_from_form, rows_of, OPS, OUTCOMES};
 use super::error::{ApiError, ApiJson};
 use super::form::FormData;
+use super::openapi::{ErrorBody, Slug};
 use super::pages::{self, PageQuery};
 use super::{now, see_other, AppState, RequestId};
 use crate::crypto::{ct_eq, Secret};
 use crate::sso::{
-    Draft, DraftInput, SetupAccess, SetupError, Sso, TestResult, TestTarget, MAX_HOURS,
+    Draft, DraftInput, SetupAccess, SetupError, SetupLinkView, Sso, TestResult, TestTarget,
+    MAX_HOURS,
 };
 
 /// The cookie binding a link to one browser (only its hash is stored).
@@ -65,16 +68,31 @@ impl From<SetupError> for ApiError {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateLink {
+pub(super) struct CreateLink {
+    /// 1 to 168; 72 when left out.
     #[serde(default)]
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 168, example = 72)]
     expires_in_hours: Option<serde_json::Number>,
+}
+
+/// A new link: `url` is shown this once (only its hash is kept).
+#[derive(Serialize, ToSchema)]
+pub(super) struct NewSetupLink {
+    id: String,
+    /// `{public_url}/setup/{token}`, for the customer's IT admin.
+    url: String,
+    expires_at: i64,
+    created_at: i64,
 }
 
 /// `POST /api/v1/orgs/{slug}/setup-links` `{"expires_in_hours"}` → 201 with the URL, shown
 /// this once.
-async fn create_link(
+#[utoipa::path(post, path = "/api/v1/orgs/{slug}/setup-links", tag = "setup-links", params(Slug),
+    request_body = CreateLink,
+    responses((status = 201, description = "The link, its URL shown this once", body = NewSetupLink)))]
+pub(super) async fn create_link(
     AdminOrg(org): AdminOrg,
     State(sso): State<Sso>,
     ApiJson(req): ApiJson<CreateLink>,
@@ -87,7 +105,12 @@ async fn create_link(
     let (view, url) = sso
         .create_setup_link(&org, hours, ACTOR, now().unix_timestamp())
         .await?;
-    let body = json!({"id": view.id, "url": url.expose(), "expires_at": view.expires_at, "created_at": view.created_at});
+    let body = NewSetupLink {
+        id: view.id,
+        url: url.expose().to_owned(),
+        expires_at: view.expires_at,
+        created_at: view.created_at,
+    };
     let mut res = (StatusCode::CREATED, Json(body)).into_response();
     res.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -95,18 +118,23 @@ async fn create_link(
 }
 
 /// `GET /api/v1/orgs/{slug}/setup-links`: times and status, never a token.
-async fn list_links(
+#[utoipa::path(get, path = "/api/v1/orgs/{slug}/setup-links", tag = "setup-links", params(Slug),
+    responses((status = 200, description = "The org's setup links, never a token", body = Vec<SetupLinkView>)))]
+pub(super) async fn list_links(
     AdminOrg(org): AdminOrg,
     State(sso): State<Sso>,
-) -> Result<Json<Value>, ApiError> {
-    let links = sso.setup_links(&org.id, now().unix_timestamp()).await?;
+) -> Result<Json<Vec<SetupLinkView>>, ApiError> {
     Ok(Json(
-        serde_json::to_value(links).map_err(ApiError::internal)?,
+        sso.setup_links(&org.id, now().unix_timestamp()).await?,
     ))
 }
 
 /// `DELETE /api/v1/orgs/{slug}/setup-links/{id}` → 204; the link stops working at once.
-async fn revoke_link(
+#[utoipa::path(delete, path = "/api/v1/orgs/{slug}/setup-links/{id}", tag = "setup-links",
+    params(Slug, ("id" = String, Path, description = "The link's id")),
+    responses((status = 204, description = "Revoked: the link stops working at once"),
+        (status = 404, description = "No org with this slug, or no setup link with this id", body = ErrorBody)))]
+pub(super) async fn revoke_link(
     AdminOrg(org): AdminOrg,
     State(sso): State<Sso>,
     Path(path): Path<HashMap<String, String>>,

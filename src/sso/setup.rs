@@ -53,13 +53,18 @@ const MAX_PENDING_TESTS: i64 = 20;
 const SEEN_EVERY_SECS: i64 = 60;
 
 /// A link as the API and console list it: never the token.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SetupLinkView {
     pub id: String,
+    /// Unix seconds.
     pub created_at: i64,
+    /// Unix seconds.
     pub expires_at: i64,
     pub revoked_at: Option<i64>,
+    /// When the customer's browser last opened one of its pages.
     pub last_used_at: Option<i64>,
+    /// `active`, `expired`, `revoked` or `used` (activated).
+    #[schema(value_type = String, example = "active")]
     pub status: &'static str,
 }
 
