@@ -24,6 +24,7 @@ use crate::session;
 use crate::sso::{CallbackParams, EmailRoute, LoginError, Sso, SIGNED_OUT_PATH};
 use crate::store::sessions::{sid_hash, DbSessionStore};
 use crate::store::Store;
+use crate::telemetry::metrics as m;
 use crate::throttle::Throttled;
 
 /// The short-lived cookie that binds a sign-in to the browser that started it.
@@ -89,6 +90,7 @@ async fn start(
 ) -> Result<(CookieJar, Response), Response> {
     // Each start may store a flow row: an address starts only so many a minute.
     state.throttle.start_sign_in(addr).map_err(|t| {
+        m::sign_in_started("throttled");
         let message = format!("Too many sign-ins were started from your address. Wait {} s and start again from your organisation's login link.", t.retry_after_secs());
         page_throttled(t, "Too many sign-ins", message, rid.clone())
     })?;
@@ -108,18 +110,25 @@ async fn start(
             now().unix_timestamp(),
         )
         .await
-        .map_err(|e| match e {
-            // Full until some flows finish or expire: a minute is a fair wait.
-            LoginError::TooManyPending => page_throttled(
-                Throttled {
-                    retry_after: std::time::Duration::from_secs(60),
-                },
-                "Too many sign-ins",
-                e.to_string(),
-                rid,
-            ),
-            e => PageError::from_login(e, rid).into_response(),
+        .map_err(|e| {
+            m::sign_in_started(e.code());
+            match e {
+                // Full until some flows finish or expire: a minute is a fair wait.
+                LoginError::TooManyPending => {
+                    m::throttled("pending_sign_ins");
+                    page_throttled(
+                        Throttled {
+                            retry_after: std::time::Duration::from_secs(60),
+                        },
+                        "Too many sign-ins",
+                        e.to_string(),
+                        rid,
+                    )
+                }
+                e => PageError::from_login(e, rid).into_response(),
+            }
         })?;
+    m::sign_in_started("redirected");
     let cookie = Cookie::build((FLOW_COOKIE, binding))
         // Sent to /sso/{id} too, so a second tab reuses the binding instead of replacing it.
         .path("/sso")
@@ -146,7 +155,10 @@ async fn callback(
     let login = sso
         .finish_login(&params, binding.as_deref(), now())
         .await
-        .map_err(|e| PageError::from_login(e, rid.clone()))?;
+        .map_err(|e| {
+            m::sign_in_finished(finish_outcome(&e), None);
+            PageError::from_login(e, rid.clone())
+        })?;
     let who = session::SignedIn {
         user_id: login.user_id.clone(),
         org_id: login.org_id.clone(),
@@ -174,6 +186,7 @@ async fn callback(
         Ok(id) => id,
         Err(e) => {
             tracing::warn!(error = %e, "session not started");
+            m::sign_in_finished("session_not_started", None);
             // The only expected cause: the connection was disconnected while the user signed in.
             return Err(if sso.was_disconnected(&login.connection_id).await {
                 PageError::from_login(crate::sso::LoginError::Retired, rid)
@@ -183,6 +196,7 @@ async fn callback(
         }
     };
     tracing::info!(user_id = %login.user_id, org_id = %login.org_id, role = %login.role, "signed in");
+    count_success(&state, &login.org_id).await;
     // As the session layer would set it (see `startup::app_router`).
     let cookie = Cookie::build((settings.session.cookie_name.clone(), id.to_string()))
         .http_only(true)
@@ -207,6 +221,24 @@ async fn callback(
         jar = jar.add(org_memory);
     }
     Ok((jar, see_other(&login.return_to)))
+}
+
+/// The sign-in counter's outcome for a failure: `denied` for the org's rules, else the code.
+fn finish_outcome(e: &LoginError) -> &'static str {
+    match e {
+        LoginError::Denied { .. } => "denied",
+        e => e.code(),
+    }
+}
+
+/// A finished sign-in, with its org's slug when per-org labels are on (one read by id).
+async fn count_success(state: &AppState, org_id: &str) {
+    let org = if state.settings.metrics.per_org_labels {
+        state.store.org_by_id(org_id).await.ok().flatten()
+    } else {
+        None
+    };
+    m::sign_in_finished("success", org.as_ref().map(|o| o.slug.as_str()));
 }
 
 /// `GET /`: who you are, or the way to sign in.
