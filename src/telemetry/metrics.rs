@@ -320,6 +320,17 @@ pub fn live_sessions(n: u64) {
     gauge!(LIVE_SESSIONS).set(n as f64);
 }
 
+/// The value of one series as rendered (`name{labels}` exactly as the exporter writes it),
+/// 0 when absent: for unit tests that compare before and after.
+#[cfg(test)]
+pub(crate) fn value_of(series: &str) -> f64 {
+    render()
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -141,6 +141,15 @@ async fn counters_move_with_sign_ins_refusals_and_verifies_and_promtool_accepts_
         .await
         .unwrap();
     assert!(resp.status().is_client_error(), "{}", resp.status());
+    // A SCIM request with a wrong token.
+    let scim = app
+        .api
+        .get(app.url(&format!("/scim/v2/{SLUG}/Users")))
+        .bearer_auth("wrong")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(scim.status(), StatusCode::UNAUTHORIZED);
 
     let after = scrape(&app).await;
     let delta = |name: &str, labels: &[(&str, &str)]| {
@@ -186,6 +195,8 @@ async fn counters_move_with_sign_ins_refusals_and_verifies_and_promtool_accepts_
             &[("cache", "verdicts"), ("result", "miss")]
         ) >= 1.0
     );
+    let scim = [("status_class", "4xx"), ("scim_type", "none")];
+    assert!(delta("orgsso_scim_requests_total", &scim) >= 1.0);
     for series in [
         "orgsso_jwks_fetches_total{host=\"127.0.0.1\"}",
         "orgsso_live_sessions ",

@@ -1029,6 +1029,15 @@ mod tests {
     #[tokio::test]
     async fn server_down_stale_keys_work_within_max_stale_and_are_refused_past_it() {
         let (max_age, max_stale) = (Duration::from_millis(400), Duration::from_millis(800));
+        // Installed before the cache registers its counters (other tests share the host).
+        crate::telemetry::metrics::install();
+        let counted = |name: &str| {
+            crate::telemetry::metrics::value_of(&format!("{name}{{host=\"127.0.0.1\"}}"))
+        };
+        let (stale_before, failed_before) = (
+            counted(crate::telemetry::metrics::JWKS_STALE_KEY_USES),
+            counted(crate::telemetry::metrics::JWKS_FETCH_FAILURES),
+        );
         let (server, cache) = served_with(&[], stale_settings(max_age, max_stale)).await;
         let uri = server.uri.clone();
         let fresh_until = cache.fresh_until().unwrap();
@@ -1043,6 +1052,9 @@ mod tests {
         cache.key_for(Algorithm::RS256, Some("rsa1")).await.unwrap();
         assert_eq!(cache.fetch_count(), 2, "a refresh was attempted");
         assert_eq!(cache.fresh_until(), Some(fresh_until), "unchanged");
+        // Both counted for the stale-keys alert.
+        assert!(counted(crate::telemetry::metrics::JWKS_STALE_KEY_USES) > stale_before);
+        assert!(counted(crate::telemetry::metrics::JWKS_FETCH_FAILURES) > failed_before);
         // A miss surfaces the fetch error.
         let err = cache
             .key_for(Algorithm::RS256, Some("rsa2"))
