@@ -92,7 +92,9 @@ pub enum Cache {
 
 /// Handles of the hot path, registered once.
 struct Hot {
-    verify: [[Counter; 3]; 4],
+    /// `[decision][credential]`; `None` for pairs the handler never produces (an unknown org
+    /// is answered before any credential is read), so no always-zero series is shown.
+    verify: [[Option<Counter>; 3]; 4],
     verify_seconds: Histogram,
     /// `[cache][hit as usize]`.
     cache: [[Counter; 2]; 2],
@@ -145,9 +147,14 @@ pub fn render() -> Option<String> {
 impl Hot {
     fn register() -> Hot {
         let verify = DECISIONS.map(|d| {
-            CREDENTIALS.map(
-                |c| counter!(VERIFY_DECISIONS, "outcome" => d.as_str(), "credential" => c.as_str()),
-            )
+            CREDENTIALS.map(|c| {
+                let happens = match d {
+                    Decision::Allowed => c != Credential::None,
+                    Decision::UnknownOrg => c == Credential::None,
+                    Decision::Denied | Decision::Unavailable => true,
+                };
+                happens.then(|| verify_counter(d, c, None))
+            })
         });
         let cache = [Cache::Verdicts, Cache::Sessions].map(|c| {
             let name = match c {
@@ -236,11 +243,21 @@ pub fn verify_decision(
     took: Duration,
 ) {
     let Some(i) = INSTALLED.get() else { return };
-    match org {
-        None => i.hot.verify[decision as usize][credential as usize].increment(1),
-        Some(slug) => counter!(VERIFY_DECISIONS, "outcome" => decision.as_str(), "credential" => credential.as_str(), "org" => slug.to_owned()).increment(1),
+    match (org, &i.hot.verify[decision as usize][credential as usize]) {
+        (None, Some(registered)) => registered.increment(1),
+        (org, _) => verify_counter(decision, credential, org).increment(1),
     }
     i.hot.verify_seconds.record(took.as_secs_f64());
+}
+
+fn verify_counter(decision: Decision, credential: Credential, org: Option<&str>) -> Counter {
+    let (outcome, credential) = (decision.as_str(), credential.as_str());
+    match org {
+        None => counter!(VERIFY_DECISIONS, "outcome" => outcome, "credential" => credential),
+        Some(slug) => {
+            counter!(VERIFY_DECISIONS, "outcome" => outcome, "credential" => credential, "org" => slug.to_owned())
+        }
+    }
 }
 
 /// A lookup in one of the verify path's caches.
