@@ -155,10 +155,14 @@ async fn callback(
     let login = sso
         .finish_login(&params, binding.as_deref(), now())
         .await
-        .map_err(|e| {
-            m::sign_in_finished(finish_outcome(&e), None);
-            PageError::from_login(e, rid.clone())
-        })?;
+        .map_err(|e| (finish_outcome(&e), e));
+    let login = match login {
+        Ok(login) => login,
+        Err(((outcome, org_id), e)) => {
+            count_finished(&state, outcome, org_id.as_deref()).await;
+            return Err(PageError::from_login(e, rid));
+        }
+    };
     let who = session::SignedIn {
         user_id: login.user_id.clone(),
         org_id: login.org_id.clone(),
@@ -186,7 +190,7 @@ async fn callback(
         Ok(id) => id,
         Err(e) => {
             tracing::warn!(error = %e, "session not started");
-            m::sign_in_finished("session_not_started", None);
+            count_finished(&state, "session_not_started", Some(&login.org_id)).await;
             // The only expected cause: the connection was disconnected while the user signed in.
             return Err(if sso.was_disconnected(&login.connection_id).await {
                 PageError::from_login(crate::sso::LoginError::Retired, rid)
@@ -196,7 +200,7 @@ async fn callback(
         }
     };
     tracing::info!(user_id = %login.user_id, org_id = %login.org_id, role = %login.role, "signed in");
-    count_success(&state, &login.org_id).await;
+    count_finished(&state, "success", Some(&login.org_id)).await;
     // As the session layer would set it (see `startup::app_router`).
     let cookie = Cookie::build((settings.session.cookie_name.clone(), id.to_string()))
         .http_only(true)
@@ -223,22 +227,24 @@ async fn callback(
     Ok((jar, see_other(&login.return_to)))
 }
 
-/// The sign-in counter's outcome for a failure: `denied` for the org's rules, else the code.
-fn finish_outcome(e: &LoginError) -> &'static str {
+/// The sign-in counter's outcome for a failure: `denied` (with the org) for the org's rules,
+/// else the code (other failures name no org: most happen before it is known).
+fn finish_outcome(e: &LoginError) -> (&'static str, Option<String>) {
     match e {
-        LoginError::Denied { .. } => "denied",
-        e => e.code(),
+        LoginError::Denied { org_id, .. } => ("denied", Some(org_id.clone())),
+        e => (e.code(), None),
     }
 }
 
 /// A finished sign-in, with its org's slug when per-org labels are on (one read by id).
-async fn count_success(state: &AppState, org_id: &str) {
-    let org = if state.settings.metrics.per_org_labels {
-        state.store.org_by_id(org_id).await.ok().flatten()
-    } else {
-        None
+async fn count_finished(state: &AppState, outcome: &'static str, org_id: Option<&str>) {
+    let org = match org_id {
+        Some(id) if state.settings.metrics.per_org_labels => {
+            state.store.org_by_id(id).await.ok().flatten()
+        }
+        _ => None,
     };
-    m::sign_in_finished("success", org.as_ref().map(|o| o.slug.as_str()));
+    m::sign_in_finished(outcome, org.as_ref().map(|o| o.slug.as_str()));
 }
 
 /// `GET /`: who you are, or the way to sign in.
