@@ -152,14 +152,11 @@ async fn callback(
     let sso = &state.sso;
     let settings = &state.settings;
     let binding = jar.get(FLOW_COOKIE).map(|c| c.value().to_owned());
-    let login = sso
-        .finish_login(&params, binding.as_deref(), now())
-        .await
-        .map_err(|e| (finish_outcome(&e), e));
-    let login = match login {
+    let login = match sso.finish_login(&params, binding.as_deref(), now()).await {
         Ok(login) => login,
-        Err(((outcome, org_id), e)) => {
-            count_finished(&state, outcome, org_id.as_deref()).await;
+        Err(e) => {
+            let (outcome, org_id) = finish_outcome(&e);
+            count_finished(&state, outcome, org_id).await;
             return Err(PageError::from_login(e, rid));
         }
     };
@@ -190,9 +187,15 @@ async fn callback(
         Ok(id) => id,
         Err(e) => {
             tracing::warn!(error = %e, "session not started");
-            count_finished(&state, "session_not_started", Some(&login.org_id)).await;
             // The only expected cause: the connection was disconnected while the user signed in.
-            return Err(if sso.was_disconnected(&login.connection_id).await {
+            let retired = sso.was_disconnected(&login.connection_id).await;
+            let outcome = if retired {
+                LoginError::Retired.code()
+            } else {
+                "session_not_started"
+            };
+            count_finished(&state, outcome, Some(&login.org_id)).await;
+            return Err(if retired {
                 PageError::from_login(crate::sso::LoginError::Retired, rid)
             } else {
                 PageError::from_session(e, rid)
@@ -229,9 +232,9 @@ async fn callback(
 
 /// The sign-in counter's outcome for a failure: `denied` (with the org) for the org's rules,
 /// else the code (other failures name no org: most happen before it is known).
-fn finish_outcome(e: &LoginError) -> (&'static str, Option<String>) {
+fn finish_outcome(e: &LoginError) -> (&'static str, Option<&str>) {
     match e {
-        LoginError::Denied { org_id, .. } => ("denied", Some(org_id.clone())),
+        LoginError::Denied { org_id, .. } => ("denied", Some(org_id)),
         e => (e.code(), None),
     }
 }
