@@ -55,7 +55,7 @@ fn token_key(token: &str) -> TokenKey {
 }
 
 /// Who a request comes from, as the verify endpoint reports it.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct Identity {
     pub subject: String,
     pub email: Option<String>,
@@ -63,6 +63,7 @@ pub struct Identity {
     pub role: Option<Role>,
     pub org: String,
     /// "session" or "token".
+    #[schema(value_type = String)]
     pub via: &'static str,
     /// The org secret that verified the token, or "orgsso" for the service's own key.
     #[serde(skip_serializing_if = "Option::is_none")]

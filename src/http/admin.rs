@@ -7,17 +7,19 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
+use utoipa::ToSchema;
 
 use super::client_addr::{api_throttled, client_addr};
 use super::error::{ApiError, ApiJson};
+use super::openapi::{ErrorBody, Slug};
 use super::paging::AuditQuery;
 use super::{now, AppState};
 use crate::oidc::egress::Egress;
-use crate::roles::{RoleMapping, RoleMappingSpec};
-use crate::sso::{ConnectRequest, Sso};
-use crate::store::{OrgRow, Store};
+use crate::roles::{Outcome, RoleMapping, RoleMappingSpec, RuleSpec};
+use crate::sso::{ConnectRequest, ConnectionView, Sso};
+use crate::store::{MemberRow, OrgRow, Store};
 
 /// Proof that the request carried the admin token. Compared in constant time.
 pub struct Admin;
@@ -112,30 +114,73 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/orgs/{slug}/audit", get(audit))
 }
 
-async fn org_json(sso: &Sso, store: &Store, org: &OrgRow) -> Result<serde_json::Value, ApiError> {
+/// An org as the admin API shows it.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Org)]
+pub(super) struct OrgView {
+    slug: String,
+    name: String,
+    /// Email domains verified for the org ("Login with SSO" routes them here).
+    domains: Vec<String>,
+    /// Unix seconds.
+    created_at: i64,
+    sso: OrgSsoStatus,
+}
+
+/// The org's SSO status: `not_configured`, or the latest connection's status.
+#[derive(Serialize, ToSchema)]
+pub(super) struct OrgSsoStatus {
+    /// `not_configured`, `connected` or `disconnected`.
+    status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    issuer: Option<String>,
+    /// Present (possibly null) when a connection exists; null once disconnected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    login_url: Option<Option<String>>,
+}
+
+async fn org_view(sso: &Sso, store: &Store, org: &OrgRow) -> Result<OrgView, ApiError> {
     let domains = store.org_domains(&org.id).await?;
     let sso_status = match store.latest_connection(&org.id).await? {
         Some(c) => {
             let v = sso.view(&c);
-            json!({"status": v.status, "issuer": v.issuer, "login_url": v.login_url})
+            OrgSsoStatus {
+                status: v.status.into(),
+                issuer: Some(v.issuer),
+                login_url: Some(v.login_url),
+            }
         }
-        None => json!({"status": "not_configured"}),
+        None => OrgSsoStatus {
+            status: "not_configured".into(),
+            issuer: None,
+            login_url: None,
+        },
     };
-    Ok(
-        json!({"slug": org.slug, "name": org.name, "domains": domains, "created_at": org.created_at, "sso": sso_status}),
-    )
+    Ok(OrgView {
+        slug: org.slug.clone(),
+        name: org.name.clone(),
+        domains,
+        created_at: org.created_at,
+        sso: sso_status,
+    })
 }
 
-#[derive(Deserialize)]
+/// `POST /api/v1/orgs`.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateOrg {
+pub(super) struct CreateOrg {
+    #[schema(pattern = "^[a-z0-9-]{2,63}$")]
     slug: String,
+    #[schema(min_length = 1, max_length = 200)]
     name: String,
     #[serde(default)]
     domains: Vec<String>,
 }
 
-async fn create_org(
+#[utoipa::path(post, path = "/api/v1/orgs", tag = "orgs", request_body = CreateOrg,
+    responses((status = 201, description = "The org, created", body = OrgView),
+        (status = 409, description = "The slug or a domain is taken", body = ErrorBody)))]
+pub(super) async fn create_org(
     _: Admin,
     State(sso): State<Sso>,
     State(store): State<Store>,
@@ -152,50 +197,64 @@ async fn create_org(
         .await?;
     Ok((
         StatusCode::CREATED,
-        Json(org_json(&sso, &store, &org).await?),
+        Json(org_view(&sso, &store, &org).await?),
     )
         .into_response())
 }
 
-async fn list_orgs(
+#[utoipa::path(get, path = "/api/v1/orgs", tag = "orgs",
+    responses((status = 200, description = "Every org", body = Vec<OrgView>)))]
+pub(super) async fn list_orgs(
     _: Admin,
     State(sso): State<Sso>,
     State(store): State<Store>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Vec<OrgView>>, ApiError> {
     let orgs = store.list_orgs().await?;
     let mut out = Vec::with_capacity(orgs.len());
     for o in &orgs {
-        out.push(org_json(&sso, &store, o).await?);
+        out.push(org_view(&sso, &store, o).await?);
     }
-    Ok(Json(serde_json::Value::Array(out)))
+    Ok(Json(out))
 }
 
-async fn get_org(
+#[utoipa::path(get, path = "/api/v1/orgs/{slug}", tag = "orgs", params(Slug),
+    responses((status = 200, description = "The org, with its SSO status", body = OrgView)))]
+pub(super) async fn get_org(
     AdminOrg(org): AdminOrg,
     State(sso): State<Sso>,
     State(store): State<Store>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    Ok(Json(org_json(&sso, &store, &org).await?))
+) -> Result<Json<OrgView>, ApiError> {
+    Ok(Json(org_view(&sso, &store, &org).await?))
 }
 
-#[derive(Deserialize)]
+/// `PUT /api/v1/orgs/{slug}/domains`: the whole list of the org's verified domains.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct PutDomains {
+pub(super) struct PutDomains {
     domains: Vec<String>,
 }
 
-async fn put_domains(
+#[utoipa::path(put, path = "/api/v1/orgs/{slug}/domains", tag = "orgs", params(Slug),
+    request_body = PutDomains,
+    responses((status = 200, description = "The org with its new domains", body = OrgView),
+        (status = 409, description = "A domain belongs to another org", body = ErrorBody)))]
+pub(super) async fn put_domains(
     AdminOrg(org): AdminOrg,
     State(sso): State<Sso>,
     State(store): State<Store>,
     ApiJson(req): ApiJson<PutDomains>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<OrgView>, ApiError> {
     sso.set_org_domains(&org, &req.domains, ACTOR, now().unix_timestamp())
         .await?;
-    Ok(Json(org_json(&sso, &store, &org).await?))
+    Ok(Json(org_view(&sso, &store, &org).await?))
 }
 
-async fn put_sso(
+#[utoipa::path(put, path = "/api/v1/orgs/{slug}/sso", tag = "sso", params(Slug),
+    request_body = ConnectRequest,
+    responses((status = 200, description = "The connection, updated (same login URL)", body = ConnectionView),
+        (status = 201, description = "The connection, created: a new login URL", body = ConnectionView),
+        (status = 409, description = "Another change to the connection happened at the same time", body = ErrorBody)))]
+pub(super) async fn put_sso(
     AdminOrg(org): AdminOrg,
     State(sso): State<Sso>,
     ApiJson(req): ApiJson<ConnectRequest>,
@@ -211,7 +270,9 @@ async fn put_sso(
     Ok((status, Json(sso.view(&conn))).into_response())
 }
 
-async fn get_sso(
+#[utoipa::path(get, path = "/api/v1/orgs/{slug}/sso", tag = "sso", params(Slug),
+    responses((status = 200, description = "The connection, without its secret", body = ConnectionView)))]
+pub(super) async fn get_sso(
     AdminOrg(org): AdminOrg,
     State(sso): State<Sso>,
     State(store): State<Store>,
@@ -225,14 +286,29 @@ async fn get_sso(
     }
 }
 
-async fn delete_sso(
+/// What a disconnect did.
+#[derive(Serialize, ToSchema)]
+pub(super) struct Disconnected {
+    /// Always `disconnected`.
+    #[schema(value_type = String)]
+    status: &'static str,
+    sessions_revoked: u64,
+    members_downgraded: u64,
+}
+
+#[utoipa::path(delete, path = "/api/v1/orgs/{slug}/sso", tag = "sso", params(Slug),
+    responses((status = 200, description = "Disconnected: the org's SSO sessions revoked, its SSO members made viewers", body = Disconnected),
+        (status = 409, description = "The identity provider is not connected", body = ErrorBody)))]
+pub(super) async fn delete_sso(
     AdminOrg(org): AdminOrg,
     State(sso): State<Sso>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Disconnected>, ApiError> {
     match sso.disconnect(&org, ACTOR, now().unix_timestamp()).await? {
-        Some(c) => Ok(Json(
-            json!({"status": "disconnected", "sessions_revoked": c.sessions_revoked, "members_downgraded": c.members_downgraded}),
-        )),
+        Some(c) => Ok(Json(Disconnected {
+            status: "disconnected",
+            sessions_revoked: c.sessions_revoked,
+            members_downgraded: c.members_downgraded,
+        })),
         None => Err(ApiError::conflict(
             "sso_not_connected",
             "This org's identity provider is not connected, so there is nothing to disconnect.",
@@ -268,40 +344,76 @@ fn parse_rule_set(value: serde_json::Value) -> Result<RoleMappingSpec, ApiError>
         .map_err(|e| bad(format!("The rule set is not valid: {e}")))
 }
 
-async fn put_rules(
+/// A saved rule set, with how many members the save re-derived to another role.
+#[derive(Serialize, ToSchema)]
+pub(super) struct SavedRules {
+    // Not `RoleMappingSpec` flattened: its schema refuses other fields (`deny_unknown_fields`).
+    default_role: Outcome,
+    rules: Vec<RuleSpec>,
+    members_changed: usize,
+}
+
+// The body is read as JSON and then rule by rule (`parse_rule_set`), so that a bad rule is
+// named by its index; the document shows the type it must parse into.
+#[utoipa::path(put, path = "/api/v1/orgs/{slug}/sso/role-mapping", tag = "rules", params(Slug),
+    request_body = RoleMappingSpec,
+    responses((status = 200, description = "The rules, saved; members re-derived", body = SavedRules)))]
+pub(super) async fn put_rules(
     AdminOrg(org): AdminOrg,
     State(sso): State<Sso>,
     ApiJson(value): ApiJson<serde_json::Value>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<SavedRules>, ApiError> {
     let mapping = RoleMapping::compile(parse_rule_set(value)?)
         .map_err(|e| ApiError::unprocessable("invalid_rule", e.to_string()))?;
     let saved = sso
         .put_role_mapping(&org.id, &mapping, ACTOR, now().unix_timestamp())
         .await?;
-    // The spec as before, with how many members the save re-derived to another role.
-    let mut answer = serde_json::to_value(mapping.spec()).map_err(ApiError::internal)?;
-    answer["members_changed"] = json!(saved.changes.len());
-    Ok(Json(answer))
+    let spec = mapping.spec().clone();
+    Ok(Json(SavedRules {
+        default_role: spec.default_role,
+        rules: spec.rules,
+        members_changed: saved.changes.len(),
+    }))
 }
 
-async fn get_rules(
+#[utoipa::path(get, path = "/api/v1/orgs/{slug}/sso/role-mapping", tag = "rules", params(Slug),
+    responses((status = 200, description = "The org's rules", body = RoleMappingSpec)))]
+pub(super) async fn get_rules(
     AdminOrg(org): AdminOrg,
     State(sso): State<Sso>,
 ) -> Result<Json<RoleMappingSpec>, ApiError> {
     Ok(Json(sso.role_mapping(&org.id).await?.spec().clone()))
 }
 
-#[derive(Deserialize)]
+/// `POST …/sso/role-mapping/test`: claims as an ID token would carry them.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct DryRun {
+pub(super) struct DryRun {
+    /// A JSON object.
+    #[schema(value_type = Object)]
     claims: serde_json::Value,
 }
 
-async fn test_rules(
+/// What the rules decide for the claims.
+#[derive(Serialize, ToSchema)]
+pub(super) struct DryRunResult {
+    role: Outcome,
+    /// The index of the rule that matched; null when the default applied.
+    rule: Option<usize>,
+    /// Problems seen in the claims (such as an Entra ID groups overage).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<String>)]
+    warnings: Vec<&'static str>,
+}
+
+#[utoipa::path(post, path = "/api/v1/orgs/{slug}/sso/role-mapping/test", tag = "rules",
+    params(Slug), request_body = DryRun,
+    responses((status = 200, description = "The dry run's decision", body = DryRunResult)))]
+pub(super) async fn test_rules(
     AdminOrg(org): AdminOrg,
     State(sso): State<Sso>,
     ApiJson(req): ApiJson<DryRun>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<DryRunResult>, ApiError> {
     if !req.claims.is_object() {
         return Err(ApiError::unprocessable(
             "invalid_claims",
@@ -309,27 +421,42 @@ async fn test_rules(
         ));
     }
     let decision = sso.role_mapping(&org.id).await?.evaluate(&req.claims);
-    let mut answer = json!({"role": decision.outcome.as_str(), "rule": decision.rule});
-    let warnings = crate::sso::warnings(&req.claims);
-    if !warnings.is_empty() {
-        answer["warnings"] = json!(warnings);
-    }
-    Ok(Json(answer))
+    Ok(Json(DryRunResult {
+        role: decision.outcome,
+        rule: decision.rule,
+        warnings: crate::sso::warnings(&req.claims),
+    }))
 }
 
-async fn members(
+#[utoipa::path(get, path = "/api/v1/orgs/{slug}/members", tag = "members", params(Slug),
+    responses((status = 200, description = "The org's members", body = Vec<MemberRow>)))]
+pub(super) async fn members(
     AdminOrg(org): AdminOrg,
     State(store): State<Store>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    Ok(Json(
-        serde_json::to_value(store.members(&org.id).await?).map_err(ApiError::internal)?,
-    ))
+) -> Result<Json<Vec<MemberRow>>, ApiError> {
+    Ok(Json(store.members(&org.id).await?))
+}
+
+/// One audit event.
+#[derive(Serialize, ToSchema)]
+#[schema(as = AuditEvent)]
+pub(super) struct AuditEventView {
+    id: i64,
+    actor: String,
+    action: String,
+    /// What changed; its fields depend on `action`.
+    detail: serde_json::Value,
+    /// Unix seconds.
+    created_at: i64,
 }
 
 /// `GET /api/v1/orgs/{slug}/audit?before=<id>&after=<id>&limit=<n>`: newest first, `limit`
 /// (default 100, at most 1000) events. The body stays the array it always was; the way on is
 /// in a `Link` header (RFC 8288): `rel="next"` for older events, `rel="prev"` for newer ones.
-async fn audit(
+#[utoipa::path(get, path = "/api/v1/orgs/{slug}/audit", tag = "audit", params(Slug, AuditQuery),
+    responses((status = 200, description = "A page of events, newest first", body = Vec<AuditEventView>,
+        headers(("Link" = String, description = "RFC 8288 links to the older (`rel=\"next\"`) and newer (`rel=\"prev\"`) pages")))))]
+pub(super) async fn audit(
     AdminOrg(org): AdminOrg,
     State(store): State<Store>,
     query: Result<Query<AuditQuery>, QueryRejection>,
@@ -356,12 +483,15 @@ async fn audit(
     let out: Vec<_> = page
         .events
         .into_iter()
-        .map(|e| {
-            let detail: serde_json::Value = serde_json::from_str(&e.detail).unwrap_or_default();
-            json!({"id": e.id, "actor": e.actor, "action": e.action, "detail": detail, "created_at": e.created_at})
+        .map(|e| AuditEventView {
+            detail: serde_json::from_str(&e.detail).unwrap_or_default(),
+            id: e.id,
+            actor: e.actor,
+            action: e.action,
+            created_at: e.created_at,
         })
         .collect();
-    let mut res = Json(serde_json::Value::Array(out)).into_response();
+    let mut res = Json(out).into_response();
     if !links.is_empty() {
         // Slugs are [a-z0-9-] and ids numbers: always a valid header value.
         if let Ok(v) = header::HeaderValue::from_str(&links.join(", ")) {

@@ -377,10 +377,23 @@ async fn login_sso(
 }
 
 /// `GET /api/v1/me`.
-async fn me(
+/// The signed-in user, as `GET /api/v1/me` shows them.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(super) struct Me {
+    user_id: String,
+    email: Option<String>,
+    name: Option<String>,
+    /// The org's slug.
+    org: String,
+    role: crate::roles::Role,
+}
+
+#[utoipa::path(get, path = "/api/v1/me", tag = "me",
+    responses((status = 200, description = "The signed-in user", body = Me)))]
+pub(super) async fn me(
     State(store): State<Store>,
     ApiSignedIn { who, session }: ApiSignedIn,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Me>, ApiError> {
     let (Some(member), Some(org)) = (
         store.member(&who.org_id, &who.user_id).await?,
         store.org_by_id(&who.org_id).await?,
@@ -402,9 +415,13 @@ async fn me(
             "Your organisation's role rules no longer let you in: ask its administrator.",
         ));
     }
-    Ok(Json(
-        json!({"user_id": member.user_id, "email": member.email, "name": member.name, "org": org.slug, "role": member.role}),
-    ))
+    Ok(Json(Me {
+        user_id: member.user_id,
+        email: member.email,
+        name: member.name,
+        org: org.slug,
+        role: member.role,
+    }))
 }
 
 /// `POST /logout`: ends the session and offers the IdP's end-session URL (RP-initiated logout

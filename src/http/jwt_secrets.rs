@@ -6,11 +6,15 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, post};
 use axum::{Json, Router};
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
 
 use super::admin::{AdminOrg, ACTOR};
 use super::error::{ApiError, ApiJson};
+use super::openapi::{ErrorBody, Slug};
 use super::{now, AppState};
+use crate::jwt::secret_input::SecretInput;
 use crate::oidc::egress::Egress;
 use crate::sso::Sso;
 use crate::store::{JwtSecretRow, Store};
@@ -22,37 +26,61 @@ pub fn router() -> Router<AppState> {
 }
 
 /// A secret as the API shows it: public parts only.
-pub(super) fn view(row: &JwtSecretRow) -> Value {
-    // A damaged list shows as null, never as [] ("any"): the verify endpoint refuses the row.
-    let mut v = json!({
-        "name": row.name,
-        "type": row.kind,
-        "audiences": row.audiences().ok(),
-        "issuers": row.issuers().ok(),
-        "primary": row.is_primary,
-        "created_at": row.created_at,
-    });
-    if let Some(kid) = &row.kid {
-        v["kid"] = json!(kid);
-    }
-    match row.kind.as_str() {
-        "rs256" | "rs256_public" => {
-            v["public_key"] = json!(row.public);
-            if let Some(jwk) = row
-                .public_jwk
-                .as_deref()
-                .and_then(|j| serde_json::from_str::<Value>(j).ok())
-            {
-                v["public_jwk"] = jwk;
-            }
-        }
-        "jwk_url" => v["url"] = json!(row.public),
-        _ => {}
-    }
-    v
+#[derive(Serialize, ToSchema)]
+#[schema(as = JwtSecret)]
+pub(super) struct SecretView {
+    name: String,
+    /// `hs256`, `rs256`, `rs256_public` or `jwk_url`.
+    #[serde(rename = "type")]
+    kind: String,
+    /// Null when the stored list is damaged (the verify endpoint then refuses the secret).
+    audiences: Option<Vec<String>>,
+    issuers: Option<Vec<String>>,
+    primary: bool,
+    /// Unix seconds.
+    created_at: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kid: Option<String>,
+    /// PEM, for `rs256` and `rs256_public`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    public_key: Option<String>,
+    /// The public key as a JWK, for `rs256` and `rs256_public`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    public_jwk: Option<Value>,
+    /// For `jwk_url`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<String>,
 }
 
-async fn create(
+pub(super) fn view(row: &JwtSecretRow) -> SecretView {
+    let rsa = matches!(row.kind.as_str(), "rs256" | "rs256_public");
+    SecretView {
+        name: row.name.clone(),
+        kind: row.kind.clone(),
+        // A damaged list shows as null, never as [] ("any"): the verify endpoint refuses the row.
+        audiences: row.audiences().ok(),
+        issuers: row.issuers().ok(),
+        primary: row.is_primary,
+        created_at: row.created_at,
+        kid: row.kid.clone(),
+        public_key: row.public.clone().filter(|_| rsa),
+        public_jwk: row
+            .public_jwk
+            .as_deref()
+            .filter(|_| rsa)
+            .and_then(|j| serde_json::from_str::<Value>(j).ok()),
+        url: row.public.clone().filter(|_| row.kind == "jwk_url"),
+    }
+}
+
+// The body is read as JSON and parsed by the service, so that no error message repeats key
+// material; the document shows the type it must parse into.
+#[utoipa::path(post, path = "/api/v1/orgs/{slug}/jwt-secrets", tag = "jwt-secrets", params(Slug),
+    request_body = SecretInput,
+    responses((status = 201, description = "The secret, stored; key material never comes back", body = SecretView),
+        (status = 409, description = "The org has a secret of this name", body = ErrorBody)))]
+pub(super) async fn create(
     AdminOrg(org): AdminOrg,
     State(sso): State<Sso>,
     ApiJson(body): ApiJson<Value>,
@@ -63,15 +91,21 @@ async fn create(
     Ok((StatusCode::CREATED, Json(view(&row))).into_response())
 }
 
-async fn list(
+#[utoipa::path(get, path = "/api/v1/orgs/{slug}/jwt-secrets", tag = "jwt-secrets", params(Slug),
+    responses((status = 200, description = "The org's secrets, without key material", body = Vec<SecretView>)))]
+pub(super) async fn list(
     AdminOrg(org): AdminOrg,
     State(store): State<Store>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Vec<SecretView>>, ApiError> {
     let rows = store.jwt_secrets(&org.id).await?;
-    Ok(Json(Value::Array(rows.iter().map(view).collect())))
+    Ok(Json(rows.iter().map(view).collect()))
 }
 
-async fn remove(
+#[utoipa::path(delete, path = "/api/v1/orgs/{slug}/jwt-secrets/{name}", tag = "jwt-secrets",
+    params(Slug, ("name" = String, Path, description = "The secret's name")),
+    responses((status = 204, description = "Removed"),
+        (status = 404, description = "No org with this slug, or no secret of this name", body = ErrorBody)))]
+pub(super) async fn remove(
     AdminOrg(org): AdminOrg,
     State(sso): State<Sso>,
     Path((_, name)): Path<(String, String)>,

@@ -12,6 +12,7 @@ pub mod error;
 pub mod form;
 pub mod jwt_secrets;
 pub mod metrics;
+pub mod openapi;
 pub mod pages;
 pub mod paging;
 pub mod request_id;
@@ -137,8 +138,8 @@ fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
 /// Routes served without the session layer and the CSRF guard: health, static assets, verify
 /// and the JWKS (the hot paths every proxied request takes: none reads the session, verify
 /// reads the cookie itself through the live-session cache, none changes anything on a cookie's
-/// authority), and the SSO callback (a GET that writes its new session itself, see
-/// `browser::callback_router`).
+/// authority), the OpenAPI document (static), and the SSO callback (a GET that writes its new
+/// session itself, see `browser::callback_router`).
 pub fn sessionless_router() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(healthz))
@@ -155,6 +156,7 @@ pub fn sessionless_router() -> Router<AppState> {
             // The edge check costs a scan of the URI; `/healthz` and assets take no input.
             Router::new()
                 .merge(tokens::sessionless_router())
+                .merge(openapi::router())
                 .merge(browser::callback_router())
                 .layer(axum::middleware::from_fn(edge::refuse_nul)),
         )

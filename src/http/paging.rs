@@ -9,11 +9,19 @@ use crate::store::AuditCursor;
 /// Most events one page may hold.
 pub const MAX_LIMIT: i64 = 1000;
 
-/// The raw query: text, so a malformed number gets our sentence, not the extractor's.
-#[derive(Debug, Default, Deserialize)]
+/// The raw query: text, so a malformed number gets our sentence, not the extractor's (the
+/// OpenAPI document shows the numbers it must hold).
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
+    /// Events older than this event id (the `rel="next"` link).
+    #[param(value_type = Option<i64>, minimum = 1)]
     pub before: Option<String>,
+    /// Events newer than this event id (the `rel="prev"` link); not with `before`.
+    #[param(value_type = Option<i64>, minimum = 1)]
     pub after: Option<String>,
+    /// Events per page (default 100).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 1000)]
     pub limit: Option<String>,
 }
 

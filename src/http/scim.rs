@@ -14,14 +14,16 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::admin::AdminOrg;
 use super::client_addr::client_addr;
 use super::error::{ApiError, ApiJson};
+use super::openapi::{ErrorBody, Slug};
 use super::{now, AppState};
 use crate::scim::{discovery, ScimError, ScimType};
 use crate::sso::{ListParams, ScimAnswer, ScimCaller, ScimTokenError, Sso};
+use crate::store::ScimTokenRow;
 
 const SCIM_JSON: &str = "application/scim+json";
 /// Largest request body: an Entra ID group PATCH with tens of thousands of members fits.
@@ -607,10 +609,29 @@ async fn schema(
         .ok_or_else(|| ScimError::not_found("no such schema").into())
 }
 
-#[derive(Deserialize)]
+/// `POST /api/v1/orgs/{slug}/scim-tokens`.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateToken {
+pub(super) struct CreateToken {
+    /// A name to recognise the token by (the directory's, such as `okta`).
+    #[schema(min_length = 1, max_length = 100)]
     name: String,
+}
+
+/// A new SCIM token: `token` is shown this once.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(super) struct NewScimToken {
+    id: String,
+    name: String,
+    /// Unix seconds.
+    created_at: i64,
+    /// Always null for a new token.
+    last_used_at: Option<i64>,
+    /// The bearer token for the directory; never shown again.
+    #[schema(format = Password)]
+    token: String,
+    /// The SCIM base URL to give the directory.
+    scim_base_url: String,
 }
 
 impl From<ScimTokenError> for ApiError {
@@ -623,7 +644,10 @@ impl From<ScimTokenError> for ApiError {
 }
 
 /// `POST /api/v1/orgs/{slug}/scim-tokens` `{"name"}` → 201 with the token, shown this once.
-async fn create_token(
+#[utoipa::path(post, path = "/api/v1/orgs/{slug}/scim-tokens", tag = "scim-tokens", params(Slug),
+    request_body = CreateToken,
+    responses((status = 201, description = "The token, shown this once", body = NewScimToken)))]
+pub(super) async fn create_token(
     AdminOrg(org): AdminOrg,
     State(sso): State<Sso>,
     ApiJson(req): ApiJson<CreateToken>,
@@ -631,8 +655,14 @@ async fn create_token(
     let (row, token) = sso
         .create_scim_token(&org, &req.name, ACTOR, now().unix_timestamp())
         .await?;
-    let body = json!({"id": row.id, "name": row.name, "created_at": row.created_at, "last_used_at": null,
-        "token": token.expose(), "scim_base_url": sso.scim_base_url(&org.slug)});
+    let body = NewScimToken {
+        id: row.id,
+        name: row.name,
+        created_at: row.created_at,
+        last_used_at: None,
+        token: token.expose().to_owned(),
+        scim_base_url: sso.scim_base_url(&org.slug),
+    };
     let mut res = (StatusCode::CREATED, Json(body)).into_response();
     res.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -640,18 +670,21 @@ async fn create_token(
 }
 
 /// `GET /api/v1/orgs/{slug}/scim-tokens`: names and times, never a token.
-async fn list_tokens(
+#[utoipa::path(get, path = "/api/v1/orgs/{slug}/scim-tokens", tag = "scim-tokens", params(Slug),
+    responses((status = 200, description = "The org's SCIM tokens, never a token itself", body = Vec<ScimTokenRow>)))]
+pub(super) async fn list_tokens(
     AdminOrg(org): AdminOrg,
     State(sso): State<Sso>,
-) -> Result<Json<Value>, ApiError> {
-    let rows = sso.scim_tokens(&org.id).await?;
-    Ok(Json(
-        serde_json::to_value(rows).map_err(ApiError::internal)?,
-    ))
+) -> Result<Json<Vec<ScimTokenRow>>, ApiError> {
+    Ok(Json(sso.scim_tokens(&org.id).await?))
 }
 
 /// `DELETE /api/v1/orgs/{slug}/scim-tokens/{id}` → 204; the token stops working at once.
-async fn revoke_token(
+#[utoipa::path(delete, path = "/api/v1/orgs/{slug}/scim-tokens/{id}", tag = "scim-tokens",
+    params(Slug, ("id" = String, Path, description = "The token's id")),
+    responses((status = 204, description = "Revoked: the token stops working at once"),
+        (status = 404, description = "No org with this slug, or no SCIM token with this id", body = ErrorBody)))]
+pub(super) async fn revoke_token(
     AdminOrg(org): AdminOrg,
     State(sso): State<Sso>,
     Path(path): Path<HashMap<String, String>>,

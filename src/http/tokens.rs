@@ -13,6 +13,7 @@ use axum_extra::extract::cookie::CookieJar;
 use serde_json::json;
 
 use super::error::ApiError;
+use super::openapi::ErrorBody;
 use super::signed_in::{not_signed_in, ApiSignedIn};
 use super::{now, AppState};
 use crate::access::{Access, Denied, Identity, KeyError};
@@ -106,7 +107,20 @@ fn granted(id: Identity) -> Response {
 
 /// `GET /auth/{slug}/verify`: 200 with `X-Auth-*` headers, 401 with a reason, or 503 when the
 /// token cannot be checked now. A bearer token wins over a session cookie when both are sent.
-async fn verify(
+#[utoipa::path(get, path = "/auth/{slug}/verify", tag = "verify",
+    params(("slug" = String, Path, description = "The org's slug", example = "acme")),
+    responses(
+        (status = 200, description = "Let through: who the caller is", body = Identity, headers(
+            ("X-Auth-Subject" = String, description = "The user id (session) or the token's `sub`"),
+            ("X-Auth-Email" = String, description = "The email, when known"),
+            ("X-Auth-Role" = String, description = "`admin`, `developer` or `viewer`, when known"),
+            ("X-Auth-Org" = String, description = "The org's slug"))),
+        (status = 401, description = "No valid session cookie or bearer token", body = ErrorBody, headers(
+            ("WWW-Authenticate" = String, description = "`Bearer` with `error=\"invalid_token\"` and a description (RFC 6750)"))),
+        (status = 404, description = "There is no org with this slug", body = ErrorBody),
+        (status = 503, description = "The token cannot be checked now (keys unavailable, database down); retry", body = ErrorBody, headers(
+            ("Retry-After" = String, description = "Seconds to wait")))))]
+pub(super) async fn verify(
     State(access): State<Arc<Access>>,
     State(settings): State<Arc<Settings>>,
     Path(slug): Path<String>,
@@ -160,8 +174,23 @@ async fn verify(
     }
 }
 
+/// A token minted for the signed-in user.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(super) struct Minted {
+    /// A JWT signed with orgsso's primary key (`iss` = the public URL).
+    access_token: String,
+    /// Always `Bearer`.
+    #[schema(value_type = String)]
+    token_type: &'static str,
+    /// Seconds until it expires.
+    expires_in: u64,
+}
+
 /// `POST /api/v1/me/token`: a short-lived JWT for the signed-in user.
-async fn mint(
+#[utoipa::path(post, path = "/api/v1/me/token", tag = "me",
+    responses((status = 200, description = "A short-lived JWT for the signed-in user", body = Minted),
+        (status = 403, description = "A cross-site request (the session cookie rode on another site's form)", body = ErrorBody)))]
+pub(super) async fn mint(
     State(access): State<Arc<Access>>,
     ApiSignedIn { session, .. }: ApiSignedIn,
 ) -> Response {
@@ -171,9 +200,12 @@ async fn mint(
     };
     match access.mint_for_session(&id, now()).await {
         Ok(Some((token, ttl))) => {
-            let mut res =
-                Json(json!({"access_token": token, "token_type": "Bearer", "expires_in": ttl}))
-                    .into_response();
+            let mut res = Json(Minted {
+                access_token: token,
+                token_type: "Bearer",
+                expires_in: ttl,
+            })
+            .into_response();
             res.headers_mut()
                 .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             res

@@ -45,11 +45,13 @@ pub const MAX_LIST_ENTRY_CHARS: usize = 512;
 /// A JWT secret as given to the admin API (JSON, tagged by `"type"`).
 ///
 /// `Debug` never shows `secret` or `private_key`.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum SecretInput {
     Hs256 {
+        #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
         name: String,
+        #[schema(min_length = 32, max_length = 4096)]
         secret: String,
         #[serde(default)]
         audiences: Vec<String>,
@@ -59,6 +61,7 @@ pub enum SecretInput {
         primary: bool,
     },
     Rs256 {
+        #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
         name: String,
         private_key: String,
         #[serde(default)]
@@ -71,6 +74,7 @@ pub enum SecretInput {
     /// `primary` is accepted by the parser only so that [`parse_secret`] can
     /// refuse `true` with a helpful message.
     Rs256Public {
+        #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
         name: String,
         public_key: String,
         #[serde(default)]
@@ -83,6 +87,7 @@ pub enum SecretInput {
     /// `primary` is accepted by the parser only so that [`parse_secret`] can
     /// refuse `true` with a helpful message.
     JwkUrl {
+        #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
         name: String,
         url: String,
         #[serde(default)]

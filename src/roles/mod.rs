@@ -137,6 +137,31 @@ impl From<Role> for &'static str {
     }
 }
 
+/// A JSON string with one of `values` (for the OpenAPI document: `Role` and `Outcome`
+/// serialise as their names, which the derive cannot see through `into`).
+fn string_enum(values: &[&str]) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(values.iter().copied()))
+        .into()
+}
+
+impl utoipa::PartialSchema for Role {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        string_enum(&["admin", "developer", "viewer"])
+    }
+}
+
+impl utoipa::ToSchema for Role {}
+
+impl utoipa::PartialSchema for Outcome {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        string_enum(&["admin", "developer", "viewer", "deny"])
+    }
+}
+
+impl utoipa::ToSchema for Outcome {}
+
 /// What a rule (or the default) decides: a role, or refusing the login.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "&'static str")]
@@ -201,7 +226,7 @@ pub struct UnknownRole {
 }
 
 /// How a rule tests its claim; see the module documentation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Op {
     Equals,
@@ -230,7 +255,7 @@ impl fmt::Display for Op {
 }
 
 /// One rule as stored and exchanged.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RuleSpec {
     pub claim: String,
@@ -242,7 +267,7 @@ pub struct RuleSpec {
 }
 
 /// A whole rule set as stored and exchanged; not yet validated (see [`RoleMapping::compile`]).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RoleMappingSpec {
     pub default_role: Outcome,

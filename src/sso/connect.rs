@@ -12,13 +12,14 @@ use crate::store::{
 };
 
 /// `PUT /api/v1/orgs/{slug}/sso`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectRequest {
     pub issuer: String,
     pub client_id: String,
     /// Required on first connect; on an update, omitted keeps the stored secret.
     #[serde(default)]
+    #[schema(value_type = Option<String>, format = Password)]
     pub client_secret: Option<Secret>,
     #[serde(default)]
     pub scopes: Option<Vec<String>>,
@@ -36,6 +37,7 @@ pub struct ConnectRequest {
     /// kept on an update (like the other optional fields). `private_key_jwt` takes no
     /// `client_secret`.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, nullable)]
     pub token_auth_method: Option<Option<String>>,
     /// The sign-in claim matched to a SCIM user's `externalId` when someone signs in for the
     /// first time (`sub` by default; `oid` for Entra ID). Omitted keeps the stored one.
@@ -53,8 +55,10 @@ where
 }
 
 /// A connection as the admin API shows it: never the secret.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ConnectionView {
+    /// `connected` or `disconnected`.
+    #[schema(value_type = String)]
     pub status: &'static str,
     pub issuer: String,
     pub client_id: String,
@@ -70,9 +74,11 @@ pub struct ConnectionView {
     pub groups_claim: Option<String>,
     pub userinfo: bool,
     /// The admin's choice; null is automatic.
+    #[schema(value_type = Option<String>)]
     pub token_auth_method: Option<&'static str>,
     /// Automatic mode: the secret method learned after the IdP refused the other one.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     pub token_auth_method_learned: Option<&'static str>,
     /// Where the IdP fetches the public key of the connection's `private_key_jwt` key pair
     /// (register it as the client's JWKS URL).

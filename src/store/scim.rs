@@ -20,7 +20,8 @@ const EVENTS_PER_MEMBER_MAX: usize = 50;
 /// The re-derivation the caller passes in (the org's compiled rules, `roles::rederive`).
 pub type Derive<'a> = &'a (dyn Fn(&[MemberClaims]) -> Vec<RoleChange> + Send + Sync);
 
-#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = ScimToken)]
 pub struct ScimTokenRow {
     pub id: String,
     #[serde(skip)]

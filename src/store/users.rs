@@ -25,7 +25,8 @@ pub struct EnrolOutcome {
     pub previous_role: Option<Role>,
 }
 
-#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = Member)]
 pub struct MemberRow {
     pub user_id: String,
     pub email: Option<String>,

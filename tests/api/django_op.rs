@@ -28,15 +28,11 @@ use serde_json::{json, Value};
 use tokio::process::{Child, ChildStdin, Command};
 use url::Url;
 
-use crate::idp::{output_within, parse_post_form, start_ready_child};
+use crate::idp::{parse_post_form, start_ready_child};
 
 /// Longest wait for the READY line (Django starts and migrates a fresh SQLite file: ~1 s).
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 const START_ATTEMPTS: usize = 3;
-/// Longest wait for `python3 -m venv`.
-const VENV_TIMEOUT: Duration = Duration::from_secs(120);
-/// Longest wait for `pip install -r requirements.txt`.
-const PIP_TIMEOUT: Duration = Duration::from_secs(600);
 /// Per-request timeout of each step of [`walk_at_op`].
 const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_REDIRECTS: usize = 10;
@@ -129,101 +125,15 @@ impl DjangoOp {
 static VENV_READY: tokio::sync::OnceCell<PathBuf> = tokio::sync::OnceCell::const_new();
 
 /// The virtualenv's interpreter, after making `.venv` from `requirements.txt` when it is
-/// missing or was made from other requirements (a stamp file holds the requirements it was made
-/// from). Once per process; a file lock serialises concurrent test processes.
+/// missing or was made from other requirements (`venv.rs`). Once per process.
 async fn ensure_venv(dir: &Path) -> PathBuf {
     VENV_READY
         .get_or_init(|| async {
-            let venv = dir.join(".venv");
-            let python = venv.join("bin").join("python");
-            if venv_current(dir) {
-                return python;
-            }
-            let lock_path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("django-op-venv.lock");
-            let lock = tokio::task::spawn_blocking(move || {
-                if let Some(parent) = lock_path.parent() {
-                    let _ = std::fs::create_dir_all(parent);
-                }
-                let file = std::fs::OpenOptions::new()
-                    .create(true)
-                    .truncate(false)
-                    .write(true)
-                    .open(&lock_path)
-                    .unwrap_or_else(|e| panic!("open {}: {e}", lock_path.display()));
-                file.lock()
-                    .unwrap_or_else(|e| panic!("lock {}: {e}", lock_path.display()));
-                file
-            })
-            .await
-            .expect("venv lock task");
-            if !venv_current(dir) {
-                make_venv(dir).await;
-            }
-            drop(lock);
-            python
+            crate::venv::ensure(dir, "python", "django-op").await;
+            dir.join(".venv").join("bin").join("python")
         })
         .await
         .clone()
-}
-
-const STAMP: &str = ".venv/orgsso-requirements.txt";
-
-fn venv_current(dir: &Path) -> bool {
-    let wanted = std::fs::read(dir.join("requirements.txt"))
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.join("requirements.txt").display()));
-    dir.join(".venv/bin/python").exists()
-        && std::fs::read(dir.join(STAMP)).ok().as_ref() == Some(&wanted)
-}
-
-async fn make_venv(dir: &Path) {
-    let started = Instant::now();
-    eprintln!("[django-op] making {}/.venv", dir.display());
-    let mut cmd = Command::new("python3");
-    cmd.args(["-m", "venv", "--clear", ".venv"]);
-    let out = output_within(
-        cmd,
-        dir,
-        "`python3 -m venv` (is python3 installed?)",
-        VENV_TIMEOUT,
-    )
-    .await;
-    if !out.status.success() {
-        panic!(
-            "`python3 -m venv .venv` in {} failed ({}); on Debian install python3-venv \
-             (.ci/run does):\n{}\n{}",
-            dir.display(),
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let mut cmd = Command::new(dir.join(".venv/bin/python"));
-    cmd.args([
-        "-m",
-        "pip",
-        "install",
-        "--disable-pip-version-check",
-        "--no-input",
-        "--quiet",
-        "-r",
-        "requirements.txt",
-    ]);
-    let out = output_within(cmd, dir, "`pip install -r requirements.txt`", PIP_TIMEOUT).await;
-    if !out.status.success() {
-        panic!(
-            "`pip install -r requirements.txt` in {} failed ({}):\n{}\n{}",
-            dir.display(),
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    std::fs::copy(dir.join("requirements.txt"), dir.join(STAMP))
-        .unwrap_or_else(|e| panic!("write {STAMP}: {e}"));
-    eprintln!(
-        "[django-op] virtualenv ready in {} ms",
-        started.elapsed().as_millis()
-    );
 }
 
 async fn spawn(dir: &Path, python: &Path, config: &DjangoOpConfig) -> Result<DjangoOp, String> {

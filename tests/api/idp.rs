@@ -346,29 +346,35 @@ async fn ensure_node_modules(dir: &Path) {
             if node_modules_current(dir) {
                 return;
             }
-            let lock_path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("test-idp-npm-ci.lock");
-            let lock = tokio::task::spawn_blocking(move || {
-                if let Some(parent) = lock_path.parent() {
-                    let _ = std::fs::create_dir_all(parent);
-                }
-                let file = std::fs::OpenOptions::new()
-                    .create(true)
-                    .truncate(false)
-                    .write(true)
-                    .open(&lock_path)
-                    .unwrap_or_else(|e| panic!("open {}: {e}", lock_path.display()));
-                file.lock()
-                    .unwrap_or_else(|e| panic!("lock {}: {e}", lock_path.display()));
-                file
-            })
-            .await
-            .expect("npm lock task");
+            let lock = process_lock("test-idp-npm-ci.lock").await;
             if !node_modules_current(dir) {
                 npm_ci(dir).await;
             }
             drop(lock);
         })
         .await;
+}
+
+/// An exclusive lock on `CARGO_TARGET_TMPDIR/<name>` held until the file is dropped: one test
+/// process at a time installs a tool (e.g. under nextest).
+pub async fn process_lock(name: &str) -> std::fs::File {
+    let lock_path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    tokio::task::spawn_blocking(move || {
+        if let Some(parent) = lock_path.parent() {
+            let _ = std::fs::create_dir_all(parent);
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .unwrap_or_else(|e| panic!("open {}: {e}", lock_path.display()));
+        file.lock()
+            .unwrap_or_else(|e| panic!("lock {}: {e}", lock_path.display()));
+        file
+    })
+    .await
+    .expect("lock task")
 }
 
 fn node_modules_current(dir: &Path) -> bool {

@@ -1,11 +1,10 @@
 //! orgsso's SCIM service checked by a SCIM checker written by other people: scim2-tester (the
 //! python-scim project's RFC 7643/7644 compliance checks), run through scim2-cli's `scim test`
 //! against a spawned orgsso with an org's SCIM token. The virtualenv `tests/scim-tester/.venv`
-//! is made from the pinned `requirements.txt` when missing or stale (bounded in time), as
-//! `django_op.rs` does for its provider.
+//! is made from the pinned `requirements.txt` when missing or stale (`venv.rs`).
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::process::Command;
 
@@ -13,11 +12,8 @@ use crate::helpers::spawn_app;
 use crate::idp::output_within;
 use crate::scim::scim_token;
 
-const VENV_TIMEOUT: Duration = Duration::from_secs(120);
-const PIP_TIMEOUT: Duration = Duration::from_secs(600);
 /// The whole check run (about 130 checks, a few hundred requests).
 const RUN_TIMEOUT: Duration = Duration::from_secs(300);
-const STAMP: &str = ".venv/orgsso-requirements.txt";
 
 /// Checks orgsso does not pass, each with why (check name, words of its message, reason).
 const EXCLUDED: &[(&str, &str, &str)] = &[
@@ -46,76 +42,15 @@ fn dir() -> PathBuf {
         .join("scim-tester")
 }
 
-fn venv_current(dir: &Path) -> bool {
-    let wanted = std::fs::read(dir.join("requirements.txt")).expect("requirements.txt");
-    dir.join(".venv/bin/scim").exists()
-        && std::fs::read(dir.join(STAMP)).ok().as_ref() == Some(&wanted)
-}
-
 static VENV_READY: tokio::sync::OnceCell<PathBuf> = tokio::sync::OnceCell::const_new();
 
-/// `.venv/bin/scim`, after making the virtualenv when needed (a file lock serialises test
-/// processes).
+/// `.venv/bin/scim`, after making the virtualenv when needed.
 async fn scim_cli() -> PathBuf {
     VENV_READY
         .get_or_init(|| async {
             let dir = dir();
-            let cli = dir.join(".venv/bin/scim");
-            if venv_current(&dir) {
-                return cli;
-            }
-            let lock_path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("scim-tester-venv.lock");
-            let lock = tokio::task::spawn_blocking(move || {
-                if let Some(parent) = lock_path.parent() {
-                    let _ = std::fs::create_dir_all(parent);
-                }
-                let file = std::fs::OpenOptions::new()
-                    .create(true)
-                    .truncate(false)
-                    .write(true)
-                    .open(&lock_path)
-                    .expect("open the venv lock");
-                file.lock().expect("lock the venv lock");
-                file
-            })
-            .await
-            .expect("venv lock task");
-            if !venv_current(&dir) {
-                let started = Instant::now();
-                let mut cmd = Command::new("python3");
-                cmd.args(["-m", "venv", "--clear", ".venv"]);
-                let out = output_within(cmd, &dir, "`python3 -m venv`", VENV_TIMEOUT).await;
-                assert!(
-                    out.status.success(),
-                    "python3 -m venv failed (on Debian install python3-venv): {}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-                let mut cmd = Command::new(dir.join(".venv/bin/python"));
-                cmd.args([
-                    "-m",
-                    "pip",
-                    "install",
-                    "--disable-pip-version-check",
-                    "--no-input",
-                    "--quiet",
-                    "-r",
-                    "requirements.txt",
-                ]);
-                let out = output_within(cmd, &dir, "`pip install`", PIP_TIMEOUT).await;
-                assert!(
-                    out.status.success(),
-                    "pip install -r tests/scim-tester/requirements.txt failed:\n{}\n{}",
-                    String::from_utf8_lossy(&out.stdout),
-                    String::from_utf8_lossy(&out.stderr)
-                );
-                std::fs::copy(dir.join("requirements.txt"), dir.join(STAMP)).expect("stamp");
-                eprintln!(
-                    "[scim-tester] virtualenv ready in {} ms",
-                    started.elapsed().as_millis()
-                );
-            }
-            drop(lock);
-            cli
+            crate::venv::ensure(&dir, "scim", "scim-tester").await;
+            dir.join(".venv/bin/scim")
         })
         .await
         .clone()

@@ -499,7 +499,7 @@ async fn signed_in(app: &TestApp, idp_groups: &[&str]) -> (TestIdp, reqwest::Cli
     (idp, b, login_url)
 }
 
-async fn mint(app: &TestApp, b: &reqwest::Client) -> Value {
+pub async fn mint(app: &TestApp, b: &reqwest::Client) -> Value {
     let resp = b.post(app.url("/api/v1/me/token")).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     resp.json().await.unwrap()
