@@ -31,6 +31,31 @@ pub struct Settings {
     pub audit: AuditSettings,
     pub cache: CacheSettings,
     pub throttle: crate::throttle::ThrottleSettings,
+    pub metrics: MetricsSettings,
+}
+
+/// Where `GET /metrics` is served, and how finely.
+#[derive(Debug, Clone, Deserialize)]
+pub struct MetricsSettings {
+    /// Its own listener (`ORGSSO_METRICS_LISTEN`); then never on the main one.
+    #[serde(default)]
+    pub listen: Option<String>,
+    /// Without `listen`: served on the main listener only when this is on.
+    pub expose_on_main: bool,
+    /// An `org` label (the slug) on sign-in and verify counters: one series per org.
+    pub per_org_labels: bool,
+}
+
+impl MetricsSettings {
+    /// The separate listener's address, if one is set (an empty value is none).
+    pub fn listen(&self) -> Option<&str> {
+        self.listen.as_deref().filter(|l| !l.trim().is_empty())
+    }
+
+    /// Whether the main listener answers `/metrics`.
+    pub fn on_main(&self) -> bool {
+        self.listen().is_none() && self.expose_on_main
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -159,6 +184,11 @@ impl Settings {
                     .prefix_separator("_")
                     .separator("__"),
             )
+            // DESIGN.md's name for it (the section form ORGSSO_METRICS__LISTEN works too).
+            .set_override_option(
+                "metrics.listen",
+                std::env::var("ORGSSO_METRICS_LISTEN").ok(),
+            )?
             .build()?
             .try_deserialize()?;
         settings.check()?;
@@ -217,7 +247,30 @@ impl Settings {
 
 #[cfg(test)]
 mod tests {
-    use super::{AuditSettings, CacheBudgets, CacheSettings};
+    use super::{AuditSettings, CacheBudgets, CacheSettings, MetricsSettings};
+
+    #[test]
+    fn metrics_are_off_the_main_listener_unless_asked_and_never_beside_their_own() {
+        let defaults = super::Settings::defaults().metrics;
+        assert_eq!(defaults.listen(), None);
+        assert!(!defaults.expose_on_main && !defaults.per_org_labels);
+        assert!(!defaults.on_main());
+        for (listen, expose_on_main, on_main, own) in [
+            (None, true, true, None),
+            (Some(""), true, true, None),
+            (Some(" "), false, false, None),
+            (Some("127.0.0.1:9464"), true, false, Some("127.0.0.1:9464")),
+            (Some("127.0.0.1:9464"), false, false, Some("127.0.0.1:9464")),
+        ] {
+            let m = MetricsSettings {
+                listen: listen.map(str::to_owned),
+                expose_on_main,
+                per_org_labels: false,
+            };
+            assert_eq!(m.on_main(), on_main, "{listen:?} {expose_on_main}");
+            assert_eq!(m.listen(), own, "{listen:?}");
+        }
+    }
 
     #[test]
     fn cache_budgets_split_the_memory_setting() {

@@ -61,6 +61,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve => {
             let app = Application::build(settings).await?;
             tracing::info!(addr = %app.local_addr(), public_url = %app.state.settings.public_url, "orgsso listening");
+            if let Some(addr) = app.metrics_addr() {
+                tracing::info!(%addr, "metrics at GET /metrics on their own listener");
+            } else if app.state.settings.metrics.on_main() {
+                tracing::info!(
+                    "metrics at GET /metrics on the main listener (metrics.expose_on_main)"
+                );
+            }
             app.run_until_stopped().await?;
         }
         Command::Migrate => {

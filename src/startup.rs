@@ -23,6 +23,8 @@ use crate::store::{PoolSettings, Store};
 
 pub struct Application {
     listener: TcpListener,
+    /// `GET /metrics` alone, when `[metrics] listen` is set.
+    metrics: Option<(TcpListener, axum::Router)>,
     events: Option<tokio::task::JoinHandle<()>>,
     router: axum::Router,
     /// The services, as the router has them (tests reach in through here).
@@ -58,6 +60,16 @@ impl Application {
         settings: Settings,
         listener: TcpListener,
     ) -> anyhow::Result<Application> {
+        // Before any service: the handles they register are then live.
+        crate::telemetry::metrics::install();
+        let metrics_listener = match settings.metrics.listen() {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding the metrics listener {addr}"))?,
+            ),
+            None => None,
+        };
         let store = open_store(&settings).await?;
         let (secrets, generated) = SecretBox::load_or_create(
             settings.secret_key.as_ref().map(|s| s.expose()),
@@ -125,8 +137,10 @@ impl Application {
             secret_box: secrets,
         };
         let router = app_router(state.clone());
+        let metrics = metrics_listener.map(|l| (l, http::metrics::router(state.store.clone())));
         Ok(Application {
             listener,
+            metrics,
             events: listener_task,
             router,
             state,
@@ -138,6 +152,11 @@ impl Application {
         self.listener
             .local_addr()
             .expect("bound listener has an address")
+    }
+
+    /// The metrics listener's address, when `[metrics] listen` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|(l, _)| l.local_addr().ok())
     }
 
     /// Serves until the process receives Ctrl-C / SIGTERM.
@@ -166,6 +185,13 @@ impl Application {
                 }
             }
         });
+        let metrics = self.metrics.map(|(listener, router)| {
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, router).await {
+                    tracing::error!(error = %e, "the metrics listener stopped");
+                }
+            })
+        });
         // The peer address (`ConnectInfo`) is what the throttles key on.
         let result = axum::serve(
             self.listener,
@@ -175,6 +201,9 @@ impl Application {
         .with_graceful_shutdown(shutdown_signal())
         .await;
         purge.abort();
+        if let Some(metrics) = metrics {
+            metrics.abort();
+        }
         if let Some(events) = self.events {
             events.abort();
         }
@@ -204,9 +233,14 @@ fn app_router(state: AppState) -> axum::Router {
     let csrf = axum::middleware::from_fn_with_state(origin, crate::http::csrf::guard);
     // Layers run outside in: request id, span, then (browser and API routes only) the session
     // and the CSRF guard. The hot read-only routes skip the last two (see `sessionless_router`).
-    http::sessionless_router()
+    let mut router = http::sessionless_router()
         .merge(http::router().layer(csrf).layer(sessions))
-        .with_state(state)
+        .with_state(state.clone());
+    // Never public by accident: only when asked for and no separate listener is set.
+    if s.metrics.on_main() {
+        router = router.merge(http::metrics::router(state.store.clone()));
+    }
+    router
         .layer(
             // Spans carry the path only: query strings hold codes and states.
             TraceLayer::new_for_http()

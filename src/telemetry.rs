@@ -1,5 +1,7 @@
 //! Logging. Lines carry the request id and path, never query strings (codes and states travel
-//! there), cookies or tokens.
+//! there), cookies or tokens. Metrics: [`metrics`].
+
+pub mod metrics;
 
 use tracing_subscriber::{fmt, EnvFilter};
 

@@ -211,7 +211,7 @@ impl Throttle {
         for tier in &self.tiers {
             tier.peek
                 .check_key(&key)
-                .map_err(|n| self.throttled(n.wait_time_from(self.clock.now())))?;
+                .map_err(|n| self.throttled(CREDENTIALS, n.wait_time_from(self.clock.now())))?;
         }
         Ok(())
     }
@@ -223,7 +223,7 @@ impl Throttle {
         let mut result = Ok(());
         for tier in &self.tiers {
             if let Err(n) = tier.charge.check_key(&key) {
-                result = Err(self.throttled(n.wait_time_from(self.clock.now())));
+                result = Err(self.throttled(CREDENTIALS, n.wait_time_from(self.clock.now())));
             }
         }
         result
@@ -238,7 +238,7 @@ impl Throttle {
     pub fn start_sign_in(&self, addr: IpAddr) -> Result<(), Throttled> {
         self.starts
             .check_key(&bucket(addr))
-            .map_err(|n| self.throttled(n.wait_time_from(self.clock.now())))
+            .map_err(|n| self.throttled("sign_in_starts", n.wait_time_from(self.clock.now())))
     }
 
     /// The client's address: `X-Forwarded-For`'s rightmost address that is not itself a
@@ -262,10 +262,15 @@ impl Throttle {
         self.tiers.iter().map(|t| t.charge.len()).sum::<usize>() + self.starts.len()
     }
 
-    fn throttled(&self, wait: Duration) -> Throttled {
+    /// Every `Err` of this type is answered 429: counted here, by kind.
+    fn throttled(&self, kind: &'static str, wait: Duration) -> Throttled {
+        crate::telemetry::metrics::throttled(kind);
         Throttled { retry_after: wait }
     }
 }
+
+/// The metrics' throttle kind of failed credentials (admin token, console, SCIM tokens).
+const CREDENTIALS: &str = "credentials";
 
 /// IPv6 clients are keyed by their /64: one subscriber holds a whole /64, so keying single
 /// addresses would hand a guesser 2^64 fresh budgets (and fill memory).

@@ -162,6 +162,7 @@ impl Verdicts {
         // Hit or miss first, then the total: the line for the last lookup of a quiet moment
         // has exact counts.
         (if hit { &self.hits } else { &self.misses }).fetch_add(1, Ordering::Relaxed);
+        crate::telemetry::metrics::cache_lookup(crate::telemetry::metrics::Cache::Verdicts, hit);
         if (self.lookups.fetch_add(1, Ordering::AcqRel) + 1).is_multiple_of(STATS_EVERY) {
             let hits = self.hits.load(Ordering::Relaxed);
             let misses = self.misses.load(Ordering::Relaxed);

@@ -24,6 +24,7 @@ use crate::session;
 use crate::sso::{CallbackParams, EmailRoute, LoginError, Sso, SIGNED_OUT_PATH};
 use crate::store::sessions::{sid_hash, DbSessionStore};
 use crate::store::Store;
+use crate::telemetry::metrics as m;
 use crate::throttle::Throttled;
 
 /// The short-lived cookie that binds a sign-in to the browser that started it.
@@ -89,6 +90,7 @@ async fn start(
 ) -> Result<(CookieJar, Response), Response> {
     // Each start may store a flow row: an address starts only so many a minute.
     state.throttle.start_sign_in(addr).map_err(|t| {
+        m::sign_in_started("throttled");
         let message = format!("Too many sign-ins were started from your address. Wait {} s and start again from your organisation's login link.", t.retry_after_secs());
         page_throttled(t, "Too many sign-ins", message, rid.clone())
     })?;
@@ -103,18 +105,25 @@ async fn start(
             now().unix_timestamp(),
         )
         .await
-        .map_err(|e| match e {
-            // Full until some flows finish or expire: a minute is a fair wait.
-            LoginError::TooManyPending => page_throttled(
-                Throttled {
-                    retry_after: std::time::Duration::from_secs(60),
-                },
-                "Too many sign-ins",
-                e.to_string(),
-                rid,
-            ),
-            e => PageError::from_login(e, rid).into_response(),
+        .map_err(|e| {
+            m::sign_in_started(e.code());
+            match e {
+                // Full until some flows finish or expire: a minute is a fair wait.
+                LoginError::TooManyPending => {
+                    m::throttled("pending_sign_ins");
+                    page_throttled(
+                        Throttled {
+                            retry_after: std::time::Duration::from_secs(60),
+                        },
+                        "Too many sign-ins",
+                        e.to_string(),
+                        rid,
+                    )
+                }
+                e => PageError::from_login(e, rid).into_response(),
+            }
         })?;
+    m::sign_in_started("redirected");
     Ok((
         jar.add(flow_cookie(&state, binding)),
         see_other(url.as_str()),
@@ -157,11 +166,16 @@ async fn callback(
     let login = match sso
         .finish_callback(&params, binding.as_deref(), now())
         .await
-        .map_err(|e| PageError::from_login(e, rid.clone()))?
     {
-        crate::sso::Callback::SignedIn(login) => login,
+        Ok(crate::sso::Callback::SignedIn(login)) => login,
         // A test sign-in: its result is stored; no session, back to the page that started it.
-        crate::sso::Callback::Tested { return_to } => return Ok((jar, see_other(&return_to))),
+        // Not a sign-in, so not counted as one.
+        Ok(crate::sso::Callback::Tested { return_to }) => return Ok((jar, see_other(&return_to))),
+        Err(e) => {
+            let (outcome, org_id) = finish_outcome(&e);
+            count_finished(&state, outcome, org_id).await;
+            return Err(PageError::from_login(e, rid));
+        }
     };
     let who = session::SignedIn {
         user_id: login.user_id.clone(),
@@ -191,7 +205,14 @@ async fn callback(
         Err(e) => {
             tracing::warn!(error = %e, "session not started");
             // The only expected cause: the connection was disconnected while the user signed in.
-            return Err(if sso.was_disconnected(&login.connection_id).await {
+            let retired = sso.was_disconnected(&login.connection_id).await;
+            let outcome = if retired {
+                LoginError::Retired.code()
+            } else {
+                "session_not_started"
+            };
+            count_finished(&state, outcome, Some(&login.org_id)).await;
+            return Err(if retired {
                 PageError::from_login(crate::sso::LoginError::Retired, rid)
             } else {
                 PageError::from_session(e, rid)
@@ -199,6 +220,7 @@ async fn callback(
         }
     };
     tracing::info!(user_id = %login.user_id, org_id = %login.org_id, role = %login.role, "signed in");
+    count_finished(&state, "success", Some(&login.org_id)).await;
     // As the session layer would set it (see `startup::app_router`).
     let cookie = Cookie::build((settings.session.cookie_name.clone(), id.to_string()))
         .http_only(true)
@@ -223,6 +245,26 @@ async fn callback(
         jar = jar.add(org_memory);
     }
     Ok((jar, see_other(&login.return_to)))
+}
+
+/// The sign-in counter's outcome for a failure: `denied` (with the org) for the org's rules,
+/// else the code (other failures name no org: most happen before it is known).
+fn finish_outcome(e: &LoginError) -> (&'static str, Option<&str>) {
+    match e {
+        LoginError::Denied { org_id, .. } => ("denied", Some(org_id)),
+        e => (e.code(), None),
+    }
+}
+
+/// A finished sign-in, with its org's slug when per-org labels are on (one read by id).
+async fn count_finished(state: &AppState, outcome: &'static str, org_id: Option<&str>) {
+    let org = match org_id {
+        Some(id) if state.settings.metrics.per_org_labels => {
+            state.store.org_by_id(id).await.ok().flatten()
+        }
+        _ => None,
+    };
+    m::sign_in_finished(outcome, org.as_ref().map(|o| o.slug.as_str()));
 }
 
 /// `GET /`: who you are, or the way to sign in.

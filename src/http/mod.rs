@@ -11,6 +11,7 @@ pub mod edge;
 pub mod error;
 pub mod form;
 pub mod jwt_secrets;
+pub mod metrics;
 pub mod openapi;
 pub mod pages;
 pub mod paging;

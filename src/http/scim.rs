@@ -56,6 +56,9 @@ fn scim_response(status: u16, body: Option<&Value>) -> Response {
 impl IntoResponse for ScimFailure {
     fn into_response(self) -> Response {
         let mut res = scim_response(self.0.status, Some(&self.0.to_json()));
+        if let Some(t) = self.0.scim_type {
+            res.extensions_mut().insert(CountedType(t.as_str()));
+        }
         let h = res.headers_mut();
         match self.0.status {
             401 => {
@@ -71,6 +74,20 @@ impl IntoResponse for ScimFailure {
         }
         res
     }
+}
+
+/// The `scimType` of an error answer, for the request counter (`count`).
+#[derive(Clone, Copy)]
+struct CountedType(&'static str);
+
+/// Counts every SCIM answer, errors of extractors and unknown routes included.
+async fn count(res: Response) -> Response {
+    let scim_type = res
+        .extensions()
+        .get::<CountedType>()
+        .map_or("none", |t| t.0);
+    crate::telemetry::metrics::scim_request(res.status().as_u16(), scim_type);
+    res
 }
 
 /// A successful answer with its ETag and Location.
@@ -277,7 +294,8 @@ pub fn router() -> Router<AppState> {
         .route("/scim/v2/{slug}/Schemas", get(schemas))
         .route("/scim/v2/{slug}/Schemas/{id}", get(schema))
         .route("/scim/v2/{slug}/{*rest}", axum::routing::any(unknown))
-        .layer(DefaultBodyLimit::max(MAX_BODY));
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::map_response(count));
     Router::new()
         .route(
             "/api/v1/orgs/{slug}/scim-tokens",

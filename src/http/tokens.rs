@@ -2,6 +2,7 @@
 //! `POST /api/v1/me/token` and `GET /.well-known/jwks.json`.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
@@ -18,6 +19,7 @@ use super::{now, AppState};
 use crate::access::{Access, Denied, Identity, KeyError};
 use crate::configuration::Settings;
 use crate::jwt::verify::invalid_token_challenge;
+use crate::telemetry::metrics::{self as m, Credential, Decision};
 
 /// Verify and the JWKS: no session, no CSRF guard (see `http::sessionless_router`).
 pub fn sessionless_router() -> Router<AppState> {
@@ -76,6 +78,17 @@ fn denied(e: Denied) -> Response {
     }
 }
 
+/// The metrics' class of a refusal: as `denied` answers it (503 and 500 are `unavailable`).
+fn decision_of(e: &Denied) -> Decision {
+    match e {
+        Denied::Unauthenticated(_) => Decision::Denied,
+        Denied::Token(e) if e.is_server_side() => Decision::Unavailable,
+        Denied::Token(_) => Decision::Denied,
+        Denied::UnknownOrg => Decision::UnknownOrg,
+        Denied::Store(_) => Decision::Unavailable,
+    }
+}
+
 fn granted(id: Identity) -> Response {
     let mut res = Json(&id).into_response();
     let h = res.headers_mut();
@@ -114,13 +127,18 @@ pub(super) async fn verify(
     // The request itself, not a `HeaderMap` (which the extractor would clone).
     req: axum::extract::Request,
 ) -> Response {
+    let started = Instant::now();
     let headers = req.headers();
     let org = match access.org(&slug).await {
         Ok(org) => org,
-        Err(e) => return denied(e),
+        Err(e) => {
+            // No org label: the slug of an unknown org is the caller's input.
+            m::verify_decision(decision_of(&e), Credential::None, None, started.elapsed());
+            return denied(e);
+        }
     };
-    let result = if let Some(auth) = headers.get(header::AUTHORIZATION) {
-        match auth.to_str().ok().and_then(|v| {
+    let (credential, result) = if let Some(auth) = headers.get(header::AUTHORIZATION) {
+        let result = match auth.to_str().ok().and_then(|v| {
             v.strip_prefix("Bearer ")
                 .or_else(|| v.strip_prefix("bearer "))
         }) {
@@ -128,17 +146,28 @@ pub(super) async fn verify(
             None => Err(Denied::Unauthenticated(
                 "the Authorization header must be Bearer <token>",
             )),
-        }
+        };
+        (Credential::Bearer, result)
     } else if let Some(cookie) = CookieJar::from_headers(headers).get(&settings.session.cookie_name)
     {
-        access
+        let result = access
             .verify_cookie(&org, cookie.value(), now().unix_timestamp())
-            .await
+            .await;
+        (Credential::Cookie, result)
     } else {
-        Err(Denied::Unauthenticated(
+        let result = Err(Denied::Unauthenticated(
             "no session cookie and no bearer token",
-        ))
+        ));
+        (Credential::None, result)
     };
+    m::verify_decision(
+        result
+            .as_ref()
+            .map_or_else(decision_of, |_| Decision::Allowed),
+        credential,
+        settings.metrics.per_org_labels.then_some(org.slug.as_str()),
+        started.elapsed(),
+    );
     match result {
         Ok(id) => granted(id),
         Err(e) => denied(e),

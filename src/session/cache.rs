@@ -19,6 +19,7 @@ use super::{auth_at_of, Timeouts, SEEN_RESOLUTION};
 use crate::cache::{RevocableCache, Weigh};
 use crate::roles::Role;
 use crate::store::{Store, StoreError};
+use crate::telemetry::metrics::{self as m, Cache};
 
 /// Who a live session stands for, with the member's current role.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,14 +88,18 @@ impl SessionCache {
     ) -> Result<Option<SessionIdentity>, StoreError> {
         if let Some(c) = self.live.get(sid_hash) {
             if c.checked.elapsed() < RECHECK && now < c.valid_until {
+                m::cache_lookup(Cache::Sessions, true);
                 return Ok(Some(c.identity));
             }
         }
+        // A remembered "no such session" is a hit too: it saved the query.
         if let Some(seen) = self.absent.get(sid_hash) {
             if seen.elapsed() < NEGATIVE_TTL {
+                m::cache_lookup(Cache::Sessions, true);
                 return Ok(None);
             }
         }
+        m::cache_lookup(Cache::Sessions, false);
         let generation = self.live.generation();
         let absent_generation = self.absent.generation();
         let Some(row) = store.live_session(sid_hash, now).await? else {

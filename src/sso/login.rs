@@ -85,6 +85,8 @@ pub enum LoginError {
         rule: Option<usize>,
         /// The claims had an Entra groups overage: the groups rules could not match.
         groups_overage: bool,
+        /// The org whose rules denied (for its per-org metrics label; never shown).
+        org_id: String,
     },
     #[error("The identity provider sent a {claim:?} that orgsso cannot store (it contains a control character, such as NUL or a line break). Tell your administrator: the identity provider's value for it must change.")]
     UnstorableClaim { claim: &'static str },
@@ -297,6 +299,7 @@ impl Sso {
                 return Err(LoginError::Denied {
                     rule: decision.rule,
                     groups_overage,
+                    org_id: conn.org_id.clone(),
                 });
             }
             Outcome::Role(r) => r,
@@ -486,8 +489,8 @@ mod tests {
             (UserinfoError::Status { status: 500, error: None }.into(), "userinfo_failed", "answered HTTP 500"),
             (UserinfoError::NotJson { content_type: "text/html".into() }.into(), "userinfo_failed", "not a JSON object"),
             (UserinfoError::BadSignature.into(), "userinfo_bad_signature", "does not verify"),
-            (LoginError::Denied { rule: Some(2), groups_overage: false }, "access_denied", "not allowed to sign in to this organisation (rule 2). Ask your administrator for access."),
-            (LoginError::Denied { rule: None, groups_overage: true }, "access_denied", "For your administrator: The groups rules cannot match"),
+            (LoginError::Denied { rule: Some(2), groups_overage: false, org_id: "o".into() }, "access_denied", "not allowed to sign in to this organisation (rule 2). Ask your administrator for access."),
+            (LoginError::Denied { rule: None, groups_overage: true, org_id: "o".into() }, "access_denied", "For your administrator: The groups rules cannot match"),
         ];
         for (err, code, says) in cases {
             assert_eq!(err.code(), code, "{err}");
@@ -496,6 +499,7 @@ mod tests {
         let plain = LoginError::Denied {
             rule: None,
             groups_overage: false,
+            org_id: "o".into(),
         };
         assert!(!plain.to_string().contains("Entra"), "{plain}");
     }

@@ -100,7 +100,7 @@ impl From<tower_sessions::session::Error> for StoreError {
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
-        match &e {
+        let err = match &e {
             sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
             | sqlx::Error::Io(_)
@@ -122,7 +122,14 @@ impl From<sqlx::Error> for StoreError {
                     .unwrap_or_else(|| db.message().to_owned()),
             ),
             _ => StoreError::Other(e),
-        }
+        };
+        // Every database error passes here once: the count operators alert on.
+        crate::telemetry::metrics::db_error(match &err {
+            StoreError::Unavailable(_) => "unavailable",
+            StoreError::Conflict(_) => "conflict",
+            StoreError::Corrupt(_) | StoreError::Other(_) => "other",
+        });
+        err
     }
 }
 
@@ -212,6 +219,14 @@ impl Store {
 
     pub fn db(&self) -> &Db {
         &self.db
+    }
+
+    /// The pool's open connections: (in use, idle).
+    pub fn pool_connections(&self) -> (u32, u32) {
+        on_db!(&self.db, p => {
+            let idle = u32::try_from(p.num_idle()).unwrap_or(u32::MAX);
+            (p.size().saturating_sub(idle), idle)
+        })
     }
 
     /// True when the database answers a trivial query.

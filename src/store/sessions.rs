@@ -116,6 +116,13 @@ impl Store {
         Ok(())
     }
 
+    /// Unexpired sessions in all orgs (one indexed count; for the metrics).
+    pub async fn count_live_sessions(&self, now: i64) -> super::Result<i64> {
+        let (n,): (i64,) = on_db!(self.db(), p => sqlx::query_as("SELECT COUNT(*) FROM sessions WHERE expires_at > $1")
+            .bind(now).fetch_one(p).await?);
+        Ok(n)
+    }
+
     pub async fn count_sessions(&self, org_id: &str) -> super::Result<i64> {
         let (n,): (i64,) = on_db!(self.db(), p => sqlx::query_as("SELECT COUNT(*) FROM sessions WHERE org_id = $1")
             .bind(org_id).fetch_one(p).await?);

@@ -21,6 +21,8 @@ pub const CLIENT_SECRET: &str = "test-client-secret-that-must-never-leak";
 pub struct TestApp {
     /// Where this instance listens.
     pub base: String,
+    /// Where `/metrics` is served alone, when `[metrics] listen` is set.
+    pub metrics: Option<String>,
     /// The public URL (the load balancer's, when several instances share one).
     pub public: String,
     pub database_url: String,
@@ -72,6 +74,7 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
         .expect("app builds");
     let (store, access) = (app.state.store.clone(), app.state.access.clone());
     let hosts = app.state.sso.host_overrides().clone();
+    let metrics = app.metrics_addr().map(|a| format!("http://{a}"));
     let server = tokio::spawn(async move {
         app.run_until_stopped().await.expect("server runs");
     });
@@ -85,6 +88,7 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
     }
     TestApp {
         base: format!("http://{addr}"),
+        metrics,
         public,
         database_url,
         api: Client::builder()

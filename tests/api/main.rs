@@ -14,6 +14,7 @@ mod hostile;
 mod idp;
 mod login_flow;
 mod logout;
+mod metrics;
 mod multi_instance;
 mod negative;
 mod nginx;

@@ -18,6 +18,7 @@ use super::refetch::{may_fetch, LastAttempt, Need, UnknownKids};
 use super::{JwksError, JwksSettings};
 use crate::jose::keys::{CachedKey, KeySet, Lookup};
 use crate::outbound::Http;
+use crate::telemetry::metrics::JwksCounters;
 
 /// Upper bound on one fetch (connect + headers + body), on top of whatever
 /// timeout the client has, so a stuck IdP can never hold the
@@ -46,6 +47,8 @@ struct Inner {
     /// Key ids a recent fetch lacked (read without waiting for a fetch in flight).
     unknown: StdMutex<UnknownKids>,
     fetches: AtomicU64,
+    /// Fetches, failures and stale-key uses of this URL's host, for the metrics.
+    counters: JwksCounters,
 }
 
 /// Cached, lazily (re)fetched key set of one `jwks_uri`. Share it as
@@ -70,6 +73,7 @@ impl fmt::Debug for JwksCache {
 impl JwksCache {
     /// An empty cache; the first lookup fetches. Does no I/O.
     pub fn new(http: Http, jwks_uri: Url, settings: JwksSettings) -> Self {
+        let counters = JwksCounters::for_host(jwks_uri.host_str().unwrap_or("none"));
         Self {
             inner: Arc::new(Inner {
                 http,
@@ -82,6 +86,7 @@ impl JwksCache {
                 })),
                 unknown: StdMutex::new(UnknownKids::default()),
                 fetches: AtomicU64::new(0),
+                counters,
             }),
         }
     }
@@ -283,6 +288,10 @@ impl JwksCache {
             if set.is_expired(now) {
                 return Err(inner.expired(&set, now, state.last_error.clone()));
             }
+            // Past freshness because the last refresh failed: what the stale alert watches.
+            if !missing && !set.is_fresh(now) && state.last_error.is_some() {
+                inner.counters.stale_uses.increment(1);
+            }
             return inner.resolve(lookup, alg, kid);
         }
         state.last_attempt = Some(LastAttempt {
@@ -325,7 +334,10 @@ impl JwksCache {
                 );
                 match lookup {
                     Lookup::NotFound => Err(err),
-                    other => inner.resolve(other, alg, kid),
+                    other => {
+                        inner.counters.stale_uses.increment(1);
+                        inner.resolve(other, alg, kid)
+                    }
                 }
             }
         }
@@ -354,6 +366,9 @@ impl Inner {
                 new_set
             });
             state.last_error = result.as_ref().err().map(ToString::to_string);
+            if result.is_err() {
+                task_inner.counters.failures.increment(1);
+            }
             if let (Err(_), Some(last)) = (&result, state.last_attempt.as_mut()) {
                 last.failed = true;
             }
@@ -437,6 +452,7 @@ impl Inner {
     /// freshness its answer grants (`None`: no caching headers).
     async fn fetch_keys(&self) -> Result<(Vec<CachedKey>, Option<Duration>), JwksError> {
         self.fetches.fetch_add(1, Ordering::Relaxed);
+        self.counters.fetches.increment(1);
         let (doc, lifetime) =
             match tokio::time::timeout(FETCH_HARD_TIMEOUT, self.fetch_document()).await {
                 Ok(result) => result?,
@@ -1013,6 +1029,15 @@ mod tests {
     #[tokio::test]
     async fn server_down_stale_keys_work_within_max_stale_and_are_refused_past_it() {
         let (max_age, max_stale) = (Duration::from_millis(400), Duration::from_millis(800));
+        // Installed before the cache registers its counters (other tests share the host).
+        crate::telemetry::metrics::install();
+        let counted = |name: &str| {
+            crate::telemetry::metrics::value_of(&format!("{name}{{host=\"127.0.0.1\"}}"))
+        };
+        let (stale_before, failed_before) = (
+            counted(crate::telemetry::metrics::JWKS_STALE_KEY_USES),
+            counted(crate::telemetry::metrics::JWKS_FETCH_FAILURES),
+        );
         let (server, cache) = served_with(&[], stale_settings(max_age, max_stale)).await;
         let uri = server.uri.clone();
         let fresh_until = cache.fresh_until().unwrap();
@@ -1027,6 +1052,9 @@ mod tests {
         cache.key_for(Algorithm::RS256, Some("rsa1")).await.unwrap();
         assert_eq!(cache.fetch_count(), 2, "a refresh was attempted");
         assert_eq!(cache.fresh_until(), Some(fresh_until), "unchanged");
+        // Both counted for the stale-keys alert.
+        assert!(counted(crate::telemetry::metrics::JWKS_STALE_KEY_USES) > stale_before);
+        assert!(counted(crate::telemetry::metrics::JWKS_FETCH_FAILURES) > failed_before);
         // A miss surfaces the fetch error.
         let err = cache
             .key_for(Algorithm::RS256, Some("rsa2"))
