@@ -550,7 +550,9 @@ impl EventSink for Access {
                 self.keys.mark_stale();
                 self.refusals.clear();
             }
-            Event::RoleMappingChanged { .. } => {}
+            Event::RoleMappingChanged { .. }
+            | Event::DomainsChanged { .. }
+            | Event::ConnectionChanged { .. } => {}
             // Cached sessions hold the member's role: the next request reads the new one (or
             // finds the member denied).
             Event::MemberRolesChanged { org_id, user_id } => {

@@ -132,8 +132,8 @@ impl Sso {
         now: i64,
     ) -> Result<url::Url, LoginError> {
         let conn = self
-            .store
-            .connection_by_login_id(login_id)
+            .lookups
+            .connection_by_login_id(&self.store, login_id)
             .await?
             .ok_or(LoginError::UnknownLoginUrl)?;
         if !conn.is_connected() {
@@ -211,8 +211,8 @@ impl Sso {
             return Err(LoginError::OtherBrowser);
         }
         let conn = self
-            .store
-            .connection_by_id(&flow.connection_id)
+            .lookups
+            .connection_by_id(&self.store, &flow.connection_id)
             .await?
             .ok_or(LoginError::Retired)?;
         if !conn.is_connected() {
@@ -389,8 +389,8 @@ impl Sso {
             .await?;
         Ok(LoginSuccess {
             user_id: outcome.user_id,
-            org_id: conn.org_id,
-            connection_id: conn.id,
+            org_id: conn.org_id.clone(),
+            connection_id: conn.id.clone(),
             role,
             return_to: flow.return_to.unwrap_or_else(|| "/".into()),
             id_token: Secret::new(tokens.id_token),
