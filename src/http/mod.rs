@@ -155,7 +155,7 @@ pub fn sessionless_router() -> Router<AppState> {
             Router::new()
                 .merge(tokens::sessionless_router())
                 .merge(browser::callback_router())
-                .layer(axum::middleware::from_fn(edge::refuse_nul)),
+                .layer(edge::RefuseNulLayer),
         )
 }
 
@@ -171,5 +171,5 @@ pub fn router() -> Router<AppState> {
         .merge(scim::router())
         .merge(tokens::router())
         // Last, so it wraps every route above: no handler sees a NUL (see `edge`).
-        .layer(axum::middleware::from_fn(edge::refuse_nul))
+        .layer(edge::RefuseNulLayer)
 }

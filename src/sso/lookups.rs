@@ -120,3 +120,135 @@ impl EventSink for Lookups {
         self.domains.set_enabled(live);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Db, PoolSettings};
+
+    async fn store() -> (Store, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let pool = PoolSettings {
+            max_connections: 2,
+            acquire_timeout: std::time::Duration::from_secs(5),
+        };
+        let store = Store::connect(&url, &pool).await.unwrap();
+        store.migrate().await.unwrap();
+        (store, dir)
+    }
+
+    fn org(id: &str) -> OrgRow {
+        OrgRow {
+            id: id.into(),
+            slug: id.into(),
+            name: id.into(),
+            created_at: 1,
+        }
+    }
+
+    /// Changes the database behind the cache's back: what a cache answers then is what it kept.
+    async fn sql(store: &Store, statement: &str) {
+        let Db::Sqlite(p) = store.db() else {
+            unreachable!("these tests run on SQLite")
+        };
+        sqlx::query(statement).execute(p).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn domains_are_kept_until_a_domain_change_or_a_new_org() {
+        let (store, _dir) = store().await;
+        let lookups = Arc::new(Lookups::default());
+        let sink: Arc<dyn EventSink> = lookups.clone();
+        store.set_event_sink(&sink);
+        store
+            .create_org(&org("o1"), &["acme.com".into()], "test")
+            .await
+            .unwrap();
+        let owner = |d: &'static str| {
+            let (lookups, store) = (lookups.clone(), store.clone());
+            async move {
+                lookups
+                    .org_for_domain(&store, d)
+                    .await
+                    .unwrap()
+                    .map(|o| o.id)
+            }
+        };
+        assert_eq!(owner("acme.com").await.as_deref(), Some("o1"));
+        assert_eq!(owner("other.com").await, None);
+        // Kept: a change made behind the store's back is not seen.
+        sql(&store, "DELETE FROM org_domains").await;
+        sql(
+            &store,
+            "INSERT INTO org_domains (domain, org_id, created_at) VALUES ('other.com', 'o1', 1)",
+        )
+        .await;
+        assert_eq!(owner("acme.com").await.as_deref(), Some("o1"));
+        assert_eq!(owner("other.com").await, None);
+        // A change through the store drops what was kept, "nobody's" included.
+        store
+            .set_org_domains("o1", &["other.com".into()], "test", 2)
+            .await
+            .unwrap();
+        assert_eq!(owner("acme.com").await, None);
+        assert_eq!(owner("other.com").await.as_deref(), Some("o1"));
+        assert_eq!(owner("new.com").await, None);
+        store
+            .create_org(&org("o2"), &["new.com".into()], "test")
+            .await
+            .unwrap();
+        assert_eq!(owner("new.com").await.as_deref(), Some("o2"));
+        // Not live: always read.
+        lookups.set_live(false);
+        sql(&store, "DELETE FROM org_domains").await;
+        assert_eq!(owner("new.com").await, None);
+    }
+
+    #[tokio::test]
+    async fn connections_are_kept_until_their_org_announces_a_change() {
+        let (store, _dir) = store().await;
+        let lookups = Arc::new(Lookups::default());
+        let sink: Arc<dyn EventSink> = lookups.clone();
+        store.set_event_sink(&sink);
+        for o in ["a", "b"] {
+            store.create_org(&org(o), &[], "test").await.unwrap();
+            sql(&store, &format!(
+                "INSERT INTO sso_connections (id, org_id, login_id, issuer, client_id, client_secret_enc, scopes, metadata, status, created_at, updated_at) \
+                 VALUES ('{o}1', '{o}', 'l{o}1', 'https://{o}', 'x', '', '[]', '{{\"issuer\": \"https://{o}\", \"authorization_endpoint\": \"https://{o}/auth\", \"token_endpoint\": \"https://{o}/token\", \"jwks_uri\": \"https://{o}/jwks\", \"response_types_supported\": [\"code\"], \"subject_types_supported\": [\"public\"], \"id_token_signing_alg_values_supported\": [\"RS256\"]}}', 'connected', 1, 1)",
+            ))
+            .await;
+        }
+        let connected = |by_login: bool, key: &'static str| {
+            let (lookups, store) = (lookups.clone(), store.clone());
+            async move {
+                let c = if by_login {
+                    lookups.connection_by_login_id(&store, key).await
+                } else {
+                    lookups.connection_by_id(&store, key).await
+                };
+                c.unwrap().map(|c| c.is_connected())
+            }
+        };
+        assert_eq!(connected(false, "a1").await, Some(true));
+        assert_eq!(connected(true, "lb1").await, Some(true));
+        assert_eq!(connected(false, "nope").await, None);
+        // Found by either key once read by one.
+        sql(&store, "UPDATE sso_connections SET status = 'disconnected'").await;
+        assert_eq!(connected(true, "la1").await, Some(true));
+        assert_eq!(connected(false, "b1").await, Some(true));
+        // Org a's change drops org a's connection only.
+        sql(&store, "UPDATE sso_connections SET status = 'connected'").await;
+        store.disconnect("a", "test", 2).await.unwrap();
+        sql(
+            &store,
+            "UPDATE sso_connections SET status = 'disconnected' WHERE id = 'b1'",
+        )
+        .await;
+        assert_eq!(connected(false, "a1").await, Some(false));
+        assert_eq!(connected(true, "la1").await, Some(false));
+        assert_eq!(connected(true, "lb1").await, Some(true));
+        lookups.set_live(false);
+        assert_eq!(connected(true, "lb1").await, Some(false));
+    }
+}
