@@ -138,6 +138,15 @@ mod tests {
         (store, dir)
     }
 
+    /// A store whose changes `Lookups` hears, as in the service.
+    async fn watched() -> (Store, Arc<Lookups>, tempfile::TempDir) {
+        let (store, dir) = store().await;
+        let lookups = Arc::new(Lookups::default());
+        let sink: Arc<dyn EventSink> = lookups.clone();
+        store.set_event_sink(&sink);
+        (store, lookups, dir)
+    }
+
     fn org(id: &str) -> OrgRow {
         OrgRow {
             id: id.into(),
@@ -157,10 +166,7 @@ mod tests {
 
     #[tokio::test]
     async fn domains_are_kept_until_a_domain_change_or_a_new_org() {
-        let (store, _dir) = store().await;
-        let lookups = Arc::new(Lookups::default());
-        let sink: Arc<dyn EventSink> = lookups.clone();
-        store.set_event_sink(&sink);
+        let (store, lookups, _dir) = watched().await;
         store
             .create_org(&org("o1"), &["acme.com".into()], "test")
             .await
@@ -207,10 +213,7 @@ mod tests {
 
     #[tokio::test]
     async fn connections_are_kept_until_their_org_announces_a_change() {
-        let (store, _dir) = store().await;
-        let lookups = Arc::new(Lookups::default());
-        let sink: Arc<dyn EventSink> = lookups.clone();
-        store.set_event_sink(&sink);
+        let (store, lookups, _dir) = watched().await;
         for o in ["a", "b"] {
             store.create_org(&org(o), &[], "test").await.unwrap();
             sql(&store, &format!(
