@@ -26,7 +26,7 @@ pub use backchannel::BackchannelError;
 pub use claims::{groups_overage, warnings, GROUPS_OVERAGE};
 pub use connect::{ConnectError, ConnectRequest, ConnectionView};
 pub use jwt_secrets::SecretError;
-pub use login::{CallbackParams, LoginError, LoginSuccess};
+pub use login::{CallbackParams, LoginError, LoginSuccess, SessionFacts};
 pub use orgs::OrgError;
 pub use provisioning::{
     store_failed as scim_store_failed, ListParams, ScimAnswer, ScimCaller, ScimTokenError,

@@ -1,5 +1,7 @@
 use super::events::{notify_in_tx, Event};
-use super::{new_id, on_db, Result, Store};
+use super::sessions::{insert_sql, sid_hash, SessionDraft, SESSION_REFUSED};
+use super::{new_id, on_db, Result, Store, StoreError};
+use crate::session::keys::USER;
 use crate::roles::Role;
 
 /// What a verified sign-in tells the store.
@@ -67,15 +69,22 @@ impl Store {
     /// membership role, all in one transaction. Concurrent first sign-ins of one identity make
     /// exactly one user: the identity's primary key decides, and a loser adopts the winner.
     pub async fn enrol(&self, l: &NewLogin<'_>) -> Result<EnrolOutcome> {
-        self.enrol_with(l, &serde_json::Map::new()).await
+        self.enrol_with(l, &serde_json::Map::new(), None).await
     }
 
     /// [`Store::enrol`], with `notes` added to the `login` audit event's detail (what the admin
     /// should know about this sign-in, e.g. a groups overage or the claims userinfo supplied).
+    ///
+    /// With `session`, the new session is written in the same transaction (one commit for the
+    /// whole sign-in), after the identity and before the membership: its insert takes a share
+    /// lock on the connection row, which a disconnect takes before the org's memberships, so
+    /// the two never wait on each other in a circle. A disconnected connection refuses it, and
+    /// then nothing is written (`StoreError::Conflict(SESSION_REFUSED)`).
     pub async fn enrol_with(
         &self,
         l: &NewLogin<'_>,
         notes: &serde_json::Map<String, serde_json::Value>,
+        session: Option<&SessionDraft>,
     ) -> Result<EnrolOutcome> {
         on_db!(self.db(), p => {
             let mut tx = p.begin().await?;
@@ -112,6 +121,18 @@ impl Store {
                     }
                 }
             };
+            if let Some(s) = session {
+                let mut data = s.data.clone();
+                data.insert(USER.to_owned(), user_id.clone().into());
+                let data = serde_json::Value::Object(data).to_string();
+                let stored = sqlx::query(insert_sql(self.db()))
+                    .bind(&s.id).bind(&data).bind(s.expires_at).bind(&user_id).bind(l.org_id)
+                    .bind(l.connection_id).bind(s.created_at).bind(sid_hash(&s.id)).bind(&s.idp_sid)
+                    .execute(&mut *tx).await?.rows_affected();
+                if stored == 0 {
+                    return Err(StoreError::Conflict(SESSION_REFUSED.into()));
+                }
+            }
             sqlx::query(
                 "INSERT INTO memberships (org_id, user_id, role, source, connection_id, last_login_at, last_claims, created_at, updated_at)
                  VALUES ($1, $2, $3, 'sso', $4, $5, $6, $5, $5)
@@ -157,6 +178,10 @@ impl Store {
             tx.commit().await?;
             if let Some(event) = &changed {
                 self.announce(event);
+            }
+            if let Some(s) = session {
+                // In-process only (see `Event::SessionStarted` for why no NOTIFY).
+                self.announce(&Event::SessionStarted { sid_hash: sid_hash(&s.id) });
             }
             Ok(EnrolOutcome { user_id, new_user, previous_role })
         })
