@@ -1,8 +1,8 @@
 use super::events::{notify_in_tx, Event};
 use super::sessions::{insert_sql, sid_hash, SessionDraft, SESSION_REFUSED};
 use super::{new_id, on_db, Result, Store, StoreError};
-use crate::session::keys::USER;
 use crate::roles::Role;
+use crate::session::keys::USER;
 
 /// What a verified sign-in tells the store.
 #[derive(Debug, Clone)]
