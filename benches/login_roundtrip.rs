@@ -16,7 +16,8 @@
 //!
 //! On SQLite and, when `ORGSSO_TEST_PG_URL` is set, on a fresh PostgreSQL database.
 //!
-//! Run: `cargo bench --bench login_roundtrip` (ROUNDS=n to change the count, default 200).
+//! Run: `cargo bench --bench login_roundtrip` (ROUNDS=n to change the count, default 200;
+//! SHOW_STATEMENTS=1 also prints the statements of the last callback, to see which ones run).
 
 #[path = "../tests/api/idp.rs"]
 mod idp;
@@ -52,10 +53,27 @@ static IDP_US: AtomicU64 = AtomicU64::new(0);
 static STATEMENTS: AtomicU64 = AtomicU64::new(0);
 /// Statements are counted only while a callback is in flight.
 static COUNTING: AtomicBool = AtomicBool::new(false);
+/// The statements' summaries during the callback being measured (SHOW_STATEMENTS=1).
+static SEEN: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
 
 struct Meter;
 
 struct IdpUs(Option<u64>);
+
+struct Summary(Option<String>);
+
+impl tracing::field::Visit for Summary {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        // The whole statement when sqlx gives it, else its short summary (the whole of it).
+        let text = value.split_whitespace().collect::<Vec<_>>().join(" ");
+        match field.name() {
+            "db.statement" if !text.is_empty() => self.0 = Some(text.chars().take(150).collect()),
+            "summary" if self.0.is_none() => self.0 = Some(text),
+            _ => {}
+        }
+    }
+    fn record_debug(&mut self, _: &tracing::field::Field, _: &dyn std::fmt::Debug) {}
+}
 
 impl tracing::field::Visit for IdpUs {
     fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
@@ -72,6 +90,9 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Meter {
         if target == "sqlx::query" {
             if COUNTING.load(Ordering::Relaxed) {
                 STATEMENTS.fetch_add(1, Ordering::Relaxed);
+                let mut summary = Summary(None);
+                event.record(&mut summary);
+                SEEN.lock().unwrap().extend(summary.0);
             }
         } else if target.starts_with("orgsso::sso") {
             let mut v = IdpUs(None);
@@ -202,6 +223,7 @@ async fn run(backend: &str, url: String, rounds: usize, dir: &std::path::Path) {
         let back = idp::login_at_idp(&browser, &authorize, &format!("user{i}")).await;
         IDP_US.store(0, Ordering::Relaxed);
         STATEMENTS.store(0, Ordering::Relaxed);
+        SEEN.lock().unwrap().clear();
         COUNTING.store(true, Ordering::Relaxed);
         let t1 = Instant::now();
         let done = browser.get(&back).send().await.unwrap();
@@ -213,6 +235,12 @@ async fn run(backend: &str, url: String, rounds: usize, dir: &std::path::Path) {
         callback.push(t2 - t1);
         own.push((t2 - t1).saturating_sub(idp));
         statements.push(STATEMENTS.load(Ordering::Relaxed));
+    }
+    if std::env::var_os("SHOW_STATEMENTS").is_some() {
+        println!("statements of the last callback ({backend}):");
+        for s in SEEN.lock().unwrap().iter() {
+            println!("  {s}");
+        }
     }
     statements.sort();
     println!("login round trip, {rounds} sequential first sign-ins, orgsso + oidc-provider on 127.0.0.1, {backend}");

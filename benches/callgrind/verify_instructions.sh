@@ -3,8 +3,9 @@
 # 2-core machine). Starts `orgsso serve` under valgrind on 127.0.0.1, registers an HS256 and an
 # RS256 secret, warms the verdict cache, zeroes the counters, sends <requests> verify requests
 # with one token over keep-alive, and dumps: the `summary:` line of <out>.1 is the total.
-# usage: benches/callgrind/verify_instructions.sh <orgsso binary> <label> <hs|rs|healthz> <requests>
-# (healthz: the same count of GET /healthz, the HTTP stack alone)
+# usage: benches/callgrind/verify_instructions.sh <orgsso binary> <label> <hs|rs|rsnew|healthz> <requests>
+# (healthz: the same count of GET /healthz, the HTTP stack alone; rsnew: <requests> distinct
+# RS256 tokens, each sent once, so every request checks a signature)
 # (needs valgrind, curl, node, python3; run from the repository root)
 set -u
 bin=$1; label=$2; kind=$3; n=$4
@@ -20,16 +21,31 @@ curl -fs -H "$A" -H 'content-type: application/json' -d '{"slug":"acme","name":"
 curl -fs -H "$A" -H 'content-type: application/json' -d "{\"name\":\"hs\",\"type\":\"hs256\",\"secret\":\"$HS\"}" $base/api/v1/orgs/acme/jwt-secrets >/dev/null
 pem=$(python3 -c 'import json,sys;print(json.dumps(open(sys.argv[1]).read()))' tests/fixtures/rsa_a.pub.pem)
 curl -fs -H "$A" -H 'content-type: application/json' -d "{\"name\":\"rs\",\"type\":\"rs256_public\",\"public_key\":$pem}" $base/api/v1/orgs/acme/jwt-secrets >/dev/null
-mapfile -t toks < <(node benches/callgrind/tokens.mjs $HS tests/fixtures/rsa_a.pem)
+fresh=0; if [ "$kind" = rsnew ]; then fresh=$((n + 50)); fi
+mapfile -t toks < <(node benches/callgrind/tokens.mjs $HS tests/fixtures/rsa_a.pem $fresh)
 if [ "$kind" = hs ]; then tok=${toks[0]}; else tok=${toks[1]}; fi
 code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $tok" $base/auth/acme/verify); echo "$label $kind first: $code"
 # n requests over keep-alive connections (curl reuses the connection for repeated URLs)
 path=/auth/acme/verify; if [ "$kind" = healthz ]; then path=/healthz; fi
 urls=(); for i in $(seq 1 $n); do urls+=("$base$path"); done
+if [ "$kind" = rsnew ]; then
+  # One curl over keep-alive, a new token per request (a config file: `next` starts a request).
+  for part in warm count; do
+    from=2; m=50; if [ $part = count ]; then from=52; m=$n; fi
+    for t in "${toks[@]:$from:$m}"; do
+      printf 'next\nurl = "%s"\nheader = "Authorization: Bearer %s"\noutput = "/dev/null"\n' "$base$path" "$t"
+    done | tail -n +2 > $dir/$part.curl
+  done
+  curl -s -K $dir/warm.curl
+  callgrind_control -z $pid >/dev/null
+  curl -s -K $dir/count.curl
+  callgrind_control -d $pid >/dev/null
+else
 # warm: the verdict is cached after the first request; count only the steady state
 curl -s -H "Authorization: Bearer $tok" "${urls[@]:0:50}" > /dev/null
 callgrind_control -z $pid >/dev/null
 curl -s -H "Authorization: Bearer $tok" "${urls[@]}" > /dev/null
 callgrind_control -d $pid >/dev/null
+fi
 kill -TERM $pid; wait $pid 2>/dev/null
 rm -rf $dir

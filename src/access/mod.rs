@@ -50,8 +50,7 @@ const UNKNOWN_ORG_BYTES: u64 = 160;
 
 /// The verdict and refusal caches' key: the token's SHA-256 (32 bytes inline, no allocation).
 fn token_key(token: &str) -> TokenKey {
-    use sha2::Digest as _;
-    sha2::Sha256::digest(token.as_bytes()).into()
+    crate::crypto::sha256(token.as_bytes())
 }
 
 /// Who a request comes from, as the verify endpoint reports it.
@@ -138,7 +137,8 @@ pub struct Access {
     sessions: SessionCache,
     keys: OwnKeys,
     org_secrets: org_secrets::SecretsCache,
-    orgs: Mutex<HashMap<String, OrgRow>>,
+    /// Shared, not copied: verify reads one per request.
+    orgs: Mutex<HashMap<String, Arc<OrgRow>>>,
     /// Slugs no org had, and when that was read (dropped by `OrgCreated`).
     unknown_orgs: RevocableCache<Instant>,
     verdicts: Verdicts,
@@ -219,7 +219,7 @@ impl Access {
     /// Org by slug; orgs are never renamed or deleted, so a found org is cached for good. A
     /// slug no org has is remembered for [`UNKNOWN_ORG_TTL`] (not while not live, and never
     /// past the `OrgCreated` of an org taking it).
-    pub async fn org(&self, slug: &str) -> Result<OrgRow, Denied> {
+    pub async fn org(&self, slug: &str) -> Result<Arc<OrgRow>, Denied> {
         if let Some(o) = self.orgs.lock().expect("orgs lock").get(slug) {
             return Ok(o.clone());
         }
@@ -235,6 +235,7 @@ impl Access {
                 .insert_since(generation, slug, Instant::now());
             return Err(Denied::UnknownOrg);
         };
+        let org = Arc::new(org);
         self.orgs
             .lock()
             .expect("orgs lock")
@@ -551,7 +552,9 @@ impl EventSink for Access {
                 self.keys.mark_stale();
                 self.refusals.clear();
             }
-            Event::RoleMappingChanged { .. } => {}
+            Event::RoleMappingChanged { .. }
+            | Event::DomainsChanged { .. }
+            | Event::ConnectionChanged { .. } => {}
             // Cached sessions hold the member's role: the next request reads the new one (or
             // finds the member denied).
             Event::MemberRolesChanged { org_id, user_id } => {

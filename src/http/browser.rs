@@ -10,6 +10,7 @@ use axum::{Json, Router};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use serde::Deserialize;
 use serde_json::json;
+use tower_sessions::session_store::SessionStore as _;
 use tower_sessions::Session;
 
 use super::client_addr::{page_throttled, ClientAddr};
@@ -163,8 +164,20 @@ async fn callback(
     let sso = &state.sso;
     let settings = &state.settings;
     let binding = jar.get(FLOW_COOKIE).map(|c| c.value().to_owned());
+    let timeouts = session::Timeouts::from_settings(&settings.session);
+    // The session is written by the sign-in's own transaction (one commit for both).
+    let draft = |f: crate::sso::SessionFacts<'_>| {
+        Some(session::draft(
+            f.org_id,
+            f.connection_id,
+            now().unix_timestamp(),
+            &timeouts,
+            Some((f.id_token, &state.secret_box)),
+            f.idp_sid,
+        ))
+    };
     let login = match sso
-        .finish_callback(&params, binding.as_deref(), now())
+        .finish_callback(&params, binding.as_deref(), now(), draft)
         .await
     {
         Ok(crate::sso::Callback::SignedIn(login)) => login,
@@ -177,48 +190,22 @@ async fn callback(
             return Err(PageError::from_login(e, rid));
         }
     };
-    let who = session::SignedIn {
-        user_id: login.user_id.clone(),
-        org_id: login.org_id.clone(),
-        connection_id: Some(login.connection_id.clone()),
-    };
-    let id_token = Some((&login.id_token, &state.secret_box));
-    let idp_sid = login.idp_sid.as_deref();
+    let id = login.session_id.clone().unwrap_or_default();
     // The session this browser had, if its cookie names one: it ends here.
     let previous = jar
         .get(&settings.session.cookie_name)
-        .and_then(|c| c.value().parse::<tower_sessions::session::Id>().ok());
-    let timeouts = session::Timeouts::from_settings(&settings.session);
-    let sessions = DbSessionStore::new(state.store.clone());
-    let id = match session::establish(
-        &sessions,
-        previous,
-        &who,
-        now().unix_timestamp(),
-        &timeouts,
-        id_token,
-        idp_sid,
-    )
-    .await
-    {
-        Ok(id) => id,
-        Err(e) => {
-            tracing::warn!(error = %e, "session not started");
-            // The only expected cause: the connection was disconnected while the user signed in.
-            let retired = sso.was_disconnected(&login.connection_id).await;
-            let outcome = if retired {
-                LoginError::Retired.code()
-            } else {
-                "session_not_started"
-            };
-            count_finished(&state, outcome, Some(&login.org_id)).await;
-            return Err(if retired {
-                PageError::from_login(crate::sso::LoginError::Retired, rid)
-            } else {
-                PageError::from_session(e, rid)
-            });
+        .and_then(|c| c.value().parse::<tower_sessions::session::Id>().ok())
+        .filter(|old| old.to_string() != id);
+    if let Some(old) = previous {
+        if let Err(e) = DbSessionStore::new(state.store.clone()).delete(&old).await {
+            tracing::warn!(error = %e, "the browser's previous session could not be ended");
+            count_finished(&state, "session_not_started", Some(&login.org_id)).await;
+            return Err(PageError::from_session(
+                tower_sessions::session::Error::Store(e),
+                rid,
+            ));
         }
-    };
+    }
     tracing::info!(user_id = %login.user_id, org_id = %login.org_id, role = %login.role, "signed in");
     count_finished(&state, "success", Some(&login.org_id)).await;
     // As the session layer would set it (see `startup::app_router`).

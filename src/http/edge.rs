@@ -6,11 +6,16 @@
 //! alike: a clear 400 before any handler runs, so nothing is half-written. (Claims an IdP sends
 //! are checked where sign-in reads them: `oidc::idtoken` for `sub`, `sso::login` for the rest.)
 
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use axum::body::{to_bytes, Body};
 use axum::extract::Request;
 use axum::http::{header, Method, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use tower::{Layer, Service};
 
 use super::error::ApiError;
 use super::{pages, RequestId};
@@ -87,26 +92,98 @@ fn body_kind(content_type: Option<&str>) -> BodyKind {
     }
 }
 
-/// The middleware: refuses a NUL in the URI, and in a JSON or form body (or any other body:
-/// checked as a form), with a 400 in the form the path's clients read (JSON for the APIs and
-/// the verify endpoint, a SCIM error for SCIM, a page otherwise). A GET without a body type
-/// passes untouched (and without a copy).
-pub async fn refuse_nul(req: Request, next: Next) -> Response {
-    let uri_nul = req
-        .uri()
-        .path_and_query()
-        .is_some_and(|pq| uri_has_nul(pq.as_str()));
-    if uri_nul {
-        return refusal(&req, StatusCode::BAD_REQUEST, NUL_REFUSED);
+/// The layer in front of the routes: refuses a NUL in the URI, and in a JSON or form body (or
+/// any other body: checked as a form), with a 400 in the form the path's clients read (JSON for
+/// the APIs and the verify endpoint, a SCIM error for SCIM, a page otherwise). A GET without a
+/// body type passes untouched, without a copy, and without the boxed future and service clone
+/// `axum::middleware::from_fn` costs every request: verify is such a GET, on the hot path.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RefuseNulLayer;
+
+impl<S> Layer<S> for RefuseNulLayer {
+    type Service = RefuseNul<S>;
+    fn layer(&self, inner: S) -> RefuseNul<S> {
+        RefuseNul { inner }
     }
-    let content_type = req.headers().get(header::CONTENT_TYPE);
-    let kind = match (content_type, req.method()) {
-        (None, &Method::GET | &Method::HEAD) => BodyKind::None,
-        (ct, _) => body_kind(ct.and_then(|v| v.to_str().ok())),
-    };
-    if kind == BodyKind::None {
-        return next.run(req).await;
+}
+
+#[derive(Debug, Clone)]
+pub struct RefuseNul<S> {
+    inner: S,
+}
+
+type Boxed = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+pin_project_lite::pin_project! {
+    /// The route's own future when nothing needed reading; a boxed one when a body was.
+    #[project = EdgeProj]
+    pub enum EdgeFuture<F> {
+        Passed { #[pin] inner: F },
+        Checked { inner: Boxed },
     }
+}
+
+impl<F: Future<Output = Result<Response, Infallible>>> Future for EdgeFuture<F> {
+    type Output = Result<Response, Infallible>;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            EdgeProj::Passed { inner } => inner.poll(cx),
+            EdgeProj::Checked { inner } => inner.as_mut().poll(cx),
+        }
+    }
+}
+
+impl<S> Service<Request> for RefuseNul<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = EdgeFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        let uri_nul = req
+            .uri()
+            .path_and_query()
+            .is_some_and(|pq| uri_has_nul(pq.as_str()));
+        if uri_nul {
+            let res = refusal(&req, StatusCode::BAD_REQUEST, NUL_REFUSED);
+            return EdgeFuture::Checked {
+                inner: Box::pin(std::future::ready(Ok(res))),
+            };
+        }
+        let content_type = req.headers().get(header::CONTENT_TYPE);
+        let kind = match (content_type, req.method()) {
+            (None, &Method::GET | &Method::HEAD) => BodyKind::None,
+            (ct, _) => body_kind(ct.and_then(|v| v.to_str().ok())),
+        };
+        if kind == BodyKind::None {
+            return EdgeFuture::Passed {
+                inner: self.inner.call(req),
+            };
+        }
+        // The service polled ready goes with the request (tower's contract); a clone stays.
+        let ready = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, ready);
+        EdgeFuture::Checked {
+            inner: Box::pin(async move {
+                match check_body(req, kind).await {
+                    Ok(req) => inner.call(req).await,
+                    Err(refused) => Ok(refused),
+                }
+            }),
+        }
+    }
+}
+
+/// Reads a body of `kind` (within the route's limit) and gives the request back with it, or
+/// the refusal.
+async fn check_body(req: Request, kind: BodyKind) -> Result<Request, Response> {
     let limit = if req.uri().path().starts_with("/scim/") {
         MAX_CHECKED_SCIM_BODY
     } else {
@@ -117,22 +194,22 @@ pub async fn refuse_nul(req: Request, next: Next) -> Response {
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
-        return refusal(
+        return Err(refusal(
             &req,
             StatusCode::PAYLOAD_TOO_LARGE,
             "The request body is too large.",
-        );
+        ));
     }
     let (parts, body) = req.into_parts();
     let bytes = match to_bytes(body, limit).await {
         Ok(b) => b,
         Err(_) => {
             let req = Request::from_parts(parts, Body::empty());
-            return refusal(
+            return Err(refusal(
                 &req,
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "The request body is too large.",
-            );
+            ));
         }
     };
     let nul = match kind {
@@ -142,9 +219,9 @@ pub async fn refuse_nul(req: Request, next: Next) -> Response {
     };
     let req = Request::from_parts(parts, Body::from(bytes));
     if nul {
-        return refusal(&req, StatusCode::BAD_REQUEST, NUL_REFUSED);
+        return Err(refusal(&req, StatusCode::BAD_REQUEST, NUL_REFUSED));
     }
-    next.run(req).await
+    Ok(req)
 }
 
 fn refusal(req: &Request, status: StatusCode, message: &str) -> Response {

@@ -159,7 +159,7 @@ pub fn sessionless_router() -> Router<AppState> {
                 .merge(tokens::sessionless_router())
                 .merge(openapi::router())
                 .merge(browser::callback_router())
-                .layer(axum::middleware::from_fn(edge::refuse_nul)),
+                .layer(edge::RefuseNulLayer),
         )
 }
 
@@ -176,5 +176,5 @@ pub fn router() -> Router<AppState> {
         .merge(setup::router())
         .merge(tokens::router())
         // Last, so it wraps every route above: no handler sees a NUL (see `edge`).
-        .layer(axum::middleware::from_fn(edge::refuse_nul))
+        .layer(edge::RefuseNulLayer)
 }

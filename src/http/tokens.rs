@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -90,17 +91,33 @@ fn decision_of(e: &Denied) -> Decision {
 }
 
 fn granted(id: Identity) -> Response {
-    let mut res = Json(&id).into_response();
+    // The hot path's answer, built in one go: the body serialised into a buffer of its usual
+    // size, the header map sized once, and the identity's own strings moved into the
+    // `X-Auth-*` values (no copies). The same answer `Json` and `HeaderValue::from_str` gave.
+    let mut body = Vec::with_capacity(256);
+    if serde_json::to_writer(&mut body, &id).is_err() {
+        return Json(&id).into_response();
+    }
+    let mut res = Response::new(axum::body::Body::from(body));
     let h = res.headers_mut();
-    let mut set = |name: &'static str, value: Option<&str>| {
-        if let Some(v) = value.and_then(|v| HeaderValue::from_str(v).ok()) {
+    h.reserve(6);
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    let owned = |v: String| HeaderValue::from_maybe_shared(Bytes::from(v)).ok();
+    let mut set = |name: &'static str, value: Option<HeaderValue>| {
+        if let Some(v) = value {
             h.insert(HeaderName::from_static(name), v);
         }
     };
-    set("x-auth-subject", Some(&id.subject));
-    set("x-auth-email", id.email.as_deref());
-    set("x-auth-role", id.role.map(|r| r.as_str()));
-    set("x-auth-org", Some(&id.org));
+    set("x-auth-subject", owned(id.subject));
+    set("x-auth-email", id.email.and_then(owned));
+    set(
+        "x-auth-role",
+        id.role.map(|r| HeaderValue::from_static(r.as_str())),
+    );
+    set("x-auth-org", owned(id.org));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     res
 }

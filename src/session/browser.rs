@@ -1,18 +1,14 @@
-//! The session on top of tower-sessions: establishing it at sign-in (with a new id, so a
-//! planted session id is worthless; written straight to the store in one insert) and reading
-//! it back with the absolute timeout enforced.
+//! The session on top of tower-sessions: drafting it at sign-in (with a new id, so a planted
+//! session id is worthless; written by the sign-in's own transaction) and reading it back with
+//! the absolute timeout enforced.
 
-use std::collections::HashMap;
-
-use time::OffsetDateTime;
-use tower_sessions::session::{Id, Record};
-use tower_sessions::session_store::{Error as StoreError, SessionStore as _};
+use tower_sessions::session::Id;
 use tower_sessions::Session;
 
 use super::keys::{AUTH_AT, CONNECTION, IDP_SID, ID_TOKEN, ORG, SEEN, USER};
 use super::{Timeouts, SEEN_RESOLUTION};
 use crate::crypto::{Secret, SecretBox};
-use crate::store::sessions::{sid_hash, DbSessionStore};
+use crate::store::sessions::{sid_hash, SessionDraft};
 
 #[derive(Debug, Clone)]
 pub struct SignedIn {
@@ -29,62 +25,39 @@ fn id_token_context(session_id: &str) -> String {
     format!("session id_token_hint {}", sid_hash(session_id))
 }
 
-/// Starts the session of a sign-in: ends the one the browser had (`previous`, the id its
-/// cookie carried, if any: a planted id is worthless) and writes a fresh one with one insert,
-/// the ID token (when given) already sealed to the new id for RP-initiated logout and the ID
-/// token's `sid` (`idp_sid`) in its column for back-channel logout. Written now, so a
-/// disconnect that raced the sign-in is noticed here (the insert refuses it). Returns the new
-/// id, for the caller to set as the cookie; the tower-sessions layer is not involved (no
-/// second write of the same record at the response).
-pub async fn establish(
-    sessions: &DbSessionStore,
-    previous: Option<Id>,
-    who: &SignedIn,
+/// The session a sign-in starts, for the store to write in the sign-in's own transaction
+/// (`Store::enrol_with`, which adds the user id): a fresh id (a planted one is worthless), the
+/// ID token (when given) sealed to that id for RP-initiated logout, and the ID token's `sid`
+/// (`idp_sid`) for back-channel logout. The caller sets the cookie once it is written and ends
+/// the session the browser had, if any.
+pub fn draft(
+    org_id: &str,
+    connection_id: &str,
     now: i64,
     timeouts: &Timeouts,
     id_token: Option<(&Secret, &SecretBox)>,
     idp_sid: Option<&str>,
-) -> SessionResult<Id> {
-    use tower_sessions::session::Error;
-    if let Some(old) = previous {
-        sessions.delete(&old).await.map_err(Error::Store)?;
-    }
-    let json = |v: serde_json::Result<serde_json::Value>| v.map_err(Error::SerdeJson);
-    let mut data = HashMap::new();
-    data.insert(USER.to_owned(), json(serde_json::to_value(&who.user_id))?);
-    data.insert(ORG.to_owned(), json(serde_json::to_value(&who.org_id))?);
-    data.insert(
-        CONNECTION.to_owned(),
-        json(serde_json::to_value(&who.connection_id))?,
-    );
+) -> SessionDraft {
+    let id = Id::default().to_string();
+    let mut data = serde_json::Map::new();
+    data.insert(ORG.to_owned(), org_id.into());
+    data.insert(CONNECTION.to_owned(), connection_id.into());
     data.insert(AUTH_AT.to_owned(), now.into());
     data.insert(SEEN.to_owned(), now.into());
     if let Some(sid) = idp_sid {
         data.insert(IDP_SID.to_owned(), sid.into());
     }
-    let expiry_date = OffsetDateTime::from_unix_timestamp(timeouts.idle_deadline(now))
-        .map_err(|e| Error::Store(StoreError::Encode(e.to_string())))?;
-    let mut record = Record {
-        id: Id::default(),
-        data,
-        expiry_date,
-    };
-    let seal = |record: &mut Record| {
-        if let Some((token, secret_box)) = id_token {
-            let sealed =
-                secret_box.encrypt(token.expose(), &id_token_context(&record.id.to_string()));
-            record.data.insert(ID_TOKEN.to_owned(), sealed.into());
-        }
-    };
-    seal(&mut record);
-    let chosen = record.id;
-    sessions.create(&mut record).await.map_err(Error::Store)?;
-    if record.id != chosen {
-        // The store picked another id (a 128-bit collision): the seal must follow it.
-        seal(&mut record);
-        sessions.save(&record).await.map_err(Error::Store)?;
+    if let Some((token, secret_box)) = id_token {
+        let sealed = secret_box.encrypt(token.expose(), &id_token_context(&id));
+        data.insert(ID_TOKEN.to_owned(), sealed.into());
     }
-    Ok(record.id)
+    SessionDraft {
+        id,
+        data,
+        expires_at: timeouts.idle_deadline(now),
+        created_at: now,
+        idp_sid: idp_sid.map(str::to_owned),
+    }
 }
 
 /// The session's ID token for `id_token_hint`, when it holds one that opens for this very

@@ -1,12 +1,12 @@
 //! The signed-in session: what a session record holds (its keys, in one place), the idle and
-//! absolute timeout rules, establishing and reading it on top of tower-sessions (`browser`),
+//! absolute timeout rules, drafting and reading it on top of tower-sessions (`browser`),
 //! and the live-session cache the verify endpoint reads (`cache`). No axum types here; the
 //! `SignedIn` extractor in `http::signed_in` is the HTTP face of [`current`].
 
 mod browser;
 mod cache;
 
-pub use browser::{current, establish, id_token_hint, keep_alive, SessionResult, SignedIn};
+pub use browser::{current, draft, id_token_hint, keep_alive, SessionResult, SignedIn};
 pub use cache::{SessionCache, SessionIdentity};
 
 use crate::configuration::SessionSettings;

@@ -13,6 +13,7 @@ use crate::oidc::printable;
 use crate::oidc::token_endpoint::ExchangeError;
 use crate::oidc::userinfo::{self, UserinfoError, UserinfoRequest};
 use crate::roles::{Outcome, Role};
+use crate::store::sessions::{SessionDraft, SESSION_REFUSED};
 use crate::store::{FlowRow, NewLogin, StoreError};
 
 /// Query parameters of `GET /sso/callback`.
@@ -41,6 +42,17 @@ pub struct LoginSuccess {
     pub idp_sid: Option<String>,
     /// The email the IdP asserted (lowercased), if any: what "Login with SSO" will route by.
     pub email: Option<String>,
+    /// The session written with the enrolment, when the caller drafted one.
+    pub session_id: Option<String>,
+}
+
+/// What the caller of [`Sso::finish_login`] drafts the new session from, once the sign-in is
+/// verified and allowed (the store writes it with the enrolment).
+pub struct SessionFacts<'a> {
+    pub org_id: &'a str,
+    pub connection_id: &'a str,
+    pub id_token: &'a Secret,
+    pub idp_sid: Option<&'a str>,
 }
 
 /// Every way a sign-in can fail. Each says what happened and what to try; none carries a
@@ -134,8 +146,8 @@ impl Sso {
         now: i64,
     ) -> Result<url::Url, LoginError> {
         let conn = self
-            .store
-            .connection_by_login_id(login_id)
+            .lookups
+            .connection_by_login_id(&self.store, login_id)
             .await?
             .ok_or(LoginError::UnknownLoginUrl)?;
         if !conn.is_connected() {
@@ -202,12 +214,14 @@ impl Sso {
     }
 
     /// Finishes a sign-in at the callback: checks the flow, exchanges the code, verifies the
-    /// ID token, applies the org's rules and enrols the user. No session is made here.
+    /// ID token, applies the org's rules and enrols the user, with the session `session` drafts
+    /// (if any) in the same transaction.
     pub async fn finish_login(
         &self,
         params: &CallbackParams,
         browser_binding: Option<&str>,
         now: OffsetDateTime,
+        session: impl FnOnce(SessionFacts<'_>) -> Option<SessionDraft>,
     ) -> Result<LoginSuccess, LoginError> {
         let ts = now.unix_timestamp();
         let state = params
@@ -223,8 +237,8 @@ impl Sso {
             .ok_or(LoginError::UnknownFlow)?;
         check_flow(flow.expires_at, &flow.browser_hash, browser_binding, ts)?;
         let conn = self
-            .store
-            .connection_by_id(&flow.connection_id)
+            .lookups
+            .connection_by_id(&self.store, &flow.connection_id)
             .await?
             .ok_or(LoginError::Retired)?;
         if !conn.is_connected() {
@@ -305,7 +319,15 @@ impl Sso {
             Outcome::Role(r) => r,
         };
         let claims_json = claims.to_string();
-        let outcome = self
+        let id_token = Secret::new(tokens.id_token);
+        let idp_sid = crate::oidc::logout_token::session_id(&verified.claims).map(str::to_owned);
+        let draft = session(SessionFacts {
+            org_id: &conn.org_id,
+            connection_id: &conn.id,
+            id_token: &id_token,
+            idp_sid: idp_sid.as_deref(),
+        });
+        let enrolled = self
             .store
             .enrol_with(
                 &NewLogin {
@@ -320,17 +342,31 @@ impl Sso {
                     now: ts,
                 },
                 &notes,
+                draft.as_ref(),
             )
-            .await?;
+            .await;
+        let outcome = match enrolled {
+            Ok(o) => o,
+            // The expected reason: the connection was disconnected while the user signed in.
+            Err(StoreError::Conflict(c)) if c == SESSION_REFUSED => {
+                return Err(if self.was_disconnected(&conn.id).await {
+                    LoginError::Retired
+                } else {
+                    StoreError::Conflict(c).into()
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
         Ok(LoginSuccess {
             user_id: outcome.user_id,
-            org_id: conn.org_id,
-            connection_id: conn.id,
+            org_id: conn.org_id.clone(),
+            connection_id: conn.id.clone(),
             role,
             return_to: flow.return_to.unwrap_or_else(|| "/".into()),
-            id_token: Secret::new(tokens.id_token),
-            idp_sid: crate::oidc::logout_token::session_id(&verified.claims).map(str::to_owned),
+            id_token,
+            idp_sid,
             email,
+            session_id: draft.map(|d| d.id),
         })
     }
 }

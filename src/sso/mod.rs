@@ -9,6 +9,7 @@ mod claims;
 mod connect;
 mod jwt_secrets;
 mod login;
+mod lookups;
 mod mappings;
 mod orgs;
 mod provisioning;
@@ -26,7 +27,7 @@ pub use backchannel::BackchannelError;
 pub use claims::{groups_overage, warnings, GROUPS_OVERAGE};
 pub use connect::{ConnectError, ConnectRequest, ConnectionView};
 pub use jwt_secrets::SecretError;
-pub use login::{CallbackParams, LoginError, LoginSuccess};
+pub use login::{CallbackParams, LoginError, LoginSuccess, SessionFacts};
 pub use orgs::OrgError;
 pub use provisioning::{
     store_failed as scim_store_failed, ListParams, ScimAnswer, ScimCaller, ScimTokenError,
@@ -42,7 +43,7 @@ use crate::crypto::SecretBox;
 use crate::jose::jwks::JwksRegistry;
 use crate::oidc::egress::{Egress, Http, Outbound};
 use crate::roles::{RoleChange, RoleMapping};
-use crate::store::events::EventSink;
+use crate::store::events::{EventSink, Sinks};
 use crate::store::{Rederived, Store, StoreError};
 
 /// The signed-out page the IdP returns the browser to after RP-initiated logout.
@@ -91,6 +92,7 @@ pub struct Sso {
     outbound: Outbound,
     jwks: Arc<JwksRegistry>,
     mappings: Arc<mappings::MappingCache>,
+    lookups: Arc<lookups::Lookups>,
 }
 
 impl Sso {
@@ -108,6 +110,7 @@ impl Sso {
             outbound,
             jwks,
             mappings: Arc::default(),
+            lookups: Arc::default(),
         }
     }
 
@@ -124,7 +127,7 @@ impl Sso {
 
     /// What must hear committed changes for this service's caches to stay right.
     pub fn event_sink(&self) -> Arc<dyn EventSink> {
-        self.mappings.clone()
+        Arc::new(Sinks(vec![self.mappings.clone(), self.lookups.clone()]))
     }
 
     /// The org's compiled rule set, or the default (everyone is a viewer) when none was set.

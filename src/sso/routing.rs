@@ -56,7 +56,11 @@ impl Sso {
         return_to: Option<&ReturnTo>,
         remembered: Option<&str>,
     ) -> Result<EmailRoute, StoreError> {
-        let orgs = match self.store.org_for_domain(email.domain()).await? {
+        let orgs = match self
+            .lookups
+            .org_for_domain(&self.store, email.domain())
+            .await?
+        {
             Some(o) => vec![o],
             None => {
                 let mut orgs = Vec::new();
@@ -115,7 +119,7 @@ impl Sso {
         let Some(domain) = email.and_then(|e| e.rsplit_once('@')).map(|(_, d)| d) else {
             return Ok(None);
         };
-        let Some(owner) = self.store.org_for_domain(domain).await? else {
+        let Some(owner) = self.lookups.org_for_domain(&self.store, domain).await? else {
             return Ok(None);
         };
         if owner.id == conn.org_id {

@@ -714,8 +714,14 @@ impl Sso {
         params: &super::CallbackParams,
         browser_binding: Option<&str>,
         now: OffsetDateTime,
+        session: impl FnOnce(
+            super::login::SessionFacts<'_>,
+        ) -> Option<crate::store::sessions::SessionDraft>,
     ) -> Result<Callback, LoginError> {
-        match self.finish_login(params, browser_binding, now).await {
+        match self
+            .finish_login(params, browser_binding, now, session)
+            .await
+        {
             Err(LoginError::UnknownFlow) => {}
             other => return other.map(Callback::SignedIn),
         }

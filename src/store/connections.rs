@@ -210,6 +210,13 @@ fn token_auth_columns(t: &TokenAuth) -> TokenAuthColumns {
     )
 }
 
+/// What a change to `c` announces (caches of connections drop it).
+fn connection_changed(c: &Connection) -> Event {
+    Event::ConnectionChanged {
+        org_id: c.org_id.clone(),
+    }
+}
+
 impl Store {
     /// Stores a new, connected connection. A second concurrent connect for the same org hits
     /// the one-connected-per-org index and is a `Conflict`.
@@ -220,6 +227,7 @@ impl Store {
         detail: &serde_json::Value,
     ) -> Result<()> {
         let (method, learned, key_enc, jwk, jwks_id) = token_auth_columns(&c.token_auth);
+        let changed = connection_changed(c);
         on_db!(self.db(), p => {
             let mut tx = p.begin().await?;
             sqlx::query(&format!("INSERT INTO sso_connections ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)"))
@@ -230,8 +238,10 @@ impl Store {
                 .bind(method).bind(learned).bind(&key_enc).bind(&jwk).bind(&jwks_id).bind(c.public_only).bind(&c.scim_link_claim)
                 .execute(&mut *tx).await?;
             audit_in_tx!(tx, &c.org_id, actor, "sso.connect", detail, c.updated_at)?;
+            notify_in_tx!(self.db(), tx, changed);
             tx.commit().await?;
         });
+        self.announce(&changed);
         Ok(())
     }
 
@@ -244,6 +254,7 @@ impl Store {
         detail: &serde_json::Value,
     ) -> Result<bool> {
         let (method, learned, key_enc, jwk, jwks_id) = token_auth_columns(&c.token_auth);
+        let changed = connection_changed(c);
         let updated = on_db!(self.db(), p => {
             let mut tx = p.begin().await?;
             let n = sqlx::query(
@@ -256,10 +267,14 @@ impl Store {
                 .execute(&mut *tx).await?.rows_affected();
             if n == 1 {
                 audit_in_tx!(tx, &c.org_id, actor, "sso.update", detail, c.updated_at)?;
+                notify_in_tx!(self.db(), tx, changed);
             }
             tx.commit().await?;
             n == 1
         });
+        if updated {
+            self.announce(&changed);
+        }
         Ok(updated)
     }
 
@@ -273,6 +288,7 @@ impl Store {
         detail: &serde_json::Value,
         now: i64,
     ) -> Result<bool> {
+        let changed = connection_changed(c);
         let learned = on_db!(self.db(), p => {
             let mut tx = p.begin().await?;
             let n = sqlx::query(
@@ -282,10 +298,14 @@ impl Store {
                 .execute(&mut *tx).await?.rows_affected();
             if n == 1 {
                 audit_in_tx!(tx, &c.org_id, "sso", "sso.token_auth_learned", detail, now)?;
+                notify_in_tx!(self.db(), tx, changed);
             }
             tx.commit().await?;
             n == 1
         });
+        if learned {
+            self.announce(&changed);
+        }
         Ok(learned)
     }
 
@@ -352,6 +372,9 @@ impl Store {
             org_id: org_id.to_owned(),
             user_id: None,
         };
+        let gone = Event::ConnectionChanged {
+            org_id: org_id.to_owned(),
+        };
         let counts = on_db!(self.db(), p => {
             let mut tx = p.begin().await?;
             let retired: Option<(String,)> = sqlx::query_as(
@@ -374,6 +397,7 @@ impl Store {
                     let detail = serde_json::json!({"connection_id": conn_id, "sessions_revoked": sessions_revoked, "members_downgraded": members_downgraded});
                     audit_in_tx!(tx, org_id, actor, "sso.disconnect", detail, now)?;
                     notify_in_tx!(self.db(), tx, ended);
+                    notify_in_tx!(self.db(), tx, gone);
                     if members_downgraded > 0 {
                         notify_in_tx!(self.db(), tx, downgraded);
                     }
@@ -385,6 +409,7 @@ impl Store {
         });
         if let Some(c) = counts {
             self.announce(&ended);
+            self.announce(&gone);
             if c.members_downgraded > 0 {
                 self.announce(&downgraded);
             }

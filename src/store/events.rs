@@ -18,8 +18,14 @@ pub enum Event {
     /// remembered miss lives a few seconds at most (`session::cache`'s `NEGATIVE_TTL`). A
     /// NOTIFY here would add a statement to every sign-in for nothing.
     SessionStarted { sid_hash: String },
-    /// An org was created: a remembered "no such org" for its slug is dropped on every instance.
+    /// An org was created: a remembered "no such org" for its slug is dropped on every instance,
+    /// and so is what is remembered of the domains it may have claimed.
     OrgCreated { slug: String },
+    /// An org's claimed (verified) email domains were replaced.
+    DomainsChanged { org_id: String },
+    /// An org's SSO connection was added, changed (its settings, a learned token endpoint
+    /// method) or disconnected.
+    ConnectionChanged { org_id: String },
     /// Every SSO session of an org ended (disconnect).
     OrgSessionsEnded { org_id: String },
     /// An org's JWT secrets were added or removed.

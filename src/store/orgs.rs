@@ -65,7 +65,8 @@ impl Store {
         Ok(rows.into_iter().map(|r| r.0).collect())
     }
 
-    /// Replaces the org's claimed domains as a whole.
+    /// Replaces the org's claimed domains as a whole. Announces `DomainsChanged`: whoever
+    /// remembers which org a domain belongs to forgets it.
     pub async fn set_org_domains(
         &self,
         org_id: &str,
@@ -74,7 +75,11 @@ impl Store {
         now: i64,
     ) -> Result<()> {
         let detail = serde_json::json!({"domains": domains});
-        on_db!(self.db(), p => {
+        let changed = Event::DomainsChanged {
+            org_id: org_id.to_owned(),
+        };
+        let db = self.db();
+        on_db!(db, p => {
             let mut tx = p.begin().await?;
             sqlx::query("DELETE FROM org_domains WHERE org_id = $1").bind(org_id).execute(&mut *tx).await?;
             for d in domains {
@@ -83,8 +88,10 @@ impl Store {
                     .execute(&mut *tx).await?;
             }
             audit_in_tx!(tx, org_id, actor, "org.domains", detail, now)?;
+            notify_in_tx!(db, tx, changed);
             tx.commit().await?;
         });
+        self.announce(&changed);
         Ok(())
     }
 

@@ -34,11 +34,30 @@ fn backend(e: impl std::fmt::Display) -> Error {
     Error::Backend(e.to_string())
 }
 
+/// A session written by the transaction of the sign-in that starts it (`Store::enrol_with`), so
+/// a sign-in commits once: its record's data without the user id, which the enrolment fills in.
+/// No `Debug`: the data holds the sealed ID token.
+#[derive(Clone)]
+pub struct SessionDraft {
+    /// The new session id (the cookie value).
+    pub id: String,
+    /// The record's data (`session::keys`) but `USER`.
+    pub data: serde_json::Map<String, serde_json::Value>,
+    pub expires_at: i64,
+    pub created_at: i64,
+    pub idp_sid: Option<String>,
+}
+
+/// Why `Store::enrol_with` refused a sign-in whose session it could not write: the connection
+/// was disconnected meanwhile (or, never in practice, the random id was taken). Nothing of the
+/// sign-in was written.
+pub const SESSION_REFUSED: &str = "session_refused";
+
 /// Inserts a session only while its connection (if any) is connected. On PostgreSQL the check
 /// takes a share lock on the connection row: a disconnect holding the row waits for this insert
 /// (and then deletes the session), or this insert waits for the disconnect (and sees it).
 /// SQLite serialises writers, so the plain check is enough there.
-fn insert_sql(db: &Db) -> &'static str {
+pub(super) fn insert_sql(db: &Db) -> &'static str {
     macro_rules! insert_session {
         ($lock:literal) => {
             concat!(

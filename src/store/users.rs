@@ -1,6 +1,8 @@
 use super::events::{notify_in_tx, Event};
-use super::{audit_in_tx, new_id, on_db, Result, Store};
+use super::sessions::{insert_sql, sid_hash, SessionDraft, SESSION_REFUSED};
+use super::{new_id, on_db, Result, Store, StoreError};
 use crate::roles::Role;
+use crate::session::keys::USER;
 
 /// What a verified sign-in tells the store.
 #[derive(Debug, Clone)]
@@ -50,33 +52,54 @@ pub struct RecentClaims {
     pub claims: String,
 }
 
+/// The user id of an identity and, in the org being signed in to, the role and `denied_at` of
+/// its membership before this sign-in (`None`: no membership).
+type Enrolled = (String, Option<String>, Option<i64>);
+
+/// Columns that read, with a row of `identities`, its user's membership in the org bound as
+/// `org` (a placeholder such as `$4`).
+fn membership_before(org: &str) -> String {
+    format!(
+        "(SELECT role FROM memberships WHERE org_id = {org} AND user_id = identities.user_id), \
+         (SELECT denied_at FROM memberships WHERE org_id = {org} AND user_id = identities.user_id)"
+    )
+}
+
 impl Store {
     /// Finds or creates the user for (issuer, subject), refreshes their profile and sets their
     /// membership role, all in one transaction. Concurrent first sign-ins of one identity make
     /// exactly one user: the identity's primary key decides, and a loser adopts the winner.
     pub async fn enrol(&self, l: &NewLogin<'_>) -> Result<EnrolOutcome> {
-        self.enrol_with(l, &serde_json::Map::new()).await
+        self.enrol_with(l, &serde_json::Map::new(), None).await
     }
 
     /// [`Store::enrol`], with `notes` added to the `login` audit event's detail (what the admin
     /// should know about this sign-in, e.g. a groups overage or the claims userinfo supplied).
+    ///
+    /// With `session`, the new session is written in the same transaction (one commit for the
+    /// whole sign-in), after the identity and before the membership: its insert takes a share
+    /// lock on the connection row, which a disconnect takes before the org's memberships, so
+    /// the two never wait on each other in a circle. A disconnected connection refuses it, and
+    /// then nothing is written (`StoreError::Conflict(SESSION_REFUSED)`).
     pub async fn enrol_with(
         &self,
         l: &NewLogin<'_>,
         notes: &serde_json::Map<String, serde_json::Value>,
+        session: Option<&SessionDraft>,
     ) -> Result<EnrolOutcome> {
         on_db!(self.db(), p => {
             let mut tx = p.begin().await?;
             // A write first: on SQLite this takes the write lock at once, so two sign-ins never
-            // race from a read snapshot into a write.
-            let existing: Option<(String,)> = sqlx::query_as(
-                "UPDATE identities SET last_login_at = $1 WHERE issuer = $2 AND subject = $3 RETURNING user_id")
-                .bind(l.now).bind(l.issuer).bind(l.subject).fetch_optional(&mut *tx).await?;
-            let (user_id, new_user) = match existing {
-                Some((uid,)) => {
+            // race from a read snapshot into a write. It also reads the membership it is about
+            // to change (role, denied_at), saving a statement on a hot path.
+            let existing: Option<Enrolled> = sqlx::query_as(&format!(
+                "UPDATE identities SET last_login_at = $1 WHERE issuer = $2 AND subject = $3 RETURNING user_id, {}", membership_before("$4")))
+                .bind(l.now).bind(l.issuer).bind(l.subject).bind(l.org_id).fetch_optional(&mut *tx).await?;
+            let (user_id, new_user, previous) = match existing {
+                Some((uid, role, denied_at)) => {
                     sqlx::query("UPDATE users SET email = $1, name = $2, updated_at = $3 WHERE id = $4")
                         .bind(l.email).bind(l.name).bind(l.now).bind(&uid).execute(&mut *tx).await?;
-                    (uid, false)
+                    (uid, false, role.map(|r| (r, denied_at)))
                 }
                 None => {
                     let uid = new_id();
@@ -88,17 +111,29 @@ impl Store {
                         .bind(l.issuer).bind(l.subject).bind(&uid).bind(l.now)
                         .execute(&mut *tx).await?.rows_affected() == 1;
                     if won {
-                        (uid, true)
+                        // A user made just now has no membership anywhere.
+                        (uid, true, None)
                     } else {
                         sqlx::query("DELETE FROM users WHERE id = $1").bind(&uid).execute(&mut *tx).await?;
-                        let (winner,): (String,) = sqlx::query_as("SELECT user_id FROM identities WHERE issuer = $1 AND subject = $2")
-                            .bind(l.issuer).bind(l.subject).fetch_one(&mut *tx).await?;
-                        (winner, false)
+                        let (winner, role, denied_at): Enrolled = sqlx::query_as(&format!(
+                            "SELECT user_id, {} FROM identities WHERE issuer = $1 AND subject = $2", membership_before("$3")))
+                            .bind(l.issuer).bind(l.subject).bind(l.org_id).fetch_one(&mut *tx).await?;
+                        (winner, false, role.map(|r| (r, denied_at)))
                     }
                 }
             };
-            let previous: Option<(String, Option<i64>)> = sqlx::query_as("SELECT role, denied_at FROM memberships WHERE org_id = $1 AND user_id = $2")
-                .bind(l.org_id).bind(&user_id).fetch_optional(&mut *tx).await?;
+            if let Some(s) = session {
+                let mut data = s.data.clone();
+                data.insert(USER.to_owned(), user_id.clone().into());
+                let data = serde_json::Value::Object(data).to_string();
+                let stored = sqlx::query(insert_sql(self.db()))
+                    .bind(&s.id).bind(&data).bind(s.expires_at).bind(&user_id).bind(l.org_id)
+                    .bind(l.connection_id).bind(s.created_at).bind(sid_hash(&s.id)).bind(&s.idp_sid)
+                    .execute(&mut *tx).await?.rows_affected();
+                if stored == 0 {
+                    return Err(StoreError::Conflict(SESSION_REFUSED.into()));
+                }
+            }
             sqlx::query(
                 "INSERT INTO memberships (org_id, user_id, role, source, connection_id, last_login_at, last_claims, created_at, updated_at)
                  VALUES ($1, $2, $3, 'sso', $4, $5, $6, $5, $5)
@@ -117,21 +152,37 @@ impl Store {
                     login[k] = v.clone();
                 }
             }
-            audit_in_tx!(tx, l.org_id, &format!("user:{user_id}"), "login", login, l.now)?;
-            if previous_role != Some(l.role) {
-                let change = serde_json::json!({"user_id": user_id, "from": previous_role.map(|r| r.as_str()), "to": l.role.as_str()});
-                audit_in_tx!(tx, l.org_id, "rules", "member.role_change", change, l.now)?;
+            let role_changed = previous_role != Some(l.role);
+            // The `login` event and, when the role changed, `member.role_change`: one statement.
+            let change = role_changed.then(|| serde_json::json!({"user_id": user_id, "from": previous_role.map(|r| r.as_str()), "to": l.role.as_str()}));
+            let audit = if change.is_some() {
+                "INSERT INTO audit_events (org_id, actor, action, detail, created_at)
+                 VALUES ($1, $2, 'login', $3, $4), ($1, 'rules', 'member.role_change', $5, $4)"
+            } else {
+                "INSERT INTO audit_events (org_id, actor, action, detail, created_at) VALUES ($1, $2, 'login', $3, $4)"
+            };
+            let mut audit = sqlx::query(audit)
+                .bind(l.org_id).bind(format!("user:{user_id}")).bind(login.to_string()).bind(l.now);
+            if let Some(change) = &change {
+                audit = audit.bind(change.to_string());
             }
-            let changed = (previous_role != Some(l.role)).then(|| Event::MemberRolesChanged {
+            audit.execute(&mut *tx).await?;
+            let changed = role_changed.then(|| Event::MemberRolesChanged {
                 org_id: l.org_id.to_owned(),
                 user_id: Some(user_id.clone()),
             });
-            if let Some(event) = &changed {
+            // Other instances hold nothing of a user made in this transaction (no session, no
+            // cached role: the id is new), so they need not hear of it; this one is told below.
+            if let Some(event) = changed.as_ref().filter(|_| !new_user) {
                 notify_in_tx!(self.db(), tx, event);
             }
             tx.commit().await?;
             if let Some(event) = &changed {
                 self.announce(event);
+            }
+            if let Some(s) = session {
+                // In-process only (see `Event::SessionStarted` for why no NOTIFY).
+                self.announce(&Event::SessionStarted { sid_hash: sid_hash(&s.id) });
             }
             Ok(EnrolOutcome { user_id, new_user, previous_role })
         })
