@@ -48,6 +48,8 @@ CREATE TABLE test_flows (
     pkce_verifier  TEXT NOT NULL,
     -- Where the callback sends the browser back, encrypted (a setup page's URL holds its token).
     return_enc     TEXT NOT NULL,
+    -- A link's test: what the draft was when it started (a save meanwhile fails the test).
+    draft_fingerprint TEXT,
     used_at        BIGINT,
     result         TEXT,
     created_at     BIGINT NOT NULL,

@@ -18,7 +18,10 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn client_jwks(State(sso): State<Sso>, Path(jwks_id): Path<String>) -> Response {
-    match sso.client_jwks(&jwks_id, super::now().unix_timestamp()).await {
+    match sso
+        .client_jwks(&jwks_id, super::now().unix_timestamp())
+        .await
+    {
         // The key of a connection never changes; an hour spares the IdP's fetches.
         Ok(Some(doc)) => {
             ([(header::CACHE_CONTROL, "public, max-age=3600")], Json(doc)).into_response()

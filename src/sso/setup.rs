@@ -663,10 +663,9 @@ impl Sso {
         &self,
         access: &SetupAccess,
     ) -> Result<Option<String>, StoreError> {
-        let Some(draft) = access
-            .draft()
-            .filter(|d| d.token_auth_method.as_deref() == Some(TokenAuthMethod::PrivateKeyJwt.as_str()))
-        else {
+        let Some(draft) = access.draft().filter(|d| {
+            d.token_auth_method.as_deref() == Some(TokenAuthMethod::PrivateKeyJwt.as_str())
+        }) else {
             return Ok(None);
         };
         Ok(self
@@ -692,7 +691,9 @@ impl Sso {
         if method == Some(TokenAuthMethod::PrivateKeyJwt) {
             // The assertion is signed as the key's owner: its id is what the key is bound to.
             let (owner, k) = self.draft_key(link, &draft).await?.ok_or_else(|| {
-                LoginError::BadRequest("This draft has no key pair for private_key_jwt: save step 3 again.".into())
+                LoginError::BadRequest(
+                    "This draft has no key pair for private_key_jwt: save step 3 again.".into(),
+                )
             })?;
             id = owner;
             key = Some(k);
@@ -731,11 +732,13 @@ impl Sso {
         now: i64,
     ) -> Result<url::Url, LoginError> {
         let flow_id = new_id();
+        let mut fingerprint = None;
         let (conn, org_id, setup_link_id, actor, return_to) = match target {
             TestTarget::Draft { access, return_to } => {
                 if access.link.used_at.is_some() {
                     return Err(LoginError::BadRequest(SetupError::Used.to_string()));
                 }
+                fingerprint = Some(draft_fingerprint(&access.link));
                 (
                     self.draft_connection(&access.link).await?,
                     access.org.id.clone(),
@@ -770,6 +773,7 @@ impl Sso {
                 nonce: auth.nonce,
                 pkce_verifier: auth.pkce_verifier,
                 return_enc: self.secret_box.encrypt(&return_to, &flow_id),
+                draft_fingerprint: fingerprint,
                 used_at: None,
                 result: None,
                 created_at: now,
@@ -857,6 +861,13 @@ impl Sso {
                             "This setup link was used, revoked or expired during the test.".into(),
                         )
                     })?;
+                // The IdP was asked with the settings of the test's start: a result for
+                // others would vouch for settings nobody tested.
+                if flow.draft_fingerprint.as_deref() != Some(draft_fingerprint(link).as_str()) {
+                    return Err(LoginError::BadRequest(
+                        "The settings were changed during this test sign-in: test again.".into(),
+                    ));
+                }
                 self.draft_connection(link).await?
             }
             (None, Some(id)) => self
@@ -931,9 +942,7 @@ impl Sso {
         match self.apply_setup_draft(&claimed, now).await {
             Ok(url) => Ok(url),
             Err(e) => {
-                self.store
-                    .release_setup_link(&claimed.link.id, now)
-                    .await?;
+                self.store.release_setup_link(&claimed.link.id, now).await?;
                 Err(e)
             }
         }
@@ -1050,8 +1059,8 @@ fn link_key_owner(link: &SetupLinkRow) -> String {
 /// What a test sign-in tested: the draft and its secret (ciphertext) as stored. A save changes
 /// it, so a result cannot vouch for settings it did not test.
 fn draft_fingerprint(link: &SetupLinkRow) -> String {
-    let text = serde_json::to_string(&(&link.draft, &link.draft_secret_enc))
-        .expect("a draft serialises");
+    let text =
+        serde_json::to_string(&(&link.draft, &link.draft_secret_enc)).expect("a draft serialises");
     sha256_b64(&text)
 }
 

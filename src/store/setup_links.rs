@@ -66,13 +66,15 @@ pub struct TestFlowRow {
     pub pkce_verifier: String,
     /// Where the callback sends the browser back, encrypted with the service key (bound to `id`).
     pub return_enc: String,
+    /// A link's test: the draft's fingerprint when it started.
+    pub draft_fingerprint: Option<String>,
     pub used_at: Option<i64>,
     pub result: Option<String>,
     pub created_at: i64,
     pub expires_at: i64,
 }
 
-const FLOW_COLUMNS: &str = "id, state_hash, org_id, setup_link_id, connection_id, actor, browser_hash, nonce, pkce_verifier, return_enc, used_at, result, created_at, expires_at";
+const FLOW_COLUMNS: &str = "id, state_hash, org_id, setup_link_id, connection_id, actor, browser_hash, nonce, pkce_verifier, return_enc, draft_fingerprint, used_at, result, created_at, expires_at";
 
 /// What a draft save writes.
 #[derive(Debug, Clone, Copy)]
@@ -326,11 +328,11 @@ impl Store {
     pub async fn insert_test_flow(&self, f: &TestFlowRow) -> Result<()> {
         on_db!(self.db(), p => {
             sqlx::query(
-                "INSERT INTO test_flows (id, state_hash, org_id, setup_link_id, connection_id, actor, browser_hash, nonce, pkce_verifier, return_enc, created_at, expires_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)")
+                "INSERT INTO test_flows (id, state_hash, org_id, setup_link_id, connection_id, actor, browser_hash, nonce, pkce_verifier, return_enc, created_at, expires_at, draft_fingerprint)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)")
                 .bind(&f.id).bind(&f.state_hash).bind(&f.org_id).bind(&f.setup_link_id)
                 .bind(&f.connection_id).bind(&f.actor).bind(&f.browser_hash).bind(&f.nonce)
-                .bind(&f.pkce_verifier).bind(&f.return_enc).bind(f.created_at).bind(f.expires_at)
+                .bind(&f.pkce_verifier).bind(&f.return_enc).bind(f.created_at).bind(f.expires_at).bind(&f.draft_fingerprint)
                 .execute(p).await?;
         });
         Ok(())

@@ -10,7 +10,7 @@ use crate::helpers::{
     account, browser, form_token_in, location, raw_database, spawn_app_with, start_idp, TestApp,
     CLIENT_ID, CLIENT_SECRET,
 };
-use crate::idp::login_at_idp;
+use crate::idp::{login_at_idp, IdpClient};
 
 async fn app() -> TestApp {
     // The test IdP listens on 127.0.0.1: allow it for setup links (off by default).
@@ -713,6 +713,320 @@ async fn a_link_for_a_connected_org_updates_it_and_keeps_the_login_url() {
     let (_, after) = app.admin(Method::GET, "/api/v1/orgs/acme/sso", None).await;
     assert_eq!(after["login_url"], before["login_url"]);
     assert_eq!(after["scopes"], json!(["openid", "email", "profile"]));
+}
+
+/// The private_key_jwt key set URL a setup page shows (`None`: none shown).
+fn key_url_in(page: &str) -> Option<String> {
+    let start = page.find("id=\"client-jwks-uri\">")? + "id=\"client-jwks-uri\">".len();
+    let rest = &page[start..];
+    Some(rest[..rest.find('<')?].to_owned())
+}
+
+/// Steps 1 and 3 for `client_id` with `method` and no secret; returns the response.
+async fn save_client(
+    b: &Client,
+    url: &str,
+    issuer: &str,
+    client_id: &str,
+    method: &str,
+) -> Response {
+    let page = step(b, url, 1).await;
+    post(b, &format!("{url}/preset"), &page, &[("preset", "other")]).await;
+    let page = step(b, url, 3).await;
+    post(
+        b,
+        &format!("{url}/credentials"),
+        &page,
+        &[
+            ("issuer", issuer),
+            ("client_id", client_id),
+            ("token_auth_method", method),
+            ("scopes", "openid email profile groups"),
+            ("groups_claim", "groups"),
+        ],
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_new_org_uses_private_key_jwt_through_the_link_and_keeps_the_key_url() {
+    const PKJWT_CLIENT: &str = "orgsso-pkjwt";
+    let app = app().await;
+    let idp = start_idp(
+        &app,
+        json!({"ada": account("ada@acme.test", "Ada", &["engineering"])}),
+    )
+    .await;
+    app.create_org("acme", &[]).await;
+    let (id, url) = new_link(&app, "acme", json!({})).await;
+    let b = browser();
+    assert_eq!(key_url_in(&step(&b, &url, 1).await), None);
+    let r = save_client(&b, &url, &idp.issuer, PKJWT_CLIENT, "private_key_jwt").await;
+    assert_eq!(
+        r.status(),
+        StatusCode::SEE_OTHER,
+        "{}",
+        r.text().await.unwrap()
+    );
+
+    // The link's own key: its URL on steps 2, 3 and 5, a public-only key set while active.
+    let page = step(&b, &url, 3).await;
+    let jwks_uri = key_url_in(&page).expect("the key URL on step 3");
+    assert!(
+        jwks_uri.starts_with(&format!("{}/sso/client-jwks/", app.public)),
+        "{jwks_uri}"
+    );
+    assert_eq!(
+        key_url_in(&step(&b, &url, 2).await).as_deref(),
+        Some(jwks_uri.as_str())
+    );
+    assert_eq!(
+        key_url_in(&step(&b, &url, 5).await).as_deref(),
+        Some(jwks_uri.as_str())
+    );
+    assert!(!page.contains("PRIVATE"));
+    let resp = app.api.get(&jwks_uri).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let set: Value = resp.json().await.unwrap();
+    let keys = set["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 1, "{set}");
+    let mut members: Vec<&str> = keys[0]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    members.sort();
+    assert_eq!(
+        members,
+        ["alg", "crv", "kid", "kty", "use", "x", "y"],
+        "{set}"
+    );
+    // Saving again keeps the key (its URL may be registered already).
+    let r = save_client(&b, &url, &idp.issuer, PKJWT_CLIENT, "private_key_jwt").await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        key_url_in(&step(&b, &url, 3).await).as_deref(),
+        Some(jwks_uri.as_str())
+    );
+
+    // The customer registers the client with that URL; the test sign-in signs with the key.
+    idp.put_client(&IdpClient {
+        client_id: PKJWT_CLIENT.into(),
+        redirect_uris: vec![app.redirect_uri()],
+        token_endpoint_auth_method: Some("private_key_jwt".into()),
+        jwks_uri: Some(jwks_uri.clone()),
+        ..IdpClient::default()
+    })
+    .await;
+    let page = step(&b, &url, 5).await;
+    let tested = test_sign_in(&app, &b, &url, &page, "ada").await;
+    assert!(tested.contains("test-ok"), "{tested}");
+    let stats = idp.stats().await;
+    assert_eq!(
+        stats
+            .pointer("/token_auth/private_key_jwt")
+            .and_then(Value::as_u64),
+        Some(1),
+        "{stats}"
+    );
+
+    // Activation: the new connection has the same key and JWKS id.
+    let page = step(&b, &url, 6).await;
+    let r = post(&b, &format!("{url}/activate"), &page, &[]).await;
+    assert_eq!(
+        r.status(),
+        StatusCode::SEE_OTHER,
+        "{}",
+        r.text().await.unwrap()
+    );
+    let (s, sso) = app.admin(Method::GET, "/api/v1/orgs/acme/sso", None).await;
+    assert_eq!(s, StatusCode::OK, "{sso}");
+    assert_eq!(sso["token_auth_method"], "private_key_jwt");
+    assert_eq!(sso["client_jwks_uri"], jwks_uri.as_str());
+    let resp = app.api.get(&jwks_uri).send().await.unwrap();
+    assert_eq!(
+        resp.status(),
+        StatusCode::OK,
+        "the same URL, now the connection's"
+    );
+    assert_eq!(resp.json::<Value>().await.unwrap(), set, "the same key");
+    let link = app.store.setup_link(&id).await.unwrap().unwrap();
+    assert!(
+        link.client_key_enc.is_none(),
+        "the link's copy of the private key is gone"
+    );
+    let org = app.store.org_by_slug("acme").await.unwrap().unwrap();
+    let conn = app.store.latest_connection(&org.id).await.unwrap().unwrap();
+    assert_eq!(conn.client_secret_enc, "");
+
+    // A real sign-in through the new login URL signs with the same key.
+    let colleague = browser();
+    let resp = app
+        .login(&colleague, sso["login_url"].as_str().unwrap(), "ada")
+        .await;
+    assert_eq!(
+        resp.status(),
+        StatusCode::SEE_OTHER,
+        "{:?}",
+        resp.text().await
+    );
+    assert_eq!(app.me(&colleague).await.unwrap()["email"], "ada@acme.test");
+    let events = serde_json::to_string(&audit_actions(&app, "acme").await).unwrap();
+    assert!(!events.contains("PRIVATE"), "{events}");
+}
+
+#[tokio::test]
+async fn a_draft_borrows_the_live_key_only_for_the_same_issuer_and_client() {
+    let app = app().await;
+    let idp = start_idp(&app, json!({})).await;
+    app.create_org("acme", &[]).await;
+    let (s, live) = app
+        .admin(
+            Method::PUT,
+            "/api/v1/orgs/acme/sso",
+            Some(json!({"issuer": idp.issuer, "client_id": "live-pkjwt", "token_auth_method": "private_key_jwt"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{live}");
+    let live_uri = live["client_jwks_uri"].as_str().unwrap();
+    let (_, url) = new_link(&app, "acme", json!({})).await;
+    let b = browser();
+    let r = save_client(&b, &url, &idp.issuer, "live-pkjwt", "private_key_jwt").await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        key_url_in(&step(&b, &url, 3).await).as_deref(),
+        Some(live_uri)
+    );
+    // Another client: never the production key, the link's own.
+    let r = save_client(&b, &url, &idp.issuer, "someone-else", "private_key_jwt").await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let own = key_url_in(&step(&b, &url, 3).await).unwrap();
+    assert_ne!(own, live_uri);
+    assert_eq!(
+        app.api.get(&own).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn a_stored_secret_is_sent_only_where_it_was_entered_for() {
+    let app = app().await;
+    let idp = start_idp(&app, json!({})).await;
+    app.create_org("acme", &[]).await;
+    let (_, url) = new_link(&app, "acme", json!({})).await;
+    let b = browser();
+    let page = step(&b, &url, 3).await;
+    let fields = |issuer: &'static str, client_id: &'static str| {
+        vec![
+            ("issuer", issuer),
+            ("client_id", client_id),
+            ("token_auth_method", ""),
+            ("scopes", "openid email"),
+            ("groups_claim", ""),
+        ]
+    };
+    let issuer: &'static str = Box::leak(idp.issuer.clone().into_boxed_str());
+    let mut first = fields(issuer, CLIENT_ID);
+    first.push(("client_secret", CLIENT_SECRET));
+    let r = post(&b, &format!("{url}/credentials"), &page, &first).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    // Another issuer or client with the secret left empty: refused, the draft unchanged.
+    for (i, c) in [
+        ("https://elsewhere.example", CLIENT_ID),
+        (issuer, "other-client"),
+    ] {
+        let r = post(&b, &format!("{url}/credentials"), &page, &fields(i, c)).await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "{i} {c}");
+        assert!(r
+            .text()
+            .await
+            .unwrap()
+            .contains("enter the client secret again"));
+    }
+    let page = step(&b, &url, 3).await;
+    assert!(
+        page.contains(&format!("value=\"{CLIENT_ID}\"")) && page.contains("A secret is stored")
+    );
+    // The same client keeps it.
+    let r = post(
+        &b,
+        &format!("{url}/credentials"),
+        &page,
+        &fields(issuer, CLIENT_ID),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn activation_applies_only_the_tested_draft_and_once() {
+    let app = app().await;
+    let idp = start_idp(&app, json!({"ada": account("ada@acme.test", "Ada", &[])})).await;
+    app.create_org("acme", &[]).await;
+    let (_, url) = new_link(&app, "acme", json!({})).await;
+    let b = browser();
+    let save = |scopes: &'static str| {
+        let (b, url, issuer) = (b.clone(), url.clone(), idp.issuer.clone());
+        async move {
+            let page = step(&b, &url, 3).await;
+            let r = post(
+                &b,
+                &format!("{url}/credentials"),
+                &page,
+                &[
+                    ("issuer", issuer.as_str()),
+                    ("client_id", CLIENT_ID),
+                    ("client_secret", CLIENT_SECRET),
+                    ("token_auth_method", ""),
+                    ("scopes", scopes),
+                    ("groups_claim", ""),
+                ],
+            )
+            .await;
+            assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        }
+    };
+    save("openid email").await;
+    // A save while a test is at the IdP: that test's result is not written for the new draft.
+    let page = step(&b, &url, 5).await;
+    let r = post(&b, &format!("{url}/test"), &page, &[]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let back = login_at_idp(&b, &location(&r), "ada").await;
+    save("openid email profile").await;
+    let r = b.get(&back).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let page = step(&b, &url, 6).await;
+    let failed = step(&b, &url, 5).await;
+    assert!(
+        !failed.contains("test-ok") && failed.contains("changed during this test"),
+        "{failed}"
+    );
+    let r = post(&b, &format!("{url}/activate"), &page, &[]).await;
+    assert_eq!(
+        r.status(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "untested draft"
+    );
+
+    // Two activations at once (a double click): one applies, the other is refused with 409.
+    let page = step(&b, &url, 5).await;
+    assert!(test_sign_in(&app, &b, &url, &page, "ada")
+        .await
+        .contains("test-ok"));
+    let page = step(&b, &url, 6).await;
+    let target = format!("{url}/activate");
+    let (r1, r2) = tokio::join!(post(&b, &target, &page, &[]), post(&b, &target, &page, &[]));
+    let mut got = [r1.status(), r2.status()];
+    got.sort();
+    assert_eq!(got, [StatusCode::SEE_OTHER, StatusCode::CONFLICT]);
+    let connects = audit_actions(&app, "acme")
+        .await
+        .iter()
+        .filter(|e| e["action"] == "sso.connect")
+        .count();
+    assert_eq!(connects, 1);
+    assert_eq!(links(&app, "acme").await[0]["status"], "used");
 }
 
 #[tokio::test]
