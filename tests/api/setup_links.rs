@@ -890,7 +890,7 @@ async fn a_draft_borrows_the_live_key_only_for_the_same_issuer_and_client() {
         .await;
     assert_eq!(s, StatusCode::CREATED, "{live}");
     let live_uri = live["client_jwks_uri"].as_str().unwrap();
-    let (_, url) = new_link(&app, "acme", json!({})).await;
+    let (id, url) = new_link(&app, "acme", json!({})).await;
     let b = browser();
     let r = save_client(&b, &url, &idp.issuer, "live-pkjwt", "private_key_jwt").await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
@@ -905,6 +905,23 @@ async fn a_draft_borrows_the_live_key_only_for_the_same_issuer_and_client() {
     assert_ne!(own, live_uri);
     assert_eq!(
         app.api.get(&own).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+    // A revoked link's key is published no more; the live one still is.
+    let (s, _) = app
+        .admin(
+            Method::DELETE,
+            &format!("/api/v1/orgs/acme/setup-links/{id}"),
+            None,
+        )
+        .await;
+    assert!(s.is_success(), "{s}");
+    assert_eq!(
+        app.api.get(&own).send().await.unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.api.get(live_uri).send().await.unwrap().status(),
         StatusCode::OK
     );
 }
