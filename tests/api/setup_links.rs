@@ -7,8 +7,8 @@ use reqwest::{Client, Method, Response, StatusCode};
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    account, browser, form_token_in, location, raw_database, spawn_app_with, start_idp, TestApp,
-    CLIENT_ID, CLIENT_SECRET,
+    account, assert_public_key_set, browser, form_token_in, location, raw_database, spawn_app_with,
+    start_idp, TestApp, CLIENT_ID, CLIENT_SECRET,
 };
 use crate::idp::{login_at_idp, IdpClient};
 
@@ -788,20 +788,7 @@ async fn a_new_org_uses_private_key_jwt_through_the_link_and_keeps_the_key_url()
     let resp = app.api.get(&jwks_uri).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     let set: Value = resp.json().await.unwrap();
-    let keys = set["keys"].as_array().unwrap();
-    assert_eq!(keys.len(), 1, "{set}");
-    let mut members: Vec<&str> = keys[0]
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
-    members.sort();
-    assert_eq!(
-        members,
-        ["alg", "crv", "kid", "kty", "use", "x", "y"],
-        "{set}"
-    );
+    assert_public_key_set(&set);
     // Saving again keeps the key (its URL may be registered already).
     let r = save_client(&b, &url, &idp.issuer, PKJWT_CLIENT, "private_key_jwt").await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
@@ -811,13 +798,11 @@ async fn a_new_org_uses_private_key_jwt_through_the_link_and_keeps_the_key_url()
     );
 
     // The customer registers the client with that URL; the test sign-in signs with the key.
-    idp.put_client(&IdpClient {
-        client_id: PKJWT_CLIENT.into(),
-        redirect_uris: vec![app.redirect_uri()],
-        token_endpoint_auth_method: Some("private_key_jwt".into()),
-        jwks_uri: Some(jwks_uri.clone()),
-        ..IdpClient::default()
-    })
+    idp.put_client(&IdpClient::private_key_jwt(
+        PKJWT_CLIENT,
+        app.redirect_uri(),
+        &jwks_uri,
+    ))
     .await;
     let page = step(&b, &url, 5).await;
     let tested = test_sign_in(&app, &b, &url, &page, "ada").await;
