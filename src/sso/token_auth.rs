@@ -281,6 +281,39 @@ mod tests {
     }
 
     #[test]
+    fn a_premade_key_is_rebound_to_its_connection_with_the_same_jwks_id() {
+        let sb = SecretBox::from_base64(&STANDARD.encode([3u8; 32])).unwrap();
+        let link_key = new_client_key(&sb, "setup_link:l1");
+        let premade = PremadeKey {
+            key: &link_key,
+            bound_to: "setup_link:l1",
+        };
+        let conn_key = rebind_client_key(&sb, &premade, "conn-9").unwrap();
+        assert_eq!(conn_key.jwks_id, link_key.jwks_id);
+        assert_eq!(conn_key.public_jwk, link_key.public_jwk);
+        let pem = sb
+            .decrypt(&conn_key.private_key_enc, &ClientKey::context("conn-9"))
+            .unwrap();
+        assert_eq!(
+            SigningKey::from_pkcs8_pem(pem.expose())
+                .unwrap()
+                .public_jwk(),
+            &link_key.public_jwk
+        );
+        assert!(sb
+            .decrypt(
+                &conn_key.private_key_enc,
+                &ClientKey::context("setup_link:l1")
+            )
+            .is_err());
+        let wrong = PremadeKey {
+            key: &link_key,
+            bound_to: "setup_link:other",
+        };
+        assert!(rebind_client_key(&sb, &wrong, "conn-9").is_err());
+    }
+
+    #[test]
     fn an_assertion_verifies_with_the_published_key() {
         use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};
         let sb = SecretBox::from_base64(&STANDARD.encode([3u8; 32])).unwrap();
