@@ -1032,6 +1032,61 @@ async fn activation_applies_only_the_tested_draft_and_once() {
 }
 
 #[tokio::test]
+async fn a_failed_activation_gives_the_link_back() {
+    let app = app().await;
+    let idp = start_idp(&app, json!({"ada": account("ada@acme.test", "Ada", &[])})).await;
+    app.create_org("acme", &[]).await;
+    let (_, url) = new_link(&app, "acme", json!({})).await;
+    let b = browser();
+    let page = step(&b, &url, 3).await;
+    let r = post(
+        &b,
+        &format!("{url}/credentials"),
+        &page,
+        &[
+            ("issuer", idp.issuer.as_str()),
+            ("client_id", CLIENT_ID),
+            ("client_secret", CLIENT_SECRET),
+            ("token_auth_method", ""),
+            ("scopes", "openid email"),
+            ("groups_claim", ""),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let page = step(&b, &url, 5).await;
+    assert!(test_sign_in(&app, &b, &url, &page, "ada")
+        .await
+        .contains("test-ok"));
+    // The IdP goes away: activation's discovery fails (waited for by polling, a bounded loop).
+    let discovery = format!("{}/.well-known/openid-configuration", idp.issuer);
+    drop(idp);
+    let mut gone = false;
+    for _ in 0..100 {
+        if reqwest::get(&discovery).await.is_err() {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(gone, "the IdP stopped");
+    let page = step(&b, &url, 6).await;
+    let r = post(&b, &format!("{url}/activate"), &page, &[]).await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        links(&app, "acme").await[0]["status"],
+        "active",
+        "given back"
+    );
+    let events = audit_actions(&app, "acme").await;
+    assert!(!has_action(&events, "sso.connect") && !has_action(&events, "setup_link.activated"));
+    assert!(
+        step(&b, &url, 6).await.contains("activate-new"),
+        "the customer can retry"
+    );
+}
+
+#[tokio::test]
 async fn the_console_tests_a_connected_org_without_enrolling_and_manages_links() {
     let app = app().await;
     let idp = start_idp(
