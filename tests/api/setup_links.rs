@@ -10,7 +10,7 @@ use crate::helpers::{
     account, assert_public_key_set, browser, form_token_in, location, raw_database, spawn_app_with,
     start_idp, TestApp, CLIENT_ID, CLIENT_SECRET,
 };
-use crate::idp::{login_at_idp, IdpClient};
+use crate::idp::{login_at_idp, IdpClient, TestIdp};
 
 async fn app() -> TestApp {
     // The test IdP listens on 127.0.0.1: allow it for setup links (off by default).
@@ -748,6 +748,26 @@ async fn save_client(
     .await
 }
 
+/// Step 3 saved with the test IdP's client and secret, and `scopes`.
+async fn save_secret_draft(b: &Client, url: &str, issuer: &str, scopes: &str) {
+    let page = step(b, url, 3).await;
+    let r = post(
+        b,
+        &format!("{url}/credentials"),
+        &page,
+        &[
+            ("issuer", issuer),
+            ("client_id", CLIENT_ID),
+            ("client_secret", CLIENT_SECRET),
+            ("token_auth_method", ""),
+            ("scopes", scopes),
+            ("groups_claim", ""),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+}
+
 #[tokio::test]
 async fn a_new_org_uses_private_key_jwt_through_the_link_and_keeps_the_key_url() {
     const PKJWT_CLIENT: &str = "orgsso-pkjwt";
@@ -961,41 +981,26 @@ async fn a_stored_secret_is_sent_only_where_it_was_entered_for() {
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
 }
 
-#[tokio::test]
-async fn activation_applies_only_the_tested_draft_and_once() {
+/// Org acme, the test IdP with account `ada`, a link in a browser with a secret draft saved.
+async fn drafted() -> (TestApp, TestIdp, String, Client) {
     let app = app().await;
     let idp = start_idp(&app, json!({"ada": account("ada@acme.test", "Ada", &[])})).await;
     app.create_org("acme", &[]).await;
     let (_, url) = new_link(&app, "acme", json!({})).await;
     let b = browser();
-    let save = |scopes: &'static str| {
-        let (b, url, issuer) = (b.clone(), url.clone(), idp.issuer.clone());
-        async move {
-            let page = step(&b, &url, 3).await;
-            let r = post(
-                &b,
-                &format!("{url}/credentials"),
-                &page,
-                &[
-                    ("issuer", issuer.as_str()),
-                    ("client_id", CLIENT_ID),
-                    ("client_secret", CLIENT_SECRET),
-                    ("token_auth_method", ""),
-                    ("scopes", scopes),
-                    ("groups_claim", ""),
-                ],
-            )
-            .await;
-            assert_eq!(r.status(), StatusCode::SEE_OTHER);
-        }
-    };
-    save("openid email").await;
+    save_secret_draft(&b, &url, &idp.issuer, "openid email").await;
+    (app, idp, url, b)
+}
+
+#[tokio::test]
+async fn activation_applies_only_the_tested_draft_and_once() {
+    let (app, idp, url, b) = drafted().await;
     // A save while a test is at the IdP: that test's result is not written for the new draft.
     let page = step(&b, &url, 5).await;
     let r = post(&b, &format!("{url}/test"), &page, &[]).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let back = login_at_idp(&b, &location(&r), "ada").await;
-    save("openid email profile").await;
+    save_secret_draft(&b, &url, &idp.issuer, "openid email profile").await;
     let r = b.get(&back).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let page = step(&b, &url, 6).await;
@@ -1033,27 +1038,7 @@ async fn activation_applies_only_the_tested_draft_and_once() {
 
 #[tokio::test]
 async fn a_failed_activation_gives_the_link_back() {
-    let app = app().await;
-    let idp = start_idp(&app, json!({"ada": account("ada@acme.test", "Ada", &[])})).await;
-    app.create_org("acme", &[]).await;
-    let (_, url) = new_link(&app, "acme", json!({})).await;
-    let b = browser();
-    let page = step(&b, &url, 3).await;
-    let r = post(
-        &b,
-        &format!("{url}/credentials"),
-        &page,
-        &[
-            ("issuer", idp.issuer.as_str()),
-            ("client_id", CLIENT_ID),
-            ("client_secret", CLIENT_SECRET),
-            ("token_auth_method", ""),
-            ("scopes", "openid email"),
-            ("groups_claim", ""),
-        ],
-    )
-    .await;
-    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let (app, idp, url, b) = drafted().await;
     let page = step(&b, &url, 5).await;
     assert!(test_sign_in(&app, &b, &url, &page, "ada")
         .await
