@@ -8,6 +8,9 @@
 -- The draft is what the customer entered (JSON, never the secret), the secret apart and
 -- encrypted with the service key, bound to the link; `rules` a role-mapping spec (JSON);
 -- `test_result` the last test sign-in's claims, role and warnings (JSON, never a token).
+-- `client_key_enc`/`client_public_jwk`/`client_jwks_id`: the link's own private_key_jwt key
+-- pair when the draft needs one the org's connection cannot lend (encrypted, bound to the
+-- link); activation hands it, with its JWKS id, to the connection.
 CREATE TABLE setup_links (
     id                TEXT PRIMARY KEY,
     org_id            TEXT NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
@@ -23,7 +26,10 @@ CREATE TABLE setup_links (
     draft             TEXT,
     draft_secret_enc  TEXT,
     rules             TEXT,
-    test_result       TEXT
+    test_result       TEXT,
+    client_key_enc    TEXT,
+    client_public_jwk TEXT,
+    client_jwks_id    TEXT UNIQUE
 );
 CREATE INDEX setup_links_org ON setup_links(org_id, created_at);
 
@@ -42,6 +48,8 @@ CREATE TABLE test_flows (
     pkce_verifier  TEXT NOT NULL,
     -- Where the callback sends the browser back, encrypted (a setup page's URL holds its token).
     return_enc     TEXT NOT NULL,
+    -- A link's test: what the draft was when it started (a save meanwhile fails the test).
+    draft_fingerprint TEXT,
     used_at        BIGINT,
     result         TEXT,
     created_at     BIGINT NOT NULL,

@@ -1,6 +1,7 @@
 //! `GET /sso/client-jwks/{jwks_id}`: the public key of a connection's `private_key_jwt` key
 //! pair, as a JWKS for the admin to register at the IdP (the IdP fetches it to check orgsso's
-//! client assertions). Public, no secrets; unknown and disconnected ids are 404.
+//! client assertions). Also an active setup link's own key, so the IdP can check the test
+//! sign-in's assertions. Public, no secrets; unknown and disconnected ids are 404.
 
 use axum::extract::{Path, State};
 use axum::http::header;
@@ -17,7 +18,10 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn client_jwks(State(sso): State<Sso>, Path(jwks_id): Path<String>) -> Response {
-    match sso.client_jwks(&jwks_id).await {
+    match sso
+        .client_jwks(&jwks_id, super::now().unix_timestamp())
+        .await
+    {
         // The key of a connection never changes; an hour spares the IdP's fetches.
         Ok(Some(doc)) => {
             ([(header::CACHE_CONTROL, "public, max-age=3600")], Json(doc)).into_response()

@@ -1,6 +1,6 @@
 use serde::{Deserialize, Serialize};
 
-use super::token_auth::new_client_key;
+use super::token_auth::{new_client_key, rebind_client_key, PremadeKey};
 use super::Sso;
 use crate::crypto::{random_token, Secret};
 use crate::domain::{parse_scopes, Invalid, Issuer};
@@ -227,6 +227,22 @@ impl Sso {
         egress: Egress,
         now: i64,
     ) -> Result<(Connection, bool), ConnectError> {
+        self.connect_with_key(org, req, None, actor, egress, now)
+            .await
+    }
+
+    /// [`Sso::connect`], with a `private_key_jwt` key pair made beforehand (a setup link's,
+    /// whose URL the customer registered): used instead of the connection's own, re-bound to
+    /// the connection, its JWKS id kept.
+    pub(super) async fn connect_with_key(
+        &self,
+        org: &OrgRow,
+        req: ConnectRequest,
+        premade: Option<PremadeKey<'_>>,
+        actor: &str,
+        egress: Egress,
+        now: i64,
+    ) -> Result<(Connection, bool), ConnectError> {
         let issuer = Issuer::parse(&req.issuer)?;
         let client_id = parse_client_id(&req.client_id)?;
         let scopes = parse_scopes(req.scopes)?;
@@ -292,7 +308,9 @@ impl Sso {
                 if !uses_secret {
                     // No shared secret is kept for a connection that does not use one.
                     c.client_secret_enc = String::new();
-                    if c.token_auth.key.is_none() {
+                    if let Some(p) = &premade {
+                        c.token_auth.key = Some(rebind_client_key(&self.secret_box, p, &c.id)?);
+                    } else if c.token_auth.key.is_none() {
                         c.token_auth.key = Some(new_client_key(&self.secret_box, &c.id));
                     }
                 }
@@ -326,10 +344,15 @@ impl Sso {
                     Some(secret) => self.secret_box.encrypt(secret.expose(), &id),
                     None => String::new(), // private_key_jwt (checked above)
                 };
+                let key = match (&premade, uses_secret) {
+                    (_, true) => None,
+                    (Some(p), false) => Some(rebind_client_key(&self.secret_box, p, &id)?),
+                    (None, false) => Some(new_client_key(&self.secret_box, &id)),
+                };
                 let token_auth = TokenAuth {
                     method,
                     learned: None,
-                    key: (!uses_secret).then(|| new_client_key(&self.secret_box, &id)),
+                    key,
                 };
                 let c = Connection {
                     client_secret_enc,

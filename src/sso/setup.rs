@@ -28,6 +28,7 @@ use super::connect::{
     check_secret, parse_client_id, parse_groups_claim, parse_token_auth_method, ConnectError,
     ConnectRequest,
 };
+use super::token_auth::{new_client_key, PremadeKey};
 use super::{LoginError, LoginSuccess, Sso};
 use crate::crypto::{ct_eq, random_token, sha256_b64, Secret};
 use crate::domain::{parse_scopes, Issuer};
@@ -35,8 +36,8 @@ use crate::oidc::client_auth::TokenAuthMethod;
 use crate::oidc::discovery::ProviderMetadata;
 use crate::roles::{RoleMapping, RoleMappingSpec};
 use crate::store::{
-    new_id, Connection, ConnectionStatus, DraftPart, OrgRow, SetupLinkRow, StoreError, TestFlowRow,
-    TokenAuth,
+    new_id, ClientKey, Connection, ConnectionStatus, DraftPart, OrgRow, SetupLinkRow, StoreError,
+    TestFlowRow, TokenAuth,
 };
 
 pub const DEFAULT_HOURS: i64 = 72;
@@ -51,6 +52,7 @@ const MAX_TOKEN_LEN: usize = 128;
 const MAX_PENDING_TESTS: i64 = 20;
 /// A browser's binding cookie is re-stamped at most this often (no write on every page).
 const SEEN_EVERY_SECS: i64 = 60;
+const SECRET_AGAIN: &str = "The issuer, client ID or token endpoint changed: enter the client secret again (a stored secret is only sent where it was entered for).";
 
 /// A link as the API and console list it: never the token.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -219,6 +221,9 @@ pub struct TestResult {
     pub code: Option<String>,
     #[serde(default)]
     pub message: Option<String>,
+    /// The draft tested ([`draft_fingerprint`]): activation applies only what was tested.
+    #[serde(default)]
+    pub fingerprint: Option<String>,
 }
 
 impl TestResult {
@@ -297,6 +302,9 @@ impl Sso {
             draft_secret_enc: None,
             rules: None,
             test_result: None,
+            client_key_enc: None,
+            client_public_jwk: None,
+            client_jwks_id: None,
         };
         self.store
             .insert_setup_link(&row, &self.token_hash(&token), actor)
@@ -513,13 +521,33 @@ impl Sso {
                 "Enter the client secret your identity provider shows for this application.".into(),
             ));
         }
-        if !uses_secret && self.org_client_key(&access.org).await?.is_none() {
-            return Err(SetupError::Invalid("private_key_jwt needs the key pair of this organisation's connection, which it does not have yet: choose client_secret_basic or client_secret_post here; your contact can switch the connection to private_key_jwt later.".into()));
+        // The stored secret goes only to the client and IdP it was entered for: whoever holds
+        // the link must not send it to a token endpoint of their choosing.
+        let saved = access.draft().filter(|d| d.metadata.is_some());
+        let keeps_secret = uses_secret && input.client_secret.is_none();
+        if keeps_secret
+            && !saved
+                .as_ref()
+                .is_some_and(|d| d.issuer == issuer.as_str() && d.client_id == client_id)
+        {
+            return Err(SetupError::Invalid(SECRET_AGAIN.into()));
         }
         let meta = self
             .discover_checked(&issuer, method, self.settings.setup_egress)
             .await
             .map_err(ConnectError::from)?;
+        let same_endpoint = |d: &Draft| {
+            d.metadata
+                .as_ref()
+                .is_some_and(|m| m.token_endpoint() == meta.token_endpoint())
+        };
+        if keeps_secret && !saved.as_ref().is_some_and(same_endpoint) {
+            return Err(SetupError::Invalid(SECRET_AGAIN.into()));
+        }
+        if !uses_secret {
+            self.ensure_link_key(access, issuer.as_str(), &client_id)
+                .await?;
+        }
         let mut draft = access.draft().unwrap_or_default();
         draft.issuer = issuer.as_str().to_owned();
         draft.client_id = client_id;
@@ -575,25 +603,75 @@ impl Sso {
         }
     }
 
-    /// The org's live connection's `private_key_jwt` key, if it has one (a draft using that
-    /// method signs with it; activation keeps it).
-    async fn org_client_key(&self, org: &OrgRow) -> Result<Option<Connection>, StoreError> {
-        Ok(self
-            .store
-            .latest_connection(&org.id)
-            .await?
-            .filter(|c| c.is_connected() && c.token_auth.key.is_some()))
+    /// The org's live connection when it has a `private_key_jwt` key pair and the same
+    /// issuer and client as the draft: only then does a draft sign with (and activation keep)
+    /// its key; any other client would make the link a signing oracle on a production key.
+    async fn lendable_key(
+        &self,
+        org_id: &str,
+        issuer: &str,
+        client_id: &str,
+    ) -> Result<Option<Connection>, StoreError> {
+        Ok(self.store.latest_connection(org_id).await?.filter(|c| {
+            c.is_connected()
+                && c.token_auth.key.is_some()
+                && c.issuer == issuer
+                && c.client_id == client_id
+        }))
     }
 
-    /// The `private_key_jwt` key URL the customer registers, when the org has a key.
+    /// Makes the link's own key pair when a `private_key_jwt` draft for this client cannot
+    /// borrow the live connection's (a new customer has none); a link keeps its first key.
+    async fn ensure_link_key(
+        &self,
+        access: &SetupAccess,
+        issuer: &str,
+        client_id: &str,
+    ) -> Result<(), StoreError> {
+        if access.link.client_jwks_id.is_some()
+            || self
+                .lendable_key(&access.org.id, issuer, client_id)
+                .await?
+                .is_some()
+        {
+            return Ok(());
+        }
+        let key = new_client_key(&self.secret_box, &link_key_owner(&access.link));
+        // False: another request made it first; that one stays.
+        self.store.set_setup_link_key(&access.link.id, &key).await?;
+        Ok(())
+    }
+
+    /// The key a `private_key_jwt` draft signs with, and what its private key is bound to:
+    /// the live connection's for the same client, else the link's own.
+    async fn draft_key(
+        &self,
+        link: &SetupLinkRow,
+        draft: &Draft,
+    ) -> Result<Option<(String, ClientKey)>, StoreError> {
+        let live = self
+            .lendable_key(&link.org_id, &draft.issuer, &draft.client_id)
+            .await?;
+        if let Some(c) = live {
+            return Ok(c.token_auth.key.map(|k| (c.id, k)));
+        }
+        Ok(link.client_key()?.map(|k| (link_key_owner(link), k)))
+    }
+
+    /// The `private_key_jwt` key URL the customer registers, once the draft chose that method.
     pub async fn setup_client_jwks_uri(
         &self,
         access: &SetupAccess,
     ) -> Result<Option<String>, StoreError> {
+        let Some(draft) = access.draft().filter(|d| {
+            d.token_auth_method.as_deref() == Some(TokenAuthMethod::PrivateKeyJwt.as_str())
+        }) else {
+            return Ok(None);
+        };
         Ok(self
-            .org_client_key(&access.org)
+            .draft_key(&access.link, &draft)
             .await?
-            .and_then(|c| c.token_auth.key.map(|k| self.client_jwks_uri(&k.jwks_id))))
+            .map(|(_, k)| self.client_jwks_uri(&k.jwks_id)))
     }
 
     /// The draft as a connection a test sign-in can use (in memory only; never stored).
@@ -608,21 +686,17 @@ impl Sso {
             .token_auth_method
             .as_deref()
             .and_then(|m| m.parse::<TokenAuthMethod>().ok());
-        let mut id = format!("setup_link:{}", link.id);
+        let mut id = link_key_owner(link);
         let mut key = None;
         if method == Some(TokenAuthMethod::PrivateKeyJwt) {
-            let org = OrgRow {
-                id: link.org_id.clone(),
-                slug: String::new(),
-                name: String::new(),
-                created_at: 0,
-            };
-            // The key is bound to the live connection's id: the assertion is signed as it.
-            let live = self.org_client_key(&org).await?.ok_or_else(|| {
-                LoginError::BadRequest("This organisation's connection has no key pair for private_key_jwt any more; choose a secret method in step 3.".into())
+            // The assertion is signed as the key's owner: its id is what the key is bound to.
+            let (owner, k) = self.draft_key(link, &draft).await?.ok_or_else(|| {
+                LoginError::BadRequest(
+                    "This draft has no key pair for private_key_jwt: save step 3 again.".into(),
+                )
             })?;
-            id = live.id;
-            key = live.token_auth.key;
+            id = owner;
+            key = Some(k);
         }
         Ok(Connection {
             id,
@@ -658,11 +732,13 @@ impl Sso {
         now: i64,
     ) -> Result<url::Url, LoginError> {
         let flow_id = new_id();
+        let mut fingerprint = None;
         let (conn, org_id, setup_link_id, actor, return_to) = match target {
             TestTarget::Draft { access, return_to } => {
                 if access.link.used_at.is_some() {
                     return Err(LoginError::BadRequest(SetupError::Used.to_string()));
                 }
+                fingerprint = Some(draft_fingerprint(&access.link));
                 (
                     self.draft_connection(&access.link).await?,
                     access.org.id.clone(),
@@ -697,6 +773,7 @@ impl Sso {
                 nonce: auth.nonce,
                 pkce_verifier: auth.pkce_verifier,
                 return_enc: self.secret_box.encrypt(&return_to, &flow_id),
+                draft_fingerprint: fingerprint,
                 used_at: None,
                 result: None,
                 created_at: now,
@@ -740,25 +817,25 @@ impl Sso {
             .map_err(|e| StoreError::Corrupt(format!("test flow return: {e}")))?
             .expose()
             .to_owned();
-        let result = match self.run_test(&flow, params, now).await {
+        // Read once: the link's draft as tested is the one the result is written for.
+        let link = match &flow.setup_link_id {
+            Some(id) => self.store.setup_link(id).await?,
+            None => None,
+        };
+        let mut result = match self.run_test(&flow, link.as_ref(), params, now).await {
             Ok(r) => r,
             Err(LoginError::Store(e)) => return Err(e.into()),
             Err(e) => TestResult::failed(&e, ts),
         };
+        result.fingerprint = link.as_ref().map(draft_fingerprint);
         let text = serde_json::to_string(&result).expect("a test result serialises");
         match &flow.setup_link_id {
-            Some(link_id) => {
-                if let Some(link) = self.store.setup_link(link_id).await? {
+            Some(_) => {
+                if let Some(link) = &link {
                     let detail = result.audit_detail(json!({"id": link.id}));
-                    // False: used or revoked meanwhile; the page says so.
+                    // False: used, revoked or changed meanwhile; the page says so.
                     self.store
-                        .save_setup_draft(
-                            &link,
-                            DraftPart::TestResult(&text),
-                            "setup_link.test_sign_in",
-                            &detail,
-                            ts,
-                        )
+                        .save_setup_test_result(link, &text, &detail, ts)
                         .await?;
                 }
             }
@@ -776,23 +853,28 @@ impl Sso {
     async fn run_test(
         &self,
         flow: &TestFlowRow,
+        link: Option<&SetupLinkRow>,
         params: &super::CallbackParams,
         now: OffsetDateTime,
     ) -> Result<TestResult, LoginError> {
         let ts = now.unix_timestamp();
         let conn = match (&flow.setup_link_id, &flow.connection_id) {
-            (Some(link_id), _) => {
-                let link = self
-                    .store
-                    .setup_link(link_id)
-                    .await?
+            (Some(_), _) => {
+                let link = link
                     .filter(|l| link_status(l, ts) == "active")
                     .ok_or_else(|| {
                         LoginError::BadRequest(
                             "This setup link was used, revoked or expired during the test.".into(),
                         )
                     })?;
-                self.draft_connection(&link).await?
+                // The IdP was asked with the settings of the test's start: a result for
+                // others would vouch for settings nobody tested.
+                if flow.draft_fingerprint.as_deref() != Some(draft_fingerprint(link).as_str()) {
+                    return Err(LoginError::BadRequest(
+                        "The settings were changed during this test sign-in: test again.".into(),
+                    ));
+                }
+                self.draft_connection(link).await?
             }
             (None, Some(id)) => self
                 .store
@@ -818,6 +900,7 @@ impl Sso {
             userinfo_claims: answer.merged.from_userinfo,
             code: None,
             message: None,
+            fingerprint: None,
         })
     }
 
@@ -841,20 +924,53 @@ impl Sso {
 
     /// Step 6: applies the draft through the admin API's own paths (connect or update, then
     /// the rules when the draft has any), then marks the link used. Returns the login URL.
-    /// Refused until a test sign-in with the saved settings succeeded.
+    /// Refused until a test sign-in with the saved settings succeeded. The link is claimed
+    /// first, so a revocation, expiry or second activation cannot interleave with the changes.
     pub async fn activate_setup_link(
         &self,
         access: &SetupAccess,
         now: i64,
     ) -> Result<String, SetupError> {
         Self::live(access)?;
+        let Some(link) = self.store.claim_setup_link(&access.link.id, now).await? else {
+            let now_row = self.store.setup_link(&access.link.id).await?;
+            return Err(match now_row.as_ref().map(|l| link_status(l, now)) {
+                Some("revoked") => SetupError::Revoked,
+                Some("expired") => SetupError::Expired,
+                _ => SetupError::Used,
+            });
+        };
+        let claimed = SetupAccess {
+            link,
+            org: access.org.clone(),
+            new_browser: None,
+        };
+        match self.apply_setup_draft(&claimed, now).await {
+            Ok(url) => Ok(url),
+            Err(e) => {
+                self.store.release_setup_link(&claimed.link.id, now).await?;
+                Err(e)
+            }
+        }
+    }
+
+    /// Activation's changes, on the link as claimed.
+    async fn apply_setup_draft(
+        &self,
+        access: &SetupAccess,
+        now: i64,
+    ) -> Result<String, SetupError> {
         let draft = access
             .draft()
             .filter(|d| d.metadata.is_some())
             .ok_or_else(|| {
                 SetupError::Invalid("Save the identity provider's settings (step 3) first.".into())
             })?;
-        if !access.test_result().is_some_and(|t| t.ok) {
+        let fingerprint = draft_fingerprint(&access.link);
+        if !access
+            .test_result()
+            .is_some_and(|t| t.ok && t.fingerprint.as_deref() == Some(fingerprint.as_str()))
+        {
             return Err(SetupError::Invalid(
                 "Run a successful test sign-in (step 5) with these settings first.".into(),
             ));
@@ -867,6 +983,19 @@ impl Sso {
             ),
             _ => None,
         };
+        // A private_key_jwt draft tested with the link's own key: the connection takes that key
+        // (the IdP has its URL); one tested with the live connection's keeps it.
+        let key = match draft.token_auth_method.as_deref() {
+            Some(m) if m == TokenAuthMethod::PrivateKeyJwt.as_str() => {
+                self.draft_key(&access.link, &draft).await?
+            }
+            _ => None,
+        };
+        let owner = link_key_owner(&access.link);
+        let premade = key
+            .as_ref()
+            .filter(|(bound_to, _)| *bound_to == owner)
+            .map(|(bound_to, key)| PremadeKey { key, bound_to });
         let actor = access.actor();
         let req = ConnectRequest {
             issuer: draft.issuer.clone(),
@@ -879,7 +1008,14 @@ impl Sso {
             scim_link_claim: draft.scim_link_claim.clone(),
         };
         let (conn, created) = self
-            .connect(&access.org, req, &actor, self.settings.setup_egress, now)
+            .connect_with_key(
+                &access.org,
+                req,
+                premade,
+                &actor,
+                self.settings.setup_egress,
+                now,
+            )
             .await?;
         if let Some(spec) = access.rules() {
             let mapping = RoleMapping::compile(spec).map_err(|e| SetupError::Invalid(e.message))?;
@@ -917,7 +1053,21 @@ fn json_of<T: serde::de::DeserializeOwned>(text: Option<&str>) -> Option<T> {
 /// What the draft's secret is encrypted for: this link (and the in-memory connection of its
 /// tests, whose id it is).
 fn draft_context(access: &SetupAccess) -> String {
-    format!("setup_link:{}", access.link.id)
+    link_key_owner(&access.link)
+}
+
+/// The owner a link's own key is bound to ([`ClientKey::context`]): the id of the in-memory
+/// connection its tests sign in with.
+fn link_key_owner(link: &SetupLinkRow) -> String {
+    format!("setup_link:{}", link.id)
+}
+
+/// What a test sign-in tested: the draft and its secret (ciphertext) as stored. A save changes
+/// it, so a result cannot vouch for settings it did not test.
+fn draft_fingerprint(link: &SetupLinkRow) -> String {
+    let text =
+        serde_json::to_string(&(&link.draft, &link.draft_secret_enc)).expect("a draft serialises");
+    sha256_b64(&text)
 }
 
 #[cfg(test)]
@@ -940,6 +1090,9 @@ mod tests {
             draft_secret_enc: None,
             rules: None,
             test_result: None,
+            client_key_enc: None,
+            client_public_jwk: None,
+            client_jwks_id: None,
         }
     }
 

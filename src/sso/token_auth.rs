@@ -31,6 +31,33 @@ pub(super) fn new_client_key(secret_box: &SecretBox, connection_id: &str) -> Cli
     }
 }
 
+/// A key pair made before its connection (a setup link's): `key` with its private key bound to
+/// `bound_to` (what [`ClientKey::context`] takes).
+pub(super) struct PremadeKey<'a> {
+    pub key: &'a ClientKey,
+    pub bound_to: &'a str,
+}
+
+/// The premade key for `connection_id`: the same key pair and JWKS id (the IdP has its URL),
+/// the private key re-encrypted bound to the connection.
+pub(super) fn rebind_client_key(
+    secret_box: &SecretBox,
+    premade: &PremadeKey<'_>,
+    connection_id: &str,
+) -> Result<ClientKey, StoreError> {
+    let pem = secret_box
+        .decrypt(
+            &premade.key.private_key_enc,
+            &ClientKey::context(premade.bound_to),
+        )
+        .map_err(|e| StoreError::Corrupt(format!("{} client key: {e}", premade.bound_to)))?;
+    Ok(ClientKey {
+        jwks_id: premade.key.jwks_id.clone(),
+        private_key_enc: secret_box.encrypt(pem.expose(), &ClientKey::context(connection_id)),
+        public_jwk: premade.key.public_jwk.clone(),
+    })
+}
+
 impl TokenAuth {
     /// The admin's choice, or automatic with what was learned.
     pub fn setting(&self) -> AuthSetting {
@@ -50,19 +77,21 @@ impl Sso {
             .public_path(&format!("/sso/client-jwks/{jwks_id}"))
     }
 
-    /// The public key set of a connected connection's `private_key_jwt` key (no private part).
+    /// The public key set of a connected connection's `private_key_jwt` key, or of an active
+    /// setup link's own key (no private part).
     pub async fn client_jwks(
         &self,
         jwks_id: &str,
+        now: i64,
     ) -> Result<Option<serde_json::Value>, StoreError> {
         if jwks_id.is_empty() || jwks_id.len() > 64 {
             return Ok(None);
         }
-        Ok(self
-            .store
-            .client_public_jwk(jwks_id)
-            .await?
-            .map(|jwk| jwks_document(&[jwk])))
+        let jwk = match self.store.client_public_jwk(jwks_id).await? {
+            Some(jwk) => Some(jwk),
+            None => self.store.setup_link_public_jwk(jwks_id, now).await?,
+        };
+        Ok(jwk.map(|jwk| jwks_document(&[jwk])))
     }
 
     /// Exchanges the code as the connection's setting says. In automatic mode a refusal of the
@@ -249,6 +278,39 @@ mod tests {
         assert_eq!(jwk["alg"], "ES256");
         assert!(key.jwks_id.len() >= 24);
         assert_ne!(new_client_key(&sb, "conn-1").jwks_id, key.jwks_id);
+    }
+
+    #[test]
+    fn a_premade_key_is_rebound_to_its_connection_with_the_same_jwks_id() {
+        let sb = SecretBox::from_base64(&STANDARD.encode([3u8; 32])).unwrap();
+        let link_key = new_client_key(&sb, "setup_link:l1");
+        let premade = PremadeKey {
+            key: &link_key,
+            bound_to: "setup_link:l1",
+        };
+        let conn_key = rebind_client_key(&sb, &premade, "conn-9").unwrap();
+        assert_eq!(conn_key.jwks_id, link_key.jwks_id);
+        assert_eq!(conn_key.public_jwk, link_key.public_jwk);
+        let pem = sb
+            .decrypt(&conn_key.private_key_enc, &ClientKey::context("conn-9"))
+            .unwrap();
+        assert_eq!(
+            SigningKey::from_pkcs8_pem(pem.expose())
+                .unwrap()
+                .public_jwk(),
+            &link_key.public_jwk
+        );
+        assert!(sb
+            .decrypt(
+                &conn_key.private_key_enc,
+                &ClientKey::context("setup_link:l1")
+            )
+            .is_err());
+        let wrong = PremadeKey {
+            key: &link_key,
+            bound_to: "setup_link:other",
+        };
+        assert!(rebind_client_key(&sb, &wrong, "conn-9").is_err());
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! the service reads and writes whole; the draft's client secret is encrypted by the caller.
 //! Every change is audited in its own transaction.
 
-use super::{audit_in_tx, on_db, Result, Store};
+use super::{audit_in_tx, on_db, ClientKey, Result, Store, StoreError};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SetupLinkRow {
@@ -21,9 +21,34 @@ pub struct SetupLinkRow {
     pub draft_secret_enc: Option<String>,
     pub rules: Option<String>,
     pub test_result: Option<String>,
+    /// The link's own `private_key_jwt` key pair (see [`SetupLinkRow::client_key`]).
+    pub client_key_enc: Option<String>,
+    pub client_public_jwk: Option<String>,
+    pub client_jwks_id: Option<String>,
 }
 
-const LINK_COLUMNS: &str = "id, org_id, created_by, created_at, expires_at, revoked_at, used_at, last_used_at, browser_hash, browser_seen_at, draft, draft_secret_enc, rules, test_result";
+impl SetupLinkRow {
+    /// The link's own `private_key_jwt` key pair, made when its draft needed one the org's
+    /// connection could not lend; its private key is bound to `setup_link:{id}`.
+    pub fn client_key(&self) -> Result<Option<ClientKey>> {
+        match (
+            &self.client_key_enc,
+            &self.client_public_jwk,
+            &self.client_jwks_id,
+        ) {
+            (Some(enc), Some(jwk), Some(jwks_id)) => Ok(Some(ClientKey {
+                jwks_id: jwks_id.clone(),
+                private_key_enc: enc.clone(),
+                public_jwk: serde_json::from_str(jwk).map_err(|e| {
+                    StoreError::Corrupt(format!("setup link {} client key: {e}", self.id))
+                })?,
+            })),
+            _ => Ok(None),
+        }
+    }
+}
+
+const LINK_COLUMNS: &str = "id, org_id, created_by, created_at, expires_at, revoked_at, used_at, last_used_at, browser_hash, browser_seen_at, draft, draft_secret_enc, rules, test_result, client_key_enc, client_public_jwk, client_jwks_id";
 
 /// A test sign-in in progress (or, for the console's, done: `result` set).
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -41,13 +66,15 @@ pub struct TestFlowRow {
     pub pkce_verifier: String,
     /// Where the callback sends the browser back, encrypted with the service key (bound to `id`).
     pub return_enc: String,
+    /// A link's test: the draft's fingerprint when it started.
+    pub draft_fingerprint: Option<String>,
     pub used_at: Option<i64>,
     pub result: Option<String>,
     pub created_at: i64,
     pub expires_at: i64,
 }
 
-const FLOW_COLUMNS: &str = "id, state_hash, org_id, setup_link_id, connection_id, actor, browser_hash, nonce, pkce_verifier, return_enc, used_at, result, created_at, expires_at";
+const FLOW_COLUMNS: &str = "id, state_hash, org_id, setup_link_id, connection_id, actor, browser_hash, nonce, pkce_verifier, return_enc, draft_fingerprint, used_at, result, created_at, expires_at";
 
 /// What a draft save writes.
 #[derive(Debug, Clone, Copy)]
@@ -58,7 +85,6 @@ pub enum DraftPart<'a> {
         secret_enc: Option<&'a str>,
     },
     Rules(&'a str),
-    TestResult(&'a str),
 }
 
 impl Store {
@@ -189,11 +215,6 @@ impl Store {
                 r,
                 None,
             ),
-            DraftPart::TestResult(r) => (
-                format!("UPDATE setup_links SET test_result = $2, draft_secret_enc = COALESCE($3, draft_secret_enc) WHERE {LIVE}"),
-                r,
-                None,
-            ),
         };
         Ok(on_db!(self.db(), p => {
             let mut tx = p.begin().await?;
@@ -207,36 +228,111 @@ impl Store {
         }))
     }
 
-    /// Marks the link used (after its draft was applied). False when it was already.
-    pub async fn mark_setup_link_used(
+    /// Stores a test's result, only while the link still holds the draft and secret that were
+    /// tested (a save meanwhile cleared the result and must not get this one back). False
+    /// when nothing was written.
+    pub async fn save_setup_test_result(
         &self,
-        link: &SetupLinkRow,
+        tested: &SetupLinkRow,
+        result: &str,
         detail: &serde_json::Value,
         now: i64,
     ) -> Result<bool> {
-        let actor = format!("setup_link:{}", link.id);
+        let actor = format!("setup_link:{}", tested.id);
         Ok(on_db!(self.db(), p => {
             let mut tx = p.begin().await?;
-            // The secret is now the connection's: the draft's copy goes.
             let done = sqlx::query(
-                "UPDATE setup_links SET used_at = $2, draft_secret_enc = NULL WHERE id = $1 AND used_at IS NULL AND revoked_at IS NULL")
-                .bind(&link.id).bind(now).execute(&mut *tx).await?.rows_affected() == 1;
+                "UPDATE setup_links SET test_result = $2
+                 WHERE id = $1 AND used_at IS NULL AND revoked_at IS NULL
+                   AND COALESCE(draft, '') = COALESCE($3, '') AND COALESCE(draft_secret_enc, '') = COALESCE($4, '')")
+                .bind(&tested.id).bind(result).bind(&tested.draft).bind(&tested.draft_secret_enc)
+                .execute(&mut *tx).await?.rows_affected() == 1;
             if done {
-                audit_in_tx!(tx, &link.org_id, &actor, "setup_link.activated", detail, now)?;
+                audit_in_tx!(tx, &tested.org_id, &actor, "setup_link.test_sign_in", detail, now)?;
             }
             tx.commit().await?;
             done
         }))
     }
 
+    /// Gives the link its own `private_key_jwt` key pair unless it has one (the first stays:
+    /// its URL may be registered at the IdP already). False when the link has one, or was used
+    /// or revoked.
+    pub async fn set_setup_link_key(&self, id: &str, key: &ClientKey) -> Result<bool> {
+        let jwk = key.public_jwk.to_string();
+        Ok(on_db!(self.db(), p => sqlx::query(
+            "UPDATE setup_links SET client_key_enc = $2, client_public_jwk = $3, client_jwks_id = $4
+             WHERE id = $1 AND used_at IS NULL AND revoked_at IS NULL AND client_key_enc IS NULL")
+            .bind(id).bind(&key.private_key_enc).bind(&jwk).bind(&key.jwks_id)
+            .execute(p).await?.rows_affected() == 1))
+    }
+
+    /// The public JWK of an active link's own key, by its JWKS id (the IdP fetches it during
+    /// the test sign-in; once the link is used the connection publishes it).
+    pub async fn setup_link_public_jwk(
+        &self,
+        jwks_id: &str,
+        now: i64,
+    ) -> Result<Option<serde_json::Value>> {
+        let row: Option<(String,)> = on_db!(self.db(), p => sqlx::query_as(
+            "SELECT client_public_jwk FROM setup_links WHERE client_jwks_id = $1 AND client_public_jwk IS NOT NULL
+               AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $2")
+            .bind(jwks_id).bind(now).fetch_optional(p).await?);
+        row.map(|(jwk,)| {
+            serde_json::from_str(&jwk)
+                .map_err(|e| StoreError::Corrupt(format!("setup link public key: {e}")))
+        })
+        .transpose()
+    }
+
+    /// Claims the link for an activation before anything is applied: one conditional
+    /// statement, so a revocation, expiry or second activation either comes first (nothing
+    /// returned) or finds the link used. The row as claimed is returned.
+    pub async fn claim_setup_link(&self, id: &str, now: i64) -> Result<Option<SetupLinkRow>> {
+        let sql = format!("UPDATE setup_links SET used_at = $2 WHERE id = $1 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $2 RETURNING {LINK_COLUMNS}");
+        Ok(
+            on_db!(self.db(), p => sqlx::query_as::<_, SetupLinkRow>(&sql)
+            .bind(id).bind(now).fetch_optional(p).await?),
+        )
+    }
+
+    /// An activation that failed gives its claim back (the customer may fix and retry; a
+    /// revocation meanwhile holds).
+    pub async fn release_setup_link(&self, id: &str, claimed_at: i64) -> Result<()> {
+        on_db!(self.db(), p => {
+            sqlx::query("UPDATE setup_links SET used_at = NULL WHERE id = $1 AND used_at = $2")
+                .bind(id).bind(claimed_at).execute(p).await?;
+        });
+        Ok(())
+    }
+
+    /// Ends a claimed link's activation: the draft's secret and private key are now the
+    /// connection's, so the link's copies go; audited `setup_link.activated`.
+    pub async fn mark_setup_link_used(
+        &self,
+        link: &SetupLinkRow,
+        detail: &serde_json::Value,
+        now: i64,
+    ) -> Result<()> {
+        let actor = format!("setup_link:{}", link.id);
+        on_db!(self.db(), p => {
+            let mut tx = p.begin().await?;
+            sqlx::query("UPDATE setup_links SET draft_secret_enc = NULL, client_key_enc = NULL WHERE id = $1")
+                .bind(&link.id).execute(&mut *tx).await?;
+            audit_in_tx!(tx, &link.org_id, &actor, "setup_link.activated", detail, now)?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
     pub async fn insert_test_flow(&self, f: &TestFlowRow) -> Result<()> {
         on_db!(self.db(), p => {
             sqlx::query(
-                "INSERT INTO test_flows (id, state_hash, org_id, setup_link_id, connection_id, actor, browser_hash, nonce, pkce_verifier, return_enc, created_at, expires_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)")
+                "INSERT INTO test_flows (id, state_hash, org_id, setup_link_id, connection_id, actor, browser_hash, nonce, pkce_verifier, return_enc, created_at, expires_at, draft_fingerprint)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)")
                 .bind(&f.id).bind(&f.state_hash).bind(&f.org_id).bind(&f.setup_link_id)
                 .bind(&f.connection_id).bind(&f.actor).bind(&f.browser_hash).bind(&f.nonce)
-                .bind(&f.pkce_verifier).bind(&f.return_enc).bind(f.created_at).bind(f.expires_at)
+                .bind(&f.pkce_verifier).bind(&f.return_enc).bind(f.created_at).bind(f.expires_at).bind(&f.draft_fingerprint)
                 .execute(p).await?;
         });
         Ok(())

@@ -312,6 +312,25 @@ pub async fn start_idp(app: &TestApp, accounts: Value) -> TestIdp {
     .await
 }
 
+/// A published client key set: one key, public members only (no private part).
+pub fn assert_public_key_set(set: &Value) {
+    let keys = set["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 1, "{set}");
+    let mut members: Vec<&str> = keys[0]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    members.sort();
+    assert_eq!(
+        members,
+        ["alg", "crv", "kid", "kty", "use", "x", "y"],
+        "no private part: {set}"
+    );
+    assert_eq!(keys[0]["alg"], "ES256");
+}
+
 pub fn account(email: &str, name: &str, groups: &[&str]) -> Value {
     json!({"email": email, "email_verified": true, "name": name, "groups": groups})
 }

@@ -85,6 +85,17 @@ pub struct IdpClient {
 }
 
 impl IdpClient {
+    /// A `private_key_jwt` client whose public keys the IdP fetches from `jwks_uri`.
+    pub fn private_key_jwt(client_id: &str, redirect_uri: String, jwks_uri: &str) -> Self {
+        IdpClient {
+            client_id: client_id.into(),
+            redirect_uris: vec![redirect_uri],
+            token_endpoint_auth_method: Some("private_key_jwt".into()),
+            jwks_uri: Some(jwks_uri.into()),
+            ..IdpClient::default()
+        }
+    }
+
     fn metadata(&self) -> Value {
         let mut m = json!({
             "client_id": self.client_id,

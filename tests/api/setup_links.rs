@@ -7,10 +7,10 @@ use reqwest::{Client, Method, Response, StatusCode};
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    account, browser, form_token_in, location, raw_database, spawn_app_with, start_idp, TestApp,
-    CLIENT_ID, CLIENT_SECRET,
+    account, assert_public_key_set, browser, form_token_in, location, raw_database, spawn_app_with,
+    start_idp, TestApp, CLIENT_ID, CLIENT_SECRET,
 };
-use crate::idp::login_at_idp;
+use crate::idp::{login_at_idp, IdpClient, TestIdp};
 
 async fn app() -> TestApp {
     // The test IdP listens on 127.0.0.1: allow it for setup links (off by default).
@@ -713,6 +713,362 @@ async fn a_link_for_a_connected_org_updates_it_and_keeps_the_login_url() {
     let (_, after) = app.admin(Method::GET, "/api/v1/orgs/acme/sso", None).await;
     assert_eq!(after["login_url"], before["login_url"]);
     assert_eq!(after["scopes"], json!(["openid", "email", "profile"]));
+}
+
+/// The private_key_jwt key set URL a setup page shows (`None`: none shown).
+fn key_url_in(page: &str) -> Option<String> {
+    let start = page.find("id=\"client-jwks-uri\">")? + "id=\"client-jwks-uri\">".len();
+    let rest = &page[start..];
+    Some(rest[..rest.find('<')?].to_owned())
+}
+
+/// Steps 1 and 3 for `client_id` with `method` and no secret; returns the response.
+async fn save_client(
+    b: &Client,
+    url: &str,
+    issuer: &str,
+    client_id: &str,
+    method: &str,
+) -> Response {
+    let page = step(b, url, 1).await;
+    post(b, &format!("{url}/preset"), &page, &[("preset", "other")]).await;
+    let page = step(b, url, 3).await;
+    post(
+        b,
+        &format!("{url}/credentials"),
+        &page,
+        &[
+            ("issuer", issuer),
+            ("client_id", client_id),
+            ("token_auth_method", method),
+            ("scopes", "openid email profile groups"),
+            ("groups_claim", "groups"),
+        ],
+    )
+    .await
+}
+
+/// Step 3 saved with the test IdP's client and secret, and `scopes`.
+async fn save_secret_draft(b: &Client, url: &str, issuer: &str, scopes: &str) {
+    let page = step(b, url, 3).await;
+    let r = post(
+        b,
+        &format!("{url}/credentials"),
+        &page,
+        &[
+            ("issuer", issuer),
+            ("client_id", CLIENT_ID),
+            ("client_secret", CLIENT_SECRET),
+            ("token_auth_method", ""),
+            ("scopes", scopes),
+            ("groups_claim", ""),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn a_new_org_uses_private_key_jwt_through_the_link_and_keeps_the_key_url() {
+    const PKJWT_CLIENT: &str = "orgsso-pkjwt";
+    let app = app().await;
+    let idp = start_idp(
+        &app,
+        json!({"ada": account("ada@acme.test", "Ada", &["engineering"])}),
+    )
+    .await;
+    app.create_org("acme", &[]).await;
+    let (id, url) = new_link(&app, "acme", json!({})).await;
+    let b = browser();
+    assert_eq!(key_url_in(&step(&b, &url, 1).await), None);
+    let r = save_client(&b, &url, &idp.issuer, PKJWT_CLIENT, "private_key_jwt").await;
+    assert_eq!(
+        r.status(),
+        StatusCode::SEE_OTHER,
+        "{}",
+        r.text().await.unwrap()
+    );
+
+    // The link's own key: its URL on steps 2, 3 and 5, a public-only key set while active.
+    let page = step(&b, &url, 3).await;
+    let jwks_uri = key_url_in(&page).expect("the key URL on step 3");
+    assert!(
+        jwks_uri.starts_with(&format!("{}/sso/client-jwks/", app.public)),
+        "{jwks_uri}"
+    );
+    assert_eq!(
+        key_url_in(&step(&b, &url, 2).await).as_deref(),
+        Some(jwks_uri.as_str())
+    );
+    assert_eq!(
+        key_url_in(&step(&b, &url, 5).await).as_deref(),
+        Some(jwks_uri.as_str())
+    );
+    assert!(!page.contains("PRIVATE"));
+    let resp = app.api.get(&jwks_uri).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let set: Value = resp.json().await.unwrap();
+    assert_public_key_set(&set);
+    // Saving again keeps the key (its URL may be registered already).
+    let r = save_client(&b, &url, &idp.issuer, PKJWT_CLIENT, "private_key_jwt").await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        key_url_in(&step(&b, &url, 3).await).as_deref(),
+        Some(jwks_uri.as_str())
+    );
+
+    // The customer registers the client with that URL; the test sign-in signs with the key.
+    idp.put_client(&IdpClient::private_key_jwt(
+        PKJWT_CLIENT,
+        app.redirect_uri(),
+        &jwks_uri,
+    ))
+    .await;
+    let page = step(&b, &url, 5).await;
+    let tested = test_sign_in(&app, &b, &url, &page, "ada").await;
+    assert!(tested.contains("test-ok"), "{tested}");
+    let stats = idp.stats().await;
+    assert_eq!(
+        stats
+            .pointer("/token_auth/private_key_jwt")
+            .and_then(Value::as_u64),
+        Some(1),
+        "{stats}"
+    );
+
+    // Activation: the new connection has the same key and JWKS id.
+    let page = step(&b, &url, 6).await;
+    let r = post(&b, &format!("{url}/activate"), &page, &[]).await;
+    assert_eq!(
+        r.status(),
+        StatusCode::SEE_OTHER,
+        "{}",
+        r.text().await.unwrap()
+    );
+    let (s, sso) = app.admin(Method::GET, "/api/v1/orgs/acme/sso", None).await;
+    assert_eq!(s, StatusCode::OK, "{sso}");
+    assert_eq!(sso["token_auth_method"], "private_key_jwt");
+    assert_eq!(sso["client_jwks_uri"], jwks_uri.as_str());
+    let resp = app.api.get(&jwks_uri).send().await.unwrap();
+    assert_eq!(
+        resp.status(),
+        StatusCode::OK,
+        "the same URL, now the connection's"
+    );
+    assert_eq!(resp.json::<Value>().await.unwrap(), set, "the same key");
+    let link = app.store.setup_link(&id).await.unwrap().unwrap();
+    assert!(
+        link.client_key_enc.is_none(),
+        "the link's copy of the private key is gone"
+    );
+    let org = app.store.org_by_slug("acme").await.unwrap().unwrap();
+    let conn = app.store.latest_connection(&org.id).await.unwrap().unwrap();
+    assert_eq!(conn.client_secret_enc, "");
+
+    // A real sign-in through the new login URL signs with the same key.
+    let colleague = browser();
+    let resp = app
+        .login(&colleague, sso["login_url"].as_str().unwrap(), "ada")
+        .await;
+    assert_eq!(
+        resp.status(),
+        StatusCode::SEE_OTHER,
+        "{:?}",
+        resp.text().await
+    );
+    assert_eq!(app.me(&colleague).await.unwrap()["email"], "ada@acme.test");
+    let events = serde_json::to_string(&audit_actions(&app, "acme").await).unwrap();
+    assert!(!events.contains("PRIVATE"), "{events}");
+}
+
+#[tokio::test]
+async fn a_draft_borrows_the_live_key_only_for_the_same_issuer_and_client() {
+    let app = app().await;
+    let idp = start_idp(&app, json!({})).await;
+    app.create_org("acme", &[]).await;
+    let (s, live) = app
+        .admin(
+            Method::PUT,
+            "/api/v1/orgs/acme/sso",
+            Some(json!({"issuer": idp.issuer, "client_id": "live-pkjwt", "token_auth_method": "private_key_jwt"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{live}");
+    let live_uri = live["client_jwks_uri"].as_str().unwrap();
+    let (id, url) = new_link(&app, "acme", json!({})).await;
+    let b = browser();
+    let r = save_client(&b, &url, &idp.issuer, "live-pkjwt", "private_key_jwt").await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        key_url_in(&step(&b, &url, 3).await).as_deref(),
+        Some(live_uri)
+    );
+    // Another client: never the production key, the link's own.
+    let r = save_client(&b, &url, &idp.issuer, "someone-else", "private_key_jwt").await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let own = key_url_in(&step(&b, &url, 3).await).unwrap();
+    assert_ne!(own, live_uri);
+    assert_eq!(
+        app.api.get(&own).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+    // A revoked link's key is published no more; the live one still is.
+    let (s, _) = app
+        .admin(
+            Method::DELETE,
+            &format!("/api/v1/orgs/acme/setup-links/{id}"),
+            None,
+        )
+        .await;
+    assert!(s.is_success(), "{s}");
+    assert_eq!(
+        app.api.get(&own).send().await.unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.api.get(live_uri).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn a_stored_secret_is_sent_only_where_it_was_entered_for() {
+    let app = app().await;
+    let idp = start_idp(&app, json!({})).await;
+    app.create_org("acme", &[]).await;
+    let (_, url) = new_link(&app, "acme", json!({})).await;
+    let b = browser();
+    let page = step(&b, &url, 3).await;
+    let fields = |issuer: &'static str, client_id: &'static str| {
+        vec![
+            ("issuer", issuer),
+            ("client_id", client_id),
+            ("token_auth_method", ""),
+            ("scopes", "openid email"),
+            ("groups_claim", ""),
+        ]
+    };
+    let issuer: &'static str = Box::leak(idp.issuer.clone().into_boxed_str());
+    let mut first = fields(issuer, CLIENT_ID);
+    first.push(("client_secret", CLIENT_SECRET));
+    let r = post(&b, &format!("{url}/credentials"), &page, &first).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    // Another issuer or client with the secret left empty: refused, the draft unchanged.
+    for (i, c) in [
+        ("https://elsewhere.example", CLIENT_ID),
+        (issuer, "other-client"),
+    ] {
+        let r = post(&b, &format!("{url}/credentials"), &page, &fields(i, c)).await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "{i} {c}");
+        assert!(r
+            .text()
+            .await
+            .unwrap()
+            .contains("enter the client secret again"));
+    }
+    let page = step(&b, &url, 3).await;
+    assert!(
+        page.contains(&format!("value=\"{CLIENT_ID}\"")) && page.contains("A secret is stored")
+    );
+    // The same client keeps it.
+    let r = post(
+        &b,
+        &format!("{url}/credentials"),
+        &page,
+        &fields(issuer, CLIENT_ID),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+}
+
+/// Org acme, the test IdP with account `ada`, a link in a browser with a secret draft saved.
+async fn drafted() -> (TestApp, TestIdp, String, Client) {
+    let app = app().await;
+    let idp = start_idp(&app, json!({"ada": account("ada@acme.test", "Ada", &[])})).await;
+    app.create_org("acme", &[]).await;
+    let (_, url) = new_link(&app, "acme", json!({})).await;
+    let b = browser();
+    save_secret_draft(&b, &url, &idp.issuer, "openid email").await;
+    (app, idp, url, b)
+}
+
+#[tokio::test]
+async fn activation_applies_only_the_tested_draft_and_once() {
+    let (app, idp, url, b) = drafted().await;
+    // A save while a test is at the IdP: that test's result is not written for the new draft.
+    let page = step(&b, &url, 5).await;
+    let r = post(&b, &format!("{url}/test"), &page, &[]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let back = login_at_idp(&b, &location(&r), "ada").await;
+    save_secret_draft(&b, &url, &idp.issuer, "openid email profile").await;
+    let r = b.get(&back).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let page = step(&b, &url, 6).await;
+    let failed = step(&b, &url, 5).await;
+    assert!(
+        !failed.contains("test-ok") && failed.contains("changed during this test"),
+        "{failed}"
+    );
+    let r = post(&b, &format!("{url}/activate"), &page, &[]).await;
+    assert_eq!(
+        r.status(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "untested draft"
+    );
+
+    // Two activations at once (a double click): one applies, the other is refused with 409.
+    let page = step(&b, &url, 5).await;
+    assert!(test_sign_in(&app, &b, &url, &page, "ada")
+        .await
+        .contains("test-ok"));
+    let page = step(&b, &url, 6).await;
+    let target = format!("{url}/activate");
+    let (r1, r2) = tokio::join!(post(&b, &target, &page, &[]), post(&b, &target, &page, &[]));
+    let mut got = [r1.status(), r2.status()];
+    got.sort();
+    assert_eq!(got, [StatusCode::SEE_OTHER, StatusCode::CONFLICT]);
+    let connects = audit_actions(&app, "acme")
+        .await
+        .iter()
+        .filter(|e| e["action"] == "sso.connect")
+        .count();
+    assert_eq!(connects, 1);
+    assert_eq!(links(&app, "acme").await[0]["status"], "used");
+}
+
+#[tokio::test]
+async fn a_failed_activation_gives_the_link_back() {
+    let (app, idp, url, b) = drafted().await;
+    let page = step(&b, &url, 5).await;
+    assert!(test_sign_in(&app, &b, &url, &page, "ada")
+        .await
+        .contains("test-ok"));
+    // The IdP goes away: activation's discovery fails (waited for by polling, a bounded loop).
+    let discovery = format!("{}/.well-known/openid-configuration", idp.issuer);
+    drop(idp);
+    let mut gone = false;
+    for _ in 0..100 {
+        if reqwest::get(&discovery).await.is_err() {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(gone, "the IdP stopped");
+    let page = step(&b, &url, 6).await;
+    let r = post(&b, &format!("{url}/activate"), &page, &[]).await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        links(&app, "acme").await[0]["status"],
+        "active",
+        "given back"
+    );
+    let events = audit_actions(&app, "acme").await;
+    assert!(!has_action(&events, "sso.connect") && !has_action(&events, "setup_link.activated"));
+    assert!(
+        step(&b, &url, 6).await.contains("activate-new"),
+        "the customer can retry"
+    );
 }
 
 #[tokio::test]

@@ -16,7 +16,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    account, browser, location, raw_database, spawn_app, TestApp, CLIENT_ID, CLIENT_SECRET,
+    account, assert_public_key_set, browser, location, raw_database, spawn_app, TestApp, CLIENT_ID,
+    CLIENT_SECRET,
 };
 use crate::idp::{IdpClient, IdpConfig, TestIdp};
 
@@ -278,34 +279,18 @@ async fn private_key_jwt_signs_in_with_no_secret_stored() {
     let cache = resp.headers()["cache-control"].to_str().unwrap().to_owned();
     assert!(cache.contains("max-age="), "{cache}");
     let set: Value = resp.json().await.unwrap();
-    let keys = set["keys"].as_array().unwrap();
-    assert_eq!(keys.len(), 1, "{set}");
-    let mut members: Vec<&str> = keys[0]
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
-    members.sort();
-    assert_eq!(
-        members,
-        ["alg", "crv", "kid", "kty", "use", "x", "y"],
-        "no private part: {set}"
-    );
-    assert_eq!(keys[0]["alg"], "ES256");
+    assert_public_key_set(&set);
     assert_eq!(
         app.status_of("/sso/client-jwks/not-a-key-set").await,
         StatusCode::NOT_FOUND
     );
 
     // The admin registers the client at the IdP with that JWKS URL (the IdP fetches it).
-    idp.put_client(&IdpClient {
-        client_id: PKJWT_CLIENT.into(),
-        redirect_uris: vec![app.redirect_uri()],
-        token_endpoint_auth_method: Some("private_key_jwt".into()),
-        jwks_uri: Some(jwks_uri.clone()),
-        ..IdpClient::default()
-    })
+    idp.put_client(&IdpClient::private_key_jwt(
+        PKJWT_CLIENT,
+        app.redirect_uri(),
+        &jwks_uri,
+    ))
     .await;
     let alice = browser();
     let resp = app.login(&alice, &login_url, "alice").await;
