@@ -445,7 +445,7 @@ async fn start(
     let Ok(Path(token)) = token else {
         return refusal(SetupError::Unknown, &rid);
     };
-    if let Err(r) = throttle(&state, addr, &rid) {
+    if let Some(r) = throttled(&state, addr, &rid) {
         return r;
     }
     match open(&state, &token, jar, &rid, true).await {
@@ -457,15 +457,15 @@ async fn start(
     }
 }
 
-/// The sign-in start throttle, for setup steps that reach out to an IdP or bind a browser.
-fn throttle(state: &AppState, addr: std::net::IpAddr, rid: &str) -> Result<(), Response> {
-    state.throttle.start_sign_in(addr).map_err(|t| {
-        let message = format!(
-            "Too many setup steps were sent from your address. Wait {} s and try again.",
-            t.retry_after_secs()
-        );
-        page_throttled(t, "Too many requests", message, rid.to_owned())
-    })
+/// The sign-in start throttle, for setup steps that reach out to an IdP or bind a browser:
+/// the 429 page when this address is over it.
+fn throttled(state: &AppState, addr: std::net::IpAddr, rid: &str) -> Option<Response> {
+    let t = state.throttle.start_sign_in(addr).err()?;
+    let message = format!(
+        "Too many setup steps were sent from your address. Wait {} s and try again.",
+        t.retry_after_secs()
+    );
+    Some(page_throttled(t, "Too many requests", message, rid.to_owned()))
 }
 
 fn back_to(token: &str, step: usize) -> Response {
@@ -580,7 +580,7 @@ async fn save_credentials(
     SetupForm { w, form }: SetupForm,
 ) -> Response {
     // Each save runs discovery and a key fetch against the typed issuer.
-    if let Err(r) = throttle(&state, addr, &w.rid) {
+    if let Some(r) = throttled(&state, addr, &w.rid) {
         return r;
     }
     let secret = form.get("client_secret");
@@ -668,7 +668,7 @@ async fn start_test(
     ClientAddr(addr): ClientAddr,
     SetupForm { w, .. }: SetupForm,
 ) -> Response {
-    if let Err(r) = throttle(&state, addr, &w.rid) {
+    if let Some(r) = throttled(&state, addr, &w.rid) {
         return r;
     }
     let return_to = format!("/setup/{}?step=5", w.token);

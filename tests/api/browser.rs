@@ -556,9 +556,15 @@ async fn browser_customer_sets_up_sso_through_a_setup_link() {
     }
     // The start page names no org (a link scanner learns nothing); Start leads to step 1.
     assert_eq!(result["landing"]["status"], 200, "{result}");
-    assert_eq!(result["landing"]["heading"], "Set up single sign-on", "{result}");
+    assert_eq!(
+        result["landing"]["heading"], "Set up single sign-on",
+        "{result}"
+    );
     assert!(
-        !result["landing"]["text"].as_str().unwrap().contains("Org acme"),
+        !result["landing"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("Org acme"),
         "{result}"
     );
     assert_eq!(result["first"]["status"], 200, "{result}");
