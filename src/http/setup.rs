@@ -465,7 +465,12 @@ fn throttled(state: &AppState, addr: std::net::IpAddr, rid: &str) -> Option<Resp
         "Too many setup steps were sent from your address. Wait {} s and try again.",
         t.retry_after_secs()
     );
-    Some(page_throttled(t, "Too many requests", message, rid.to_owned()))
+    Some(page_throttled(
+        t,
+        "Too many requests",
+        message,
+        rid.to_owned(),
+    ))
 }
 
 fn back_to(token: &str, step: usize) -> Response {
