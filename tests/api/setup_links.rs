@@ -958,3 +958,61 @@ async fn the_console_tests_a_connected_org_without_enrolling_and_manages_links()
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(links(&app, "acme").await[0]["status"], "revoked");
 }
+
+/// A test sign-in through `url` (credentials for `issuer`) as `account`: step 5 after it.
+async fn link_test(app: &TestApp, url: &str, issuer: &str, account: &str) -> String {
+    let b = browser();
+    start_link(&b, url).await;
+    let page = step(&b, url, 1).await;
+    post(&b, &format!("{url}/preset"), &page, &[("preset", "other")]).await;
+    let page = step(&b, url, 3).await;
+    let r = post(
+        &b,
+        &format!("{url}/credentials"),
+        &page,
+        &[
+            ("issuer", issuer),
+            ("client_id", CLIENT_ID),
+            ("client_secret", CLIENT_SECRET),
+            ("scopes", "openid email profile groups"),
+            ("groups_claim", "groups"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let page = step(&b, url, 5).await;
+    test_sign_in(app, &b, url, &page, account).await
+}
+
+#[tokio::test]
+async fn the_test_asks_userinfo_as_activation_will() {
+    let app = app().await;
+    // Scope claims only at userinfo: whether it is asked shows in the result.
+    let idp = crate::userinfo::start_conforming_idp(&app, false).await;
+    app.create_org("acme", &[]).await;
+    app.connect("acme", &idp.issuer).await;
+    let (s, b) = app
+        .admin(
+            Method::PUT,
+            "/api/v1/orgs/acme/sso",
+            Some(json!({"issuer": idp.issuer, "client_id": CLIENT_ID, "userinfo": false})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (_, url) = new_link(&app, "acme", json!({})).await;
+    let off = link_test(&app, &url, &idp.issuer, "alice").await;
+    assert!(off.contains("test-ok"), "{off}");
+    assert!(
+        !off.contains("From userinfo") && !off.contains("alice@example.com"),
+        "the live connection does not ask userinfo, so neither does the test: {off}"
+    );
+
+    // A new org (no connection): activation turns userinfo on, and so does the test.
+    app.create_org("fresh", &[]).await;
+    let (_, url) = new_link(&app, "fresh", json!({})).await;
+    let on = link_test(&app, &url, &idp.issuer, "alice").await;
+    assert!(
+        on.contains("From userinfo") && on.contains("alice@example.com"),
+        "{on}"
+    );
+}
