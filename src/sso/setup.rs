@@ -5,8 +5,8 @@
 //!   slug or id from a form is ever read.
 //! - **Expiry and revocation.** A link lives 1 to 168 hours (72 by default) and can be revoked;
 //!   once activated it is `used` and changes nothing more.
-//! - **One browser at a time.** The first browser that opens the link is bound to it (a random
-//!   cookie, its SHA-256 on the row). Another browser is refused while the bound one was seen in
+//! - **One browser at a time.** The first browser that presses the start page's Start is bound
+//!   to the link (a random cookie, its SHA-256 on the row; a GET never binds: link scanners). Another browser is refused while the bound one was seen in
 //!   the last [`BROWSER_IDLE_SECS`]; after that idle time the next browser to open the link takes
 //!   it over (a customer who switched machines is not locked out; the operator can always revoke).
 //! - **A draft.** What the customer enters is a draft on the link (the secret encrypted, never
@@ -17,8 +17,8 @@
 //!   that stores the claims received and never enrols anyone or starts a session.
 //!
 //! Audit actions: `setup_link.created/revoked/opened/bound/draft_saved/rules_saved/
-//! test_sign_in/activated` (actor `setup_link:<id>` for the link's own steps), and
-//! `sso.test_sign_in` for the console's test.
+//! test_started/test_sign_in/activated` (actor `setup_link:<id>` for the link's own steps), and
+//! `sso.test_started/test_sign_in` for the console's test.
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -339,9 +339,10 @@ impl Sso {
     }
 
     /// Opens the link behind `token` for this browser (`browser`: its binding cookie, if
-    /// any). `may_bind`: an unbound browser may take the link (opening the page), else it is
-    /// refused (a form posted from a browser the link does not know). A used link opens (the
-    /// caller shows the done page); a revoked or expired one does not.
+    /// any). `may_bind`: an unbound browser may take the link (the start page's POST), else it
+    /// is refused with `OtherBrowser` (a GET shows the start page; a form is refused). A used
+    /// link opens only for its bound browser until expiry or revocation (the done page), else
+    /// `Used`; a revoked or expired one does not.
     pub async fn open_setup_link(
         &self,
         token: &str,
@@ -924,7 +925,7 @@ impl Sso {
         Ok(login_url)
     }
 
-    /// The org's login URL once a link was used (the done page).
+    /// The org's live connection's login URL, if it has one.
     pub async fn setup_login_url(&self, org: &OrgRow) -> Result<Option<String>, StoreError> {
         Ok(self
             .store
