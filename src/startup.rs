@@ -246,7 +246,7 @@ fn app_router(state: AppState) -> axum::Router {
             TraceLayer::new_for_http()
                 .make_span_with(|req: &Request<_>| {
                     let rid = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
-                    tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %rid)
+                    tracing::info_span!("request", method = %req.method(), path = %http::request_id::log_path(req.uri().path()), request_id = %rid)
                 })
                 // Access lines at debug: the verify endpoint is called on every proxied request.
                 .on_response(DefaultOnResponse::new().level(tracing::Level::DEBUG)),

@@ -143,8 +143,9 @@ pub(crate) fn flow_binding(jar: &CookieJar) -> String {
 /// The cookie binding a sign-in (or a test sign-in) to this browser until its callback.
 pub(crate) fn flow_cookie(state: &AppState, binding: String) -> Cookie<'static> {
     Cookie::build((FLOW_COOKIE, binding))
-        // Sent to /sso/{id} too, so a second tab reuses the binding instead of replacing it.
-        .path("/sso")
+        // Sent to /sso/{id}, /setup and /admin too, so a sign-in or test started in another tab
+        // reuses the binding instead of replacing it (which would fail the first's callback).
+        .path("/")
         .http_only(true)
         .secure(state.settings.secure_cookies())
         .same_site(SameSite::Lax)

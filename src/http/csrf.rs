@@ -53,7 +53,8 @@ pub async fn guard(State(own): State<OwnOrigin>, req: Request, next: Next) -> Re
     ) {
         return next.run(req).await;
     }
-    tracing::warn!(path = %req.uri().path(), "cross-site request refused");
+    // The logged path never holds a setup link's token.
+    tracing::warn!(path = %super::request_id::log_path(req.uri().path()), "cross-site request refused");
     if req.uri().path().starts_with("/api/") {
         return ApiError::new(
             StatusCode::FORBIDDEN,

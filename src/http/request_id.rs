@@ -112,6 +112,18 @@ where
     }
 }
 
+/// The path as logged: a setup link's token is its only credential, and span fields are
+/// printed with every event of the request, so it is replaced by `{token}`.
+pub fn log_path(path: &str) -> std::borrow::Cow<'_, str> {
+    match path.strip_prefix("/setup/") {
+        Some(rest) => {
+            let tail = rest.find('/').map_or("", |i| &rest[i..]);
+            format!("/setup/{{token}}{tail}").into()
+        }
+        None => path.into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,5 +206,14 @@ mod tests {
             Some(&answered),
             "the handler saw the same id"
         );
+    }
+
+    #[test]
+    fn a_setup_token_never_reaches_the_log() {
+        assert_eq!(log_path("/setup/SECRET"), "/setup/{token}");
+        assert_eq!(log_path("/setup/SECRET/test"), "/setup/{token}/test");
+        assert_eq!(log_path("/setup/"), "/setup/{token}");
+        assert_eq!(log_path("/sso/callback"), "/sso/callback");
+        assert_eq!(log_path("/admin/setup/x"), "/admin/setup/x");
     }
 }

@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -18,6 +19,7 @@ use utoipa::ToSchema;
 
 use super::admin::{AdminOrg, ACTOR};
 use super::browser::{flow_binding, flow_cookie};
+use super::client_addr::{page_throttled, ClientAddr};
 use super::console::connection::PRESETS;
 use super::console::rules::{compile_rows, describe, rows_from_form, rows_of, OPS, OUTCOMES};
 use super::error::{ApiError, ApiJson};
@@ -31,8 +33,11 @@ use crate::sso::{
     MAX_HOURS,
 };
 
-/// The cookie binding a link to one browser (only its hash is stored).
+/// The cookie binding a link to one browser (only its hash is stored). Its path is the link's
+/// own (`/setup/{token}`), so each link in a browser has its own binding.
 pub const SETUP_COOKIE: &str = "orgsso_setup";
+/// The same over HTTPS: a `__Secure-` cookie cannot be set by a plain-HTTP page.
+const SECURE_SETUP_COOKIE: &str = "__Secure-orgsso_setup";
 const FORM_MAC_PURPOSE: &str = "setup form";
 const MAX_FORM_BYTES: usize = 64 * 1024;
 
@@ -44,6 +49,7 @@ pub fn router() -> Router<AppState> {
         )
         .route("/api/v1/orgs/{slug}/setup-links/{id}", delete(revoke_link))
         .route("/setup/{token}", get(page))
+        .route("/setup/{token}/start", post(start))
         .route("/setup/{token}/preset", post(choose_preset))
         .route("/setup/{token}/credentials", post(save_credentials))
         .route("/setup/{token}/rules", post(save_rules))
@@ -157,7 +163,11 @@ pub(super) async fn revoke_link(
 fn refusal(e: SetupError, rid: &str) -> Response {
     let e = match e {
         SetupError::Store(s) => {
-            return pages::PageError::from_store(s, rid.to_owned()).into_response();
+            let page = pages::PageError {
+                title: "Setup failed",
+                ..pages::PageError::from_store(s, rid.to_owned())
+            };
+            return page.into_response();
         }
         other => other,
     };
@@ -186,6 +196,14 @@ fn form_token(state: &AppState, binding: &str) -> String {
     state.secret_box.mac(FORM_MAC_PURPOSE, binding)
 }
 
+fn setup_cookie(state: &AppState) -> &'static str {
+    if state.settings.secure_cookies() {
+        SECURE_SETUP_COOKIE
+    } else {
+        SETUP_COOKIE
+    }
+}
+
 /// Opens the link for this browser: binds it when `may_bind` and the link is free.
 async fn open(
     state: &AppState,
@@ -193,18 +211,19 @@ async fn open(
     jar: CookieJar,
     rid: &str,
     may_bind: bool,
-) -> Result<Wizard, Response> {
+) -> Result<Wizard, SetupError> {
     let t = now().unix_timestamp();
-    let binding = jar.get(SETUP_COOKIE).map(|c| c.value().to_owned());
+    let name = setup_cookie(state);
+    let binding = jar.get(name).map(|c| c.value().to_owned());
     let access = state
         .sso
         .open_setup_link(token, binding.as_deref(), may_bind, t)
-        .await
-        .map_err(|e| refusal(e, rid))?;
+        .await?;
     let (jar, binding) = match &access.new_browser {
         Some(value) => {
-            let cookie = Cookie::build((SETUP_COOKIE, value.clone()))
-                .path("/setup")
+            // Only set for a link found by this token: the path holds nothing but our token.
+            let cookie = Cookie::build((name, value.clone()))
+                .path(format!("/setup/{token}"))
                 .http_only(true)
                 .secure(state.settings.secure_cookies())
                 .same_site(SameSite::Lax)
@@ -234,7 +253,9 @@ async fn open_form(
     rid: &str,
     body: &[u8],
 ) -> Result<(Wizard, FormData), Response> {
-    let w = open(state, token, jar, rid, false).await?;
+    let w = open(state, token, jar, rid, false)
+        .await
+        .map_err(|e| refusal(e, rid))?;
     if w.access.link.used_at.is_some() {
         return Err(refusal(SetupError::Used, rid));
     }
@@ -284,10 +305,8 @@ async fn render(state: &AppState, w: Wizard, step: usize, v: View) -> Response {
     let a = &w.access;
     let fail = |e: crate::store::StoreError| refusal(SetupError::Store(e), &w.rid);
     if a.link.used_at.is_some() {
-        let login_url = match sso.setup_login_url(&a.org).await {
-            Ok(u) => u,
-            Err(e) => return fail(e),
-        };
+        // The URL recorded at activation (a later reconnect is not this link's business).
+        let login_url = a.activated_login_url();
         let page = pages::render(
             StatusCode::OK,
             "setup.html",
@@ -378,17 +397,23 @@ struct StepQuery {
     step: Option<String>,
 }
 
-/// `GET /setup/{token}?step=N`: the wizard at step N (1 to 6), or the done page once used.
+/// `GET /setup/{token}?step=N`: the wizard at step N (1 to 6) for the bound browser, or the
+/// done page once used. Any other browser gets the start page: a GET never binds, since link
+/// scanners and chat unfurlers fetch links before the customer does.
 async fn page(
     State(state): State<AppState>,
-    Path(token): Path<String>,
+    token: Result<Path<String>, PathRejection>,
     PageQuery(q): PageQuery<StepQuery>,
     jar: CookieJar,
     RequestId(rid): RequestId,
 ) -> Response {
-    let w = match open(&state, &token, jar, &rid, true).await {
+    let Ok(Path(token)) = token else {
+        return refusal(SetupError::Unknown, &rid);
+    };
+    let w = match open(&state, &token, jar, &rid, false).await {
         Ok(w) => w,
-        Err(r) => return r,
+        Err(SetupError::OtherBrowser) => return landing(&token, &rid),
+        Err(e) => return refusal(e, &rid),
     };
     let step = q
         .step
@@ -396,6 +421,56 @@ async fn page(
         .filter(|s| (1..=STEPS.len()).contains(s))
         .unwrap_or(1);
     render(&state, w, step, View::default()).await
+}
+
+/// The start page: nothing of the link's org, one button that binds this browser.
+fn landing(token: &str, rid: &str) -> Response {
+    pages::render(
+        StatusCode::OK,
+        "setup.html",
+        json!({"title": "Set up single sign-on", "landing": true, "token": token, "request_id": rid}),
+    )
+}
+
+/// `POST /setup/{token}/start`: binds this browser when the link is free (audited
+/// `setup_link.opened` and `bound`), then step 1. Behind the Origin guard; throttled per
+/// address like sign-in starts, so refusals cannot flood the audit log.
+async fn start(
+    State(state): State<AppState>,
+    token: Result<Path<String>, PathRejection>,
+    jar: CookieJar,
+    RequestId(rid): RequestId,
+    ClientAddr(addr): ClientAddr,
+) -> Response {
+    let Ok(Path(token)) = token else {
+        return refusal(SetupError::Unknown, &rid);
+    };
+    if let Some(r) = throttled(&state, addr, &rid) {
+        return r;
+    }
+    match open(&state, &token, jar, &rid, true).await {
+        Ok(w) => {
+            let to = back_to(&w.token, 1);
+            (w.jar, to).into_response()
+        }
+        Err(e) => refusal(e, &rid),
+    }
+}
+
+/// The sign-in start throttle, for setup steps that reach out to an IdP or bind a browser:
+/// the 429 page when this address is over it.
+fn throttled(state: &AppState, addr: std::net::IpAddr, rid: &str) -> Option<Response> {
+    let t = state.throttle.start_sign_in(addr).err()?;
+    let message = format!(
+        "Too many setup steps were sent from your address. Wait {} s and try again.",
+        t.retry_after_secs()
+    );
+    Some(page_throttled(
+        t,
+        "Too many requests",
+        message,
+        rid.to_owned(),
+    ))
 }
 
 fn back_to(token: &str, step: usize) -> Response {
@@ -431,7 +506,7 @@ impl axum::extract::FromRequest<AppState> for SetupForm {
         let rid = RequestId::of(&parts.headers);
         let Path(token) = Path::<String>::from_request_parts(&mut parts, state)
             .await
-            .map_err(IntoResponse::into_response)?;
+            .map_err(|_| refusal(SetupError::Unknown, &rid))?;
         let jar = CookieJar::from_headers(&parts.headers);
         let bytes = read_body(body, &rid).await?;
         let (w, form) = open_form(state, &token, jar, &rid, &bytes).await?;
@@ -506,8 +581,13 @@ async fn choose_preset(
 /// the secret.
 async fn save_credentials(
     State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
     SetupForm { w, form }: SetupForm,
 ) -> Response {
+    // Each save runs discovery and a key fetch against the typed issuer.
+    if let Some(r) = throttled(&state, addr, &w.rid) {
+        return r;
+    }
     let secret = form.get("client_secret");
     let input = DraftInput {
         issuer: form.get("issuer").trim().to_owned(),
@@ -588,7 +668,14 @@ async fn save_rules(State(state): State<AppState>, SetupForm { w, form }: SetupF
 
 /// `POST /setup/{token}/test`: 303 to the IdP with the draft's settings; the callback stores
 /// the result on the draft and comes back to step 5.
-async fn start_test(State(state): State<AppState>, SetupForm { w, .. }: SetupForm) -> Response {
+async fn start_test(
+    State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
+    SetupForm { w, .. }: SetupForm,
+) -> Response {
+    if let Some(r) = throttled(&state, addr, &w.rid) {
+        return r;
+    }
     let return_to = format!("/setup/{}?step=5", w.token);
     let binding = flow_binding(&w.jar);
     let started = state
@@ -609,9 +696,16 @@ async fn start_test(State(state): State<AppState>, SetupForm { w, .. }: SetupFor
         }
         Err(crate::sso::LoginError::Store(e)) => refusal(SetupError::Store(e), &w.rid),
         Err(e) => {
+            let (status, error) = match e {
+                crate::sso::LoginError::TooManyPending => (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "Several test sign-ins from this link are still waiting at your identity provider: finish one there, or wait 10 minutes for them to expire.".to_owned(),
+                ),
+                e => (StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+            };
             let v = View {
-                status: Some(StatusCode::UNPROCESSABLE_ENTITY),
-                error: Some(e.to_string()),
+                status: Some(status),
+                error: Some(error),
                 ..View::default()
             };
             render(&state, w, 5, v).await

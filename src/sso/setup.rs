@@ -5,8 +5,8 @@
 //!   slug or id from a form is ever read.
 //! - **Expiry and revocation.** A link lives 1 to 168 hours (72 by default) and can be revoked;
 //!   once activated it is `used` and changes nothing more.
-//! - **One browser at a time.** The first browser that opens the link is bound to it (a random
-//!   cookie, its SHA-256 on the row). Another browser is refused while the bound one was seen in
+//! - **One browser at a time.** The first browser that presses the start page's Start is bound
+//!   to the link (a random cookie, its SHA-256 on the row; a GET never binds: link scanners). Another browser is refused while the bound one was seen in
 //!   the last [`BROWSER_IDLE_SECS`]; after that idle time the next browser to open the link takes
 //!   it over (a customer who switched machines is not locked out; the operator can always revoke).
 //! - **A draft.** What the customer enters is a draft on the link (the secret encrypted, never
@@ -17,8 +17,8 @@
 //!   that stores the claims received and never enrols anyone or starts a session.
 //!
 //! Audit actions: `setup_link.created/revoked/opened/bound/draft_saved/rules_saved/
-//! test_sign_in/activated` (actor `setup_link:<id>` for the link's own steps), and
-//! `sso.test_sign_in` for the console's test.
+//! test_started/test_sign_in/activated` (actor `setup_link:<id>` for the link's own steps), and
+//! `sso.test_started/test_sign_in` for the console's test.
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -48,8 +48,10 @@ pub const BROWSER_IDLE_SECS: i64 = 30 * 60;
 const TOKEN_MAC_PURPOSE: &str = "setup-link";
 /// Longer is not one of our tokens (43 characters): refused before hashing.
 const MAX_TOKEN_LEN: usize = 128;
-/// Unfinished test sign-ins one org may have at once.
+/// Unfinished console test sign-ins one org may have at once.
 const MAX_PENDING_TESTS: i64 = 20;
+/// Unfinished test sign-ins one setup link may have at once (apart from the console's).
+const MAX_PENDING_LINK_TESTS: i64 = 3;
 /// A browser's binding cookie is re-stamped at most this often (no write on every page).
 const SEEN_EVERY_SECS: i64 = 60;
 const SECRET_AGAIN: &str = "The issuer, client ID or token endpoint changed: enter the client secret again (a stored secret is only sent where it was entered for).";
@@ -156,6 +158,11 @@ impl SetupAccess {
         json_of(self.link.test_result.as_deref())
     }
 
+    /// The login URL recorded when this link was activated.
+    pub fn activated_login_url(&self) -> Option<String> {
+        self.draft().and_then(|d| d.login_url)
+    }
+
     /// A secret is stored with the draft (never shown, only said).
     pub fn has_secret(&self) -> bool {
         self.link
@@ -186,6 +193,9 @@ pub struct Draft {
     /// What discovery found when the credentials were saved; `None` until then.
     #[serde(default)]
     pub metadata: Option<ProviderMetadata>,
+    /// The login URL the activation gave (the done page shows this one).
+    #[serde(default)]
+    pub login_url: Option<String>,
 }
 
 /// The credentials form as submitted.
@@ -337,9 +347,10 @@ impl Sso {
     }
 
     /// Opens the link behind `token` for this browser (`browser`: its binding cookie, if
-    /// any). `may_bind`: an unbound browser may take the link (opening the page), else it is
-    /// refused (a form posted from a browser the link does not know). A used link opens (the
-    /// caller shows the done page); a revoked or expired one does not.
+    /// any). `may_bind`: an unbound browser may take the link (the start page's POST), else it
+    /// is refused with `OtherBrowser` (a GET shows the start page; a form is refused). A used
+    /// link opens only for its bound browser until expiry or revocation (the done page), else
+    /// `Used`; a revoked or expired one does not.
     pub async fn open_setup_link(
         &self,
         token: &str,
@@ -360,23 +371,26 @@ impl Sso {
             .org_by_id(&link.org_id)
             .await?
             .ok_or(SetupError::Unknown)?;
+        let this_browser = browser.filter(|b| b.len() <= MAX_TOKEN_LEN).map(sha256_b64);
+        let bound_here = match (&link.browser_hash, &this_browser) {
+            (Some(bound), Some(mine)) => ct_eq(bound, mine),
+            _ => false,
+        };
         match link_status(&link, now) {
-            "used" => {
+            // The done page (with the login URL) only for the browser that activated, until
+            // the link expires or is revoked; anyone else just learns it was used.
+            "used" if bound_here && link.expires_at > now && link.revoked_at.is_none() => {
                 return Ok(SetupAccess {
                     link,
                     org,
                     new_browser: None,
                 })
             }
+            "used" => return Err(SetupError::Used),
             "revoked" => return Err(SetupError::Revoked),
             "expired" => return Err(SetupError::Expired),
             _ => {}
         }
-        let this_browser = browser.filter(|b| b.len() <= MAX_TOKEN_LEN).map(sha256_b64);
-        let bound_here = match (&link.browser_hash, &this_browser) {
-            (Some(bound), Some(mine)) => ct_eq(bound, mine),
-            _ => false,
-        };
         if bound_here {
             if link
                 .browser_seen_at
@@ -698,6 +712,13 @@ impl Sso {
             id = owner;
             key = Some(k);
         }
+        // What activation will use: it keeps the live connection's setting (a new one's is on).
+        let userinfo = self
+            .store
+            .latest_connection(&link.org_id)
+            .await?
+            .filter(Connection::is_connected)
+            .is_none_or(|c| c.userinfo);
         Ok(Connection {
             id,
             org_id: link.org_id.clone(),
@@ -712,7 +733,7 @@ impl Sso {
             updated_at: link.created_at,
             disconnected_at: None,
             groups_claim: draft.groups_claim,
-            userinfo: true,
+            userinfo,
             token_auth: TokenAuth {
                 method,
                 learned: None,
@@ -758,7 +779,15 @@ impl Sso {
                 (conn, org.id.clone(), None, actor.to_owned(), back)
             }
         };
-        if self.store.pending_test_flows(&org_id, now).await? >= MAX_PENDING_TESTS {
+        let cap = match setup_link_id {
+            Some(_) => MAX_PENDING_LINK_TESTS,
+            None => MAX_PENDING_TESTS,
+        };
+        let pending = self
+            .store
+            .pending_test_flows(&org_id, setup_link_id.as_deref(), now)
+            .await?;
+        if pending >= cap {
             return Err(LoginError::TooManyPending);
         }
         let auth = self.authorization(&conn, None)?;
@@ -1026,10 +1055,19 @@ impl Sso {
         self.store
             .mark_setup_link_used(&access.link, &detail, now)
             .await?;
-        Ok(self.login_url(&conn.login_id))
+        let login_url = self.login_url(&conn.login_id);
+        let recorded = Draft {
+            login_url: Some(login_url.clone()),
+            ..draft
+        };
+        let text = serde_json::to_string(&recorded).expect("a draft serialises");
+        self.store
+            .record_setup_link_draft(&access.link.id, &text)
+            .await?;
+        Ok(login_url)
     }
 
-    /// The org's login URL once a link was used (the done page).
+    /// The org's live connection's login URL, if it has one.
     pub async fn setup_login_url(&self, org: &OrgRow) -> Result<Option<String>, StoreError> {
         Ok(self
             .store

@@ -244,7 +244,7 @@ impl Store {
             let d = sqlx::query("DELETE FROM test_flows WHERE expires_at <= $1").bind(now).execute(p).await?;
             a.rows_affected() + b.rows_affected() + c.rows_affected() + d.rows_affected()
         });
-        Ok(n)
+        Ok(n + self.purge_setup_links(now).await?)
     }
 }
 

@@ -76,6 +76,16 @@ pub struct TestFlowRow {
 
 const FLOW_COLUMNS: &str = "id, state_hash, org_id, setup_link_id, connection_id, actor, browser_hash, nonce, pkce_verifier, return_enc, draft_fingerprint, used_at, result, created_at, expires_at";
 
+/// How many links the admin API and the console list (the newest).
+pub const MAX_LISTED_LINKS: i64 = 200;
+/// An expired link's row (times and status only by then) is deleted this long after expiry.
+pub const SETUP_LINK_RETENTION_SECS: i64 = 30 * 24 * 3600;
+/// What a link stops holding once revoked or expired: the customer's entries, secret, own
+/// private key and claims (a used link's recorded login URL is in its draft, shown only until
+/// expiry).
+const FORGET_DRAFT: &str =
+    "draft = NULL, draft_secret_enc = NULL, client_key_enc = NULL, test_result = NULL";
+
 /// What a draft save writes.
 #[derive(Debug, Clone, Copy)]
 pub enum DraftPart<'a> {
@@ -107,9 +117,10 @@ impl Store {
         Ok(())
     }
 
-    /// The org's links, newest first.
+    /// The org's links, newest first: at most [`MAX_LISTED_LINKS`] (no paging; expired links
+    /// are deleted after [`SETUP_LINK_RETENTION_SECS`], so an org rarely has that many).
     pub async fn setup_links(&self, org_id: &str) -> Result<Vec<SetupLinkRow>> {
-        let sql = format!("SELECT {LINK_COLUMNS} FROM setup_links WHERE org_id = $1 ORDER BY created_at DESC, id LIMIT 200");
+        let sql = format!("SELECT {LINK_COLUMNS} FROM setup_links WHERE org_id = $1 ORDER BY created_at DESC, id LIMIT {MAX_LISTED_LINKS}");
         Ok(
             on_db!(self.db(), p => sqlx::query_as::<_, SetupLinkRow>(&sql)
             .bind(org_id).fetch_all(p).await?),
@@ -144,8 +155,8 @@ impl Store {
     ) -> Result<bool> {
         Ok(on_db!(self.db(), p => {
             let mut tx = p.begin().await?;
-            let found: Option<(String,)> = sqlx::query_as(
-                "UPDATE setup_links SET revoked_at = COALESCE(revoked_at, $3) WHERE org_id = $1 AND id = $2 RETURNING id")
+            let found: Option<(String,)> = sqlx::query_as(&format!(
+                "UPDATE setup_links SET revoked_at = COALESCE(revoked_at, $3), {FORGET_DRAFT} WHERE org_id = $1 AND id = $2 RETURNING id"))
                 .bind(org_id).bind(id).bind(now).fetch_optional(&mut *tx).await?;
             if found.is_some() {
                 audit_in_tx!(tx, org_id, actor, "setup_link.revoked", serde_json::json!({"id": id}), now)?;
@@ -306,6 +317,26 @@ impl Store {
         Ok(())
     }
 
+    /// Rewrites a link's draft whatever its state (activation records its login URL).
+    pub async fn record_setup_link_draft(&self, id: &str, draft: &str) -> Result<()> {
+        on_db!(self.db(), p => {
+            sqlx::query("UPDATE setup_links SET draft = $2 WHERE id = $1")
+                .bind(id).bind(draft).execute(p).await?;
+        });
+        Ok(())
+    }
+
+    /// Expired links forget their drafts; rows past the retention go (with their test flows).
+    pub async fn purge_setup_links(&self, now: i64) -> Result<u64> {
+        let forget = format!("UPDATE setup_links SET {FORGET_DRAFT} WHERE expires_at <= $1 AND (draft IS NOT NULL OR draft_secret_enc IS NOT NULL OR client_key_enc IS NOT NULL OR test_result IS NOT NULL)");
+        Ok(on_db!(self.db(), p => {
+            let a = sqlx::query(&forget).bind(now).execute(p).await?;
+            let b = sqlx::query("DELETE FROM setup_links WHERE expires_at <= $1")
+                .bind(now - SETUP_LINK_RETENTION_SECS).execute(p).await?;
+            a.rows_affected() + b.rows_affected()
+        }))
+    }
+
     /// Ends a claimed link's activation: the draft's secret and private key are now the
     /// connection's, so the link's copies go; audited `setup_link.activated`.
     pub async fn mark_setup_link_used(
@@ -325,15 +356,27 @@ impl Store {
         Ok(())
     }
 
+    /// Stores a test flow and audits its start (`setup_link.test_started` for a link's draft,
+    /// `sso.test_started` for the console's test of the live connection).
     pub async fn insert_test_flow(&self, f: &TestFlowRow) -> Result<()> {
+        let (action, detail) = match &f.setup_link_id {
+            Some(id) => ("setup_link.test_started", serde_json::json!({"id": id})),
+            None => (
+                "sso.test_started",
+                serde_json::json!({"connection_id": f.connection_id}),
+            ),
+        };
         on_db!(self.db(), p => {
+            let mut tx = p.begin().await?;
             sqlx::query(
                 "INSERT INTO test_flows (id, state_hash, org_id, setup_link_id, connection_id, actor, browser_hash, nonce, pkce_verifier, return_enc, created_at, expires_at, draft_fingerprint)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)")
                 .bind(&f.id).bind(&f.state_hash).bind(&f.org_id).bind(&f.setup_link_id)
                 .bind(&f.connection_id).bind(&f.actor).bind(&f.browser_hash).bind(&f.nonce)
                 .bind(&f.pkce_verifier).bind(&f.return_enc).bind(f.created_at).bind(f.expires_at).bind(&f.draft_fingerprint)
-                .execute(p).await?;
+                .execute(&mut *tx).await?;
+            audit_in_tx!(tx, &f.org_id, &f.actor, action, detail, f.created_at)?;
+            tx.commit().await?;
         });
         Ok(())
     }
@@ -374,10 +417,25 @@ impl Store {
         )
     }
 
-    /// Unfinished test flows of a link or connection (bounds what one caller can pile up).
-    pub async fn pending_test_flows(&self, org_id: &str, now: i64) -> Result<i64> {
-        Ok(on_db!(self.db(), p => sqlx::query_scalar::<_, i64>(
-            "SELECT COUNT(*) FROM test_flows WHERE org_id = $1 AND expires_at > $2 AND used_at IS NULL")
-            .bind(org_id).bind(now).fetch_one(p).await?))
+    /// Unfinished test flows of one link (`setup_link_id`), or else of the org's console
+    /// tests: each has its own cap, so a link holder cannot block the console's button.
+    pub async fn pending_test_flows(
+        &self,
+        org_id: &str,
+        setup_link_id: Option<&str>,
+        now: i64,
+    ) -> Result<i64> {
+        const PENDING: &str = "SELECT COUNT(*) FROM test_flows WHERE org_id = $1 AND expires_at > $2 AND used_at IS NULL";
+        let sql = match setup_link_id {
+            Some(_) => format!("{PENDING} AND setup_link_id = $3"),
+            None => format!("{PENDING} AND setup_link_id IS NULL"),
+        };
+        Ok(on_db!(self.db(), p => {
+            let q = sqlx::query_scalar::<_, i64>(&sql).bind(org_id).bind(now);
+            match setup_link_id {
+                Some(id) => q.bind(id),
+                None => q,
+            }.fetch_one(p).await?
+        }))
     }
 }

@@ -554,7 +554,24 @@ async fn browser_customer_sets_up_sso_through_a_setup_link() {
         assert!(text.contains("Ask your contact for a new link"), "{result}");
         assert!(!text.contains("Org acme"), "{result}");
     }
+    // The start page names no org (a link scanner learns nothing); Start leads to step 1.
+    assert_eq!(result["landing"]["status"], 200, "{result}");
+    assert_eq!(
+        result["landing"]["heading"], "Set up single sign-on",
+        "{result}"
+    );
+    assert!(
+        !result["landing"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("Org acme"),
+        "{result}"
+    );
     assert_eq!(result["first"]["status"], 200, "{result}");
+    assert_eq!(
+        result["first"]["heading"], "Set up single sign-on for Org acme",
+        "{result}"
+    );
     assert_eq!(
         result["presets"],
         json!(["okta", "auth0", "keycloak", "entra", "google", "other"]),
@@ -620,6 +637,7 @@ async fn browser_customer_sets_up_sso_through_a_setup_link() {
     assert_fresh_pngs(
         &screenshots,
         &[
+            "setup-start.png",
             "setup-choose-idp.png",
             "setup-register.png",
             "setup-credentials-error.png",

@@ -79,6 +79,32 @@ fn unescape(html: &str) -> String {
     html.replace("&#x2f;", "/")
 }
 
+/// Opens the link in `b` the way a person does: the start page (a GET binds nothing), then its
+/// Start button. Returns the binding cookie as set.
+async fn start_link(b: &Client, url: &str) -> String {
+    let (s, landing) = get(b, url).await;
+    assert_eq!(s, StatusCode::OK, "{landing}");
+    assert!(landing.contains("setup-start"), "{landing}");
+    assert!(
+        !landing.contains("Org ") && !landing.contains("name=\"csrf\""),
+        "the start page shows nothing of the link's org: {landing}"
+    );
+    let r = b.post(format!("{url}/start")).send().await.unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::SEE_OTHER,
+        "{}",
+        r.text().await.unwrap()
+    );
+    assert!(location(&r).ends_with("?step=1"));
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|c| c.starts_with("orgsso_setup="))
+        .unwrap_or_default()
+}
+
 /// Posts a setup form with the page's token.
 async fn post(b: &Client, url: &str, page: &str, fields: &[(&str, &str)]) -> Response {
     let csrf = form_token_in(page);
@@ -270,29 +296,42 @@ async fn one_browser_at_a_time_and_idle_bindings_free_the_link() {
     let (id, url) = new_link(&app, "acme", json!({})).await;
 
     let first = browser();
-    let r = first.get(&url).send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    let cookie = r
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().to_owned())
-        .find(|c| c.starts_with("orgsso_setup="))
-        .expect("the first browser is bound by a cookie");
-    for attr in ["HttpOnly", "SameSite=Lax", "Path=/setup"] {
-        assert!(cookie.contains(attr), "{attr} in {cookie}");
+    // A link scanner's GET (no cookie kept) binds nothing and writes nothing.
+    for _ in 0..3 {
+        let r = reqwest::get(&url).await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert!(r.headers().get("set-cookie").is_none());
     }
-    let page = r.text().await.unwrap();
+    assert!(links(&app, "acme").await[0]["last_used_at"].is_null());
+    assert!(!audit_actions(&app, "acme")
+        .await
+        .iter()
+        .any(|e| e["action"] == "setup_link.opened" || e["action"] == "setup_link.bound"));
+    let cookie = start_link(&first, &url).await;
+    let token = url.rsplit('/').next().unwrap();
+    for attr in [
+        "HttpOnly".to_owned(),
+        "SameSite=Lax".to_owned(),
+        format!("Path=/setup/{token}"),
+    ] {
+        assert!(cookie.contains(&attr), "{attr} in {cookie}");
+    }
+    let (_, page) = get(&first, &url).await;
     assert!(page.contains("Org acme"));
 
+    // Another browser sees the start page; pressing Start is refused.
     let second = browser();
     let (status, other) = get(&second, &url).await;
-    assert_eq!(status, StatusCode::CONFLICT);
-    assert!(other.contains("open in another browser"), "{other}");
+    assert_eq!(status, StatusCode::OK);
     assert!(
         !other.contains("Org acme") && !other.contains("name=\"csrf\""),
         "offers nothing else"
     );
+    let r = second.post(format!("{url}/start")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    let other = r.text().await.unwrap();
+    assert!(other.contains("open in another browser"), "{other}");
+    assert!(!other.contains("Org acme"), "offers nothing else");
     // The second browser cannot post with the first one's form token either.
     let r = post(
         &second,
@@ -303,6 +342,7 @@ async fn one_browser_at_a_time_and_idle_bindings_free_the_link() {
     .await;
     assert_eq!(r.status(), StatusCode::CONFLICT);
     // The first still can.
+    let page_first = page.clone();
     assert_eq!(get(&first, &url).await.0, StatusCode::OK);
     let r = post(
         &first,
@@ -329,8 +369,21 @@ async fn one_browser_at_a_time_and_idle_bindings_free_the_link() {
         &id,
     )
     .await;
-    assert_eq!(get(&second, &url).await.0, StatusCode::OK);
-    assert_eq!(get(&first, &url).await.0, StatusCode::CONFLICT);
+    start_link(&second, &url).await;
+    let (status, page) = get(&first, &url).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains("setup-start"),
+        "the first is back at the start page"
+    );
+    let r = post(
+        &first,
+        &format!("{url}/preset"),
+        &page_first,
+        &[("preset", "okta")],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::CONFLICT);
 
     let events = audit_actions(&app, "acme").await;
     let actor = format!("setup_link:{id}");
@@ -411,6 +464,7 @@ async fn the_full_flow_tests_without_enrolling_then_activates_for_its_org_only()
     app.create_org("beta", &[]).await;
     let (id, url) = new_link(&app, "acme", json!({})).await;
     let b = browser();
+    start_link(&b, &url).await;
 
     // 1. Choose the IdP (a slug smuggled into the form is ignored).
     let page = step(&b, &url, 1).await;
@@ -630,6 +684,7 @@ async fn the_full_flow_tests_without_enrolling_then_activates_for_its_org_only()
         "bound",
         "draft_saved",
         "rules_saved",
+        "test_started",
         "test_sign_in",
         "activated",
     ] {
@@ -670,8 +725,14 @@ async fn a_link_for_a_connected_org_updates_it_and_keeps_the_login_url() {
     .await;
     app.create_org("acme", &[]).await;
     let before = app.connect("acme", &idp.issuer).await;
-    let (_, url) = new_link(&app, "acme", json!({"expires_in_hours": 3})).await;
+    let (id, url) = new_link(&app, "acme", json!({"expires_in_hours": 3})).await;
     let b = browser();
+    // A real sign-in started in another tab of the same browser, finished after the test.
+    let login_url = before["login_url"].as_str().unwrap();
+    let r = b.get(login_url).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let pending_sign_in = location(&r);
+    start_link(&b, &url).await;
     let page = step(&b, &url, 1).await;
     post(&b, &format!("{url}/preset"), &page, &[("preset", "other")]).await;
     let page = step(&b, &url, 3).await;
@@ -703,6 +764,38 @@ async fn a_link_for_a_connected_org_updates_it_and_keeps_the_login_url() {
         tested.contains("id=\"test-role-name\">viewer<"),
         "org's current rules: {tested}"
     );
+    let back = login_at_idp(&b, &pending_sign_in, "ada").await;
+    let r = b.get(&back).send().await.unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::SEE_OTHER,
+        "{}",
+        r.text().await.unwrap()
+    );
+    assert!(
+        app.me(&b).await.is_some(),
+        "the real sign-in survived the test started after it"
+    );
+
+    // A link may have 3 test sign-ins waiting at the IdP; the console's button stays free.
+    for _ in 0..3 {
+        let r = post(&b, &format!("{url}/test"), &tested, &[]).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    }
+    let r = post(&b, &format!("{url}/test"), &tested, &[]).await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.text().await.unwrap().contains("still waiting"));
+    let op = app.operator_console().await;
+    let console = app.page_text(&op, "/admin/orgs/acme").await;
+    let r = post(&op, &app.url("/admin/orgs/acme/sso/test"), &console, &[]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let started = audit_actions(&app, "acme")
+        .await
+        .iter()
+        .filter(|e| e["action"] == "setup_link.test_started")
+        .count();
+    assert_eq!(started, 4, "each start audited");
+
     let page = step(&b, &url, 6).await;
     assert_eq!(
         post(&b, &format!("{url}/activate"), &page, &[])
@@ -713,6 +806,82 @@ async fn a_link_for_a_connected_org_updates_it_and_keeps_the_login_url() {
     let (_, after) = app.admin(Method::GET, "/api/v1/orgs/acme/sso", None).await;
     assert_eq!(after["login_url"], before["login_url"]);
     assert_eq!(after["scopes"], json!(["openid", "email", "profile"]));
+
+    // The done page and its login URL: for this browser only, until the link expires.
+    let (s, done) = get(&b, &url).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        done.contains("setup-done") && done.contains(login_url),
+        "{done}"
+    );
+    for other in [browser(), Client::new()] {
+        let (s, page) = get(&other, &url).await;
+        assert_eq!(s, StatusCode::CONFLICT);
+        assert!(
+            !page.contains(login_url) && page.contains("already used"),
+            "{page}"
+        );
+    }
+    exec(
+        &app,
+        "UPDATE setup_links SET expires_at = 1 WHERE id = $1",
+        &id,
+    )
+    .await;
+    let (s, page) = get(&b, &url).await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    assert!(!page.contains(login_url));
+}
+
+/// The draft columns of a link: (draft, secret, test result) as stored.
+async fn draft_of(app: &TestApp, id: &str) -> (Option<String>, Option<String>, Option<String>) {
+    let sql = "SELECT draft, draft_secret_enc, test_result FROM setup_links WHERE id = $1";
+    match app.store.db() {
+        orgsso::store::Db::Sqlite(p) => sqlx::query_as(sql).bind(id).fetch_one(p).await.unwrap(),
+        orgsso::store::Db::Postgres(p) => sqlx::query_as(sql).bind(id).fetch_one(p).await.unwrap(),
+    }
+}
+
+#[tokio::test]
+async fn two_links_in_one_browser_both_work_and_ended_links_forget_their_drafts() {
+    let app = app().await;
+    app.create_org("acme", &[]).await;
+    let (one, url1) = new_link(&app, "acme", json!({})).await;
+    let (two, url2) = new_link(&app, "acme", json!({})).await;
+    let b = browser();
+    start_link(&b, &url1).await;
+    start_link(&b, &url2).await;
+    for url in [&url1, &url2] {
+        let page = step(&b, url, 1).await;
+        let r = post(&b, &format!("{url}/preset"), &page, &[("preset", "okta")]).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "{url}");
+    }
+    assert!(draft_of(&app, &one).await.0.is_some());
+    assert!(draft_of(&app, &two).await.0.is_some());
+
+    // Revoked: the draft goes at once. Expired: at the next purge; the row after 30 days.
+    let (s, _) = app
+        .admin(
+            Method::DELETE,
+            &format!("/api/v1/orgs/acme/setup-links/{one}"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    assert_eq!(draft_of(&app, &one).await, (None, None, None));
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let sql = format!(
+        "UPDATE setup_links SET expires_at = {} WHERE id = $1",
+        now - 60
+    );
+    exec(&app, &sql, &two).await;
+    app.store.purge_expired(now).await.unwrap();
+    assert_eq!(draft_of(&app, &two).await, (None, None, None));
+    assert_eq!(links(&app, "acme").await.len(), 2, "kept for the record");
+    app.store.purge_expired(now + 31 * 24 * 3600).await.unwrap();
+    let left = links(&app, "acme").await;
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0]["id"], one.as_str());
 }
 
 /// The private_key_jwt key set URL a setup page shows (`None`: none shown).
@@ -1103,10 +1272,9 @@ async fn the_console_tests_a_connected_org_without_enrolling_and_manages_links()
         1,
         "only the operator's console session"
     );
-    assert!(has_action(
-        &audit_actions(&app, "acme").await,
-        "sso.test_sign_in"
-    ));
+    let events = audit_actions(&app, "acme").await;
+    assert!(has_action(&events, "sso.test_sign_in"));
+    assert!(has_action(&events, "sso.test_started"));
 
     // Setup links page: create (shown once), list, revoke.
     let page = app.page_text(&op, "/admin/orgs/acme/setup-links").await;
@@ -1145,4 +1313,62 @@ async fn the_console_tests_a_connected_org_without_enrolling_and_manages_links()
     .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(links(&app, "acme").await[0]["status"], "revoked");
+}
+
+/// A test sign-in through `url` (credentials for `issuer`) as `account`: step 5 after it.
+async fn link_test(app: &TestApp, url: &str, issuer: &str, account: &str) -> String {
+    let b = browser();
+    start_link(&b, url).await;
+    let page = step(&b, url, 1).await;
+    post(&b, &format!("{url}/preset"), &page, &[("preset", "other")]).await;
+    let page = step(&b, url, 3).await;
+    let r = post(
+        &b,
+        &format!("{url}/credentials"),
+        &page,
+        &[
+            ("issuer", issuer),
+            ("client_id", CLIENT_ID),
+            ("client_secret", CLIENT_SECRET),
+            ("scopes", "openid email profile groups"),
+            ("groups_claim", "groups"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let page = step(&b, url, 5).await;
+    test_sign_in(app, &b, url, &page, account).await
+}
+
+#[tokio::test]
+async fn the_test_asks_userinfo_as_activation_will() {
+    let app = app().await;
+    // Scope claims only at userinfo: whether it is asked shows in the result.
+    let idp = crate::userinfo::start_conforming_idp(&app, false).await;
+    app.create_org("acme", &[]).await;
+    app.connect("acme", &idp.issuer).await;
+    let (s, b) = app
+        .admin(
+            Method::PUT,
+            "/api/v1/orgs/acme/sso",
+            Some(json!({"issuer": idp.issuer, "client_id": CLIENT_ID, "userinfo": false})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (_, url) = new_link(&app, "acme", json!({})).await;
+    let off = link_test(&app, &url, &idp.issuer, "alice").await;
+    assert!(off.contains("test-ok"), "{off}");
+    assert!(
+        !off.contains("From userinfo") && !off.contains("alice@example.com"),
+        "the live connection does not ask userinfo, so neither does the test: {off}"
+    );
+
+    // A new org (no connection): activation turns userinfo on, and so does the test.
+    app.create_org("fresh", &[]).await;
+    let (_, url) = new_link(&app, "fresh", json!({})).await;
+    let on = link_test(&app, &url, &idp.issuer, "alice").await;
+    assert!(
+        on.contains("From userinfo") && on.contains("alice@example.com"),
+        "{on}"
+    );
 }

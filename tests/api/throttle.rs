@@ -307,3 +307,40 @@ async fn wrong_scim_tokens_are_throttled_per_address() {
         .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn setup_link_starts_share_the_sign_in_start_throttle() {
+    let app = spawn_app_with(|s| s.throttle.sign_in_starts_per_minute = 2).await;
+    app.create_org("acme", &[]).await;
+    let (s, link) = app
+        .admin(
+            Method::POST,
+            "/api/v1/orgs/acme/setup-links",
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{link}");
+    let url = link["url"].as_str().unwrap();
+    // Refused Starts from another browser would each write an audit row: bounded per address.
+    let holder = client_from("127.0.0.1");
+    let r = holder.post(format!("{url}/start")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let flooder = client_from("127.0.0.2");
+    for _ in 0..2 {
+        let r = flooder.post(format!("{url}/start")).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::CONFLICT);
+    }
+    let r = flooder.post(format!("{url}/start")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!((1..=60).contains(&retry_after(&r)));
+    let (_, events) = app
+        .admin(Method::GET, "/api/v1/orgs/acme/audit", None)
+        .await;
+    let opened = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "setup_link.opened")
+        .count();
+    assert_eq!(opened, 3, "the holder's and two refusals: {events}");
+}

@@ -9,7 +9,8 @@
 //                    "account":"ada","screenshots":"/abs/dir"}'
 //
 // (or the same JSON in SETUP_CONFIG). Steps: the expired and the revoked link show their 410
-// pages; the link opens at step 1 (setup-choose-idp.png), Keycloak is chosen, the URIs to
+// pages; the link opens on its start page (setup-start.png: a GET binds nothing, so link
+// scanners cannot take it), Start is pressed and step 1 shows (setup-choose-idp.png), Keycloak is chosen, the URIs to
 // register are shown with copy buttons (setup-register.png), an issuer that is not there is
 // refused in the form with the secret cleared (setup-credentials-error.png), the right one is
 // saved, a rule is saved, the test sign-in goes through the IdP's login form and comes back with
@@ -97,9 +98,15 @@ async function main() {
   result.revoked = await visit(cfg.revoked_url);
   shots.push(await shoot(page, cfg.screenshots, 'setup-revoked.png'));
 
-  step = 'opening the setup link (step 1)';
-  const first = await visit(cfg.setup_url);
-  result.first = { status: first.status, heading: first.heading };
+  step = 'opening the setup link (the start page)';
+  const landing = await visit(cfg.setup_url);
+  result.landing = { status: landing.status, heading: landing.heading, text: landing.text };
+  shots.push(await shoot(page, cfg.screenshots, 'setup-start.png'));
+
+  step = 'pressing Start (step 1)';
+  await page.locator('#setup-start-submit').click();
+  await landOn(baseOrigin, '/setup/', '#choose-idp', 'step 1 (choose the IdP)');
+  result.first = { status: 200, heading: (await page.locator('h1').first().innerText()).trim() };
   result.presets = await page.locator('#choose-idp input[name="preset"]').evaluateAll((els) => els.map((e) => e.value));
   shots.push(await shoot(page, cfg.screenshots, 'setup-choose-idp.png'));
 
