@@ -949,6 +949,7 @@ async fn a_new_org_uses_private_key_jwt_through_the_link_and_keeps_the_key_url()
     app.create_org("acme", &[]).await;
     let (id, url) = new_link(&app, "acme", json!({})).await;
     let b = browser();
+    start_link(&b, &url).await;
     assert_eq!(key_url_in(&step(&b, &url, 1).await), None);
     let r = save_client(&b, &url, &idp.issuer, PKJWT_CLIENT, "private_key_jwt").await;
     assert_eq!(
@@ -1066,6 +1067,7 @@ async fn a_draft_borrows_the_live_key_only_for_the_same_issuer_and_client() {
     let live_uri = live["client_jwks_uri"].as_str().unwrap();
     let (id, url) = new_link(&app, "acme", json!({})).await;
     let b = browser();
+    start_link(&b, &url).await;
     let r = save_client(&b, &url, &idp.issuer, "live-pkjwt", "private_key_jwt").await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(
@@ -1107,6 +1109,7 @@ async fn a_stored_secret_is_sent_only_where_it_was_entered_for() {
     app.create_org("acme", &[]).await;
     let (_, url) = new_link(&app, "acme", json!({})).await;
     let b = browser();
+    start_link(&b, &url).await;
     let page = step(&b, &url, 3).await;
     let fields = |issuer: &'static str, client_id: &'static str| {
         vec![
@@ -1157,6 +1160,7 @@ async fn drafted() -> (TestApp, TestIdp, String, Client) {
     app.create_org("acme", &[]).await;
     let (_, url) = new_link(&app, "acme", json!({})).await;
     let b = browser();
+    start_link(&b, &url).await;
     save_secret_draft(&b, &url, &idp.issuer, "openid email").await;
     (app, idp, url, b)
 }
