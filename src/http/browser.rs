@@ -191,7 +191,13 @@ async fn callback(
             return Err(PageError::from_login(e, rid));
         }
     };
-    let id = login.session_id.clone().unwrap_or_default();
+    // Always drafted above; never a cookie without a session behind it.
+    let Some(id) = login.session_id.clone() else {
+        return Err(PageError::from_store(
+            crate::store::StoreError::Corrupt("a sign-in without its session".into()),
+            rid,
+        ));
+    };
     // The session this browser had, if its cookie names one: it ends here.
     let previous = jar
         .get(&settings.session.cookie_name)
@@ -200,6 +206,10 @@ async fn callback(
     if let Some(old) = previous {
         if let Err(e) = DbSessionStore::new(state.store.clone()).delete(&old).await {
             tracing::warn!(error = %e, "the browser's previous session could not be ended");
+            // The new session goes too (best effort): no live session this browser never got.
+            if let Ok(new) = id.parse::<tower_sessions::session::Id>() {
+                let _ = DbSessionStore::new(state.store.clone()).delete(&new).await;
+            }
             count_finished(&state, "session_not_started", Some(&login.org_id)).await;
             return Err(PageError::from_session(
                 tower_sessions::session::Error::Store(e),

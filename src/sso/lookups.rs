@@ -5,8 +5,12 @@
 //! through NOTIFY), so a callback reads neither from the database; bypassed while not live.
 //! What must be exact at the moment of a change is still checked in SQL: the session insert
 //! refuses a disconnected connection, and `Sso::was_disconnected` reads the row.
+//! Entries are also read again after [`MAX_AGE`], so an event this instance never heard (an
+//! older version during a rolling deploy sends none) cannot keep a rotated secret or a moved
+//! domain here for longer than that.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::cache::RevocableCache;
 use crate::store::events::{Event, EventSink};
@@ -19,11 +23,22 @@ const MAX_CONNECTION_ENTRIES: usize = 20_000;
 /// SSO lets anyone ask): a bound, not a working set.
 const MAX_DOMAINS: usize = 50_000;
 const MAX_DOMAIN_LEN: usize = 253;
+/// How long an entry is used without reading the row again.
+pub const MAX_AGE: Duration = Duration::from_secs(60);
+
+/// A value and when it was read.
+type Aged<V> = (Instant, V);
+
+fn fresh<V>(entry: Option<Aged<V>>) -> Option<V> {
+    entry
+        .filter(|(read, _)| read.elapsed() < MAX_AGE)
+        .map(|(_, v)| v)
+}
 
 pub(super) struct Lookups {
-    connections: RevocableCache<Arc<Connection>>,
+    connections: RevocableCache<Aged<Arc<Connection>>>,
     /// `None`: no org verified the domain.
-    domains: RevocableCache<Option<OrgRow>>,
+    domains: RevocableCache<Aged<Option<OrgRow>>>,
 }
 
 impl Default for Lookups {
@@ -43,12 +58,13 @@ impl Lookups {
         id: &str,
     ) -> Result<Option<Arc<Connection>>, StoreError> {
         let key = format!("id:{id}");
-        if let Some(c) = self.connections.get(&key) {
+        if let Some(c) = fresh(self.connections.get(&key)) {
             return Ok(Some(c));
         }
         let generation = self.connections.generation();
+        let read = Instant::now();
         let found = store.connection_by_id(id).await?.map(Arc::new);
-        self.remember(generation, found.as_ref());
+        self.remember(generation, read, found.as_ref());
         Ok(found)
     }
 
@@ -58,24 +74,26 @@ impl Lookups {
         store: &Store,
         login_id: &str,
     ) -> Result<Option<Arc<Connection>>, StoreError> {
-        if let Some(c) = self.connections.get(&format!("login:{login_id}")) {
+        if let Some(c) = fresh(self.connections.get(&format!("login:{login_id}"))) {
             return Ok(Some(c));
         }
         let generation = self.connections.generation();
+        let read = Instant::now();
         let found = store.connection_by_login_id(login_id).await?.map(Arc::new);
-        self.remember(generation, found.as_ref());
+        self.remember(generation, read, found.as_ref());
         Ok(found)
     }
 
     /// Unknown ids are not remembered: a guessed login id costs its query (the per-address
     /// throttle bounds those), and a new connection needs no announcement to be found.
-    fn remember(&self, generation: u64, found: Option<&Arc<Connection>>) {
+    fn remember(&self, generation: u64, read: Instant, found: Option<&Arc<Connection>>) {
         if let Some(c) = found {
             let by_id = format!("id:{}", c.id);
             let by_login = format!("login:{}", c.login_id);
-            self.connections.insert_since(generation, &by_id, c.clone());
             self.connections
-                .insert_since(generation, &by_login, c.clone());
+                .insert_since(generation, &by_id, (read, c.clone()));
+            self.connections
+                .insert_since(generation, &by_login, (read, c.clone()));
         }
     }
 
@@ -90,12 +108,14 @@ impl Lookups {
         if domain.len() > MAX_DOMAIN_LEN {
             return store.org_for_domain(domain).await;
         }
-        if let Some(owner) = self.domains.get(domain) {
+        if let Some(owner) = fresh(self.domains.get(domain)) {
             return Ok(owner);
         }
         let generation = self.domains.generation();
+        let read = Instant::now();
         let owner = store.org_for_domain(domain).await?;
-        self.domains.insert_since(generation, domain, owner.clone());
+        self.domains
+            .insert_since(generation, domain, (read, owner.clone()));
         Ok(owner)
     }
 }
@@ -104,7 +124,7 @@ impl EventSink for Lookups {
     fn apply(&self, event: &Event) {
         match event {
             Event::ConnectionChanged { org_id } => {
-                self.connections.retain(|_, c| &c.org_id != org_id)
+                self.connections.retain(|_, (_, c)| &c.org_id != org_id)
             }
             // Rare admin actions: everything remembered of domains goes (a domain remembered as
             // nobody's may be the new org's now).

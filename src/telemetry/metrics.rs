@@ -7,7 +7,8 @@
 //! The verify path uses handles registered once at install (an atomic add, no lookup, no
 //! allocation); cold paths use the macros.
 
-use std::sync::OnceLock;
+use std::collections::HashSet;
+use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge};
@@ -292,10 +293,33 @@ pub struct JwksCounters {
     pub stale_uses: Counter,
 }
 
+/// At most this many distinct key URL hosts get series of their own in a process; later ones
+/// are counted under `other`. Key URLs come from discovery documents that org admins and setup
+/// link holders (no account) choose, so the label set must not grow with what they type.
+pub const MAX_JWKS_HOSTS: usize = 256;
+
+/// The host label for a key URL's host: itself while fewer than [`MAX_JWKS_HOSTS`] hosts are
+/// labelled, else `other`.
+fn jwks_host_label(host: &str) -> String {
+    static HOSTS: OnceLock<Mutex<HashSet<String>>> = OnceLock::new();
+    let mut hosts = HOSTS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    if hosts.contains(host) {
+        return host.to_owned();
+    }
+    if hosts.len() < MAX_JWKS_HOSTS {
+        hosts.insert(host.to_owned());
+        return host.to_owned();
+    }
+    "other".to_owned()
+}
+
 impl JwksCounters {
-    /// `host`: the key URL's host (one per connection or key URL: bounded by the admins).
+    /// `host`: the key URL's host, one series per host up to [`MAX_JWKS_HOSTS`].
     pub fn for_host(host: &str) -> JwksCounters {
-        let host = host.to_owned();
+        let host = jwks_host_label(host);
         JwksCounters {
             fetches: counter!(JWKS_FETCHES, "host" => host.clone()),
             failures: counter!(JWKS_FETCH_FAILURES, "host" => host.clone()),
