@@ -28,6 +28,35 @@ pub struct SetupLinkRow {
 }
 
 impl SetupLinkRow {
+    /// A link as created: nothing entered, bound, used or revoked yet.
+    pub fn new(
+        id: String,
+        org_id: String,
+        created_by: String,
+        created_at: i64,
+        expires_at: i64,
+    ) -> Self {
+        SetupLinkRow {
+            id,
+            org_id,
+            created_by,
+            created_at,
+            expires_at,
+            revoked_at: None,
+            used_at: None,
+            last_used_at: None,
+            browser_hash: None,
+            browser_seen_at: None,
+            draft: None,
+            draft_secret_enc: None,
+            rules: None,
+            test_result: None,
+            client_key_enc: None,
+            client_public_jwk: None,
+            client_jwks_id: None,
+        }
+    }
+
     /// The link's own `private_key_jwt` key pair, made when its draft needed one the org's
     /// connection could not lend; its private key is bound to `setup_link:{id}`.
     pub fn client_key(&self) -> Result<Option<ClientKey>> {

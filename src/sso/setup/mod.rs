@@ -301,25 +301,13 @@ impl Sso {
         }
         // 256 bits: the link is the customer's only credential.
         let token = random_token(32);
-        let row = SetupLinkRow {
-            id: new_id(),
-            org_id: org.id.clone(),
-            created_by: actor.to_owned(),
-            created_at: now,
-            expires_at: now + hours * 3600,
-            revoked_at: None,
-            used_at: None,
-            last_used_at: None,
-            browser_hash: None,
-            browser_seen_at: None,
-            draft: None,
-            draft_secret_enc: None,
-            rules: None,
-            test_result: None,
-            client_key_enc: None,
-            client_public_jwk: None,
-            client_jwks_id: None,
-        };
+        let row = SetupLinkRow::new(
+            new_id(),
+            org.id.clone(),
+            actor.to_owned(),
+            now,
+            now + hours * 3600,
+        );
         self.store
             .insert_setup_link(&row, &self.token_hash(&token), actor)
             .await?;
@@ -481,25 +469,7 @@ mod tests {
     use super::*;
 
     fn row(expires_at: i64) -> SetupLinkRow {
-        SetupLinkRow {
-            id: "l".into(),
-            org_id: "o".into(),
-            created_by: "admin".into(),
-            created_at: 0,
-            expires_at,
-            revoked_at: None,
-            used_at: None,
-            last_used_at: None,
-            browser_hash: None,
-            browser_seen_at: None,
-            draft: None,
-            draft_secret_enc: None,
-            rules: None,
-            test_result: None,
-            client_key_enc: None,
-            client_public_jwk: None,
-            client_jwks_id: None,
-        }
+        SetupLinkRow::new("l".into(), "o".into(), "admin".into(), 0, expires_at)
     }
 
     #[test]
