@@ -1,6 +1,6 @@
 use super::events::{notify_in_tx, Event};
 use super::sessions::{insert_sql, sid_hash, SessionDraft, SESSION_REFUSED};
-use super::{new_id, on_db, Result, Store, StoreError};
+use super::{new_id, on_db, Db, Result, Store, StoreError};
 use crate::roles::Role;
 use crate::session::keys::USER;
 
@@ -63,6 +63,17 @@ fn membership_before(org: &str) -> String {
         "(SELECT role FROM memberships WHERE org_id = {org} AND user_id = identities.user_id), \
          (SELECT denied_at FROM memberships WHERE org_id = {org} AND user_id = identities.user_id)"
     )
+}
+
+/// A sign-in's membership: its role set, a denial lifted.
+macro_rules! membership_upsert {
+    () => {
+        "INSERT INTO memberships (org_id, user_id, role, source, connection_id, last_login_at, last_claims, created_at, updated_at)
+     VALUES ($1, $2, $3, 'sso', $4, $5, $6, $5, $5)
+     ON CONFLICT (org_id, user_id) DO UPDATE SET role = excluded.role, source = 'sso', denied_at = NULL,
+       connection_id = excluded.connection_id, last_login_at = excluded.last_login_at,
+       last_claims = excluded.last_claims, updated_at = excluded.updated_at"
+    };
 }
 
 impl Store {
@@ -134,14 +145,26 @@ impl Store {
                     return Err(StoreError::Conflict(SESSION_REFUSED.into()));
                 }
             }
-            sqlx::query(
-                "INSERT INTO memberships (org_id, user_id, role, source, connection_id, last_login_at, last_claims, created_at, updated_at)
-                 VALUES ($1, $2, $3, 'sso', $4, $5, $6, $5, $5)
-                 ON CONFLICT (org_id, user_id) DO UPDATE SET role = excluded.role, source = 'sso', denied_at = NULL,
-                   connection_id = excluded.connection_id, last_login_at = excluded.last_login_at,
-                   last_claims = excluded.last_claims, updated_at = excluded.updated_at")
+            // PostgreSQL: the identity update may have waited for another sign-in of this
+            // identity, and its read of the membership then used the snapshot from before that
+            // one committed; this statement's own snapshot is fresh, so it returns what it
+            // replaced. SQLite's write lock makes the first read exact (and there a CTE would
+            // see the upsert's own change).
+            let upsert = match self.db() {
+                Db::Sqlite(_) => membership_upsert!(),
+                Db::Postgres(_) => concat!(
+                    "WITH old AS (SELECT role, denied_at FROM memberships WHERE org_id = $1 AND user_id = $2) ",
+                    membership_upsert!(),
+                    " RETURNING (SELECT role FROM old), (SELECT denied_at FROM old)"
+                ),
+            };
+            let replaced: Option<(Option<String>, Option<i64>)> = sqlx::query_as(upsert)
                 .bind(l.org_id).bind(&user_id).bind(l.role.as_str()).bind(l.connection_id).bind(l.now).bind(l.claims_json)
-                .execute(&mut *tx).await?;
+                .fetch_optional(&mut *tx).await?;
+            let previous = match replaced {
+                Some((role, denied_at)) => role.map(|r| (r, denied_at)),
+                None => previous,
+            };
             // An unknown stored role reads as none, so the change is written and audited.
             // A member the rules had denied counts as having no role: this sign-in (which the
             // rules let in) gives them one again.
