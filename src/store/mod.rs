@@ -14,6 +14,7 @@ use sqlx::sqlite::{
 
 mod audit;
 mod connections;
+mod enrol_pg;
 pub mod events;
 mod flows;
 mod jwt;

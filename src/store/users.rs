@@ -1,6 +1,6 @@
 use super::events::{notify_in_tx, Event};
 use super::sessions::{insert_sql, sid_hash, SessionDraft, SESSION_REFUSED};
-use super::{new_id, on_db, Db, Result, Store, StoreError};
+use super::{enrol_pg, new_id, on_db, Db, Result, Store, StoreError};
 use crate::roles::Role;
 use crate::session::keys::USER;
 
@@ -98,98 +98,118 @@ impl Store {
         notes: &serde_json::Map<String, serde_json::Value>,
         session: Option<&SessionDraft>,
     ) -> Result<EnrolOutcome> {
+        let pg = matches!(self.db(), Db::Postgres(_));
         on_db!(self.db(), p => {
             let mut tx = p.begin().await?;
-            // A write first: on SQLite this takes the write lock at once, so two sign-ins never
-            // race from a read snapshot into a write. It also reads the membership it is about
-            // to change (role, denied_at), saving a statement on a hot path.
-            let existing: Option<Enrolled> = sqlx::query_as(&format!(
-                "UPDATE identities SET last_login_at = $1 WHERE issuer = $2 AND subject = $3 RETURNING user_id, {}", membership_before("$4")))
-                .bind(l.now).bind(l.issuer).bind(l.subject).bind(l.org_id).fetch_optional(&mut *tx).await?;
-            let (user_id, new_user, previous) = match existing {
-                Some((uid, role, denied_at)) => {
-                    sqlx::query("UPDATE users SET email = $1, name = $2, updated_at = $3 WHERE id = $4")
-                        .bind(l.email).bind(l.name).bind(l.now).bind(&uid).execute(&mut *tx).await?;
-                    (uid, false, role.map(|r| (r, denied_at)))
-                }
-                None => {
-                    let uid = new_id();
-                    sqlx::query("INSERT INTO users (id, email, name, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)")
-                        .bind(&uid).bind(l.email).bind(l.name).bind(l.now).execute(&mut *tx).await?;
-                    let won = sqlx::query(
-                        "INSERT INTO identities (issuer, subject, user_id, created_at, last_login_at) VALUES ($1, $2, $3, $4, $4)
-                         ON CONFLICT (issuer, subject) DO NOTHING")
-                        .bind(l.issuer).bind(l.subject).bind(&uid).bind(l.now)
-                        .execute(&mut *tx).await?.rows_affected() == 1;
-                    if won {
-                        // A user made just now has no membership anywhere.
-                        (uid, true, None)
-                    } else {
-                        sqlx::query("DELETE FROM users WHERE id = $1").bind(&uid).execute(&mut *tx).await?;
-                        let (winner, role, denied_at): Enrolled = sqlx::query_as(&format!(
-                            "SELECT user_id, {} FROM identities WHERE issuer = $1 AND subject = $2", membership_before("$3")))
-                            .bind(l.issuer).bind(l.subject).bind(l.org_id).fetch_one(&mut *tx).await?;
-                        (winner, false, role.map(|r| (r, denied_at)))
+            let uid = new_id();
+            // PostgreSQL: one statement (see `enrol_pg`). SQLite: a write first, which takes
+            // the write lock at once, so two sign-ins never race from a read snapshot into a
+            // write; it also reads the membership it is about to change (role, denied_at).
+            let (found, won): (Option<Enrolled>, bool) = if pg {
+                let (existing, role, denied_at, made): (Option<String>, Option<String>, Option<i64>, Option<String>) =
+                    sqlx::query_as(enrol_pg::IDENTITY)
+                        .bind(l.now).bind(l.issuer).bind(l.subject).bind(l.org_id).bind(l.email).bind(l.name).bind(&uid)
+                        .fetch_one(&mut *tx).await?;
+                (existing.map(|u| (u, role, denied_at)), made.is_some())
+            } else {
+                let existing: Option<Enrolled> = sqlx::query_as(&format!(
+                    "UPDATE identities SET last_login_at = $1 WHERE issuer = $2 AND subject = $3 RETURNING user_id, {}", membership_before("$4")))
+                    .bind(l.now).bind(l.issuer).bind(l.subject).bind(l.org_id).fetch_optional(&mut *tx).await?;
+                match existing {
+                    Some((uid, role, denied_at)) => {
+                        sqlx::query("UPDATE users SET email = $1, name = $2, updated_at = $3 WHERE id = $4")
+                            .bind(l.email).bind(l.name).bind(l.now).bind(&uid).execute(&mut *tx).await?;
+                        (Some((uid, role, denied_at)), false)
+                    }
+                    None => {
+                        sqlx::query("INSERT INTO users (id, email, name, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)")
+                            .bind(&uid).bind(l.email).bind(l.name).bind(l.now).execute(&mut *tx).await?;
+                        let won = sqlx::query(
+                            "INSERT INTO identities (issuer, subject, user_id, created_at, last_login_at) VALUES ($1, $2, $3, $4, $4)
+                             ON CONFLICT (issuer, subject) DO NOTHING")
+                            .bind(l.issuer).bind(l.subject).bind(&uid).bind(l.now)
+                            .execute(&mut *tx).await?.rows_affected() == 1;
+                        (None, won)
                     }
                 }
             };
-            if let Some(s) = session {
+            let (user_id, new_user, previous) = match found {
+                Some((existing, role, denied_at)) => (existing, false, role.map(|r| (r, denied_at))),
+                // A user made just now has no membership anywhere.
+                None if won => (uid, true, None),
+                // Another first sign-in of this identity made it meanwhile: adopt its user.
+                None => {
+                    sqlx::query("DELETE FROM users WHERE id = $1").bind(&uid).execute(&mut *tx).await?;
+                    let (winner, role, denied_at): Enrolled = sqlx::query_as(&format!(
+                        "SELECT user_id, {} FROM identities WHERE issuer = $1 AND subject = $2", membership_before("$3")))
+                        .bind(l.issuer).bind(l.subject).bind(l.org_id).fetch_one(&mut *tx).await?;
+                    (winner, false, role.map(|r| (r, denied_at)))
+                }
+            };
+            let session_data = session.map(|s| {
                 let mut data = s.data.clone();
                 data.insert(USER.to_owned(), user_id.clone().into());
-                let data = serde_json::Value::Object(data).to_string();
-                let stored = sqlx::query(insert_sql(self.db()))
-                    .bind(&s.id).bind(&data).bind(s.expires_at).bind(&user_id).bind(l.org_id)
-                    .bind(l.connection_id).bind(s.created_at).bind(sid_hash(&s.id)).bind(&s.idp_sid)
-                    .execute(&mut *tx).await?.rows_affected();
-                if stored == 0 {
-                    return Err(StoreError::Conflict(SESSION_REFUSED.into()));
-                }
-            }
-            // PostgreSQL: the identity update may have waited for another sign-in of this
-            // identity, and its read of the membership then used the snapshot from before that
-            // one committed; this statement's own snapshot is fresh, so it returns what it
-            // replaced. SQLite's write lock makes the first read exact (and there a CTE would
-            // see the upsert's own change).
-            let upsert = match self.db() {
-                Db::Sqlite(_) => membership_upsert!(),
-                Db::Postgres(_) => concat!(
-                    "WITH old AS (SELECT role, denied_at FROM memberships WHERE org_id = $1 AND user_id = $2) ",
-                    membership_upsert!(),
-                    " RETURNING (SELECT role FROM old), (SELECT denied_at FROM old)"
-                ),
-            };
-            let replaced: Option<(Option<String>, Option<i64>)> = sqlx::query_as(upsert)
-                .bind(l.org_id).bind(&user_id).bind(l.role.as_str()).bind(l.connection_id).bind(l.now).bind(l.claims_json)
-                .fetch_optional(&mut *tx).await?;
-            let previous = match replaced {
-                Some((role, denied_at)) => role.map(|r| (r, denied_at)),
-                None => previous,
-            };
-            // An unknown stored role reads as none, so the change is written and audited.
-            // A member the rules had denied counts as having no role: this sign-in (which the
-            // rules let in) gives them one again.
-            let previous_role = previous.and_then(|(r, denied_at)| denied_at.is_none().then(|| r.parse::<Role>().ok()).flatten());
+                serde_json::Value::Object(data).to_string()
+            });
             let mut login = serde_json::json!({"user_id": user_id, "connection_id": l.connection_id, "role": l.role.as_str(), "new_user": new_user});
             for (k, v) in notes {
                 if login.get(k).is_none() {
                     login[k] = v.clone();
                 }
             }
-            let role_changed = previous_role != Some(l.role);
-            // The `login` event and, when the role changed, `member.role_change`: one statement.
-            let change = role_changed.then(|| serde_json::json!({"user_id": user_id, "from": previous_role.map(|r| r.as_str()), "to": l.role.as_str()}));
-            let audit = if change.is_some() {
-                "INSERT INTO audit_events (org_id, actor, action, detail, created_at)
-                 VALUES ($1, $2, 'login', $3, $4), ($1, 'rules', 'member.role_change', $5, $4)"
+            let actor = format!("user:{user_id}");
+            let previous = if pg {
+                // The session, the membership and the audit rows: one statement (`enrol_pg`).
+                let sql = if session.is_some() { enrol_pg::MEMBERSHIP_WITH_SESSION } else { enrol_pg::MEMBERSHIP };
+                let mut q = sqlx::query_as(sql)
+                    .bind(l.org_id).bind(&user_id).bind(l.role.as_str()).bind(l.connection_id).bind(l.now)
+                    .bind(l.claims_json).bind(&actor).bind(login.to_string());
+                if let (Some(s), Some(data)) = (session, &session_data) {
+                    q = q.bind(&s.id).bind(data).bind(s.expires_at).bind(s.created_at).bind(sid_hash(&s.id)).bind(&s.idp_sid);
+                }
+                let (written, role, denied_at): (bool, Option<String>, Option<i64>) = q.fetch_one(&mut *tx).await?;
+                if !written {
+                    return Err(StoreError::Conflict(SESSION_REFUSED.into()));
+                }
+                role.map(|r| (r, denied_at))
             } else {
-                "INSERT INTO audit_events (org_id, actor, action, detail, created_at) VALUES ($1, $2, 'login', $3, $4)"
+                if let (Some(s), Some(data)) = (session, &session_data) {
+                    let stored = sqlx::query(insert_sql(self.db()))
+                        .bind(&s.id).bind(data).bind(s.expires_at).bind(&user_id).bind(l.org_id)
+                        .bind(l.connection_id).bind(s.created_at).bind(sid_hash(&s.id)).bind(&s.idp_sid)
+                        .execute(&mut *tx).await?.rows_affected();
+                    if stored == 0 {
+                        return Err(StoreError::Conflict(SESSION_REFUSED.into()));
+                    }
+                }
+                // SQLite's write lock made the first read exact (a CTE here would see the
+                // upsert's own change).
+                sqlx::query(membership_upsert!())
+                    .bind(l.org_id).bind(&user_id).bind(l.role.as_str()).bind(l.connection_id).bind(l.now).bind(l.claims_json)
+                    .execute(&mut *tx).await?;
+                previous
             };
-            let mut audit = sqlx::query(audit)
-                .bind(l.org_id).bind(format!("user:{user_id}")).bind(login.to_string()).bind(l.now);
-            if let Some(change) = &change {
-                audit = audit.bind(change.to_string());
+            // An unknown stored role reads as none, so the change is written and audited.
+            // A member the rules had denied counts as having no role: this sign-in (which the
+            // rules let in) gives them one again. (`enrol_pg` reads it the same way.)
+            let previous_role = previous.and_then(|(r, denied_at)| denied_at.is_none().then(|| r.parse::<Role>().ok()).flatten());
+            let role_changed = previous_role != Some(l.role);
+            if !pg {
+                // The `login` event and, when the role changed, `member.role_change`: one statement.
+                let change = role_changed.then(|| serde_json::json!({"user_id": user_id, "from": previous_role.map(|r| r.as_str()), "to": l.role.as_str()}));
+                let audit = if change.is_some() {
+                    "INSERT INTO audit_events (org_id, actor, action, detail, created_at)
+                     VALUES ($1, $2, 'login', $3, $4), ($1, 'rules', 'member.role_change', $5, $4)"
+                } else {
+                    "INSERT INTO audit_events (org_id, actor, action, detail, created_at) VALUES ($1, $2, 'login', $3, $4)"
+                };
+                let mut audit = sqlx::query(audit)
+                    .bind(l.org_id).bind(&actor).bind(login.to_string()).bind(l.now);
+                if let Some(change) = &change {
+                    audit = audit.bind(change.to_string());
+                }
+                audit.execute(&mut *tx).await?;
             }
-            audit.execute(&mut *tx).await?;
             let changed = role_changed.then(|| Event::MemberRolesChanged {
                 org_id: l.org_id.to_owned(),
                 user_id: Some(user_id.clone()),

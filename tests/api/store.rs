@@ -183,3 +183,93 @@ async fn a_stopped_app_releases_its_services_and_pool() {
         "something still holds the verify service (and with it the pool)"
     );
 }
+
+/// A sign-in audits `login` every time and `member.role_change` (user, from, to) only when the
+/// role changed; a member the rules had denied has no role, so the sign-in that lets them in
+/// again is a change from none. The same rows on SQLite and PostgreSQL (which writes them in
+/// one statement with the membership, see `store::enrol_pg`).
+#[tokio::test]
+async fn sign_ins_audit_a_role_change_only_when_the_role_changes() {
+    let app = spawn_app().await;
+    let store = app.store.clone();
+    let org = OrgRow {
+        id: new_id(),
+        slug: "acme".into(),
+        name: "Acme".into(),
+        created_at: 0,
+    };
+    store.create_org(&org, &[], "test").await.unwrap();
+    let issuer = "https://idp.example.com";
+    // Today's times: the periodic purge drops audit events past the retention.
+    let t0 = time::OffsetDateTime::now_utc().unix_timestamp();
+    let sign_in = |role: &'static str, now: i64| {
+        let store = store.clone();
+        let org_id = org.id.clone();
+        async move {
+            store
+                .enrol(&login_of(issuer, &org_id, role, now))
+                .await
+                .unwrap()
+        }
+    };
+    let first = sign_in("viewer", t0).await;
+    assert!(first.new_user);
+    assert_eq!(first.previous_role, None);
+    let again = sign_in("viewer", t0 + 1).await;
+    assert!(!again.new_user);
+    assert_eq!(again.user_id, first.user_id);
+    assert_eq!(again.previous_role, Some("viewer".parse().unwrap()));
+    let promoted = sign_in("admin", t0 + 2).await;
+    assert_eq!(promoted.previous_role, Some("viewer".parse().unwrap()));
+    assert!(store
+        .deny_member(&org.id, issuer, "same-subject", Some(0), "{}", t0 + 3)
+        .await
+        .unwrap());
+    let back = sign_in("admin", t0 + 4).await;
+    assert_eq!(back.previous_role, None, "a denied member had no role");
+
+    let events = store.audit_events(&org.id, 50).await.unwrap();
+    let logins: Vec<serde_json::Value> = events
+        .iter()
+        .filter(|e| e.action == "login")
+        .map(|e| serde_json::from_str(&e.detail).unwrap())
+        .collect();
+    let all: Vec<(&str, &str, i64)> = events
+        .iter()
+        .map(|e| (e.action.as_str(), e.detail.as_str(), e.created_at))
+        .collect();
+    assert_eq!(logins.len(), 4, "one login event per sign-in: {all:#?}");
+    for l in &logins {
+        assert_eq!(l["user_id"], first.user_id.as_str());
+        assert_eq!(l["connection_id"], "c1");
+        assert!(events
+            .iter()
+            .any(|e| e.action == "login" && e.actor == format!("user:{}", first.user_id)));
+    }
+    assert_eq!(
+        logins.iter().filter(|l| l["new_user"] == true).count(),
+        1,
+        "{logins:?}"
+    );
+    let mut changes: Vec<(i64, serde_json::Value)> = events
+        .iter()
+        .filter(|e| e.action == "member.role_change" && e.actor == "rules")
+        .map(|e| (e.created_at, serde_json::from_str(&e.detail).unwrap()))
+        .filter(|(_, d): &(i64, serde_json::Value)| d.get("rule").is_none())
+        .collect();
+    changes.sort_by_key(|(at, _)| *at);
+    let seen: Vec<(i64, serde_json::Value, serde_json::Value, serde_json::Value)> = changes
+        .into_iter()
+        .map(|(at, d)| (at, d["user_id"].clone(), d["from"].clone(), d["to"].clone()))
+        .collect();
+    let uid = serde_json::json!(first.user_id);
+    assert_eq!(
+        seen,
+        vec![
+            (t0, uid.clone(), serde_json::Value::Null, "viewer".into()),
+            (t0 + 2, uid.clone(), "viewer".into(), "admin".into()),
+            (t0 + 4, uid, serde_json::Value::Null, "admin".into()),
+        ],
+        "a change per changed role, none for the repeated one"
+    );
+}
