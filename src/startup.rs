@@ -128,14 +128,14 @@ impl Application {
         let throttle = Arc::new(
             crate::throttle::Throttle::new(&settings.throttle).map_err(anyhow::Error::msg)?,
         );
-        let state = AppState {
+        let state = AppState::new(http::Services {
             throttle,
             sso,
             access,
             store,
             settings: Arc::new(settings),
             secret_box: secrets,
-        };
+        });
         let router = app_router(state.clone());
         let metrics = metrics_listener.map(|l| (l, http::metrics::router(state.store.clone())));
         Ok(Application {

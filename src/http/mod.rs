@@ -37,10 +37,27 @@ use crate::sso::Sso;
 use crate::store::Store;
 use crate::throttle::Throttle;
 
-/// The router's one state: the services side by side. Handlers read listings through `store`;
-/// every change goes through a service (`sso`, `access`), which owns its rules and caches.
+/// The router's one state: the services side by side, behind one `Arc`. The router clones
+/// its state for every request, so a clone is one counter increment, not one per service.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Services>);
+
+impl AppState {
+    pub fn new(services: Services) -> AppState {
+        AppState(Arc::new(services))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+/// Handlers read listings through `store`; every change goes through a service (`sso`,
+/// `access`), which owns its rules and caches.
+pub struct Services {
     pub sso: Sso,
     pub access: Arc<Access>,
     pub store: Store,
