@@ -12,12 +12,18 @@
 //!   orgsso's there (the median does not see it);
 //! - the SQL statements per callback: sqlx's statement events (`sqlx::query`, debug) counted
 //!   the same way (on PostgreSQL `BEGIN`/`COMMIT` are statements; on SQLite sqlx runs them
-//!   without a statement event).
+//!   without a statement event), in further sign-ins after the timed ones: while those events
+//!   are on, sqlx formats every statement for the log (`sqlformat`), work a production log
+//!   filter never asks for, so the timed rounds run with them off. The counted rounds' times
+//!   are printed too, to show what the logging costs.
 //!
 //! On SQLite and, when `ORGSSO_TEST_PG_URL` is set, on a fresh PostgreSQL database.
 //!
-//! Run: `cargo bench --bench login_roundtrip` (ROUNDS=n to change the count, default 200;
-//! SHOW_STATEMENTS=1 also prints the statements of the last callback, to see which ones run).
+//! Run: `cargo bench --bench login_roundtrip` (ROUNDS=n timed sign-ins, default 200;
+//! COUNT_ROUNDS=n counted ones, default 20; SHOW_STATEMENTS=1 also prints the statements of the
+//! last callback, to see which ones run; PIN=a,b runs orgsso and the client on core a and the
+//! IdP on core b; LOGGED_FLOWS=1 turns PostgreSQL's `login_flows` back
+//! into a logged table, as before migration 0012, for a before/after in one build).
 
 #[path = "../tests/api/idp.rs"]
 mod idp;
@@ -53,6 +59,8 @@ static IDP_US: AtomicU64 = AtomicU64::new(0);
 static STATEMENTS: AtomicU64 = AtomicU64::new(0);
 /// Statements are counted only while a callback is in flight.
 static COUNTING: AtomicBool = AtomicBool::new(false);
+/// sqlx's statement events are enabled only in the counted rounds.
+static STATEMENT_EVENTS: AtomicBool = AtomicBool::new(false);
 /// The statements' summaries during the callback being measured (SHOW_STATEMENTS=1).
 static SEEN: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
 
@@ -126,16 +134,34 @@ async fn fresh_pg_database(server: &str) -> String {
 
 #[tokio::main]
 async fn main() {
+    use tracing::Level;
+    use tracing_subscriber::filter::DynFilterFn;
     use tracing_subscriber::prelude::*;
-    // Only the two kinds of event the meter reads are enabled.
-    let filter = tracing_subscriber::EnvFilter::new("warn,sqlx::query=debug,orgsso::sso=debug");
+    // Only the two kinds of event the meter reads are enabled, the statements only in the
+    // counted rounds (asked again at each statement: `Interest::sometimes`).
+    let filter = DynFilterFn::new(|meta, _| match meta.target() {
+        "sqlx::query" => STATEMENT_EVENTS.load(Ordering::Relaxed) && *meta.level() <= Level::DEBUG,
+        t if t.starts_with("orgsso::sso") => *meta.level() <= Level::DEBUG,
+        _ => *meta.level() <= Level::WARN,
+    })
+    .with_callsite_filter(|meta| match meta.target() {
+        "sqlx::query" => tracing::subscriber::Interest::sometimes(),
+        t if t.starts_with("orgsso::sso") && *meta.level() <= Level::DEBUG => {
+            tracing::subscriber::Interest::always()
+        }
+        _ if *meta.level() <= Level::WARN => tracing::subscriber::Interest::always(),
+        _ => tracing::subscriber::Interest::never(),
+    });
     tracing_subscriber::registry()
         .with(Meter.with_filter(filter))
         .init();
-    let rounds: usize = std::env::var("ROUNDS")
-        .ok()
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(200);
+    let count = |name: &str, default: usize| -> usize {
+        std::env::var(name)
+            .ok()
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(default)
+    };
+    let rounds = (count("ROUNDS", 200), count("COUNT_ROUNDS", 20).max(1));
     let dir = tempfile::tempdir().unwrap();
     let mut backends = vec![(
         "SQLite",
@@ -155,12 +181,13 @@ async fn main() {
     }
 }
 
-async fn run(backend: &str, url: String, rounds: usize, dir: &std::path::Path) {
+async fn run(backend: &str, url: String, rounds: (usize, usize), dir: &std::path::Path) {
+    let (timed, counted) = rounds;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let mut settings = Settings::defaults();
     settings.public_url = format!("http://{addr}").parse().unwrap();
-    settings.database_url = Secret::new(url);
+    settings.database_url = Secret::new(url.clone());
     settings.data_dir = dir.join("data");
     settings.admin_token = Some(Secret::new("bench-admin-token"));
     // Every sign-in comes from 127.0.0.1: a load to measure, not a flood to refuse.
@@ -172,7 +199,7 @@ async fn run(backend: &str, url: String, rounds: usize, dir: &std::path::Path) {
     let base = format!("http://{addr}");
 
     let mut accounts = serde_json::Map::new();
-    for i in 0..rounds {
+    for i in 0..timed + counted {
         accounts.insert(format!("user{i}"), json!({"email": format!("user{i}@example.com"), "name": "U", "groups": ["engineering"]}));
     }
     let idp = idp::TestIdp::start(idp::IdpConfig {
@@ -186,6 +213,24 @@ async fn run(backend: &str, url: String, rounds: usize, dir: &std::path::Path) {
         ..idp::IdpConfig::default()
     })
     .await;
+    // PIN=a,b: this process (orgsso and the bench's client) on core a, the IdP on core b, so
+    // that the IdP's own work after it answers does not land in orgsso's share.
+    if let Some((ours, idp_core)) = std::env::var("PIN").ok().and_then(|v| {
+        v.split_once(',')
+            .map(|(a, b)| (a.trim().to_owned(), b.trim().to_owned()))
+    }) {
+        let pin = |core: &str, pid: u32| {
+            let ok = std::process::Command::new("taskset")
+                .args(["-a", "-p", "-c", core, &pid.to_string()])
+                .stdout(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "taskset pins process {pid} to core {core}");
+        };
+        pin(&ours, std::process::id());
+        pin(&idp_core, idp.pid().expect("the IdP runs"));
+        println!("(PIN: orgsso and the client on core {ours}, the IdP on core {idp_core}; PostgreSQL unpinned)");
+    }
     let api = reqwest::Client::new();
     let admin = |req: reqwest::RequestBuilder| req.bearer_auth("bench-admin-token");
     admin(api.post(format!("{base}/api/v1/orgs")))
@@ -207,10 +252,23 @@ async fn run(backend: &str, url: String, rounds: usize, dir: &std::path::Path) {
         .await
         .unwrap();
     let login_url = conn["login_url"].as_str().unwrap().to_owned();
+    if backend == "PostgreSQL" && std::env::var_os("LOGGED_FLOWS").is_some() {
+        use sqlx::ConnectOptions;
+        let opts: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
+        let mut db = opts.connect().await.unwrap();
+        sqlx::query("ALTER TABLE login_flows SET LOGGED")
+            .execute(&mut db)
+            .await
+            .unwrap();
+        println!("(LOGGED_FLOWS: login_flows is a logged table in this run, as before 0012)");
+    }
 
     let (mut whole, mut callback, mut own, mut statements) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for i in 0..rounds {
+    let (mut counted_callback, mut counted_own) = (Vec::new(), Vec::new());
+    for i in 0..timed + counted {
+        let counting = i >= timed;
+        STATEMENT_EVENTS.store(counting, Ordering::Relaxed);
         // A fresh browser per round: every sign-in is a first sign-in at orgsso and at the IdP.
         let browser = reqwest::Client::builder()
             .cookie_store(true)
@@ -231,11 +289,17 @@ async fn run(backend: &str, url: String, rounds: usize, dir: &std::path::Path) {
         let t2 = Instant::now();
         COUNTING.store(false, Ordering::Relaxed);
         let idp = Duration::from_micros(IDP_US.load(Ordering::Relaxed));
-        whole.push(t2 - t0);
-        callback.push(t2 - t1);
-        own.push((t2 - t1).saturating_sub(idp));
-        statements.push(STATEMENTS.load(Ordering::Relaxed));
+        if counting {
+            counted_callback.push(t2 - t1);
+            counted_own.push((t2 - t1).saturating_sub(idp));
+            statements.push(STATEMENTS.load(Ordering::Relaxed));
+        } else {
+            whole.push(t2 - t0);
+            callback.push(t2 - t1);
+            own.push((t2 - t1).saturating_sub(idp));
+        }
     }
+    STATEMENT_EVENTS.store(false, Ordering::Relaxed);
     if std::env::var_os("SHOW_STATEMENTS").is_some() {
         println!("statements of the last callback ({backend}):");
         for s in SEEN.lock().unwrap().iter() {
@@ -243,10 +307,15 @@ async fn run(backend: &str, url: String, rounds: usize, dir: &std::path::Path) {
         }
     }
     statements.sort();
-    println!("login round trip, {rounds} sequential first sign-ins, orgsso + oidc-provider on 127.0.0.1, {backend}");
-    report("whole browser round trip", whole);
-    report("orgsso callback alone", callback);
-    report("callback minus IdP calls", own);
+    println!("login round trip, {timed} sequential first sign-ins, orgsso + oidc-provider on 127.0.0.1, {backend}");
+    if timed > 0 {
+        report("whole browser round trip", whole);
+        report("orgsso callback alone", callback);
+        report("callback minus IdP calls", own);
+    }
+    println!("then {counted} more with sqlx's statement events on (each statement formatted for the log):");
+    report("orgsso callback alone", counted_callback);
+    report("callback minus IdP calls", counted_own);
     println!(
         "SQL statements per callback: min {} median {} max {}\n",
         statements[0],

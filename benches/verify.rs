@@ -17,8 +17,10 @@
 //! on core 1, adds nginx (`/usr/sbin/nginx`, one worker, pinned to the server's core, answering
 //! `return 200`) and prints `/healthz` vs nginx and verify vs `/healthz`. `ONLY_CEILING=1` skips
 //! the negative-answer scenarios; `ORGSSO_BIN=path` measures another build of orgsso (an
-//! unchanged one, for a before figure). Under `taskset -c 0` tokio starts one worker (it counts
-//! the CPUs the process may use); `TOKIO_WORKER_THREADS=n` is passed through to try others.
+//! unchanged one, for a before figure); `ALTERNATE=n` adds n interleaved rounds of the ceiling
+//! scenarios with per-round ratios and medians (see `ceiling_rounds`). Under `taskset -c 0`
+//! tokio starts one worker (it counts the CPUs the process may use); `TOKIO_WORKER_THREADS=n`
+//! is passed through to try others.
 
 #[path = "../tests/api/idp.rs"]
 mod idp;
@@ -135,6 +137,49 @@ fn wrk(name: &'static str, url: &str, header: Option<String>, secs: u64, conns: 
         p99: field("99%"),
         non_2xx,
     }
+}
+
+/// `ALTERNATE=n`: n rounds of nginx, `/healthz` and the three cached verify scenarios, one
+/// after the other in each round, so that a noisy neighbour's minutes fall on every scenario
+/// alike; prints each round's ratios and their medians.
+fn ceiling_rounds(
+    rounds: usize,
+    scenarios: &[(&'static str, String, Option<String>)],
+    secs: u64,
+    conns: u32,
+) {
+    let mut ratios: Vec<Vec<f64>> = vec![Vec::new(); scenarios.len()];
+    println!("\nALTERNATE={rounds}: requests/s per round; /healthz as % of nginx, verify as % of /healthz\n");
+    println!("| round | nginx | /healthz | cookie | RS256 | HS256 | /healthz vs nginx | cookie | RS256 | HS256 |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for round in 1..=rounds {
+        let rps: Vec<f64> = scenarios
+            .iter()
+            .map(|(name, url, header)| wrk(name, url, header.clone(), secs, conns).rps)
+            .collect();
+        let row: Vec<f64> = (1..rps.len())
+            .map(|i| 100.0 * rps[i] / if i == 1 { rps[0] } else { rps[1] })
+            .collect();
+        for (i, r) in row.iter().enumerate() {
+            ratios[i].push(*r);
+        }
+        let cells: Vec<String> = rps
+            .iter()
+            .map(|r| format!("{r:.0}"))
+            .chain(row.iter().map(|r| format!("{r:.0}%")))
+            .collect();
+        println!("| {round} | {} |", cells.join(" | "));
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let medians: Vec<String> = ratios
+        .iter_mut()
+        .take(4)
+        .map(|v| format!("{:.0}%", median(v)))
+        .collect();
+    println!("| median | | | | | | {} |\n", medians.join(" | "));
 }
 
 /// Starts `orgsso serve` from `bin` on a free port with a fresh SQLite file in `dir`; answers
@@ -348,6 +393,25 @@ fn classic_runs(
             break;
         }
         std::thread::sleep(Duration::from_millis(50));
+    }
+    let alternate: usize = std::env::var("ALTERNATE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    if alternate > 0 {
+        let auth = |t: &str| format!("Authorization: Bearer {t}");
+        let scenarios = [
+            ("nginx", nginx_url.clone(), None),
+            ("/healthz", format!("{base}/healthz"), None),
+            (
+                "cookie",
+                verify.to_owned(),
+                Some(format!("Cookie: {cookie}")),
+            ),
+            ("RS256", verify.to_owned(), Some(auth(rs))),
+            ("HS256", verify.to_owned(), Some(auth(hs))),
+        ];
+        ceiling_rounds(alternate, &scenarios, secs, conns);
     }
     let nginx_run = wrk("nginx `return 200`", &nginx_url, None, secs, conns);
     nginx.kill().ok();

@@ -145,6 +145,12 @@ struct Ready {
 }
 
 impl TestIdp {
+    /// The IdP process's id (benchmarks pin it to a core of its own).
+    #[allow(dead_code)]
+    pub fn pid(&self) -> Option<u32> {
+        self.process.child.id()
+    }
+
     /// Starts an IdP on a free port. Panics with a clear message on failure.
     pub async fn start(config: IdpConfig) -> TestIdp {
         let dir = idp_dir();
