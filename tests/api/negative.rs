@@ -3,7 +3,7 @@
 
 use orgsso::session::keys::{AUTH_AT, ORG as KEY_ORG, USER as KEY_USER};
 use orgsso::store::sessions::{sid_hash, DbSessionStore};
-use orgsso::store::{new_id, NewLogin, OrgRow};
+use orgsso::store::{new_id, NewLogin};
 use reqwest::StatusCode;
 use tower_sessions::session::{Id, Record};
 use tower_sessions::SessionStore;
@@ -40,13 +40,7 @@ async fn an_unknown_slug_becomes_known_as_soon_as_the_org_is_created() {
 async fn an_unknown_session_id_never_hides_a_session_stored_afterwards() {
     let app = spawn_app().await;
     let store = app.store.clone();
-    let org = OrgRow {
-        id: new_id(),
-        slug: "acme".into(),
-        name: "Acme".into(),
-        created_at: 0,
-    };
-    store.create_org(&org, &[], "test").await.unwrap();
+    let org = crate::store::acme(&store).await;
     let user = store
         .enrol(&NewLogin {
             issuer: "https://idp.example.com",

@@ -21,10 +21,8 @@ fn login_of<'a>(issuer: &'a str, org_id: &'a str, role: &'a str, now: i64) -> Ne
     }
 }
 
-#[tokio::test]
-async fn concurrent_first_logins_make_one_user() {
-    let app = spawn_app().await;
-    let store = app.store.clone();
+/// Org `acme`, created in `store`.
+pub async fn acme(store: &orgsso::store::Store) -> OrgRow {
     let org = OrgRow {
         id: new_id(),
         slug: "acme".into(),
@@ -32,6 +30,14 @@ async fn concurrent_first_logins_make_one_user() {
         created_at: 0,
     };
     store.create_org(&org, &[], "test").await.unwrap();
+    org
+}
+
+#[tokio::test]
+async fn concurrent_first_logins_make_one_user() {
+    let app = spawn_app().await;
+    let store = app.store.clone();
+    let org = acme(&store).await;
     let mut tasks = Vec::new();
     for i in 0..16 {
         let store = store.clone();
@@ -81,13 +87,7 @@ async fn no_session_is_written_for_a_disconnected_connection() {
 
     let app = spawn_app().await;
     let store = app.store.clone();
-    let org = OrgRow {
-        id: new_id(),
-        slug: "acme".into(),
-        name: "Acme".into(),
-        created_at: 0,
-    };
-    store.create_org(&org, &[], "test").await.unwrap();
+    let org = acme(&store).await;
     let conn = Connection {
         id: new_id(),
         org_id: org.id.clone(),
@@ -192,13 +192,7 @@ async fn a_stopped_app_releases_its_services_and_pool() {
 async fn sign_ins_audit_a_role_change_only_when_the_role_changes() {
     let app = spawn_app().await;
     let store = app.store.clone();
-    let org = OrgRow {
-        id: new_id(),
-        slug: "acme".into(),
-        name: "Acme".into(),
-        created_at: 0,
-    };
-    store.create_org(&org, &[], "test").await.unwrap();
+    let org = acme(&store).await;
     let issuer = "https://idp.example.com";
     // Today's times: the periodic purge drops audit events past the retention.
     let t0 = time::OffsetDateTime::now_utc().unix_timestamp();
