@@ -132,8 +132,37 @@ async fn fresh_pg_database(server: &str) -> String {
     url.to_string()
 }
 
-#[tokio::main]
-async fn main() {
+/// `PIN=a,b`: the core this process runs on and the IdP's.
+fn pins() -> Option<(String, String)> {
+    let v = std::env::var("PIN").ok()?;
+    let (a, b) = v.split_once(',')?;
+    Some((a.trim().to_owned(), b.trim().to_owned()))
+}
+
+/// Pins every thread of process `pid` to `core`.
+fn pin(core: &str, pid: u32) {
+    let ok = std::process::Command::new("taskset")
+        .args(["-a", "-p", "-c", core, &pid.to_string()])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "taskset pins process {pid} to core {core}");
+}
+
+fn main() {
+    // Pinned before the runtime starts, so tokio counts the one core and starts one worker,
+    // as under `taskset -c` (the IdP, started later, is moved to its own core then).
+    if let Some((ours, _)) = pins() {
+        pin(&ours, std::process::id());
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(bench());
+}
+
+async fn bench() {
     use tracing::Level;
     use tracing_subscriber::filter::DynFilterFn;
     use tracing_subscriber::prelude::*;
@@ -151,7 +180,9 @@ async fn main() {
         }
         _ if *meta.level() <= Level::WARN => tracing::subscriber::Interest::always(),
         _ => tracing::subscriber::Interest::never(),
-    });
+    })
+    // Nothing above debug: `log` records of the dependencies stay off as before.
+    .with_max_level_hint(tracing_subscriber::filter::LevelFilter::DEBUG);
     tracing_subscriber::registry()
         .with(Meter.with_filter(filter))
         .init();
@@ -213,21 +244,9 @@ async fn run(backend: &str, url: String, rounds: (usize, usize), dir: &std::path
         ..idp::IdpConfig::default()
     })
     .await;
-    // PIN=a,b: this process (orgsso and the bench's client) on core a, the IdP on core b, so
-    // that the IdP's own work after it answers does not land in orgsso's share.
-    if let Some((ours, idp_core)) = std::env::var("PIN").ok().and_then(|v| {
-        v.split_once(',')
-            .map(|(a, b)| (a.trim().to_owned(), b.trim().to_owned()))
-    }) {
-        let pin = |core: &str, pid: u32| {
-            let ok = std::process::Command::new("taskset")
-                .args(["-a", "-p", "-c", core, &pid.to_string()])
-                .stdout(std::process::Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success());
-            assert!(ok, "taskset pins process {pid} to core {core}");
-        };
-        pin(&ours, std::process::id());
+    // PIN=a,b: this process (orgsso and the bench's client) on core a (see `main`), the IdP
+    // on core b, so that the IdP's own work after it answers does not land in orgsso's share.
+    if let Some((ours, idp_core)) = pins() {
         pin(&idp_core, idp.pid().expect("the IdP runs"));
         println!("(PIN: orgsso and the client on core {ours}, the IdP on core {idp_core}; PostgreSQL unpinned)");
     }
@@ -252,7 +271,7 @@ async fn run(backend: &str, url: String, rounds: (usize, usize), dir: &std::path
         .await
         .unwrap();
     let login_url = conn["login_url"].as_str().unwrap().to_owned();
-    if backend == "PostgreSQL" && std::env::var_os("LOGGED_FLOWS").is_some() {
+    if backend == "PostgreSQL" && std::env::var("LOGGED_FLOWS").as_deref() == Ok("1") {
         use sqlx::ConnectOptions;
         let opts: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
         let mut db = opts.connect().await.unwrap();

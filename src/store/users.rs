@@ -106,11 +106,11 @@ impl Store {
             // the write lock at once, so two sign-ins never race from a read snapshot into a
             // write; it also reads the membership it is about to change (role, denied_at).
             let (found, won): (Option<Enrolled>, bool) = if pg {
-                let (existing, role, denied_at, made): (Option<String>, Option<String>, Option<i64>, Option<String>) =
-                    sqlx::query_as(enrol_pg::IDENTITY)
-                        .bind(l.now).bind(l.issuer).bind(l.subject).bind(l.org_id).bind(l.email).bind(l.name).bind(&uid)
-                        .fetch_one(&mut *tx).await?;
-                (existing.map(|u| (u, role, denied_at)), made.is_some())
+                // The membership before is read by the second statement (`previous` below).
+                let (existing, made): (Option<String>, Option<String>) = sqlx::query_as(enrol_pg::IDENTITY)
+                    .bind(l.now).bind(l.issuer).bind(l.subject).bind(l.email).bind(l.name).bind(&uid)
+                    .fetch_one(&mut *tx).await?;
+                (existing.map(|u| (u, None, None)), made.is_some())
             } else {
                 let existing: Option<Enrolled> = sqlx::query_as(&format!(
                     "UPDATE identities SET last_login_at = $1 WHERE issuer = $2 AND subject = $3 RETURNING user_id, {}", membership_before("$4")))

@@ -155,6 +155,39 @@ async fn no_session_is_written_for_a_disconnected_connection() {
         "a late sign-in gets no session"
     );
     assert_eq!(store.count_sessions(&org.id).await.unwrap(), 0);
+
+    // A whole sign-in whose session the disconnect refuses writes nothing at all: no user
+    // made, no membership, no audit row (on PostgreSQL the membership and audit rows hang
+    // off the session's row in one statement, see `store::enrol_pg`).
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let draft = orgsso::store::sessions::SessionDraft {
+        id: new_id(),
+        data: serde_json::Map::new(),
+        expires_at: now + 3600,
+        created_at: now,
+        idp_sid: None,
+    };
+    let login = NewLogin {
+        connection_id: &conn.id,
+        ..login_of("https://idp.example.com", &org.id, "admin", now)
+    };
+    let refused = store
+        .enrol_with(&login, &serde_json::Map::new(), Some(&draft))
+        .await;
+    assert!(
+        matches!(&refused, Err(orgsso::store::StoreError::Conflict(c)) if c == orgsso::store::sessions::SESSION_REFUSED),
+        "{refused:?}"
+    );
+    assert!(store.members(&org.id).await.unwrap().is_empty());
+    let audit = store.audit_events(&org.id, 50).await.unwrap();
+    assert!(
+        audit
+            .iter()
+            .all(|e| e.action != "login" && e.action != "member.role_change"),
+        "{:?}",
+        audit.iter().map(|e| &e.action).collect::<Vec<_>>()
+    );
+    assert_eq!(store.count_sessions(&org.id).await.unwrap(), 0);
 }
 
 /// The services hold the store and the store tells them of changes: a strong reference both
@@ -245,6 +278,11 @@ async fn sign_ins_audit_a_role_change_only_when_the_role_changes() {
         1,
         "{logins:?}"
     );
+    // The detail's text is serde_json's on both databases (keys sorted, compact).
+    for e in events.iter().filter(|e| e.action == "member.role_change") {
+        let parsed: serde_json::Value = serde_json::from_str(&e.detail).unwrap();
+        assert_eq!(e.detail, parsed.to_string());
+    }
     let mut changes: Vec<(i64, serde_json::Value)> = events
         .iter()
         .filter(|e| e.action == "member.role_change" && e.actor == "rules")
