@@ -168,14 +168,14 @@ async fn callback(
     let timeouts = session::Timeouts::from_settings(&settings.session);
     // The session is written by the sign-in's own transaction (one commit for both).
     let draft = |f: crate::sso::SessionFacts<'_>| {
-        Some(session::draft(
+        session::draft(
             f.org_id,
             f.connection_id,
             now().unix_timestamp(),
             &timeouts,
             Some((f.id_token, &state.secret_box)),
             f.idp_sid,
-        ))
+        )
     };
     let login = match sso
         .finish_callback(&params, binding.as_deref(), now(), draft)
@@ -191,13 +191,7 @@ async fn callback(
             return Err(PageError::from_login(e, rid));
         }
     };
-    // Always drafted above; never a cookie without a session behind it.
-    let Some(id) = login.session_id.clone() else {
-        return Err(PageError::from_store(
-            crate::store::StoreError::Corrupt("a sign-in without its session".into()),
-            rid,
-        ));
-    };
+    let id = login.session_id.clone();
     // The session this browser had, if its cookie names one: it ends here.
     let previous = jar
         .get(&settings.session.cookie_name)

@@ -42,8 +42,8 @@ pub struct LoginSuccess {
     pub idp_sid: Option<String>,
     /// The email the IdP asserted (lowercased), if any: what "Login with SSO" will route by.
     pub email: Option<String>,
-    /// The session written with the enrolment, when the caller drafted one.
-    pub session_id: Option<String>,
+    /// The session written with the enrolment.
+    pub session_id: String,
 }
 
 /// What the caller of [`Sso::finish_login`] drafts the new session from, once the sign-in is
@@ -221,7 +221,7 @@ impl Sso {
         params: &CallbackParams,
         browser_binding: Option<&str>,
         now: OffsetDateTime,
-        session: impl FnOnce(SessionFacts<'_>) -> Option<SessionDraft>,
+        session: impl FnOnce(SessionFacts<'_>) -> SessionDraft,
     ) -> Result<LoginSuccess, LoginError> {
         let ts = now.unix_timestamp();
         let state = params
@@ -342,7 +342,7 @@ impl Sso {
                     now: ts,
                 },
                 &notes,
-                draft.as_ref(),
+                Some(&draft),
             )
             .await;
         let outcome = match enrolled {
@@ -366,7 +366,7 @@ impl Sso {
             id_token,
             idp_sid,
             email,
-            session_id: draft.map(|d| d.id),
+            session_id: draft.id,
         })
     }
 }

@@ -211,9 +211,9 @@ fn token_auth_columns(t: &TokenAuth) -> TokenAuthColumns {
 }
 
 /// What a change to `c` announces (caches of connections drop it).
-fn connection_changed(c: &Connection) -> Event {
+fn connection_changed(org_id: &str) -> Event {
     Event::ConnectionChanged {
-        org_id: c.org_id.clone(),
+        org_id: org_id.to_owned(),
     }
 }
 
@@ -227,7 +227,7 @@ impl Store {
         detail: &serde_json::Value,
     ) -> Result<()> {
         let (method, learned, key_enc, jwk, jwks_id) = token_auth_columns(&c.token_auth);
-        let changed = connection_changed(c);
+        let changed = connection_changed(&c.org_id);
         on_db!(self.db(), p => {
             let mut tx = p.begin().await?;
             sqlx::query(&format!("INSERT INTO sso_connections ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)"))
@@ -254,7 +254,7 @@ impl Store {
         detail: &serde_json::Value,
     ) -> Result<bool> {
         let (method, learned, key_enc, jwk, jwks_id) = token_auth_columns(&c.token_auth);
-        let changed = connection_changed(c);
+        let changed = connection_changed(&c.org_id);
         let updated = on_db!(self.db(), p => {
             let mut tx = p.begin().await?;
             let n = sqlx::query(
@@ -288,7 +288,7 @@ impl Store {
         detail: &serde_json::Value,
         now: i64,
     ) -> Result<bool> {
-        let changed = connection_changed(c);
+        let changed = connection_changed(&c.org_id);
         let learned = on_db!(self.db(), p => {
             let mut tx = p.begin().await?;
             let n = sqlx::query(
@@ -372,9 +372,7 @@ impl Store {
             org_id: org_id.to_owned(),
             user_id: None,
         };
-        let gone = Event::ConnectionChanged {
-            org_id: org_id.to_owned(),
-        };
+        let gone = connection_changed(org_id);
         let counts = on_db!(self.db(), p => {
             let mut tx = p.begin().await?;
             let retired: Option<(String,)> = sqlx::query_as(

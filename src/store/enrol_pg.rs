@@ -25,6 +25,8 @@
 //! SQLite keeps its statements: it has no data-modifying CTEs, and a statement there costs no
 //! round trip.
 
+use super::users::membership_upsert;
+
 /// `$1` now, `$2` issuer, `$3` subject, `$4` email, `$5` name, `$6` the id a new user gets.
 /// Answers: the existing user's id, and the new user's id when this statement made the
 /// identity. (The membership before is read by the next statement.)
@@ -46,13 +48,9 @@ macro_rules! membership_and_audit {
     ($rows:literal) => {
         concat!(
             "old AS (SELECT role, denied_at FROM memberships WHERE org_id = $1 AND user_id = $2),
-  up AS (INSERT INTO memberships (org_id, user_id, role, source, connection_id, last_login_at, last_claims, created_at, updated_at)
-    ",
-            $rows,
+  up AS (",
+            membership_upsert!($rows),
             "
-    ON CONFLICT (org_id, user_id) DO UPDATE SET role = excluded.role, source = 'sso', denied_at = NULL,
-      connection_id = excluded.connection_id, last_login_at = excluded.last_login_at,
-      last_claims = excluded.last_claims, updated_at = excluded.updated_at
     RETURNING 1),
   prev AS (SELECT CASE WHEN old.denied_at IS NULL AND old.role IN ('admin', 'developer', 'viewer')
       THEN old.role END AS role FROM (SELECT 1) AS one LEFT JOIN old ON TRUE),

@@ -28,6 +28,11 @@ pub struct SetupLinkRow {
 }
 
 impl SetupLinkRow {
+    /// Who the link's own steps are audited as.
+    pub fn actor(&self) -> String {
+        format!("setup_link:{}", self.id)
+    }
+
     /// A link as created: nothing entered, bound, used or revoked yet.
     pub fn new(
         id: String,
@@ -204,7 +209,7 @@ impl Store {
         idle_before: i64,
         now: i64,
     ) -> Result<bool> {
-        let actor = format!("setup_link:{}", link.id);
+        let actor = link.actor();
         Ok(on_db!(self.db(), p => {
             let mut tx = p.begin().await?;
             let done = sqlx::query(
@@ -241,7 +246,7 @@ impl Store {
         detail: &serde_json::Value,
         now: i64,
     ) -> Result<bool> {
-        let actor = format!("setup_link:{}", link.id);
+        let actor = link.actor();
         const LIVE: &str = "id = $1 AND used_at IS NULL AND revoked_at IS NULL";
         let (sql, a, b) = match part {
             DraftPart::Connection { draft, secret_enc } => (
@@ -278,7 +283,7 @@ impl Store {
         detail: &serde_json::Value,
         now: i64,
     ) -> Result<bool> {
-        let actor = format!("setup_link:{}", tested.id);
+        let actor = tested.actor();
         Ok(on_db!(self.db(), p => {
             let mut tx = p.begin().await?;
             let done = sqlx::query(
@@ -346,15 +351,6 @@ impl Store {
         Ok(())
     }
 
-    /// Rewrites a link's draft whatever its state (activation records its login URL).
-    pub async fn record_setup_link_draft(&self, id: &str, draft: &str) -> Result<()> {
-        on_db!(self.db(), p => {
-            sqlx::query("UPDATE setup_links SET draft = $2 WHERE id = $1")
-                .bind(id).bind(draft).execute(p).await?;
-        });
-        Ok(())
-    }
-
     /// Expired links forget their drafts; rows past the retention go (with their test flows).
     pub async fn purge_setup_links(&self, now: i64) -> Result<u64> {
         let forget = format!("UPDATE setup_links SET {FORGET_DRAFT} WHERE expires_at <= $1 AND (draft IS NOT NULL OR draft_secret_enc IS NOT NULL OR client_key_enc IS NOT NULL OR test_result IS NOT NULL)");
@@ -367,18 +363,20 @@ impl Store {
     }
 
     /// Ends a claimed link's activation: the draft's secret and private key are now the
-    /// connection's, so the link's copies go; audited `setup_link.activated`.
+    /// connection's, so the link's copies go, and `draft` (the draft with its login URL)
+    /// replaces the draft, in the same transaction; audited `setup_link.activated`.
     pub async fn mark_setup_link_used(
         &self,
         link: &SetupLinkRow,
+        draft: &str,
         detail: &serde_json::Value,
         now: i64,
     ) -> Result<()> {
-        let actor = format!("setup_link:{}", link.id);
+        let actor = link.actor();
         on_db!(self.db(), p => {
             let mut tx = p.begin().await?;
-            sqlx::query("UPDATE setup_links SET draft_secret_enc = NULL, client_key_enc = NULL WHERE id = $1")
-                .bind(&link.id).execute(&mut *tx).await?;
+            sqlx::query("UPDATE setup_links SET draft_secret_enc = NULL, client_key_enc = NULL, draft = $2 WHERE id = $1")
+                .bind(&link.id).bind(draft).execute(&mut *tx).await?;
             audit_in_tx!(tx, &link.org_id, &actor, "setup_link.activated", detail, now)?;
             tx.commit().await?;
         });

@@ -57,24 +57,34 @@ pub struct RecentClaims {
 type Enrolled = (String, Option<String>, Option<i64>);
 
 /// Columns that read, with a row of `identities`, its user's membership in the org bound as
-/// `org` (a placeholder such as `$4`).
-fn membership_before(org: &str) -> String {
-    format!(
-        "(SELECT role FROM memberships WHERE org_id = {org} AND user_id = identities.user_id), \
-         (SELECT denied_at FROM memberships WHERE org_id = {org} AND user_id = identities.user_id)"
-    )
+/// `$org` (a placeholder such as `"$4"`).
+macro_rules! membership_before {
+    ($org:literal) => {
+        concat!(
+            "(SELECT role FROM memberships WHERE org_id = ",
+            $org,
+            " AND user_id = identities.user_id), ",
+            "(SELECT denied_at FROM memberships WHERE org_id = ",
+            $org,
+            " AND user_id = identities.user_id)"
+        )
+    };
 }
 
-/// A sign-in's membership: its role set, a denial lifted.
+/// A sign-in's membership from `$rows` (org, user, role, 'sso', connection, now, claims, now,
+/// now): its role set, a denial lifted. `enrol_pg` uses it too.
 macro_rules! membership_upsert {
-    () => {
-        "INSERT INTO memberships (org_id, user_id, role, source, connection_id, last_login_at, last_claims, created_at, updated_at)
-     VALUES ($1, $2, $3, 'sso', $4, $5, $6, $5, $5)
+    ($rows:literal) => {
+        concat!(
+            "INSERT INTO memberships (org_id, user_id, role, source, connection_id, last_login_at, last_claims, created_at, updated_at)
+     ", $rows, "
      ON CONFLICT (org_id, user_id) DO UPDATE SET role = excluded.role, source = 'sso', denied_at = NULL,
        connection_id = excluded.connection_id, last_login_at = excluded.last_login_at,
        last_claims = excluded.last_claims, updated_at = excluded.updated_at"
+        )
     };
 }
+pub(super) use membership_upsert;
 
 impl Store {
     /// Finds or creates the user for (issuer, subject), refreshes their profile and sets their
@@ -112,8 +122,8 @@ impl Store {
                     .fetch_one(&mut *tx).await?;
                 (existing.map(|u| (u, None, None)), made.is_some())
             } else {
-                let existing: Option<Enrolled> = sqlx::query_as(&format!(
-                    "UPDATE identities SET last_login_at = $1 WHERE issuer = $2 AND subject = $3 RETURNING user_id, {}", membership_before("$4")))
+                let existing: Option<Enrolled> = sqlx::query_as(concat!(
+                    "UPDATE identities SET last_login_at = $1 WHERE issuer = $2 AND subject = $3 RETURNING user_id, ", membership_before!("$4")))
                     .bind(l.now).bind(l.issuer).bind(l.subject).bind(l.org_id).fetch_optional(&mut *tx).await?;
                 match existing {
                     Some((uid, role, denied_at)) => {
@@ -140,12 +150,13 @@ impl Store {
                 // Another first sign-in of this identity made it meanwhile: adopt its user.
                 None => {
                     sqlx::query("DELETE FROM users WHERE id = $1").bind(&uid).execute(&mut *tx).await?;
-                    let (winner, role, denied_at): Enrolled = sqlx::query_as(&format!(
-                        "SELECT user_id, {} FROM identities WHERE issuer = $1 AND subject = $2", membership_before("$3")))
+                    let (winner, role, denied_at): Enrolled = sqlx::query_as(concat!(
+                        "SELECT user_id, ", membership_before!("$3"), " FROM identities WHERE issuer = $1 AND subject = $2"))
                         .bind(l.issuer).bind(l.subject).bind(l.org_id).fetch_one(&mut *tx).await?;
                     (winner, false, role.map(|r| (r, denied_at)))
                 }
             };
+            let session_hash = session.map(|s| sid_hash(&s.id));
             let session_data = session.map(|s| {
                 let mut data = s.data.clone();
                 data.insert(USER.to_owned(), user_id.clone().into());
@@ -165,7 +176,7 @@ impl Store {
                     .bind(l.org_id).bind(&user_id).bind(l.role.as_str()).bind(l.connection_id).bind(l.now)
                     .bind(l.claims_json).bind(&actor).bind(login.to_string());
                 if let (Some(s), Some(data)) = (session, &session_data) {
-                    q = q.bind(&s.id).bind(data).bind(s.expires_at).bind(s.created_at).bind(sid_hash(&s.id)).bind(&s.idp_sid);
+                    q = q.bind(&s.id).bind(data).bind(s.expires_at).bind(s.created_at).bind(&session_hash).bind(&s.idp_sid);
                 }
                 let (written, role, denied_at): (bool, Option<String>, Option<i64>) = q.fetch_one(&mut *tx).await?;
                 if !written {
@@ -176,7 +187,7 @@ impl Store {
                 if let (Some(s), Some(data)) = (session, &session_data) {
                     let stored = sqlx::query(insert_sql(self.db()))
                         .bind(&s.id).bind(data).bind(s.expires_at).bind(&user_id).bind(l.org_id)
-                        .bind(l.connection_id).bind(s.created_at).bind(sid_hash(&s.id)).bind(&s.idp_sid)
+                        .bind(l.connection_id).bind(s.created_at).bind(&session_hash).bind(&s.idp_sid)
                         .execute(&mut *tx).await?.rows_affected();
                     if stored == 0 {
                         return Err(StoreError::Conflict(SESSION_REFUSED.into()));
@@ -184,7 +195,7 @@ impl Store {
                 }
                 // SQLite's write lock made the first read exact (a CTE here would see the
                 // upsert's own change).
-                sqlx::query(membership_upsert!())
+                sqlx::query(membership_upsert!("VALUES ($1, $2, $3, 'sso', $4, $5, $6, $5, $5)"))
                     .bind(l.org_id).bind(&user_id).bind(l.role.as_str()).bind(l.connection_id).bind(l.now).bind(l.claims_json)
                     .execute(&mut *tx).await?;
                 previous
@@ -223,9 +234,9 @@ impl Store {
             if let Some(event) = &changed {
                 self.announce(event);
             }
-            if let Some(s) = session {
+            if let Some(sid_hash) = session_hash {
                 // In-process only (see `Event::SessionStarted` for why no NOTIFY).
-                self.announce(&Event::SessionStarted { sid_hash: sid_hash(&s.id) });
+                self.announce(&Event::SessionStarted { sid_hash });
             }
             Ok(EnrolOutcome { user_id, new_user, previous_role })
         })

@@ -104,17 +104,15 @@ impl Sso {
                 .await?;
         }
         let detail = json!({"id": access.link.id, "connection_id": conn.id, "created": created});
-        self.store
-            .mark_setup_link_used(&access.link, &detail, now)
-            .await?;
         let login_url = self.login_url(&conn.login_id);
         let recorded = Draft {
             login_url: Some(login_url.clone()),
             ..draft
         };
         let text = serde_json::to_string(&recorded).expect("a draft serialises");
+        // One write: a failure after it cannot hand back a link whose secret is gone.
         self.store
-            .record_setup_link_draft(&access.link.id, &text)
+            .mark_setup_link_used(&access.link, &text, &detail, now)
             .await?;
         Ok(login_url)
     }

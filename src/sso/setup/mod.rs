@@ -146,7 +146,7 @@ pub struct SetupAccess {
 
 impl SetupAccess {
     pub fn actor(&self) -> String {
-        format!("setup_link:{}", self.link.id)
+        self.link.actor()
     }
 
     pub fn draft(&self) -> Option<Draft> {
@@ -399,7 +399,7 @@ impl Sso {
         if !may_bind {
             return Err(SetupError::OtherBrowser);
         }
-        let actor = format!("setup_link:{}", link.id);
+        let actor = link.actor();
         let value = random_token(32);
         let bound = self
             .store

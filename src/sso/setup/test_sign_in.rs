@@ -141,7 +141,7 @@ impl Sso {
         now: OffsetDateTime,
         session: impl FnOnce(
             crate::sso::login::SessionFacts<'_>,
-        ) -> Option<crate::store::sessions::SessionDraft>,
+        ) -> crate::store::sessions::SessionDraft,
     ) -> Result<Callback, LoginError> {
         match self
             .finish_login(params, browser_binding, now, session)
