@@ -49,8 +49,17 @@ fn unauthorized(reason: &str, challenge: &str) -> Response {
 }
 
 fn denied(e: Denied) -> Response {
+    refused(e).1
+}
+
+/// A refusal's answer and its class for the metrics, decided in one place so the two cannot
+/// drift apart (503 and 500 are `unavailable`).
+fn refused(e: Denied) -> (Decision, Response) {
     match e {
-        Denied::Unauthenticated(reason) => unauthorized(reason, &invalid_token_challenge(reason)),
+        Denied::Unauthenticated(reason) => (
+            Decision::Denied,
+            unauthorized(reason, &invalid_token_challenge(reason)),
+        ),
         // Our fault or the identity provider's, not the token's: 503, so that clients retry
         // rather than drop a good token.
         Denied::Token(e) if e.is_server_side() => {
@@ -64,29 +73,24 @@ fn denied(e: Denied) -> Response {
             .into_response();
             res.headers_mut()
                 .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            res
+            (Decision::Unavailable, res)
         }
         Denied::Token(e) => {
             tracing::debug!(error_code = e.code(), "bearer token refused");
-            unauthorized(&e.to_string(), &e.www_authenticate())
+            (
+                Decision::Denied,
+                unauthorized(&e.to_string(), &e.www_authenticate()),
+            )
         }
-        Denied::UnknownOrg => ApiError::not_found(
-            "org_not_found",
-            "There is no org with this slug: check the verify URL.",
-        )
-        .into_response(),
-        Denied::Store(s) => ApiError::from(s).into_response(),
-    }
-}
-
-/// The metrics' class of a refusal: as `denied` answers it (503 and 500 are `unavailable`).
-fn decision_of(e: &Denied) -> Decision {
-    match e {
-        Denied::Unauthenticated(_) => Decision::Denied,
-        Denied::Token(e) if e.is_server_side() => Decision::Unavailable,
-        Denied::Token(_) => Decision::Denied,
-        Denied::UnknownOrg => Decision::UnknownOrg,
-        Denied::Store(_) => Decision::Unavailable,
+        Denied::UnknownOrg => (
+            Decision::UnknownOrg,
+            ApiError::not_found(
+                "org_not_found",
+                "There is no org with this slug: check the verify URL.",
+            )
+            .into_response(),
+        ),
+        Denied::Store(s) => (Decision::Unavailable, ApiError::from(s).into_response()),
     }
 }
 
@@ -149,9 +153,10 @@ pub(super) async fn verify(
     let org = match access.org(&slug).await {
         Ok(org) => org,
         Err(e) => {
+            let (decision, res) = refused(e);
             // No org label: the slug of an unknown org is the caller's input.
-            m::verify_decision(decision_of(&e), Credential::None, None, started.elapsed());
-            return denied(e);
+            m::verify_decision(decision, Credential::None, None, started.elapsed());
+            return res;
         }
     };
     let (credential, result) = if let Some(auth) = headers.get(header::AUTHORIZATION) {
@@ -177,18 +182,17 @@ pub(super) async fn verify(
         ));
         (Credential::None, result)
     };
+    let (decision, res) = match result {
+        Ok(id) => (Decision::Allowed, granted(id)),
+        Err(e) => refused(e),
+    };
     m::verify_decision(
-        result
-            .as_ref()
-            .map_or_else(decision_of, |_| Decision::Allowed),
+        decision,
         credential,
         settings.metrics.per_org_labels.then_some(org.slug.as_str()),
         started.elapsed(),
     );
-    match result {
-        Ok(id) => granted(id),
-        Err(e) => denied(e),
-    }
+    res
 }
 
 /// A token minted for the signed-in user.
@@ -260,6 +264,56 @@ mod tests {
             parts.headers,
             serde_json::from_slice(&body).unwrap(),
         )
+    }
+
+    /// Each refusal's metric class goes with the status it is answered with.
+    #[test]
+    fn refusals_are_counted_as_they_are_answered() {
+        use crate::store::StoreError;
+        let outage = || TokenError::KeysUnavailable {
+            secret: "idp".into(),
+            source: JwksError::BadStatus {
+                uri: "https://idp.example/jwks".into(),
+                status: 503,
+            },
+        };
+        let cases = [
+            (
+                Denied::Unauthenticated("no session cookie and no bearer token"),
+                Decision::Denied,
+                StatusCode::UNAUTHORIZED,
+            ),
+            (
+                Denied::Token(TokenError::TooLarge),
+                Decision::Denied,
+                StatusCode::UNAUTHORIZED,
+            ),
+            (
+                Denied::Token(outage()),
+                Decision::Unavailable,
+                StatusCode::SERVICE_UNAVAILABLE,
+            ),
+            (
+                Denied::UnknownOrg,
+                Decision::UnknownOrg,
+                StatusCode::NOT_FOUND,
+            ),
+            (
+                Denied::Store(StoreError::Unavailable("down".into())),
+                Decision::Unavailable,
+                StatusCode::SERVICE_UNAVAILABLE,
+            ),
+            (
+                Denied::Store(StoreError::Corrupt("bad row".into())),
+                Decision::Unavailable,
+                StatusCode::INTERNAL_SERVER_ERROR,
+            ),
+        ];
+        for (denied, decision, status) in cases {
+            let label = format!("{denied:?}");
+            let (got, res) = refused(denied);
+            assert_eq!((got, res.status()), (decision, status), "{label}");
+        }
     }
 
     #[tokio::test]
