@@ -191,7 +191,7 @@ async fn callback(
             return Err(PageError::from_login(e, rid));
         }
     };
-    let id = login.session_id.clone();
+    let id = login.session_id.as_str();
     // The session this browser had, if its cookie names one: it ends here.
     let previous = jar
         .get(&settings.session.cookie_name)
@@ -214,7 +214,7 @@ async fn callback(
     tracing::info!(user_id = %login.user_id, org_id = %login.org_id, role = %login.role, "signed in");
     count_finished(&state, "success", Some(&login.org_id)).await;
     // As the session layer would set it (see `startup::app_router`).
-    let cookie = Cookie::build((settings.session.cookie_name.clone(), id.to_string()))
+    let cookie = Cookie::build((settings.session.cookie_name.clone(), id.to_owned()))
         .http_only(true)
         .same_site(SameSite::Lax)
         .secure(settings.secure_cookies())

@@ -275,7 +275,7 @@ mod tests {
     #[test]
     fn refusals_are_counted_as_they_are_answered() {
         use crate::store::StoreError;
-        let outage = || TokenError::KeysUnavailable {
+        let outage = TokenError::KeysUnavailable {
             secret: "idp".into(),
             source: JwksError::BadStatus {
                 uri: "https://idp.example/jwks".into(),
@@ -294,7 +294,7 @@ mod tests {
                 StatusCode::UNAUTHORIZED,
             ),
             (
-                Denied::Token(outage()),
+                Denied::Token(outage),
                 Decision::Unavailable,
                 StatusCode::SERVICE_UNAVAILABLE,
             ),

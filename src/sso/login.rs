@@ -215,7 +215,7 @@ impl Sso {
 
     /// Finishes a sign-in at the callback: checks the flow, exchanges the code, verifies the
     /// ID token, applies the org's rules and enrols the user, with the session `session` drafts
-    /// (if any) in the same transaction.
+    /// in the same transaction.
     pub async fn finish_login(
         &self,
         params: &CallbackParams,

@@ -112,9 +112,10 @@ impl Store {
         on_db!(self.db(), p => {
             let mut tx = p.begin().await?;
             let uid = new_id();
-            // PostgreSQL: one statement (see `enrol_pg`). SQLite: a write first, which takes
-            // the write lock at once, so two sign-ins never race from a read snapshot into a
-            // write; it also reads the membership it is about to change (role, denied_at).
+            // PostgreSQL: identity and user in one statement (`enrol_pg::IDENTITY`). SQLite: a
+            // write first, which takes the write lock at once, so two sign-ins never race from a
+            // read snapshot into a write; it also reads the membership it is about to change
+            // (role, denied_at).
             let (found, won): (Option<Enrolled>, bool) = if pg {
                 // The membership before is read by the second statement (`previous` below).
                 let (existing, made): (Option<String>, Option<String>) = sqlx::query_as(enrol_pg::IDENTITY)
