@@ -250,6 +250,16 @@ impl<V: Clone> RevocableCache<V> {
     }
 }
 
+/// Cached text handed out without a copy (`bytestring::ByteString`, UTF-8 over a shared
+/// `bytes::Bytes`): the verify answer's strings come from a cached verdict or session this way,
+/// and its header values from the same buffer.
+impl Weigh for bytestring::ByteString {
+    /// The shared buffer, charged whole to each holder (an upper bound).
+    fn heap_bytes(&self) -> usize {
+        self.len()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,12 +1,17 @@
 //! Building and running the service: settings in, a bound listener and a ready router out.
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use axum::body::Body;
 use axum::http::Request;
+use axum::response::{IntoResponse, Response};
+use axum::ServiceExt as _;
 use tokio::net::TcpListener;
+use tower::{Service, ServiceBuilder};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
@@ -195,8 +200,7 @@ impl Application {
         // The peer address (`ConnectInfo`) is what the throttles key on.
         let result = axum::serve(
             self.listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
+            edge_stack(self.router).into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(shutdown_signal())
         .await;
@@ -231,8 +235,9 @@ fn app_router(state: AppState) -> axum::Router {
             .into(),
     );
     let csrf = axum::middleware::from_fn_with_state(origin, crate::http::csrf::guard);
-    // Layers run outside in: request id, span, then (browser and API routes only) the session
-    // and the CSRF guard. The hot read-only routes skip the last two (see `sessionless_router`).
+    // The browser and API routes run behind the session layer and the CSRF guard; the hot
+    // read-only routes skip both (see `sessionless_router`). What every route passes is added
+    // around the whole router by `edge_stack`.
     let mut router = http::sessionless_router()
         .merge(http::router().layer(csrf).layer(sessions))
         .with_state(state.clone());
@@ -241,6 +246,22 @@ fn app_router(state: AppState) -> axum::Router {
         router = router.merge(http::metrics::router(state.store.clone()));
     }
     router
+}
+
+/// The layers in front of every route, outside in: the request id, the span, the NUL check
+/// (`http::edge`). Wrapped once around the router rather than with `Router::layer`, which wraps
+/// each route: there every layer cost every request a boxed clone of the route and a boxed
+/// future, one pair per layer (three on the verify route).
+fn edge_stack(
+    router: axum::Router,
+) -> impl Service<Request<Body>, Response = Response, Error = Infallible, Future: Send + 'static>
+       + Clone
+       + Send
+       + Sync
+       + 'static {
+    ServiceBuilder::new()
+        .layer(http::request_id::RequestIdLayer)
+        .map_response(IntoResponse::into_response)
         .layer(
             // Spans carry the path only: query strings hold codes and states.
             TraceLayer::new_for_http()
@@ -251,7 +272,8 @@ fn app_router(state: AppState) -> axum::Router {
                 // Access lines at debug: the verify endpoint is called on every proxied request.
                 .on_response(DefaultOnResponse::new().level(tracing::Level::DEBUG)),
         )
-        .layer(http::request_id::RequestIdLayer)
+        .layer(http::edge::RefuseNulLayer)
+        .service(router)
 }
 
 async fn shutdown_signal() {

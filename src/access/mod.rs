@@ -11,6 +11,7 @@ mod own_keys;
 mod refusals;
 mod verdicts;
 
+use bytestring::ByteString;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -55,18 +56,25 @@ fn token_key(token: &str) -> TokenKey {
 
 /// Who a request comes from, as the verify endpoint reports it.
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+///
+/// Its text is shared with the cache it came from (`ByteString`): answering copies no string.
 pub struct Identity {
-    pub subject: String,
-    pub email: Option<String>,
-    pub name: Option<String>,
+    #[schema(value_type = String)]
+    pub subject: ByteString,
+    #[schema(value_type = Option<String>)]
+    pub email: Option<ByteString>,
+    #[schema(value_type = Option<String>)]
+    pub name: Option<ByteString>,
     pub role: Option<Role>,
-    pub org: String,
+    #[schema(value_type = String)]
+    pub org: ByteString,
     /// "session" or "token".
     #[schema(value_type = String)]
     pub via: &'static str,
     /// The org secret that verified the token, or "orgsso" for the service's own key.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub secret: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub secret: Option<ByteString>,
 }
 
 /// Why a request is not let through.
@@ -248,15 +256,18 @@ impl Access {
         &self,
         session_id: &str,
         now: i64,
-    ) -> Result<Option<SessionIdentity>, StoreError> {
-        self.session_by_hash(&sid_hash(session_id), now).await
+    ) -> Result<Option<Arc<SessionIdentity>>, StoreError> {
+        let mut hash = [0u8; crate::crypto::SHA256_B64_LEN];
+        // `sid_hash` without its `String`: the verify path looks a cookie up on every request.
+        self.session_by_hash(crate::crypto::sha256_b64_in(session_id, &mut hash), now)
+            .await
     }
 
     async fn session_by_hash(
         &self,
         sid_hash: &str,
         now: i64,
-    ) -> Result<Option<SessionIdentity>, StoreError> {
+    ) -> Result<Option<Arc<SessionIdentity>>, StoreError> {
         self.sessions
             .lookup(&self.store, &self.settings.timeouts, sid_hash, now)
             .await
@@ -277,11 +288,12 @@ impl Access {
             return Err(deny("the session belongs to another org"));
         }
         Ok(Identity {
-            subject: identity.user_id,
-            email: identity.email,
-            name: identity.name,
+            subject: identity.user_id.clone(),
+            email: identity.email.clone(),
+            name: identity.name.clone(),
             role: Some(identity.role),
-            org: org.slug.clone(),
+            // The session's org is this org (checked above).
+            org: identity.org_slug.clone(),
             via: "session",
             secret: None,
         })
@@ -342,8 +354,8 @@ impl Access {
             }
         };
         let mut role = verdict.role;
-        let mut email = verdict.email().map(str::to_owned);
-        let mut name = verdict.name().map(str::to_owned);
+        let mut email = verdict.email();
+        let mut name = verdict.name();
         // A token minted from a session dies with it (logout, disconnect, timeout), at once.
         if let Some(sid) = verdict.session() {
             let live = self
@@ -352,17 +364,17 @@ impl Access {
                 .filter(|s| s.org_id == org.id)
                 .ok_or_else(|| deny("the session this token was issued from has ended"))?;
             role = Some(live.role);
-            email = live.email.or(email);
-            name = live.name.or(name);
+            email = live.email.clone().or(email);
+            name = live.name.clone().or(name);
         }
         Ok(Identity {
-            subject: verdict.subject().to_owned(),
+            subject: verdict.subject(),
             email,
             name,
             role,
-            org: org.slug.clone(),
+            org: ByteString::from(org.slug.as_str()),
             via: "token",
-            secret: Some(verdict.secret().to_owned()),
+            secret: Some(verdict.secret()),
         })
     }
 

@@ -7,9 +7,10 @@
 //! bytes ([`crate::cache::Bounded`]): past its budget the least used verdicts go.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 
 use serde_json::{Map, Value};
+
+use bytestring::ByteString;
 
 use crate::cache::{Bounded, Weigh};
 use crate::roles::Role;
@@ -21,7 +22,7 @@ pub(super) type TokenKey = [u8; 32];
 #[derive(Clone)]
 pub(super) struct Verdict {
     /// org id, secret, subject, email, name, session, one after the other.
-    text: Arc<str>,
+    text: ByteString,
     ends: [u32; FIELDS],
     /// Which of email, name, session the token had.
     present: u8,
@@ -69,7 +70,7 @@ impl Verdict {
             ends[i] = u32::try_from(text.len()).unwrap_or(u32::MAX);
         }
         Verdict {
-            text: text.into(),
+            text: ByteString::from(text),
             ends,
             present,
             role: text_of("role").and_then(|r| r.parse().ok()),
@@ -77,12 +78,21 @@ impl Verdict {
         }
     }
 
-    fn field(&self, i: usize) -> Option<&str> {
+    fn range(&self, i: usize) -> Option<std::ops::Range<usize>> {
         if self.present & (1 << i) == 0 {
             return None;
         }
         let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
-        self.text.get(start..self.ends[i] as usize)
+        Some(start..self.ends[i] as usize)
+    }
+
+    fn field(&self, i: usize) -> Option<&str> {
+        self.text.get(self.range(i)?)
+    }
+
+    /// A field as shared text (no copy), for the verify answer.
+    fn shared(&self, i: usize) -> Option<ByteString> {
+        self.field(i).map(|f| self.text.slice_ref(f))
     }
 
     pub fn org_id(&self) -> &str {
@@ -90,20 +100,20 @@ impl Verdict {
     }
 
     /// The org secret that verified the token, or "orgsso" for the service's own key.
-    pub fn secret(&self) -> &str {
-        self.field(SECRET).unwrap_or_default()
+    pub fn secret(&self) -> ByteString {
+        self.shared(SECRET).unwrap_or_default()
     }
 
-    pub fn subject(&self) -> &str {
-        self.field(SUBJECT).unwrap_or_default()
+    pub fn subject(&self) -> ByteString {
+        self.shared(SUBJECT).unwrap_or_default()
     }
 
-    pub fn email(&self) -> Option<&str> {
-        self.field(EMAIL)
+    pub fn email(&self) -> Option<ByteString> {
+        self.shared(EMAIL)
     }
 
-    pub fn name(&self) -> Option<&str> {
-        self.field(NAME)
+    pub fn name(&self) -> Option<ByteString> {
+        self.shared(NAME)
     }
 
     /// The session (id hash) a token orgsso minted was issued from.
@@ -113,9 +123,10 @@ impl Verdict {
 }
 
 impl Weigh for Verdict {
-    /// The shared buffer: its two counters, the text, the allocator's rounding and header.
+    /// The shared text: its buffer with the allocator's rounding and header, and the shared
+    /// header (`bytes`' counter, 24 bytes, in a 32-byte chunk) it gets when first cloned.
     fn heap_bytes(&self) -> usize {
-        (16 + self.text.len()).next_multiple_of(16) + 8
+        self.text.heap_bytes().next_multiple_of(16) + 8 + 32
     }
 }
 
@@ -229,12 +240,26 @@ mod tests {
                 |cl| session.map(str::to_owned).or_else(|| no_session(cl)),
                 99,
             );
+            let text = |t: Option<ByteString>| t.map(|t| t.to_string());
+            let want = (
+                want.0.to_owned(),
+                want.1.map(str::to_owned),
+                want.2.map(str::to_owned),
+                want.3,
+                want.4,
+            );
             assert_eq!(
-                (v.subject(), v.email(), v.name(), v.role, v.session()),
+                (
+                    v.subject().to_string(),
+                    text(v.email()),
+                    text(v.name()),
+                    v.role,
+                    v.session()
+                ),
                 want,
                 "{c}"
             );
-            assert_eq!((v.org_id(), v.secret(), v.exp), ("org-1", "hs", 99));
+            assert_eq!((v.org_id(), &*v.secret(), v.exp), ("org-1", "hs", 99));
         }
     }
 

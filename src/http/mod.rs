@@ -170,14 +170,9 @@ pub fn sessionless_router() -> Router<AppState> {
             "/static/console.js",
             get(|| async { asset("text/javascript; charset=utf-8", pages::SCRIPT) }),
         )
-        .merge(
-            // The edge check costs a scan of the URI; `/healthz` and assets take no input.
-            Router::new()
-                .merge(tokens::sessionless_router())
-                .merge(openapi::router())
-                .merge(browser::callback_router())
-                .layer(edge::RefuseNulLayer),
-        )
+        .merge(tokens::sessionless_router())
+        .merge(openapi::router())
+        .merge(browser::callback_router())
 }
 
 /// Everything else: served behind the session layer and the CSRF guard (see `startup`).
@@ -192,6 +187,4 @@ pub fn router() -> Router<AppState> {
         .merge(scim::router())
         .merge(setup::router())
         .merge(tokens::router())
-        // Last, so it wraps every route above: no handler sees a NUL (see `edge`).
-        .layer(edge::RefuseNulLayer)
 }

@@ -1,16 +1,16 @@
 //! Apps and APIs: `GET /auth/{slug}/verify` (for reverse proxies and services),
 //! `POST /api/v1/me/token` and `GET /.well-known/jwks.json`.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{header, HeaderName, HeaderValue, StatusCode};
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use axum_extra::extract::cookie::CookieJar;
+use bytestring::ByteString;
 use serde_json::json;
 
 use super::error::ApiError;
@@ -99,14 +99,103 @@ fn refused(e: Denied) -> (Decision, Response) {
 /// map does not grow (and copy itself) in the layers.
 const ANSWER_HEADERS: usize = 8;
 
-fn granted(id: Identity) -> Response {
-    // The hot path's answer, built in one go: the body serialised into a buffer of its usual
-    // size, the header map sized once, and the identity's own strings moved into the
-    // `X-Auth-*` values (no copies). The same answer `Json` and `HeaderValue::from_str` gave.
-    let mut body = Vec::with_capacity(256);
-    if serde_json::to_writer(&mut body, &id).is_err() {
-        return Json(&id).into_response();
+// Names built at compile time: `from_static` on a custom name checks it on every call.
+const X_AUTH_SUBJECT: HeaderName = HeaderName::from_static("x-auth-subject");
+const X_AUTH_EMAIL: HeaderName = HeaderName::from_static("x-auth-email");
+const X_AUTH_ROLE: HeaderName = HeaderName::from_static("x-auth-role");
+const X_AUTH_ORG: HeaderName = HeaderName::from_static("x-auth-org");
+
+/// The org slug of a verify URL, `/auth/{slug}/verify`, percent-decoded as axum's `Path` would,
+/// read from the path the router matched rather than through `Path<String>`, which copies the
+/// router's parameter list and the slug on every verify. `None` when it is not UTF-8 once
+/// decoded: no org has such a slug.
+fn verify_slug(path: &str) -> Option<Cow<'_, str>> {
+    let raw = path.strip_prefix("/auth/")?.strip_suffix("/verify")?;
+    percent_encoding::percent_decode_str(raw).decode_utf8().ok()
+}
+
+/// The value of the request's cookie `name`, as `CookieJar::from_headers(headers).get(name)`
+/// finds it: every `Cookie` header, `;`-separated pairs, name and value trimmed and
+/// percent-decoded, pairs that do not parse skipped, the last of a name winning. Without
+/// building the jar, which copies and hashes every cookie the browser sends on every verify.
+fn cookie_value<'h>(headers: &'h HeaderMap, name: &str) -> Option<Cow<'h, str>> {
+    let pairs = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'));
+    let mut found = None;
+    for pair in pairs {
+        let Some((n, v)) = pair.split_once('=') else {
+            continue;
+        };
+        let n = n.trim();
+        if n.is_empty() {
+            continue;
+        }
+        let decode = |t: &'h str| percent_encoding::percent_decode_str(t).decode_utf8();
+        if let (Ok(n), Ok(v)) = (decode(n), decode(v.trim())) {
+            if n == name {
+                found = Some(v);
+            }
+        }
     }
+    found
+}
+
+/// The JSON body of a verify answer: the bytes `serde_json::to_vec(&id)` gives (a test holds
+/// it to them), written directly. The derived serializer escapes each of the fourteen keys and
+/// values byte by byte; here the keys are constants and a value is copied whole unless it has
+/// a character JSON must escape. Sized exactly in the usual case, so the buffer becomes the
+/// body without another allocation.
+fn identity_json(id: &Identity) -> Vec<u8> {
+    let text = Option::as_deref;
+    let mut fields = [
+        (&b"{\"subject\":"[..], Some(&*id.subject)),
+        (b",\"email\":", text(&id.email)),
+        (b",\"name\":", text(&id.name)),
+        (b",\"role\":", id.role.map(|r| r.as_str())),
+        (b",\"org\":", Some(&*id.org)),
+        (b",\"via\":", Some(id.via)),
+        (b",\"secret\":", text(&id.secret)),
+    ];
+    // Left out when absent, as `skip_serializing_if` says; the others are `null` then.
+    let shown = if id.secret.is_some() { 7 } else { 6 };
+    let fields = &mut fields[..shown];
+    let size = 1 + fields
+        .iter()
+        .map(|(key, value)| key.len() + value.map_or(4, |v| v.len() + 2))
+        .sum::<usize>();
+    let mut out = Vec::with_capacity(size);
+    for (key, value) in fields.iter_mut() {
+        out.extend_from_slice(key);
+        match value {
+            Some(v) => json_string(&mut out, v),
+            None => out.extend_from_slice(b"null"),
+        }
+    }
+    out.push(b'}');
+    out
+}
+
+/// A JSON string as serde_json writes it: quoted, with `"`, `\\` and control characters
+/// escaped (by serde_json itself when there are any).
+fn json_string(out: &mut Vec<u8>, s: &str) {
+    if s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        // Writing into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, s);
+        return;
+    }
+    out.push(b'"');
+    out.extend_from_slice(s.as_bytes());
+    out.push(b'"');
+}
+
+fn granted(id: Identity) -> Response {
+    // The hot path's answer, built in one go: the body written into a buffer of its size
+    // (`identity_json`), the header map sized once, and the identity's own strings moved into
+    // the `X-Auth-*` values (no copies). The same answer `Json` and `HeaderValue::from_str` gave.
+    let body = identity_json(&id);
     let mut res = Response::new(axum::body::Body::from(body));
     let h = res.headers_mut();
     h.reserve(ANSWER_HEADERS);
@@ -114,19 +203,19 @@ fn granted(id: Identity) -> Response {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    let owned = |v: String| HeaderValue::from_maybe_shared(Bytes::from(v)).ok();
-    let mut set = |name: &'static str, value: Option<HeaderValue>| {
+    let owned = |v: ByteString| HeaderValue::from_maybe_shared(v.into_bytes()).ok();
+    let mut set = |name: HeaderName, value: Option<HeaderValue>| {
         if let Some(v) = value {
-            h.insert(HeaderName::from_static(name), v);
+            h.insert(name, v);
         }
     };
-    set("x-auth-subject", owned(id.subject));
-    set("x-auth-email", id.email.and_then(owned));
+    set(X_AUTH_SUBJECT, owned(id.subject));
+    set(X_AUTH_EMAIL, id.email.and_then(owned));
     set(
-        "x-auth-role",
+        X_AUTH_ROLE,
         id.role.map(|r| HeaderValue::from_static(r.as_str())),
     );
-    set("x-auth-org", owned(id.org));
+    set(X_AUTH_ORG, owned(id.org));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     res
 }
@@ -149,13 +238,17 @@ fn granted(id: Identity) -> Response {
 pub(super) async fn verify(
     State(access): State<Arc<Access>>,
     State(settings): State<Arc<Settings>>,
-    Path(slug): Path<String>,
-    // The request itself, not a `HeaderMap` (which the extractor would clone).
+    // The request itself, not a `HeaderMap` (which the extractor would clone); the slug is read
+    // from its path (`verify_slug`).
     req: axum::extract::Request,
 ) -> Response {
     let started = Instant::now();
     let headers = req.headers();
-    let org = match access.org(&slug).await {
+    let found = match verify_slug(req.uri().path()) {
+        Some(slug) => access.org(&slug).await,
+        None => Err(Denied::UnknownOrg),
+    };
+    let org = match found {
         Ok(org) => org,
         Err(e) => {
             let (decision, res) = refused(e);
@@ -175,10 +268,9 @@ pub(super) async fn verify(
             )),
         };
         (Credential::Bearer, result)
-    } else if let Some(cookie) = CookieJar::from_headers(headers).get(&settings.session.cookie_name)
-    {
+    } else if let Some(cookie) = cookie_value(headers, &settings.session.cookie_name) {
         let result = access
-            .verify_cookie(&org, cookie.value(), now().unix_timestamp())
+            .verify_cookie(&org, &cookie, now().unix_timestamp())
             .await;
         (Credential::Cookie, result)
     } else {
@@ -253,7 +345,6 @@ async fn jwks(State(access): State<Arc<Access>>) -> Response {
 
 #[cfg(test)]
 mod tests {
-    use axum::http::HeaderMap;
     use jsonwebtoken::Algorithm;
     use serde_json::Value;
 
@@ -269,6 +360,109 @@ mod tests {
             parts.headers,
             serde_json::from_slice(&body).unwrap(),
         )
+    }
+
+    /// The slug as `Path<String>` gave it: percent-decoded, and nothing for text that is not
+    /// UTF-8 once decoded.
+    #[test]
+    fn the_slug_is_read_from_the_verify_path() {
+        for (path, slug) in [
+            ("/auth/acme/verify", Some("acme")),
+            ("/auth/%61cme/verify", Some("acme")),
+            ("/auth/a%2Fb/verify", Some("a/b")),
+            ("/auth/caf%C3%A9/verify", Some("café")),
+            ("/auth/%FF/verify", None),
+        ] {
+            assert_eq!(verify_slug(path).as_deref(), slug, "{path}");
+        }
+    }
+
+    /// The session cookie is found as the cookie jar finds it, for every way a `Cookie` header
+    /// can be written (the jar is the reference: the session layer reads cookies with it).
+    #[test]
+    fn the_cookie_is_found_as_the_jar_finds_it() {
+        use axum_extra::extract::cookie::CookieJar;
+        let cases: &[&[&str]] = &[
+            &["orgsso_session=abc"],
+            &["a=1; orgsso_session=abc; b=2"],
+            &["  orgsso_session  =  abc  ;b=2"],
+            &["orgsso_session=one; orgsso_session=two"],
+            &["orgsso_session=one", "orgsso_session=two"],
+            &["orgsso_session=a%62c"],
+            &["orgsso_%73ession=abc"],
+            &["orgsso_session=%FF", "x=1"],
+            &["orgsso_session=ok; orgsso_session=%FF"],
+            &["orgsso_session"],
+            &["=abc; orgsso_session=abc"],
+            &["orgsso_session="],
+            &["orgsso_session=\"abc\""],
+            &["orgsso_session=a=b"],
+            &["other=abc"],
+            &[";;; ; orgsso_session=abc;"],
+            &["ORGSSO_SESSION=abc"],
+            &[],
+        ];
+        for headers in cases {
+            let mut map = HeaderMap::new();
+            for h in *headers {
+                map.append(header::COOKIE, HeaderValue::from_str(h).unwrap());
+            }
+            let jar = CookieJar::from_headers(&map);
+            let expected = jar.get("orgsso_session").map(|c| c.value().to_owned());
+            assert_eq!(
+                cookie_value(&map, "orgsso_session").map(Cow::into_owned),
+                expected,
+                "{headers:?}"
+            );
+        }
+    }
+
+    /// The verify answer's body is byte for byte what serde_json makes of the identity, with
+    /// and without the optional fields, and with text that must be escaped.
+    #[test]
+    fn the_answer_body_is_the_identitys_json() {
+        use crate::roles::Role;
+        let full = Identity {
+            subject: "user-1".into(),
+            email: Some("a@example.com".into()),
+            name: Some("Ada Lovelace".into()),
+            role: Some(Role::Developer),
+            org: "acme".into(),
+            via: "token",
+            secret: Some("idp".into()),
+        };
+        let bare = Identity {
+            email: None,
+            name: None,
+            role: None,
+            secret: None,
+            via: "session",
+            ..full.clone()
+        };
+        let odd = Identity {
+            subject: "quote\" back\\slash".into(),
+            name: Some("tab\t new\nline \u{1} é ✓ </script>".into()),
+            secret: Some("\u{7f}\u{1f}".into()),
+            ..full.clone()
+        };
+        for id in [full, bare, odd] {
+            let body = identity_json(&id);
+            assert_eq!(
+                String::from_utf8(body.clone()).unwrap(),
+                serde_json::to_string(&id).unwrap()
+            );
+        }
+        // The usual answer fills its buffer exactly: no spare room, no second allocation.
+        let usual = identity_json(&Identity {
+            subject: "user-1".into(),
+            email: Some("a@example.com".into()),
+            name: None,
+            role: Some(Role::Viewer),
+            org: "acme".into(),
+            via: "token",
+            secret: Some("idp".into()),
+        });
+        assert_eq!(usual.len(), usual.capacity());
     }
 
     /// Each refusal's metric class goes with the status it is answered with.

@@ -13,6 +13,8 @@
 //! in their own map with their own bound, so a flood of random cookies can never push live
 //! sessions out.
 
+use bytestring::ByteString;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{auth_at_of, Timeouts, SEEN_RESOLUTION};
@@ -23,18 +25,21 @@ use crate::telemetry::metrics::{self as m, Cache};
 
 /// Who a live session stands for, with the member's current role.
 #[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// The text the verify answer repeats is `ByteString`: a cache hit hands it out without a copy.
 pub struct SessionIdentity {
-    pub user_id: String,
+    pub user_id: ByteString,
     pub org_id: String,
-    pub org_slug: String,
+    pub org_slug: ByteString,
     pub role: Role,
-    pub email: Option<String>,
-    pub name: Option<String>,
+    pub email: Option<ByteString>,
+    pub name: Option<ByteString>,
 }
 
 #[derive(Clone)]
 struct Cached {
-    identity: SessionIdentity,
+    /// Shared, so that a hit copies no string.
+    identity: Arc<SessionIdentity>,
     /// Unix second after which the session is over (idle expiry or absolute timeout).
     valid_until: i64,
     checked: Instant,
@@ -42,11 +47,13 @@ struct Cached {
 
 impl Weigh for Cached {
     fn heap_bytes(&self) -> usize {
-        let i = &self.identity;
-        let opt = |s: &Option<String>| s.as_ref().map_or(0, String::capacity);
-        i.user_id.capacity()
+        let i = &*self.identity;
+        let opt = |s: &Option<ByteString>| s.as_ref().map_or(0, Weigh::heap_bytes);
+        // The `Arc`'s counters and the identity itself, then its strings.
+        16 + std::mem::size_of::<SessionIdentity>()
+            + i.user_id.heap_bytes()
             + i.org_id.capacity()
-            + i.org_slug.capacity()
+            + i.org_slug.heap_bytes()
             + opt(&i.email)
             + opt(&i.name)
     }
@@ -85,7 +92,7 @@ impl SessionCache {
         timeouts: &Timeouts,
         sid_hash: &str,
         now: i64,
-    ) -> Result<Option<SessionIdentity>, StoreError> {
+    ) -> Result<Option<Arc<SessionIdentity>>, StoreError> {
         if let Some(c) = self.live.get(sid_hash) {
             if c.checked.elapsed() < RECHECK && now < c.valid_until {
                 m::cache_lookup(Cache::Sessions, true);
@@ -120,14 +127,14 @@ impl SessionCache {
             store.touch_session(sid_hash, idle_deadline).await?;
             expires_at = idle_deadline;
         }
-        let identity = SessionIdentity {
-            user_id: row.user_id,
+        let identity = Arc::new(SessionIdentity {
+            user_id: row.user_id.into(),
             org_id: row.org_id,
-            org_slug: row.org_slug,
+            org_slug: row.org_slug.into(),
             role: row.role,
-            email: row.email,
-            name: row.name,
-        };
+            email: row.email.map(ByteString::from),
+            name: row.name.map(ByteString::from),
+        });
         // Not cached when a revocation happened while we read: answered from what we read.
         self.live.insert_since(
             generation,
@@ -168,7 +175,7 @@ impl SessionCache {
     /// session, which a role change can make live again).
     pub fn forget_members(&self, org_id: &str, user_id: Option<&str>) {
         self.live.retain(|_, c| {
-            c.identity.org_id != org_id || user_id.is_some_and(|u| c.identity.user_id != u)
+            c.identity.org_id != org_id || user_id.is_some_and(|u| c.identity.user_id != *u)
         });
         self.absent.retain(|_, _| false);
     }

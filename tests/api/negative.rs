@@ -87,7 +87,10 @@ async fn an_unknown_session_id_never_hides_a_session_stored_afterwards() {
         .await
         .unwrap()
         .expect("the stored session is seen at once, not after the negative TTL");
-    assert_eq!((live.user_id, live.org_id), (user, org.id.clone()));
+    assert_eq!(
+        (&*live.user_id, live.org_id.as_str()),
+        (user.as_str(), org.id.as_str())
+    );
     assert_eq!(sid_hash(&cookie).len(), 43);
 
     // The verify endpoint says the same with the cookie, and refuses an unknown one (twice).
