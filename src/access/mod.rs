@@ -11,12 +11,12 @@ mod own_keys;
 mod refusals;
 mod verdicts;
 
-use bytestring::ByteString;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bytestring::ByteString;
 use jsonwebtoken::Header;
 use serde_json::Value;
 use time::OffsetDateTime;

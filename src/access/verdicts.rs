@@ -8,9 +8,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use serde_json::{Map, Value};
-
 use bytestring::ByteString;
+use serde_json::{Map, Value};
 
 use crate::cache::{Bounded, Weigh};
 use crate::roles::Role;

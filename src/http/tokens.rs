@@ -150,7 +150,7 @@ fn cookie_value<'h>(headers: &'h HeaderMap, name: &str) -> Option<Cow<'h, str>> 
 /// body without another allocation.
 fn identity_json(id: &Identity) -> Vec<u8> {
     let text = Option::as_deref;
-    let mut fields = [
+    let fields = [
         (&b"{\"subject\":"[..], Some(&*id.subject)),
         (b",\"email\":", text(&id.email)),
         (b",\"name\":", text(&id.name)),
@@ -161,13 +161,13 @@ fn identity_json(id: &Identity) -> Vec<u8> {
     ];
     // Left out when absent, as `skip_serializing_if` says; the others are `null` then.
     let shown = if id.secret.is_some() { 7 } else { 6 };
-    let fields = &mut fields[..shown];
+    let fields = &fields[..shown];
     let size = 1 + fields
         .iter()
         .map(|(key, value)| key.len() + value.map_or(4, |v| v.len() + 2))
         .sum::<usize>();
     let mut out = Vec::with_capacity(size);
-    for (key, value) in fields.iter_mut() {
+    for (key, value) in fields {
         out.extend_from_slice(key);
         match value {
             Some(v) => json_string(&mut out, v),
@@ -178,7 +178,7 @@ fn identity_json(id: &Identity) -> Vec<u8> {
     out
 }
 
-/// A JSON string as serde_json writes it: quoted, with `"`, `\\` and control characters
+/// A JSON string as serde_json writes it: quoted, with `"`, `\` and control characters
 /// escaped (by serde_json itself when there are any).
 fn json_string(out: &mut Vec<u8>, s: &str) {
     if s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {

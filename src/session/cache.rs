@@ -13,9 +13,10 @@
 //! in their own map with their own bound, so a flood of random cookies can never push live
 //! sessions out.
 
-use bytestring::ByteString;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use bytestring::ByteString;
 
 use super::{auth_at_of, Timeouts, SEEN_RESOLUTION};
 use crate::cache::{RevocableCache, Weigh};
