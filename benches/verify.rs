@@ -94,6 +94,15 @@ fn start_nginx(dir: &std::path::Path, port: u16, core: Option<&str>) -> std::pro
         .expect("nginx starts (apt-get install nginx-light)")
 }
 
+/// Stops nginx: SIGTERM to the master, which stops its worker and waits for it. `Child::kill`
+/// (SIGKILL) left the worker running after the bench, pinned to the server's core.
+fn stop_nginx(mut nginx: std::process::Child) {
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &nginx.id().to_string()])
+        .status();
+    nginx.wait().ok();
+}
+
 fn wrk(name: &'static str, url: &str, header: Option<String>, secs: u64, conns: u32) -> Run {
     let pinned = pins();
     let mut cmd = match &pinned {
@@ -392,7 +401,7 @@ fn classic_runs(
         l.local_addr().unwrap().port()
     };
     let nginx_dir = tempfile::tempdir().unwrap();
-    let mut nginx = start_nginx(
+    let nginx = start_nginx(
         nginx_dir.path(),
         nginx_port,
         pinned.as_ref().map(|p| p.0.as_str()),
@@ -424,8 +433,7 @@ fn classic_runs(
         ceiling_rounds(alternate, &scenarios, secs, conns);
     }
     let nginx_run = wrk("nginx `return 200`", &nginx_url, None, secs, conns);
-    nginx.kill().ok();
-    nginx.wait().ok();
+    stop_nginx(nginx);
     let mut runs = vec![
         wrk(
             "/healthz (ceiling)",

@@ -29,7 +29,7 @@
 // "mobile_widths":{path:scrollWidth}, "blocked_requests":[], "page_errors":[], "browser":...,
 // "ms":...}. On any failure it prints {"ok":false,"step":...,"error":...} on stdout, a readable
 // message on stderr, saves a screenshot of each browser's page to the temp dir (paths in the
-// message) and exits 1. Every wait has a timeout of at most 15 s; the whole script stops itself
+// message) and exits 1. Every wait has a timeout of at most 15 s (starting Chromium: 60 s); the whole script stops itself
 // after 150 s. Requests to anything but 127.0.0.1 / localhost / [::1] are aborted and reported in
 // "blocked_requests" with the page that made them (the test IdP's login page asks for a Google
 // font; orgsso's pages must ask for nothing). "page_errors" lists uncaught exceptions and console

@@ -20,7 +20,7 @@
 // ("role" is the text in the page, "role_shown" what a person sees: the CSS capitalises it.)
 // On any failure it prints {"ok":false,"step":...,"error":...} on stdout, a readable message on
 // stderr, saves a screenshot of the page it was on to the temp dir (path in the message) and
-// exits 1. Every wait has a timeout of at most 15 s; the whole script stops itself after 90 s.
+// exits 1. Every wait has a timeout of at most 15 s (starting Chromium: 60 s); the whole script stops itself after 90 s.
 // Requests to anything but 127.0.0.1 / localhost / [::1] are aborted and reported in
 // "blocked_requests" with the page that made them (the test IdP's login page, which is
 // oidc-provider's development form, asks for a Google font; orgsso's pages must ask for nothing).

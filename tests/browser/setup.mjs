@@ -17,7 +17,7 @@
 // the claims and the role (setup-test-result.png), activation shows the login URL
 // (setup-done.png); then the bound browser tries another org's console and API pages.
 // Prints one JSON line: {"ok":true,...}; on failure {"ok":false,"step":...} and exit 1 (see
-// harness.mjs). Every wait has a timeout of at most 15 s; the script stops itself after 120 s.
+// harness.mjs). Every wait has a timeout of at most 15 s (starting Chromium: 60 s); the script stops itself after 120 s.
 
 import { mkdir } from 'node:fs/promises';
 import {
