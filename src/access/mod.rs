@@ -33,7 +33,7 @@ use crate::jwt::verify::{verify_with_secrets, TokenError};
 use crate::roles::Role;
 use crate::session::{SessionCache, SessionIdentity, Timeouts};
 use crate::store::events::{Event, EventSink};
-use crate::store::sessions::sid_hash;
+use crate::store::sessions::{sid_hash, sid_hash_in};
 use crate::store::{OrgRow, SigningKeyRow, Store, StoreError};
 
 pub use own_keys::KeyError;
@@ -257,9 +257,8 @@ impl Access {
         session_id: &str,
         now: i64,
     ) -> Result<Option<Arc<SessionIdentity>>, StoreError> {
-        let mut hash = [0u8; crate::crypto::SHA256_B64_LEN];
-        // `sid_hash` without its `String`: the verify path looks a cookie up on every request.
-        self.session_by_hash(crate::crypto::sha256_b64_in(session_id, &mut hash), now)
+        let mut buf = [0u8; crate::crypto::SHA256_B64_LEN];
+        self.session_by_hash(sid_hash_in(session_id, &mut buf), now)
             .await
     }
 

@@ -80,6 +80,15 @@ pub fn sid_hash(session_id: &str) -> String {
     crate::crypto::sha256_b64(session_id)
 }
 
+/// [`sid_hash`] written into `buf`: the verify path looks a cookie up on every request and
+/// needs no `String` for it.
+pub fn sid_hash_in<'a>(
+    session_id: &str,
+    buf: &'a mut [u8; crate::crypto::SHA256_B64_LEN],
+) -> &'a str {
+    crate::crypto::sha256_b64_in(session_id, buf)
+}
+
 /// The expiry in whole seconds, rounded up: a session never ends before its time.
 fn expires_at(record: &Record) -> i64 {
     let t = record.expiry_date;
