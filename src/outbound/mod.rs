@@ -3,11 +3,22 @@
 //! the JOSE core's JWKS cache both fetch through it. Every request goes through an [`Http`] of
 //! the [`Egress`] of whoever supplied its URL: the operator's goes anywhere, an org admin's is
 //! pinned to public addresses at connection time (`egress`).
+//!
+//! Idle connections are kept for [`POOL_IDLE`], under the 5 s after which Node.js and Apache
+//! servers close theirs, and a request that a kept connection loses before any answer (the
+//! server closed it as the request went out) is sent once more on a new one ([`Http::execute`]).
 
 pub mod egress;
 
 use std::sync::Arc;
 use std::time::Duration;
+
+/// How long an idle connection to an IdP is kept for the next request. reqwest's default (90 s)
+/// outlives the keep-alive of many servers (Node.js and Apache close idle connections after 5 s,
+/// an AWS ALB after 60 s, nginx after 75 s); a request written into a connection the server is
+/// closing is lost. Under 5 s, the client is the side that closes, except in a race that
+/// [`Http::execute`] answers by sending once more.
+pub const POOL_IDLE: Duration = Duration::from_secs(4);
 
 pub use egress::{Egress, HostOverrides, Refused};
 
@@ -64,6 +75,7 @@ impl Http {
             .redirect(reqwest::redirect::Policy::none())
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(5)))
+            .pool_idle_timeout(POOL_IDLE)
             .user_agent(concat!("orgsso/", env!("CARGO_PKG_VERSION")))
             .dns_resolver(Arc::new(resolver));
         if egress.is_public_only() {
@@ -107,9 +119,28 @@ impl Http {
 
     /// Sends `request`, refusing an IP-literal host this client may not reach first (names are
     /// judged by the resolver as the connection is made).
+    ///
+    /// A request whose connection closed before any answer came (a kept connection the server
+    /// closed as the request went out: [`closed_before_answer`]) is sent once more, on a new
+    /// connection. The server did not act on it; should it have (it fell over while answering),
+    /// a token request sent twice is refused as a reused code, which the sign-in reports.
+    /// Never a third time, nor after a timeout.
     pub async fn execute(&self, request: reqwest::Request) -> Result<reqwest::Response, String> {
         egress::check_literal(self.egress, request.url()).map_err(|r| r.0)?;
-        self.client.execute(request).await.map_err(|e| describe(&e))
+        let again = request.try_clone();
+        match self.client.execute(request).await {
+            Err(e) if closed_before_answer(&e) => match again {
+                Some(request) => {
+                    tracing::info!(
+                        host = request.url().host_str().unwrap_or_default(),
+                        "an IdP connection closed before answering; sending the request once more"
+                    );
+                    self.client.execute(request).await.map_err(|e| describe(&e))
+                }
+                None => Err(describe(&e)),
+            },
+            answer => answer.map_err(|e| describe(&e)),
+        }
     }
 
     /// The save-time check of a URL this client's caller supplied: a clear refusal for the
@@ -162,6 +193,8 @@ pub fn describe(e: &reqwest::Error) -> String {
     }
     if e.is_timeout() {
         "it did not answer in time".into()
+    } else if closed_before_answer(e) {
+        "the connection was closed before an answer came".into()
     } else if e.is_connect() {
         "the connection was refused or could not be made".into()
     } else if e.is_body() || e.is_decode() {
@@ -169,6 +202,29 @@ pub fn describe(e: &reqwest::Error) -> String {
     } else {
         "the request failed".into()
     }
+}
+
+/// Whether the connection of `e`'s request ended before any answer: closed (hyper's
+/// "incomplete message") or reset. Neither a timeout nor a refused connection.
+pub fn closed_before_answer(e: &reqwest::Error) -> bool {
+    if e.is_timeout() || e.is_connect() {
+        return false;
+    }
+    let mut source = std::error::Error::source(e);
+    for _ in 0..16 {
+        let Some(s) = source else { break };
+        if s.downcast_ref::<hyper::Error>()
+            .is_some_and(hyper::Error::is_incomplete_message)
+        {
+            return true;
+        }
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind::*;
+            return matches!(io.kind(), ConnectionReset | ConnectionAborted | BrokenPipe);
+        }
+        source = s.source();
+    }
+    false
 }
 
 #[cfg(test)]
@@ -207,5 +263,177 @@ mod tests {
             .starts_with("127.0.0.1 is a private or local address"));
         assert_eq!(server.hits(), 1, "the org admin's requests never connected");
         server.stop().await;
+    }
+
+    /// What the hand-written server does with a request.
+    #[derive(Clone, Copy)]
+    enum Closing {
+        /// Answers the first request of a connection; reads the second and closes unanswered,
+        /// as a server whose keep-alive ran out as the request arrived.
+        SecondOnAConnection,
+        /// Reads every request and closes unanswered.
+        Every,
+        /// Reads every request and never answers.
+        Never,
+    }
+
+    /// An HTTP/1.1 server on 127.0.0.1 written by hand, so that a test decides which requests
+    /// are answered. Records (connection number, request line, body) of each request read.
+    struct ClosingServer {
+        uri: String,
+        seen: Arc<std::sync::Mutex<Vec<(usize, String, String)>>>,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    impl ClosingServer {
+        async fn start(closing: Closing) -> ClosingServer {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let uri = format!("http://{}/", listener.local_addr().unwrap());
+            let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+            let log = seen.clone();
+            let task = tokio::spawn(async move {
+                for conn in 0..8 {
+                    let Ok((mut socket, _)) = listener.accept().await else {
+                        return;
+                    };
+                    let log = log.clone();
+                    tokio::spawn(async move {
+                        let mut buf = Vec::new();
+                        for nth in 0..4 {
+                            let Some((line, body)) = read_request(&mut socket, &mut buf).await
+                            else {
+                                return;
+                            };
+                            log.lock().unwrap().push((conn, line, body));
+                            let answer = match closing {
+                                Closing::SecondOnAConnection => nth == 0,
+                                Closing::Every => false,
+                                Closing::Never => {
+                                    tokio::time::sleep(Duration::from_secs(5)).await;
+                                    return;
+                                }
+                            };
+                            if !answer {
+                                return;
+                            }
+                            let ok = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                            if socket.write_all(ok.as_bytes()).await.is_err() {
+                                return;
+                            }
+                        }
+                    });
+                }
+            });
+
+            /// Reads one request (head and `content-length` body) from `socket`; `None` at EOF.
+            async fn read_request(
+                socket: &mut tokio::net::TcpStream,
+                buf: &mut Vec<u8>,
+            ) -> Option<(String, String)> {
+                let mut chunk = [0u8; 4096];
+                for _ in 0..64 {
+                    if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8(buf[..end].to_vec()).ok()?;
+                        let length: usize = head
+                            .lines()
+                            .filter_map(|l| l.split_once(':'))
+                            .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+                            .map_or(0, |(_, v)| v.trim().parse().unwrap());
+                        if buf.len() >= end + 4 + length {
+                            let body = buf[end + 4..end + 4 + length].to_vec();
+                            buf.drain(..end + 4 + length);
+                            let line = head.lines().next().unwrap_or_default().to_owned();
+                            return Some((line, String::from_utf8(body).ok()?));
+                        }
+                    }
+                    let n = socket.read(&mut chunk).await.ok()?;
+                    if n == 0 {
+                        return None;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                }
+                None
+            }
+            ClosingServer { uri, seen, task }
+        }
+
+        fn seen(&self) -> Vec<(usize, String, String)> {
+            self.seen.lock().unwrap().clone()
+        }
+    }
+
+    impl Drop for ClosingServer {
+        fn drop(&mut self) {
+            self.task.abort();
+        }
+    }
+
+    fn operator(timeout: Duration) -> Http {
+        Http::new(Egress::Any, timeout, HostOverrides::default())
+    }
+
+    #[tokio::test]
+    async fn a_request_a_kept_connection_loses_is_sent_once_more_on_a_new_one() {
+        let server = ClosingServer::start(Closing::SecondOnAConnection).await;
+        let http = operator(Duration::from_secs(5));
+        let first = http.send(http.get(&server.uri)).await.unwrap();
+        assert_eq!(first.text().await.unwrap(), "ok");
+        // A token request: a POST with a form body, which must go out again whole.
+        let form = http
+            .client
+            .post(&server.uri)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("grant_type=authorization_code&code=c1")
+            .build()
+            .unwrap();
+        let second = http.execute(form).await.unwrap();
+        assert_eq!(second.text().await.unwrap(), "ok");
+
+        let post = |conn: usize| {
+            (
+                conn,
+                "POST / HTTP/1.1".to_owned(),
+                "grant_type=authorization_code&code=c1".to_owned(),
+            )
+        };
+        assert_eq!(
+            server.seen(),
+            vec![
+                (0, "GET / HTTP/1.1".to_owned(), String::new()),
+                post(0),
+                post(1)
+            ],
+            "the POST went out on the kept connection, then once more on a new one"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_server_that_closes_every_time_gets_two_tries_and_a_clear_sentence() {
+        let server = ClosingServer::start(Closing::Every).await;
+        let http = operator(Duration::from_secs(5));
+        let e = http.send(http.get(&server.uri)).await.unwrap_err();
+        assert_eq!(e, "the connection was closed before an answer came");
+        assert_eq!(server.seen().len(), 2, "{:?}", server.seen());
+    }
+
+    #[tokio::test]
+    async fn a_request_that_timed_out_is_not_sent_again() {
+        let server = ClosingServer::start(Closing::Never).await;
+        let http = operator(Duration::from_millis(300));
+        let e = http.send(http.get(&server.uri)).await.unwrap_err();
+        assert_eq!(e, "it did not answer in time");
+        assert_eq!(server.seen().len(), 1, "{:?}", server.seen());
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_not_a_closed_one() {
+        // A port nothing listens on: bound, then released.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let uri = format!("http://{}/", listener.local_addr().unwrap());
+        drop(listener);
+        let http = operator(Duration::from_secs(5));
+        let e = http.send(http.get(&uri)).await.unwrap_err();
+        assert_eq!(e, "the connection was refused or could not be made");
     }
 }
