@@ -200,7 +200,8 @@ impl Application {
         // The peer address (`ConnectInfo`) is what the throttles key on.
         let result = axum::serve(
             self.listener,
-            edge_stack(self.router).into_make_service_with_connect_info::<SocketAddr>(),
+            edge_stack(self.router, &self.state)
+                .into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(shutdown_signal())
         .await;
@@ -251,9 +252,11 @@ fn app_router(state: AppState) -> axum::Router {
 /// The layers in front of every route, outside in: the request id, the span, the NUL check
 /// (`http::edge`). Wrapped once around the router rather than with `Router::layer`, which wraps
 /// each route: there every layer cost every request a boxed clone of the route and a boxed
-/// future, one pair per layer (three on the verify route).
+/// future, one pair per layer (three on the verify route). Inside them, `http::hot` answers
+/// `GET /auth/{slug}/verify` ahead of the router.
 fn edge_stack(
     router: axum::Router,
+    state: &AppState,
 ) -> impl Service<Request<Body>, Response = Response, Error = Infallible, Future: Send + 'static>
        + Clone
        + Send
@@ -273,7 +276,11 @@ fn edge_stack(
                 .on_response(DefaultOnResponse::new().level(tracing::Level::DEBUG)),
         )
         .layer(http::edge::RefuseNulLayer)
-        .service(router)
+        .service(http::hot::HotRoutes::new(
+            router,
+            state.access.clone(),
+            state.settings.clone(),
+        ))
 }
 
 async fn shutdown_signal() {

@@ -10,6 +10,7 @@ pub mod csrf;
 pub mod edge;
 pub mod error;
 pub mod form;
+pub mod hot;
 pub mod jwt_secrets;
 pub mod metrics;
 pub mod openapi;

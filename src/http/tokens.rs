@@ -238,8 +238,17 @@ fn granted(id: Identity) -> Response {
 pub(super) async fn verify(
     State(access): State<Arc<Access>>,
     State(settings): State<Arc<Settings>>,
-    // The request itself, not a `HeaderMap` (which the extractor would clone); the slug is read
-    // from its path (`verify_slug`).
+    req: axum::extract::Request,
+) -> Response {
+    verify_request(&access, &settings, req).await
+}
+
+/// The verify endpoint's answer to `req`: the route above and, for `GET`, `hot::HotRoutes` ahead
+/// of the router. Takes the request itself, not a `HeaderMap` (which the extractor would clone);
+/// the slug is read from its path (`verify_slug`).
+pub(super) async fn verify_request(
+    access: &Access,
+    settings: &Settings,
     req: axum::extract::Request,
 ) -> Response {
     let started = Instant::now();

@@ -226,6 +226,77 @@ async fn hs256_secret_accepts_good_tokens_and_refuses_every_defect() {
     );
 }
 
+/// `GET` verify is answered ahead of the router (`http::hot`); `HEAD` and other methods go
+/// through the router's route. Both give the same answer, on the wire as the router would.
+#[tokio::test]
+async fn verify_answers_alike_ahead_of_and_through_the_router() {
+    let app = spawn_app().await;
+    app.create_org("acme", &[]).await;
+    let (s, b) = add_secret(
+        &app,
+        "acme",
+        json!({"name": "orders", "type": "hs256", "secret": HS_SECRET}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let client = reqwest::Client::new();
+    let good = hs(&base_claims());
+    let send = |method: Method, path: &str, token: &str| {
+        client
+            .request(method, app.url(path))
+            .bearer_auth(token)
+            .send()
+    };
+    for (token, path, status) in [
+        (good.as_str(), "/auth/acme/verify", StatusCode::OK),
+        (good.as_str(), "/auth/%61cme/verify", StatusCode::OK),
+        ("not-a-jwt", "/auth/acme/verify", StatusCode::UNAUTHORIZED),
+        (good.as_str(), "/auth/nope/verify", StatusCode::NOT_FOUND),
+        (good.as_str(), "/auth//verify", StatusCode::NOT_FOUND),
+    ] {
+        let get = send(Method::GET, path, token).await.unwrap();
+        let head = send(Method::HEAD, path, token).await.unwrap();
+        assert_eq!(get.status(), status, "GET {path}");
+        assert_eq!(head.status(), status, "HEAD {path}");
+        for name in [
+            "content-type",
+            "content-length",
+            "cache-control",
+            "www-authenticate",
+            "x-auth-subject",
+            "x-auth-email",
+            "x-auth-role",
+            "x-auth-org",
+        ] {
+            assert_eq!(
+                get.headers().get(name),
+                head.headers().get(name),
+                "{name} of {path}"
+            );
+        }
+        assert!(get.headers().contains_key("x-request-id"), "{path}");
+        assert!(head.headers().contains_key("x-request-id"), "{path}");
+        let length: usize = get.headers()["content-length"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(get.bytes().await.unwrap().len(), length, "{path}");
+        assert!(head.bytes().await.unwrap().is_empty(), "{path}");
+    }
+    // Other methods: the router's 405, naming the ones it takes.
+    let post = send(Method::POST, "/auth/acme/verify", &good)
+        .await
+        .unwrap();
+    assert_eq!(post.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(post.headers()["allow"], "GET,HEAD");
+    // An encoded NUL is refused at the edge, ahead of both.
+    let nul = send(Method::GET, "/auth/a%00b/verify", &good)
+        .await
+        .unwrap();
+    assert_eq!(nul.status(), StatusCode::BAD_REQUEST);
+}
+
 #[tokio::test]
 async fn rs256_secrets_verify_with_pinned_algorithms() {
     let app = spawn_app().await;
