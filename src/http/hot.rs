@@ -2,7 +2,7 @@
 //!
 //! Reverse proxies call `GET /auth/{slug}/verify` on every request they pass on, so it is the
 //! one route whose routing shows in the service's throughput: the router's match, the parameter
-//! list and matched path it stores in the request, and the boxed route future took about 5,400
+//! list and matched path it stores in the request, and the boxed route future took about 5,900
 //! of a cached verify's 38,400 instructions (callgrind, BENCHMARKS.md). [`HotRoutes`] wraps the
 //! router: a `GET` whose path has the route's shape ([`is_verify_path`]) goes straight to the
 //! verify handler ([`super::tokens::verify_request`]); everything else, `HEAD` included, goes to
