@@ -181,15 +181,8 @@ pub enum BodyError {
 /// code) and without the request body.
 pub fn describe(e: &reqwest::Error) -> String {
     // The resolver's refusal (or failed lookup) says best what went wrong.
-    let mut source = std::error::Error::source(e);
-    for _ in 0..16 {
-        match source {
-            Some(s) => match s.downcast_ref::<Refused>() {
-                Some(refused) => return refused.0.clone(),
-                None => source = s.source(),
-            },
-            None => break,
-        }
+    if let Some(refused) = causes(e).find_map(|s| s.downcast_ref::<Refused>()) {
+        return refused.0.clone();
     }
     if e.is_timeout() {
         "it did not answer in time".into()
@@ -207,24 +200,27 @@ pub fn describe(e: &reqwest::Error) -> String {
 /// Whether the connection of `e`'s request ended before any answer: closed (hyper's
 /// "incomplete message") or reset. Neither a timeout nor a refused connection.
 pub fn closed_before_answer(e: &reqwest::Error) -> bool {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset};
     if e.is_timeout() || e.is_connect() {
         return false;
     }
-    let mut source = std::error::Error::source(e);
-    for _ in 0..16 {
-        let Some(s) = source else { break };
-        if s.downcast_ref::<hyper::Error>()
-            .is_some_and(hyper::Error::is_incomplete_message)
-        {
-            return true;
-        }
-        if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            use std::io::ErrorKind::*;
-            return matches!(io.kind(), ConnectionReset | ConnectionAborted | BrokenPipe);
-        }
-        source = s.source();
-    }
-    false
+    // The first I/O error decides; hyper's own "incomplete message" has none behind it.
+    causes(e)
+        .find_map(|s| {
+            if s.downcast_ref::<hyper::Error>()
+                .is_some_and(hyper::Error::is_incomplete_message)
+            {
+                return Some(true);
+            }
+            s.downcast_ref::<std::io::Error>()
+                .map(|io| matches!(io.kind(), ConnectionReset | ConnectionAborted | BrokenPipe))
+        })
+        .unwrap_or(false)
+}
+
+/// The errors behind `e`, nearest first; at most 16, so that a chain that loops ends.
+fn causes(e: &reqwest::Error) -> impl Iterator<Item = &(dyn std::error::Error + 'static)> {
+    std::iter::successors(std::error::Error::source(e), |s| s.source()).take(16)
 }
 
 #[cfg(test)]
